@@ -1,0 +1,1 @@
+"""Talking to Plex: the error taxonomy PlexSync uses and the health probe."""

@@ -1,0 +1,99 @@
+"""Is Plex answering? The probe recovery gates on, and a Plex client that survives Plex being down.
+
+``plexapi.server.PlexServer`` talks to the server in its constructor, so it cannot be built
+while Plex is down. ``PlexConnection`` builds it on first use and again after any failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+from .exceptions import translate_plex_error
+
+__all__ = ["IDENTITY_PATH", "PlexConnection", "SupportsQuery", "check_plex_health"]
+
+logger = logging.getLogger(__name__)
+
+IDENTITY_PATH = "/identity"
+
+
+class SupportsQuery(Protocol):
+    """Anything that can run a Plex request: ``PlexServer`` or ``PlexConnection``."""
+
+    def query(self, key: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Request ``key`` from Plex."""
+
+
+def check_plex_health(plex_client: SupportsQuery | None, timeout: float = 5.0) -> tuple[bool, float]:
+    """Probe Plex's ``/identity`` endpoint.
+
+    Args:
+        plex_client: A ``PlexServer``, a ``PlexConnection`` or anything with ``query(path, timeout=)``.
+        timeout: Seconds to wait for the answer.
+
+    Returns:
+        ``(True, latency_ms)`` when Plex answered, else ``(False, 0.0)``; never raises.
+    """
+    started = time.perf_counter()
+    try:
+        plex_client.query(IDENTITY_PATH, timeout=timeout)  # type: ignore[union-attr]
+    except Exception as error:
+        translated = translate_plex_error(error)
+        logger.info("Plex health check failed: %s", type(translated).__name__)
+        logger.debug("Plex health check error detail: %s", translated)
+        return False, 0.0
+    return True, (time.perf_counter() - started) * 1000.0
+
+
+class PlexConnection:
+    """A Plex client built lazily and rebuilt after any failure.
+
+    Failures are raised as the project's ``PlexError`` types. The token is never part of
+    ``repr`` or of any message.
+    """
+
+    def __init__(
+        self,
+        baseurl: str,
+        token: str | None,
+        *,
+        timeout: float = 5.0,
+        factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.baseurl = baseurl.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+        self._factory = factory
+        self._server: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PlexConnection({self.baseurl!r})"
+
+    def _connect(self) -> Any:
+        factory = self._factory
+        if factory is None:
+            from plexapi.server import PlexServer
+
+            factory = PlexServer
+        return factory(self.baseurl, self._token, timeout=self.timeout)
+
+    def query(self, key: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Run ``PlexServer.query``, connecting first if needed.
+
+        Raises:
+            PlexError: Any failure, translated; the next call connects afresh.
+        """
+        try:
+            with self._lock:
+                if self._server is None:
+                    self._server = self._connect()
+                server = self._server
+            return server.query(key, *args, timeout=timeout or self.timeout, **kwargs)
+        except Exception as error:
+            with self._lock:
+                self._server = None
+            raise translate_plex_error(error) from error

@@ -1,0 +1,97 @@
+"""Every signal this project sends, declared once.
+
+All signals live in a private ``blinker.Namespace``. blinker calls receivers synchronously,
+on the sender's thread, so a receiver of ``outage_ended`` runs the recovery on the thread of
+whatever recorded the outage's end (the watch daemon's loop, or your worker).
+
+Order in the normal scenario, for one outage::
+
+    outage_started -> outage_ended -> recovery_completed        (or recovery_failed)
+
+When Plex is still down at the end of an outage, ``recovery_completed`` carries a result with
+``deferred=True`` and the window is retried later. Times are Unix seconds as floats.
+
+Receivers should accept ``**kwargs`` so that a new payload field never breaks them::
+
+    def on_recovered(sender, *, result, start, end, **kwargs): ...
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from blinker import Namespace, Signal
+
+__all__ = [
+    "outage_started",
+    "outage_ended",
+    "recovery_completed",
+    "recovery_failed",
+    "send_isolated",
+]
+
+logger = logging.getLogger(__name__)
+
+_signals = Namespace()
+
+outage_started = _signals.signal(
+    "outage_started",
+    doc="""Plex became unreachable.
+
+    Sender is the ``OutageHistory`` that recorded it.
+    Provides arguments: ``start`` (float, Unix seconds of the first failed probe).
+    """,
+)
+
+outage_ended = _signals.signal(
+    "outage_ended",
+    doc="""Plex is back after an outage; DLQ entries that failed in the window can be recovered.
+
+    Sender is the ``OutageHistory`` that closed the outage (or anything else: tests send it
+    with plain values, and the watch daemon sends it for outages another process recorded).
+    Provides arguments: ``start`` and ``end`` (float, Unix seconds, ``start <= end``).
+    """,
+)
+
+recovery_completed = _signals.signal(
+    "recovery_completed",
+    doc="""A recovery run over one outage window finished (possibly deferred, see the result).
+
+    Sender is the ``RecoveryPlugin`` that ran it.
+    Provides arguments: ``result`` (``RecoveryResult``), ``start`` and ``end`` (float, the window).
+    Every receiver gets it even if another receiver raises; failures are logged.
+    """,
+)
+
+recovery_failed = _signals.signal(
+    "recovery_failed",
+    doc="""A recovery run could not be carried out (bad window, unreadable DLQ, ...).
+
+    Sender is the ``RecoveryPlugin``.
+    Provides arguments: ``error`` (the exception), ``start`` and ``end`` (as received, may be invalid).
+    Nothing was enqueued by a run that fails before it starts; nothing is ever deleted.
+    """,
+)
+
+
+def send_isolated(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
+    """Deliver ``signal`` to every receiver, even when some raise.
+
+    blinker's ``send`` stops at the first receiver that raises and hands the error to the
+    sender. Here each receiver runs in its own ``try``; a failure is logged with the
+    receiver's name and the others still run.
+
+    Returns:
+        ``(receiver, return value)`` pairs of the receivers that did not raise.
+    """
+    answers: list[tuple[Any, Any]] = []
+    if signal.is_muted:
+        return answers
+    for receiver in signal.receivers_for(sender):
+        try:
+            answers.append((receiver, receiver(sender, **kwargs)))
+        except Exception:
+            name = getattr(receiver, "__qualname__", None) or repr(receiver)
+            logger.exception("receiver %s of %s failed; the other receivers still ran", name, signal.name)
+    return answers

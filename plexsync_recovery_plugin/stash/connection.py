@@ -1,0 +1,123 @@
+"""A ``stashapi`` client that connects lazily, times out, and logs through ``logging``.
+
+``StashInterface`` talks to Stash in its constructor (version, API key, schema introspection)
+and sets no HTTP timeout, so it is built on first use, every request gets a timeout, and a
+failed connection is retried on the next call instead of failing the whole process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+__all__ = ["StashConnection", "StashUnavailable", "stash_connection_dict"]
+
+logger = logging.getLogger(__name__)
+_stashapi_logger = logging.getLogger("plexsync_recovery_plugin.stashapi")
+
+
+class StashUnavailable(Exception):
+    """Stash could not be asked at all (connection refused, timeout, failed login)."""
+
+
+def stash_connection_dict(url: str, api_key: str | None = None) -> dict[str, Any]:
+    """Turn ``http://host:port[/graphql]`` into the connection dict ``StashInterface`` takes.
+
+    Raises:
+        ValueError: The URL has no http(s) scheme or no host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"Stash URL must look like http://host:9999, got {url!r}")
+    conn: dict[str, Any] = {
+        "Scheme": parts.scheme,
+        "Host": parts.hostname,
+        "Port": parts.port or (443 if parts.scheme == "https" else 9999),
+        "Logger": _stashapi_logger,
+    }
+    if api_key:
+        conn["ApiKey"] = api_key
+    return conn
+
+
+def _timed_interface_class(timeout: float) -> type:
+    from stashapi.stashapp import StashInterface
+
+    class _TimedStashInterface(StashInterface):
+        """StashInterface whose HTTP session applies ``timeout`` to every request."""
+
+        @property
+        def s(self) -> Any:
+            return self.__dict__["_session"]
+
+        @s.setter
+        def s(self, session: Any) -> None:
+            send = session.request
+
+            def request_with_timeout(method: str, url: str, **kwargs: Any) -> Any:
+                kwargs.setdefault("timeout", timeout)
+                return send(method, url, **kwargs)
+
+            session.request = request_with_timeout
+            self.__dict__["_session"] = session
+
+    return _TimedStashInterface
+
+
+class StashConnection:
+    """Lazily connected Stash client with the few methods recovery needs.
+
+    ``find_scene`` and ``call_GQL`` behave as ``StashInterface``'s; connection failures
+    raise ``StashUnavailable`` and the next call connects afresh. The API key is never
+    part of ``repr`` or of any message.
+    """
+
+    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 10.0) -> None:
+        self._conn = stash_connection_dict(url, api_key)
+        self.url = f"{self._conn['Scheme']}://{self._conn['Host']}:{self._conn['Port']}"
+        self.timeout = timeout
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"StashConnection({self.url!r})"
+
+    def client(self) -> Any:
+        """Return the connected ``StashInterface``, connecting now if needed.
+
+        Raises:
+            StashUnavailable: Stash did not answer, refused the API key, or is not Stash.
+        """
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = _timed_interface_class(self.timeout)(self._conn)
+                except Exception as error:
+                    raise StashUnavailable(
+                        f"cannot connect to Stash at {self.url}: {type(error).__name__}: {error}"
+                    ) from None
+            return self._client
+
+    def _reset(self) -> None:
+        with self._lock:
+            self._client = None
+
+    def find_scene(self, scene_id: int) -> Any:
+        """``StashInterface.find_scene``, over the lazy connection."""
+        return self._call(lambda client: client.find_scene(scene_id, fragment="id"))
+
+    def call_GQL(self, query: str, variables: dict[str, Any] | None = None) -> Any:  # noqa: N802 (stashapi's name)
+        """``StashInterface.call_GQL``, over the lazy connection."""
+        return self._call(lambda client: client.call_GQL(query, variables or {}))
+
+    def _call(self, action: Any) -> Any:
+        client = self.client()
+        try:
+            return action(client)
+        except (requests.ConnectionError, requests.Timeout) as error:
+            self._reset()
+            raise StashUnavailable(f"Stash at {self.url} stopped answering: {type(error).__name__}") from None

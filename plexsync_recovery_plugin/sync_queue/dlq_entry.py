@@ -1,0 +1,72 @@
+"""Reading one DLQ entry safely: its scene id and its job, or a clear reason it is corrupt."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+from .safe_pickle import UnsafePickleError, safe_loads
+
+__all__ = ["CorruptEntryError", "DecodedJob", "decode_entry_job", "entry_scene_id"]
+
+
+class CorruptEntryError(ValueError):
+    """A DLQ entry cannot be turned back into a job; the message says why."""
+
+
+class DecodedJob(NamedTuple):
+    """The parts of a job that recovery re-queues."""
+
+    scene_id: int
+    update_type: str
+    data: Any
+
+
+def _valid_scene_id(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CorruptEntryError(f"{where} scene_id must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise CorruptEntryError(f"{where} scene_id must be a positive integer, got {value!r}")
+    return value
+
+
+def entry_scene_id(entry: Mapping[str, Any]) -> int | None:
+    """Return the entry's ``scene_id`` column, or None when it is NULL (the job then decides).
+
+    Raises:
+        CorruptEntryError: The column holds something other than a positive integer.
+    """
+    value = entry.get("scene_id")
+    return None if value is None else _valid_scene_id(value, "DLQ column")
+
+
+def decode_entry_job(entry: Mapping[str, Any]) -> DecodedJob:
+    """Decode the entry's pickled job without running any code.
+
+    Raises:
+        CorruptEntryError: ``job_data`` is missing, too large, not a safe pickle, not a
+            job dict, lacks ``scene_id`` or ``update_type``, or names another scene than
+            the entry's ``scene_id`` column.
+    """
+    blob = entry.get("job_data")
+    if blob is None:
+        size = entry.get("job_data_size")
+        if size:
+            raise CorruptEntryError(f"job_data is {size} bytes, too large to be a job")
+        raise CorruptEntryError("job_data is empty")
+    try:
+        job = safe_loads(blob)
+    except UnsafePickleError as error:
+        raise CorruptEntryError(f"job_data refused: {error}") from None
+    if not isinstance(job, dict):
+        raise CorruptEntryError(f"job_data holds a {type(job).__name__}, not a job dict")
+    if "scene_id" not in job or "update_type" not in job:
+        missing = [key for key in ("scene_id", "update_type") if key not in job]
+        raise CorruptEntryError(f"job_data has no {' or '.join(missing)}")
+    scene_id = _valid_scene_id(job["scene_id"], "job")
+    column = entry_scene_id(entry)
+    if column is not None and column != scene_id:
+        raise CorruptEntryError(f"DLQ column scene_id {column} differs from the job's scene_id {scene_id}")
+    update_type = job["update_type"]
+    if not isinstance(update_type, str) or not update_type:
+        raise CorruptEntryError(f"job update_type must be a non-empty string, got {update_type!r}")
+    return DecodedJob(scene_id, update_type, job.get("data"))

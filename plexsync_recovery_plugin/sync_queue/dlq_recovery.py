@@ -1,0 +1,272 @@
+"""Recovering the DLQ entries of a Plex outage: the seed contract of PlexSync's recovery module.
+
+Selection is conservative: only error types that an outage explains are retried. Recovery
+passes three gates: Plex answers, the scene is not already queued (or already redriven), and
+the scene still exists in Stash. It never deletes or rewrites a DLQ row, never queues an
+entry twice, and never runs code found in a pickle.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from persistqueue import SQLiteAckQueue
+
+from ..plex.health import check_plex_health
+from ..stash.lookup import SceneStatus, choose_scene_lookup
+from . import operations
+from .dlq import DeadLetterQueue
+from .dlq_entry import CorruptEntryError, decode_entry_job, entry_scene_id
+from .dlq_window import DlqWindow
+from .job_sinks import AckQueueBatchSink, JobSink, PerJobSink
+from .ledger import RecoveryLedger
+from .operations import enqueue, get_queued_scene_ids
+from .recovery_lock import recovery_lock
+
+__all__ = [
+    "SAFE_RETRY_ERROR_TYPES",
+    "OPTIONAL_RETRY_ERROR_TYPES",
+    "PERMANENT_ERROR_TYPES",
+    "RECOVERY_CHUNK",
+    "RecoveryResult",
+    "get_error_types_for_recovery",
+    "get_outage_dlq_entries",
+    "recover_outage_jobs",
+]
+
+logger = logging.getLogger(__name__)
+
+#: An outage explains these failures: retrying them after it is always safe.
+SAFE_RETRY_ERROR_TYPES = ["PlexServerDown"]
+#: Often outage-related, sometimes not (a 404 can be a scene Plex has not scanned yet): opt-in.
+OPTIONAL_RETRY_ERROR_TYPES = ["PlexTemporaryError", "PlexNotFound"]
+#: Retrying cannot help: never recovered.
+PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionError"]
+
+#: Entries handled per chunk: one Stash request and one queue transaction each.
+RECOVERY_CHUNK = 1000
+
+
+@dataclass
+class RecoveryResult:
+    """What one recovery run did. The counts add up to ``total_dlq_entries``.
+
+    Attributes:
+        total_dlq_entries: Entries the run was given.
+        recovered: Entries put back on the queue.
+        skipped_already_queued: Entries whose scene was pending, in progress or recently
+            completed in the queue, or that were already redriven by an earlier run.
+        skipped_plex_down: Entries not tried because Plex failed its health check.
+        skipped_scene_missing: Entries whose scene Stash no longer has.
+        failed: Entries that are corrupt, or that could not be written to the queue.
+        recovered_scene_ids: Scene ids re-queued, in order.
+        skipped_stash_error: Entries left for later because Stash could not answer.
+        deferred: True when part of the window must be retried later (Plex down, Stash
+            error, queue write error); the plugin keeps such a window pending.
+        plex_latency_ms: How long Plex took to answer the health check (0.0 if it did not).
+        run_id: Identifies this run in the redrive ledger.
+    """
+
+    total_dlq_entries: int = 0
+    recovered: int = 0
+    skipped_already_queued: int = 0
+    skipped_plex_down: int = 0
+    skipped_scene_missing: int = 0
+    failed: int = 0
+    recovered_scene_ids: list[int] = field(default_factory=list)
+    skipped_stash_error: int = 0
+    deferred: bool = False
+    plex_latency_ms: float = 0.0
+    run_id: str = ""
+
+
+def get_error_types_for_recovery(include_optional: bool = False) -> list[str]:
+    """Return a new list of the error types to recover: the safe ones, plus the optional ones if asked."""
+    types = list(SAFE_RETRY_ERROR_TYPES)
+    if include_optional:
+        types.extend(OPTIONAL_RETRY_ERROR_TYPES)
+    return [name for name in types if name not in PERMANENT_ERROR_TYPES]
+
+
+def get_outage_dlq_entries(
+    dlq: DeadLetterQueue, start_time: float, end_time: float, error_types: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Return the DLQ entries that failed inside an outage window, oldest first.
+
+    Args:
+        dlq: The dead-letter queue.
+        start_time: Window start, Unix seconds, inclusive.
+        end_time: Window end, Unix seconds, inclusive.
+        error_types: ``error_type`` names to select; empty selects nothing.
+
+    Returns:
+        Dicts with ``id, scene_id, error_type, error_message, failed_at, job_data``
+        (and ``job_data_size``); ``[]`` when nothing matches.
+    """
+    return list(DlqWindow(dlq, start_time, end_time, error_types))
+
+
+def recover_outage_jobs(
+    dlq_entries: Iterable[dict[str, Any]],
+    queue: Any,
+    stash: Any,
+    plex_client: Any,
+    data_dir: str | Path,
+    *,
+    batched: bool = True,
+) -> RecoveryResult:
+    """Re-queue DLQ entries that pass the three gates.
+
+    Holds the data directory's recovery lock, so runs never overlap (threads or processes).
+
+    Args:
+        dlq_entries: Entries as returned by ``get_outage_dlq_entries`` (or a ``DlqWindow``).
+        queue: PlexSync's ``SQLiteAckQueue`` (or any object ``enqueue`` accepts, with ``.path``).
+        stash: A ``stashapi`` client, a ``StashConnection``, or anything with ``find_scene(id)``.
+        plex_client: A ``PlexServer``, a ``PlexConnection``, or anything with ``query(path, timeout=)``.
+        data_dir: The PlexSync data directory (holds the recovery lock).
+        batched: Use one Stash request and one queue transaction per chunk where the objects
+            allow it; False asks Stash and writes the queue once per entry (same results).
+
+    Returns:
+        The counts of what happened to every entry.
+    """
+    with recovery_lock(data_dir):
+        return _recover_locked(dlq_entries, queue, stash, plex_client, batched=batched)
+
+
+def _recover_locked(
+    dlq_entries: Iterable[dict[str, Any]], queue: Any, stash: Any, plex_client: Any, *, batched: bool
+) -> RecoveryResult:
+    entries = dlq_entries if isinstance(dlq_entries, Sequence) else list(dlq_entries)
+    result = RecoveryResult(total_dlq_entries=len(entries), run_id=uuid.uuid4().hex[:12])
+    if not entries:
+        return result
+
+    healthy, result.plex_latency_ms = check_plex_health(plex_client)
+    if not healthy:
+        result.skipped_plex_down = result.total_dlq_entries
+        result.deferred = True
+        logger.warning("Plex is not healthy: %d DLQ entries left for a later run", result.total_dlq_entries)
+        return result
+
+    queued = set(get_queued_scene_ids(queue.path))
+    ledger = RecoveryLedger(queue.path)
+    lookup = choose_scene_lookup(stash, batched=batched)
+    sink = _choose_sink(queue, ledger, result.run_id, batched=batched)
+    try:
+        for chunk in _chunks(entries, RECOVERY_CHUNK):
+            _recover_chunk(chunk, queued, ledger, lookup, sink, result)
+    finally:
+        sink.close()
+    logger.info(
+        "recovery %s: %d of %d DLQ entries re-queued (already queued %d, scene missing %d, stash error %d, failed %d)",
+        result.run_id,
+        result.recovered,
+        result.total_dlq_entries,
+        result.skipped_already_queued,
+        result.skipped_scene_missing,
+        result.skipped_stash_error,
+        result.failed,
+    )
+    return result
+
+
+def _choose_sink(queue: Any, ledger: RecoveryLedger, run_id: str, *, batched: bool) -> JobSink:
+    # A replaced ``enqueue`` (a test's patch, a worker's hook) is honoured: jobs then go through it.
+    if batched and isinstance(queue, SQLiteAckQueue) and enqueue is operations.enqueue:
+        return AckQueueBatchSink(queue, run_id)
+    return PerJobSink(queue, _enqueue_by_current_name, ledger, run_id)
+
+
+def _enqueue_by_current_name(queue: Any, scene_id: int, update_type: str, data: Any) -> Any:
+    return enqueue(queue, scene_id, update_type, data)
+
+
+def _chunks(entries: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for entry in entries:
+        chunk.append(entry)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _recover_chunk(
+    chunk: list[dict[str, Any]],
+    queued: set[int],
+    ledger: RecoveryLedger,
+    lookup: Any,
+    sink: JobSink,
+    result: RecoveryResult,
+) -> None:
+    # Gate 2, first half: entries whose scene is queued or that an earlier run redrove.
+    redriven = ledger.redriven(entry["id"] for entry in chunk)
+    candidates: list[tuple[dict[str, Any], int]] = []
+    for entry in chunk:
+        try:
+            scene_id = entry_scene_id(entry)
+            if scene_id is None:
+                scene_id = decode_entry_job(entry).scene_id
+        except CorruptEntryError as error:
+            _count_failure(result, entry, error)
+            continue
+        if scene_id in queued or entry["id"] in redriven:
+            result.skipped_already_queued += 1
+        else:
+            candidates.append((entry, scene_id))
+
+    # Gate 3: one question to Stash for the chunk's distinct scenes.
+    statuses = lookup.statuses(list(dict.fromkeys(scene_id for _, scene_id in candidates))) if candidates else {}
+
+    accepted: list[int] = []
+    for entry, scene_id in candidates:
+        if scene_id in queued:  # gate 2 again: an earlier entry of this chunk took the scene
+            result.skipped_already_queued += 1
+            continue
+        status = statuses.get(scene_id, SceneStatus.ERROR)
+        if status is SceneStatus.MISSING:
+            result.skipped_scene_missing += 1
+            continue
+        if status is SceneStatus.ERROR:
+            result.skipped_stash_error += 1
+            result.deferred = True
+            continue
+        try:
+            job = decode_entry_job(entry)
+        except CorruptEntryError as error:
+            _count_failure(result, entry, error)
+            continue
+        try:
+            sink.add(entry["id"], scene_id, job.update_type, job.data)
+        except Exception as error:
+            _count_failure(result, entry, error, retry=True)
+            continue
+        queued.add(scene_id)
+        accepted.append(scene_id)
+
+    try:
+        sink.flush()
+    except Exception as error:
+        logger.error("could not write %d recovered jobs to the queue: %s", len(accepted), error)
+        queued.difference_update(accepted)
+        result.failed += len(accepted)
+        result.deferred = True
+        return
+    result.recovered += len(accepted)
+    result.recovered_scene_ids.extend(accepted)
+
+
+def _count_failure(result: RecoveryResult, entry: dict[str, Any], error: Exception, *, retry: bool = False) -> None:
+    result.failed += 1
+    if retry:
+        result.deferred = True
+        logger.error("DLQ entry %s: could not queue its job: %s", entry.get("id"), error)
+    else:
+        logger.warning("DLQ entry %s is corrupt and was not recovered: %s", entry.get("id"), error)

@@ -1,0 +1,151 @@
+"""Where recovered jobs go: straight onto PlexSync's queue, with a ledger record for each.
+
+``AckQueueBatchSink`` writes a whole chunk of jobs and their ledger records in one SQLite
+transaction, in exactly the rows ``SQLiteAckQueue.put`` writes, so a running worker and a
+fresh ``SQLiteAckQueue`` read them as if ``put`` had. ``PerJobSink`` calls an ``enqueue``
+function per job, for any other queue object or when ``enqueue`` was replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Protocol
+
+from persistqueue import SQLiteAckQueue
+
+from .ledger import RecoveryLedger, ensure_ledger
+from .operations import QUEUE_FILE_NAME, make_job
+
+__all__ = ["AckQueueBatchSink", "JobSink", "PerJobSink", "StagedJob"]
+
+logger = logging.getLogger(__name__)
+
+_READY = 0  # persist-queue's AckStatus.inited: what put() writes
+
+
+class StagedJob(NamedTuple):
+    """A job accepted by a sink and not yet known to be written."""
+
+    dlq_id: int
+    scene_id: int
+    job: dict[str, Any]
+
+
+class JobSink(Protocol):
+    """Takes jobs one at a time; ``flush`` makes everything taken so far durable."""
+
+    def add(self, dlq_id: int, scene_id: int, update_type: str, data: Any) -> None:
+        """Accept one job; raise if it certainly cannot be queued."""
+
+    def flush(self) -> None:
+        """Write what was accepted since the last flush; on error none of it was written."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class PerJobSink:
+    """Calls ``enqueue_fn(queue, scene_id, update_type, data)`` per job, then records it.
+
+    The record follows the enqueue: after a crash between the two, the job is in the queue
+    and the next run skips its scene as already queued, so nothing is sent twice.
+    """
+
+    def __init__(self, queue: Any, enqueue_fn: Callable[..., Any], ledger: RecoveryLedger | None, run_id: str) -> None:
+        self.queue = queue
+        self.enqueue_fn = enqueue_fn
+        self.ledger = ledger
+        self.run_id = run_id
+        self._conn: sqlite3.Connection | None = None
+
+    def add(self, dlq_id: int, scene_id: int, update_type: str, data: Any) -> None:
+        """Enqueue now, then write the ledger record."""
+        job = self.enqueue_fn(self.queue, scene_id, update_type, data)
+        if self.ledger is None:
+            return
+        try:
+            if self._conn is None:
+                self._conn = self.ledger.connect()
+            with self._conn:
+                RecoveryLedger.record(
+                    self._conn,
+                    dlq_id=dlq_id,
+                    scene_id=scene_id,
+                    job_id=job.get("job_id") if isinstance(job, dict) else None,
+                    queue_row_id=None,
+                    run_id=self.run_id,
+                    recovered_at=time.time(),
+                )
+        except sqlite3.Error as error:
+            logger.error("queued scene %s but could not record DLQ entry %s as redriven: %s", scene_id, dlq_id, error)
+
+    def flush(self) -> None:
+        """Nothing to do: every job was written by ``add``."""
+
+    def close(self) -> None:
+        """Close the ledger connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class AckQueueBatchSink:
+    """Writes staged jobs plus ledger records to a ``SQLiteAckQueue``'s file in one transaction."""
+
+    def __init__(self, queue: SQLiteAckQueue, run_id: str, *, timeout: float = 30.0) -> None:
+        self.queue = queue
+        self.run_id = run_id
+        self.timeout = timeout
+        self._table = f"ack_queue_{queue.name}"
+        self._staged: list[StagedJob] = []
+        self._conn: sqlite3.Connection | None = None
+
+    def add(self, dlq_id: int, scene_id: int, update_type: str, data: Any) -> None:
+        """Stage a job; it is written by the next ``flush``."""
+        self._staged.append(StagedJob(dlq_id, scene_id, make_job(scene_id, update_type, data)))
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(Path(self.queue.path) / QUEUE_FILE_NAME, timeout=self.timeout, isolation_level=None)
+            ensure_ledger(conn)
+            self._conn = conn
+        return self._conn
+
+    def flush(self) -> None:
+        """Write every staged job and its ledger record, all or nothing."""
+        staged, self._staged = self._staged, []
+        if not staged:
+            return
+        serializer = self.queue._serializer  # the queue's own, so rows match put() exactly
+        rows = [(serializer.dumps(item.job), time.time()) for item in staged]
+        insert = f"INSERT INTO {self._table} (data, timestamp, status) VALUES (?, ?, {_READY})"
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for item, row in zip(staged, rows):
+                queue_row_id = conn.execute(insert, row).lastrowid
+                RecoveryLedger.record(
+                    conn,
+                    dlq_id=item.dlq_id,
+                    scene_id=item.scene_id,
+                    job_id=item.job["job_id"],
+                    queue_row_id=queue_row_id,
+                    run_id=self.run_id,
+                    recovered_at=row[1],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # Let an in-process worker blocked in queue.get() see the new jobs at once.
+        self.queue.total += len(staged)
+        self.queue.put_event.set()
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

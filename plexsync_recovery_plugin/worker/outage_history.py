@@ -1,0 +1,136 @@
+"""The outage tracker: records Plex outages in PlexSync's history file and announces them.
+
+``<data_dir>/outage_history.json`` is a list of ``{"started_at", "ended_at", "duration",
+"jobs_affected"}`` (Unix seconds; ``ended_at`` and ``duration`` are null while the outage
+lasts), newest last, at most 30 records, replaced atomically on every write. The file is
+re-read before every change because a PlexSync worker may write it too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..signals import outage_ended, outage_started, send_isolated
+
+__all__ = ["HISTORY_FILE_NAME", "MAX_RECORDS", "OutageHistory", "read_history_file"]
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FILE_NAME = "outage_history.json"
+MAX_RECORDS = 30
+
+
+def _is_record(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("started_at"), (int, float))
+
+
+def read_history_file(path: Path) -> list[dict[str, Any]]:
+    """Read a history file; a missing file is an empty history.
+
+    A file that is not a JSON list of records is moved aside to ``<name>.corrupt-<time>``
+    (kept for the user, never deleted) and the history starts empty, with a warning.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    try:
+        records = json.loads(text)
+        if not isinstance(records, list) or not all(_is_record(record) for record in records):
+            raise ValueError("not a list of outage records")
+    except ValueError as error:
+        backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        try:
+            os.replace(path, backup)
+        except FileNotFoundError:  # another process already moved it
+            return []
+        logger.warning("outage history %s was unreadable (%s); kept it as %s and started afresh", path, error, backup)
+        return []
+    return records
+
+
+class OutageHistory:
+    """Records outage starts and ends, and sends ``outage_started`` / ``outage_ended``.
+
+    Attributes:
+        path: The history file.
+    """
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / HISTORY_FILE_NAME
+        self._lock = threading.Lock()
+
+    def get_history(self) -> list[dict[str, Any]]:
+        """Return every record, oldest first (the open outage, if any, last)."""
+        with self._lock:
+            return read_history_file(self.path)
+
+    def get_current_outage(self) -> dict[str, Any] | None:
+        """Return the open outage record, or None while Plex is up."""
+        history = self.get_history()
+        if history and history[-1].get("ended_at") is None:
+            return history[-1]
+        return None
+
+    def record_outage_start(self, started_at: float) -> dict[str, Any] | None:
+        """Open an outage that began at ``started_at`` and send ``outage_started``.
+
+        Returns:
+            The new record, or None if an outage is already open (nothing is sent).
+        """
+        with self._lock:
+            history = read_history_file(self.path)
+            if history and history[-1].get("ended_at") is None:
+                logger.debug("outage already open since %s", history[-1]["started_at"])
+                return None
+            record = {"started_at": float(started_at), "ended_at": None, "duration": None, "jobs_affected": 0}
+            history.append(record)
+            self._write(history)
+        logger.warning("Plex outage started at %s", _clock(started_at))
+        send_isolated(outage_started, self, start=record["started_at"])
+        return record
+
+    def record_outage_end(self, ended_at: float, jobs_affected: int = 0) -> dict[str, Any] | None:
+        """Close the open outage, persist it, then send ``outage_ended``.
+
+        Returns:
+            The closed record, or None if no outage was open (nothing is sent).
+        """
+        with self._lock:
+            history = read_history_file(self.path)
+            if not history or history[-1].get("ended_at") is not None:
+                logger.debug("outage end at %s ignored: no outage is open", ended_at)
+                return None
+            record = history[-1]
+            record["ended_at"] = float(ended_at)
+            record["duration"] = max(0.0, record["ended_at"] - float(record["started_at"]))
+            record["jobs_affected"] = int(jobs_affected)
+            self._write(history)
+        logger.warning("Plex outage ended at %s after %.1f s", _clock(ended_at), record["duration"])
+        send_isolated(outage_ended, self, start=float(record["started_at"]), end=record["ended_at"])
+        return record
+
+    def _write(self, history: list[dict[str, Any]]) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor, temp_name = tempfile.mkstemp(prefix=f".{HISTORY_FILE_NAME}.", dir=self.data_dir)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(history[-MAX_RECORDS:], handle, indent=2)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, self.path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+
+
+def _clock(unix_seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix_seconds))

@@ -1,0 +1,90 @@
+"""Fixtures shared by the whole suite: a PlexSync data dir with a real DLQ and a real queue."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from plexsync_recovery_plugin.plex import exceptions as plex_exceptions
+from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
+from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
+
+#: A fixed outage window used across tests: 2026-02-15 19:00:00 .. 19:30:00 UTC.
+WINDOW_START = 1771182000.0
+WINDOW_END = WINDOW_START + 1800.0
+
+
+def plex_error(error_type: str, message: str = "boom") -> Exception:
+    """An instance of the named Plex error (or of a throwaway class with that name)."""
+    cls = getattr(plex_exceptions, error_type, None) or type(error_type, (Exception,), {})
+    return cls(message)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "plexsync-data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def dlq(data_dir: Path) -> DeadLetterQueue:
+    return DeadLetterQueue(data_dir)
+
+
+@pytest.fixture
+def queue(data_dir: Path):
+    q = open_queue(data_dir)
+    yield q
+    q.close()
+
+
+AddEntry = Callable[..., int]
+
+
+@pytest.fixture
+def add_entry(dlq: DeadLetterQueue) -> AddEntry:
+    """Dead-letter a job for ``scene_id`` that failed at ``failed_at`` with ``error_type``."""
+
+    def add(
+        scene_id: int,
+        *,
+        failed_at: float = WINDOW_START + 60,
+        error_type: str = "PlexServerDown",
+        update_type: str = "metadata",
+        data: Any = None,
+    ) -> int:
+        job = make_job(scene_id, update_type, data if data is not None else {"title": f"Scene {scene_id}"})
+        return dlq.add(job, plex_error(error_type), retry_count=3, failed_at=failed_at)
+
+    return add
+
+
+def drain(data_dir: Path) -> list[dict[str, Any]]:
+    """Read every pending job back with a fresh SQLiteAckQueue, as PlexSync's worker would."""
+    from persistqueue import SQLiteAckQueue
+    from persistqueue.exceptions import Empty
+
+    fresh = SQLiteAckQueue(str(data_dir / "queue"), auto_resume=False)
+    jobs = []
+    try:
+        while True:
+            try:
+                jobs.append(fresh.get(block=False))
+            except Empty:
+                return jobs
+    finally:
+        fresh.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

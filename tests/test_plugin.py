@@ -1,0 +1,188 @@
+"""``RecoveryPlugin`` driven by fake signals, and the whole flow from ``OutageHistory`` to the queue."""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import pytest
+
+from plexsync_recovery_plugin import (
+    OutageHistory,
+    RecoveryPlugin,
+    RecoveryResult,
+    outage_ended,
+    recovery_completed,
+    recovery_failed,
+)
+from plexsync_recovery_plugin.sync_queue import dlq_recovery
+from tests.conftest import WINDOW_END, WINDOW_START, drain
+
+
+class Recorder:
+    """Collects the keyword payloads a signal delivered."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def __call__(self, sender, **kwargs) -> None:
+        self.calls.append({"sender": sender, **kwargs})
+
+
+@pytest.fixture
+def stash(mocker):
+    fake = mocker.Mock(name="stash")
+    fake.deleted = set()
+    fake.find_scene.side_effect = lambda scene_id: None if scene_id in fake.deleted else {"id": str(scene_id)}
+    return fake
+
+
+@pytest.fixture
+def plex(mocker):
+    client = mocker.Mock(name="plex")
+    client.query.return_value = "<MediaContainer/>"
+    return client
+
+
+@pytest.fixture
+def plugin(dlq, queue, stash, plex, data_dir):
+    with RecoveryPlugin(dlq, queue, stash, plex, data_dir) as connected:
+        yield connected
+
+
+@pytest.fixture
+def completed():
+    recorder = Recorder()
+    with recovery_completed.connected_to(recorder):
+        yield recorder
+
+
+@pytest.fixture
+def failed():
+    recorder = Recorder()
+    with recovery_failed.connected_to(recorder):
+        yield recorder
+
+
+def test_outage_ended_recovers_the_window_and_reports(plugin, completed, data_dir, add_entry):
+    add_entry(1, failed_at=WINDOW_START + 5)
+    add_entry(2, failed_at=WINDOW_START - 5)  # before the outage
+    add_entry(3, error_type="PlexAuthError")  # permanent
+    outage_ended.send("tracker", start=WINDOW_START, end=WINDOW_END)
+    [call] = completed.calls
+    assert call["sender"] is plugin
+    assert (call["start"], call["end"]) == (WINDOW_START, WINDOW_END)
+    result = call["result"]
+    assert isinstance(result, RecoveryResult)
+    assert (result.total_dlq_entries, result.recovered, result.recovered_scene_ids) == (1, 1, [1])
+    assert [job["scene_id"] for job in drain(data_dir)] == [1]
+
+
+def test_optional_types_need_include_optional(dlq, queue, stash, plex, data_dir, add_entry, completed):
+    add_entry(1, error_type="PlexNotFound")
+    with RecoveryPlugin(dlq, queue, stash, plex, data_dir):
+        outage_ended.send(None, start=WINDOW_START, end=WINDOW_END)
+    with RecoveryPlugin(dlq, queue, stash, plex, data_dir, include_optional=True):
+        outage_ended.send(None, start=WINDOW_START, end=WINDOW_END)
+    assert [call["result"].recovered for call in completed.calls] == [0, 1]
+
+
+def test_plugin_nobody_references_keeps_working(dlq, queue, stash, plex, data_dir, add_entry, completed):
+    add_entry(4)
+    RecoveryPlugin(dlq, queue, stash, plex, data_dir).connect()
+    gc.collect()
+    try:
+        outage_ended.send(None, start=WINDOW_START, end=WINDOW_END)
+        assert [call["result"].recovered for call in completed.calls] == [1]
+    finally:
+        for receiver in list(outage_ended.receivers.values()):
+            if getattr(receiver, "__self__", None).__class__ is RecoveryPlugin:
+                outage_ended.disconnect(receiver)
+
+
+def test_disconnected_plugin_does_nothing(dlq, queue, stash, plex, data_dir, add_entry, completed):
+    add_entry(1)
+    plugin = RecoveryPlugin(dlq, queue, stash, plex, data_dir).connect()
+    plugin.disconnect()
+    outage_ended.send(None, start=WINDOW_START, end=WINDOW_END)
+    assert completed.calls == []
+    assert drain(data_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "named"),
+    [
+        (WINDOW_END, WINDOW_START, str(WINDOW_END)),
+        (math.nan, WINDOW_END, "nan"),
+        (WINDOW_START, math.inf, "inf"),
+        (-5.0, WINDOW_END, "-5.0"),
+        ("yesterday", WINDOW_END, "'yesterday'"),
+        (None, WINDOW_END, "start is missing"),
+        (True, WINDOW_END, "True"),
+    ],
+)
+def test_nonsense_window_fails_cleanly(plugin, completed, failed, data_dir, add_entry, start, end, named):
+    add_entry(1)
+    outage_ended.send(None, start=start, end=end)  # must not raise
+    assert completed.calls == []
+    [call] = failed.calls
+    assert call["sender"] is plugin
+    assert named in str(call["error"])
+    assert drain(data_dir) == []
+
+
+def test_missing_end_is_a_failure_not_an_exception(plugin, failed):
+    outage_ended.send(None, start=WINDOW_START)
+    assert "end is missing" in str(failed.calls[0]["error"])
+
+
+def test_crash_inside_recovery_never_reaches_the_sender(plugin, failed, completed, add_entry, mocker):
+    add_entry(1)
+    mocker.patch.object(dlq_recovery, "get_queued_scene_ids", side_effect=RuntimeError("queue exploded"))
+    outage_ended.send(None, start=WINDOW_START, end=WINDOW_END)
+    assert completed.calls == []
+    assert str(failed.calls[0]["error"]) == "queue exploded"
+
+
+def test_failing_completed_subscriber_does_not_stop_the_others(plugin, add_entry, caplog):
+    add_entry(1)
+    good = Recorder()
+
+    def broken_subscriber(sender, **kwargs):
+        raise ValueError("subscriber bug")
+
+    with recovery_completed.connected_to(broken_subscriber), recovery_completed.connected_to(good):
+        outage_ended.send(None, start=WINDOW_START, end=WINDOW_END)
+    assert good.calls[0]["result"].recovered == 1
+    assert "broken_subscriber" in caplog.text
+
+
+def test_whole_flow_with_real_files(dlq, queue, stash, plex, data_dir, add_entry):
+    """OutageHistory -> outage_ended -> plugin -> real SQLiteAckQueue -> recovery_completed."""
+    history = OutageHistory(data_dir)
+    start, end = WINDOW_START, WINDOW_START + 600
+    add_entry(10, failed_at=start - 30)  # before
+    add_entry(11, failed_at=start)  # exactly at start
+    add_entry(12, failed_at=start + 300)
+    add_entry(13, failed_at=start + 301)  # scene deleted from Stash
+    add_entry(14, failed_at=start + 302, error_type="PlexPermissionError")
+    add_entry(15, failed_at=end)  # exactly at end
+    add_entry(16, failed_at=end + 30)  # after
+    add_entry(12, failed_at=start + 400)  # same scene again
+    stash.deleted.add(13)
+    completed = Recorder()
+    with RecoveryPlugin(dlq, queue, stash, plex, data_dir), recovery_completed.connected_to(completed):
+        history.record_outage_start(start)
+        history.record_outage_end(end, jobs_affected=5)
+    [call] = completed.calls
+    result = call["result"]
+    assert (call["start"], call["end"]) == (start, end)
+    assert result.total_dlq_entries == 5
+    assert result.recovered == 3
+    assert result.recovered_scene_ids == [11, 12, 15]
+    assert result.skipped_scene_missing == 1
+    assert result.skipped_already_queued == 1
+    assert sorted(job["scene_id"] for job in drain(data_dir)) == [11, 12, 15]
+    assert dlq.get_count() == 8
+    [record] = history.get_history()
+    assert record == {"started_at": start, "ended_at": end, "duration": 600.0, "jobs_affected": 5}
