@@ -15,6 +15,8 @@ from .signals import outage_ended, recovery_completed, recovery_failed, send_iso
 from .sync_queue import dlq_recovery
 from .sync_queue.dlq import DeadLetterQueue
 from .sync_queue.dlq_window import DlqWindow, validate_window
+from .sync_queue.pending_windows import PendingWindows
+from .sync_queue.recovery_lock import recovery_lock
 
 __all__ = ["RecoveryPlugin"]
 
@@ -81,20 +83,66 @@ class RecoveryPlugin:
         self.recover_window(kwargs.get("start"), kwargs.get("end"))
 
     def recover_window(self, start: Any, end: Any) -> dlq_recovery.RecoveryResult | None:
-        """Recover one outage window and announce the outcome; never raises.
+        """Recover one outage window (and any still pending) and announce each outcome; never raises.
+
+        The window is saved as pending first, merged with any pending window it overlaps,
+        so a run that is deferred or interrupted is retried later.
 
         Returns:
-            The result (also sent with ``recovery_completed``), or None when the run
-            failed (``recovery_failed`` was sent).
+            The result of the run that covered this window (also sent with
+            ``recovery_completed``), or None when it failed (``recovery_failed`` was sent).
         """
         try:
-            start_f, end_f = validate_window(start, end)
-            entries = DlqWindow(self.dlq, start_f, end_f, dlq_recovery.get_error_types_for_recovery(self.include_optional))
-            result = dlq_recovery.recover_outage_jobs(entries, self.queue, self.stash, self.plex_client, self.data_dir)
+            window = validate_window(start, end)
         except Exception as error:
-            logger.error("recovery of outage window %r..%r failed: %s", start, end, error)
-            logger.debug("recovery failure detail", exc_info=True)
-            send_isolated(recovery_failed, self, error=error, start=start, end=end)
+            self._announce_failure(error, start, end)
             return None
-        send_isolated(recovery_completed, self, result=result, start=start_f, end=end_f)
+        covering: dlq_recovery.RecoveryResult | None = None
+        for run_start, run_end, outcome in self._run_pending(window):
+            if isinstance(outcome, dlq_recovery.RecoveryResult) and run_start <= window[0] and window[1] <= run_end:
+                covering = outcome
+        return covering
+
+    def retry_pending(self) -> list[dlq_recovery.RecoveryResult]:
+        """Retry every pending window (the watch daemon calls this once Plex is healthy); never raises."""
+        return [outcome for _, _, outcome in self._run_pending(None) if isinstance(outcome, dlq_recovery.RecoveryResult)]
+
+    def pending_windows(self) -> list[tuple[float, float]]:
+        """Return the windows waiting for a retry."""
+        return PendingWindows(self.data_dir).windows()
+
+    def _run_pending(self, new_window: tuple[float, float] | None) -> list[tuple[float, float, Any]]:
+        runs: list[tuple[float, float, Any]] = []
+        try:
+            with recovery_lock(self.data_dir):
+                pending = PendingWindows(self.data_dir)
+                if new_window is not None:
+                    pending.add(*new_window)
+                for run_start, run_end in pending.windows():
+                    runs.append((run_start, run_end, self._run_one(pending, run_start, run_end)))
+        except Exception as error:  # the state file or the lock itself failed
+            window = new_window or (None, None)
+            runs.append((window[0], window[1], error))
+        for run_start, run_end, outcome in runs:
+            if isinstance(outcome, dlq_recovery.RecoveryResult):
+                send_isolated(recovery_completed, self, result=outcome, start=run_start, end=run_end)
+            else:
+                self._announce_failure(outcome, run_start, run_end)
+        return runs
+
+    def _run_one(self, pending: PendingWindows, start: float, end: float) -> Any:
+        try:
+            entries = DlqWindow(self.dlq, start, end, dlq_recovery.get_error_types_for_recovery(self.include_optional))
+            result = dlq_recovery.recover_outage_jobs_locked(entries, self.queue, self.stash, self.plex_client)
+        except Exception as error:
+            return error
+        if result.deferred:
+            logger.warning("outage window %s..%s stays pending: part of it must be retried", start, end)
+        else:
+            pending.remove(start, end)
         return result
+
+    def _announce_failure(self, error: BaseException, start: Any, end: Any) -> None:
+        logger.error("recovery of outage window %r..%r failed: %s", start, end, error)
+        logger.debug("recovery failure detail", exc_info=error)
+        send_isolated(recovery_failed, self, error=error, start=start, end=end)

@@ -36,6 +36,7 @@ __all__ = [
     "get_error_types_for_recovery",
     "get_outage_dlq_entries",
     "recover_outage_jobs",
+    "recover_outage_jobs_locked",
 ]
 
 logger = logging.getLogger(__name__)
@@ -136,12 +137,13 @@ def recover_outage_jobs(
         The counts of what happened to every entry.
     """
     with recovery_lock(data_dir):
-        return _recover_locked(dlq_entries, queue, stash, plex_client, batched=batched)
+        return recover_outage_jobs_locked(dlq_entries, queue, stash, plex_client, batched=batched)
 
 
-def _recover_locked(
-    dlq_entries: Iterable[dict[str, Any]], queue: Any, stash: Any, plex_client: Any, *, batched: bool
+def recover_outage_jobs_locked(
+    dlq_entries: Iterable[dict[str, Any]], queue: Any, stash: Any, plex_client: Any, *, batched: bool = True
 ) -> RecoveryResult:
+    """``recover_outage_jobs`` for a caller that already holds the data directory's recovery lock."""
     entries = dlq_entries if isinstance(dlq_entries, Sequence) else list(dlq_entries)
     result = RecoveryResult(total_dlq_entries=len(entries), run_id=uuid.uuid4().hex[:12])
     if not entries:
