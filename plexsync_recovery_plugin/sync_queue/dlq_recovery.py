@@ -12,7 +12,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from persistqueue import SQLiteAckQueue
 
@@ -31,6 +31,8 @@ __all__ = [
     "SAFE_RETRY_ERROR_TYPES",
     "OPTIONAL_RETRY_ERROR_TYPES",
     "PERMANENT_ERROR_TYPES",
+    "OUTCOMES",
+    "Observer",
     "RECOVERY_CHUNK",
     "RecoveryResult",
     "get_error_types_for_recovery",
@@ -50,6 +52,12 @@ PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionE
 
 #: Entries handled per chunk: one Stash request and one queue transaction each.
 RECOVERY_CHUNK = 1000
+
+#: What can happen to an entry, as reported to an ``observer``.
+OUTCOMES = ("recovered", "already_queued", "plex_down", "scene_missing", "stash_error", "failed")
+
+#: ``observer(entry, outcome, detail)``: told the outcome of every entry.
+Observer = Callable[[dict[str, Any], str, str], None]
 
 
 @dataclass
@@ -119,6 +127,8 @@ def recover_outage_jobs(
     data_dir: str | Path,
     *,
     batched: bool = True,
+    dry_run: bool = False,
+    observer: Observer | None = None,
 ) -> RecoveryResult:
     """Re-queue DLQ entries that pass the three gates.
 
@@ -132,42 +142,60 @@ def recover_outage_jobs(
         data_dir: The PlexSync data directory (holds the recovery lock).
         batched: Use one Stash request and one queue transaction per chunk where the objects
             allow it; False asks Stash and writes the queue once per entry (same results).
+        dry_run: Decide everything but write nothing; ``recovered`` then counts what would be.
+        observer: Called as ``observer(entry, outcome, detail)`` for every entry, where
+            ``outcome`` is one of ``OUTCOMES`` and ``detail`` a short reason.
 
     Returns:
         The counts of what happened to every entry.
     """
     with recovery_lock(data_dir):
-        return recover_outage_jobs_locked(dlq_entries, queue, stash, plex_client, batched=batched)
+        return recover_outage_jobs_locked(
+            dlq_entries, queue, stash, plex_client, batched=batched, dry_run=dry_run, observer=observer
+        )
 
 
 def recover_outage_jobs_locked(
-    dlq_entries: Iterable[dict[str, Any]], queue: Any, stash: Any, plex_client: Any, *, batched: bool = True
+    dlq_entries: Iterable[dict[str, Any]],
+    queue: Any,
+    stash: Any,
+    plex_client: Any,
+    *,
+    batched: bool = True,
+    dry_run: bool = False,
+    observer: Observer | None = None,
 ) -> RecoveryResult:
     """``recover_outage_jobs`` for a caller that already holds the data directory's recovery lock."""
     entries = dlq_entries if isinstance(dlq_entries, Sequence) else list(dlq_entries)
-    result = RecoveryResult(total_dlq_entries=len(entries), run_id=uuid.uuid4().hex[:12])
+    tally = _Tally(RecoveryResult(total_dlq_entries=len(entries), run_id=uuid.uuid4().hex[:12]), observer)
+    result = tally.result
     if not entries:
         return result
 
     healthy, result.plex_latency_ms = check_plex_health(plex_client)
     if not healthy:
-        result.skipped_plex_down = result.total_dlq_entries
         result.deferred = True
+        if observer is None:
+            result.skipped_plex_down = result.total_dlq_entries
+        else:
+            for entry in entries:
+                tally.count(entry, "plex_down", "Plex did not answer its health check")
         logger.warning("Plex is not healthy: %d DLQ entries left for a later run", result.total_dlq_entries)
         return result
 
     queued = set(get_queued_scene_ids(queue.path))
     ledger = RecoveryLedger(queue.path)
     lookup = choose_scene_lookup(stash, batched=batched)
-    sink = _choose_sink(queue, ledger, result.run_id, batched=batched)
+    sink: JobSink = _DryRunSink() if dry_run else _choose_sink(queue, ledger, result.run_id, batched=batched)
     try:
         for chunk in _chunks(entries, RECOVERY_CHUNK):
-            _recover_chunk(chunk, queued, ledger, lookup, sink, result)
+            _recover_chunk(chunk, queued, ledger, lookup, sink, tally)
     finally:
         sink.close()
     logger.info(
-        "recovery %s: %d of %d DLQ entries re-queued (already queued %d, scene missing %d, stash error %d, failed %d)",
+        "recovery %s%s: %d of %d DLQ entries re-queued (already queued %d, scene missing %d, stash error %d, failed %d)",
         result.run_id,
+        " (dry run)" if dry_run else "",
         result.recovered,
         result.total_dlq_entries,
         result.skipped_already_queued,
@@ -176,6 +204,45 @@ def recover_outage_jobs_locked(
         result.failed,
     )
     return result
+
+
+class _Tally:
+    """Counts each entry's outcome into the result and tells the observer."""
+
+    _FIELDS = {
+        "already_queued": "skipped_already_queued",
+        "plex_down": "skipped_plex_down",
+        "scene_missing": "skipped_scene_missing",
+        "stash_error": "skipped_stash_error",
+        "failed": "failed",
+    }
+
+    def __init__(self, result: RecoveryResult, observer: Observer | None) -> None:
+        self.result = result
+        self.observer = observer
+
+    def count(self, entry: dict[str, Any], outcome: str, detail: str = "", *, scene_id: int | None = None) -> None:
+        if outcome == "recovered":
+            self.result.recovered += 1
+            self.result.recovered_scene_ids.append(scene_id if scene_id is not None else entry["scene_id"])
+        else:
+            field_name = self._FIELDS[outcome]
+            setattr(self.result, field_name, getattr(self.result, field_name) + 1)
+        if self.observer is not None:
+            self.observer(entry, outcome, detail)
+
+
+class _DryRunSink:
+    """Accepts every job and writes none."""
+
+    def add(self, dlq_id: int, scene_id: int, update_type: str, data: Any) -> None:
+        """Nothing is written."""
+
+    def flush(self) -> None:
+        """Nothing is written."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def _choose_sink(queue: Any, ledger: RecoveryLedger, run_id: str, *, batched: bool) -> JobSink:
@@ -206,7 +273,7 @@ def _recover_chunk(
     ledger: RecoveryLedger,
     lookup: Any,
     sink: JobSink,
-    result: RecoveryResult,
+    tally: _Tally,
 ) -> None:
     # Gate 2, first half: entries whose scene is queued or that an earlier run redrove.
     redriven = ledger.redriven(entry["id"] for entry in chunk)
@@ -217,58 +284,59 @@ def _recover_chunk(
             if scene_id is None:
                 scene_id = decode_entry_job(entry).scene_id
         except CorruptEntryError as error:
-            _count_failure(result, entry, error)
+            _count_corrupt(tally, entry, error)
             continue
-        if scene_id in queued or entry["id"] in redriven:
-            result.skipped_already_queued += 1
+        if entry["id"] in redriven:
+            tally.count(entry, "already_queued", "redriven by an earlier recovery")
+        elif scene_id in queued:
+            tally.count(entry, "already_queued", f"scene {scene_id} is already in the queue")
         else:
             candidates.append((entry, scene_id))
 
     # Gate 3: one question to Stash for the chunk's distinct scenes.
     statuses = lookup.statuses(list(dict.fromkeys(scene_id for _, scene_id in candidates))) if candidates else {}
 
-    accepted: list[int] = []
+    accepted: list[tuple[dict[str, Any], int]] = []
     for entry, scene_id in candidates:
         if scene_id in queued:  # gate 2 again: an earlier entry of this chunk took the scene
-            result.skipped_already_queued += 1
+            tally.count(entry, "already_queued", f"scene {scene_id} is queued by an earlier entry of this run")
             continue
         status = statuses.get(scene_id, SceneStatus.ERROR)
         if status is SceneStatus.MISSING:
-            result.skipped_scene_missing += 1
+            tally.count(entry, "scene_missing", f"scene {scene_id} no longer exists in Stash")
             continue
         if status is SceneStatus.ERROR:
-            result.skipped_stash_error += 1
-            result.deferred = True
+            tally.result.deferred = True
+            tally.count(entry, "stash_error", "Stash could not answer; retried later")
             continue
         try:
             job = decode_entry_job(entry)
         except CorruptEntryError as error:
-            _count_failure(result, entry, error)
+            _count_corrupt(tally, entry, error)
             continue
         try:
             sink.add(entry["id"], scene_id, job.update_type, job.data)
         except Exception as error:
-            _count_failure(result, entry, error, retry=True)
+            tally.result.deferred = True
+            logger.error("DLQ entry %s: could not queue its job: %s", entry.get("id"), error)
+            tally.count(entry, "failed", f"could not queue: {error}")
             continue
         queued.add(scene_id)
-        accepted.append(scene_id)
+        accepted.append((entry, scene_id))
 
     try:
         sink.flush()
     except Exception as error:
         logger.error("could not write %d recovered jobs to the queue: %s", len(accepted), error)
-        queued.difference_update(accepted)
-        result.failed += len(accepted)
-        result.deferred = True
+        tally.result.deferred = True
+        for entry, scene_id in accepted:
+            queued.discard(scene_id)
+            tally.count(entry, "failed", f"could not queue: {error}")
         return
-    result.recovered += len(accepted)
-    result.recovered_scene_ids.extend(accepted)
+    for entry, scene_id in accepted:
+        tally.count(entry, "recovered", f"scene {scene_id} re-queued", scene_id=scene_id)
 
 
-def _count_failure(result: RecoveryResult, entry: dict[str, Any], error: Exception, *, retry: bool = False) -> None:
-    result.failed += 1
-    if retry:
-        result.deferred = True
-        logger.error("DLQ entry %s: could not queue its job: %s", entry.get("id"), error)
-    else:
-        logger.warning("DLQ entry %s is corrupt and was not recovered: %s", entry.get("id"), error)
+def _count_corrupt(tally: _Tally, entry: dict[str, Any], error: Exception) -> None:
+    logger.warning("DLQ entry %s is corrupt and was not recovered: %s", entry.get("id"), error)
+    tally.count(entry, "failed", str(error))
