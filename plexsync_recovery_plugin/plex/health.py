@@ -74,12 +74,25 @@ class PlexConnection:
         return f"PlexConnection({self.baseurl!r})"
 
     def _connect(self) -> Any:
-        factory = self._factory
-        if factory is None:
-            from plexapi.server import PlexServer
+        if self._factory is not None:
+            return self._factory(self.baseurl, self._token, timeout=self.timeout)
+        import requests
+        from plexapi.server import PlexServer
 
-            factory = PlexServer
-        return factory(self.baseurl, self._token, timeout=self.timeout)
+        session = requests.Session()  # ours, so that it can be closed (PlexServer never closes its own)
+        try:
+            return PlexServer(self.baseurl, self._token, session=session, timeout=self.timeout)
+        except BaseException:
+            session.close()
+            raise
+
+    def close(self) -> None:
+        """Drop the server and close its HTTP session; the next call connects afresh."""
+        with self._lock:
+            server, self._server = self._server, None
+        session = getattr(server, "_session", None)
+        if session is not None and hasattr(session, "close"):
+            session.close()
 
     def query(self, key: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         """Run ``PlexServer.query``, connecting first if needed.
@@ -94,6 +107,5 @@ class PlexConnection:
                 server = self._server
             return server.query(key, *args, timeout=timeout or self.timeout, **kwargs)
         except Exception as error:
-            with self._lock:
-                self._server = None
+            self.close()
             raise translate_plex_error(error) from error

@@ -68,6 +68,12 @@ def _timed_interface_class(timeout: float) -> type:
     return _TimedStashInterface
 
 
+def _close_session(client: Any) -> None:
+    session = client.__dict__.get("_session")
+    if session is not None:
+        session.close()
+
+
 class StashConnection:
     """Lazily connected Stash client with the few methods recovery needs.
 
@@ -94,17 +100,27 @@ class StashConnection:
         """
         with self._lock:
             if self._client is None:
+                cls = _timed_interface_class(self.timeout)
+                client = cls.__new__(cls)
                 try:
-                    self._client = _timed_interface_class(self.timeout)(self._conn)
+                    client.__init__(self._conn)
                 except Exception as error:
+                    _close_session(client)  # stashapi leaves its session open when connecting fails
                     raise StashUnavailable(
                         f"cannot connect to Stash at {self.url}: {type(error).__name__}: {error}"
                     ) from None
+                self._client = client
             return self._client
 
-    def _reset(self) -> None:
+    def close(self) -> None:
+        """Close the HTTP session; the next call connects afresh."""
         with self._lock:
-            self._client = None
+            client, self._client = self._client, None
+        if client is not None:
+            _close_session(client)
+
+    def _reset(self) -> None:
+        self.close()
 
     def find_scene(self, scene_id: int) -> Any:
         """``StashInterface.find_scene``, over the lazy connection."""

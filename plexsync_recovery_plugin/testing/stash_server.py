@@ -1,0 +1,494 @@
+"""A Stash GraphQL server stand-in on 127.0.0.1, good enough for the real ``stashapi`` client.
+
+Why: the plugin asks Stash which scenes still exist, through ``stashapi``. Faking
+``StashInterface`` would skip exactly the parts that break in production (its connect-time
+introspection, its habit of turning GraphQL errors into ``{}``, HTTP failures), so this
+server speaks real GraphQL over HTTP, executed by ``graphql-core`` against a subset of
+Stash's schema (:mod:`.stash_schema`), with scenes kept in a dict so that a benchmark with
+100,000 scenes stays fast. A test can switch it to ``"locked"`` (SQLite's "database is
+locked", answered as Stash does) or ``"down"`` (connection refused) at run time, and can
+count the root fields clients asked for.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from graphql import GraphQLError, GraphQLResolveInfo, MiddlewareManager, graphql_sync
+
+from .plex_server import LoopbackHTTPService, QuietRequestHandler
+from .stash_schema import SCENE_FIELDS, stash_schema
+
+__all__ = ["DATABASE_LOCKED_MESSAGE", "STASH_MODES", "StashTestServer"]
+
+LOGGER = logging.getLogger("plexsync_recovery_plugin.testing")
+
+#: Modes :meth:`StashTestServer.set_mode` accepts.
+STASH_MODES = frozenset({"up", "locked", "down"})
+
+#: The error message Stash passes on from SQLite when another writer holds the database.
+DATABASE_LOCKED_MESSAGE = "database is locked"
+
+# Root fields that read the database in real Stash, hence fail while it is locked.
+_DATABASE_FIELDS = frozenset({"findScene", "findScenes"})
+_DEFAULT_PER_PAGE = 25
+_MAX_BODY = 16 * 1024 * 1024
+_JSON = "application/json"
+
+
+class _StashRequestHandler(QuietRequestHandler):
+    """POST ``/graphql`` with a JSON body, as Stash's gqlgen endpoint takes it."""
+
+    server_version = "stash"
+
+    def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
+        """Check the API key, run the GraphQL request and send the JSON result."""
+        stash: StashTestServer = self.service
+        body = self._read_body()
+        if body is None:
+            return
+        if not stash._api_key_matches(self.headers.get("ApiKey")):
+            self.respond(401, b"Unauthorized\n", "text/plain; charset=utf-8")
+        elif urlsplit(self.path).path != "/graphql":
+            self.respond(404, b"404 page not found\n", "text/plain; charset=utf-8")
+        else:
+            status, payload = stash._execute(body)
+            self.respond(status, json.dumps(payload, separators=(",", ":")).encode(), _JSON)
+
+    def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+        """Only POST is served; say so."""
+        if urlsplit(self.path).path == "/graphql":
+            self.respond(405, b"use POST\n", "text/plain; charset=utf-8", {"Allow": "POST"})
+        else:
+            self.respond(404, b"404 page not found\n", "text/plain; charset=utf-8")
+
+    def _read_body(self) -> bytes | None:
+        """Read the request body, or answer an error and return None (closing the connection)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            self.respond(411, b"Content-Length required\n", "text/plain; charset=utf-8")
+            return None
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= _MAX_BODY:
+            self.close_connection = True
+            status = 413 if length > _MAX_BODY else 400
+            self.respond(status, b"bad Content-Length\n", "text/plain; charset=utf-8")
+            return None
+        return self.rfile.read(length)
+
+
+def _request_error(message: str) -> dict[str, Any]:
+    """The JSON envelope for an error found before GraphQL execution starts."""
+    return {"errors": [{"message": message}], "data": None}
+
+
+class _RootFieldMiddleware:
+    """graphql-core middleware: counts root fields, fails database reads while locked."""
+
+    def __init__(self, server: StashTestServer) -> None:
+        self._server = server
+
+    def resolve(self, next_: Any, root: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+        """Run for every field; only root fields (no parent path) are counted or failed."""
+        if info.path.prev is None:
+            self._server._count_root_field(info.field_name)
+        return next_(root, info, **args)
+
+
+class StashTestServer(LoopbackHTTPService):
+    """A fake Stash on 127.0.0.1 that serves ``findScene``/``findScenes`` over GraphQL.
+
+    Modes (see :meth:`set_mode`):
+
+    * ``"up"``: answers normally.
+    * ``"locked"``: ``findScene`` and ``findScenes`` fail with the GraphQL error
+      ``"database is locked"`` (HTTP 200), as Stash does while SQLite is locked; per
+      GraphQL null propagation ``data`` becomes ``null`` for ``findScenes`` (non-null
+      field) and ``{"findScene": null}`` for ``findScene``. ``version``, ``configuration``
+      and introspection keep working, as they do not touch Stash's database.
+    * ``"down"``: not listening (connection refused); open connections are closed.
+
+    ``findScenes(scene_ids:)`` / ``findScenes(ids:)`` return the scenes that exist, sorted
+    by id, paged by ``filter``. Real Stash is stricter (it fails the whole query with
+    ``"scene with id N not found"`` if any id is missing, ignores paging and keeps the
+    order given); ``strict_ids=True`` reproduces that. As in Stash, an empty id list means
+    "no id restriction". Of ``scene_filter`` only the ``id`` criterion is applied (e.g.
+    ``{id: {value: 1, value2: 1000, modifier: BETWEEN}}``, which real Stash answers with
+    the ids that exist); ``q`` matches titles; ``sort: "title"`` or else by id.
+
+    Example:
+        >>> with StashTestServer(scenes=range(1, 11)) as stash:  # doctest: +SKIP
+        ...     client = StashInterface(stash.connection())
+        ...     client.find_scene(3)["title"]
+        'Scene 3'
+    """
+
+    handler_class = _StashRequestHandler
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        scenes: Iterable[int] = (),
+        version: str = "v0.27.2",
+        host: str = "127.0.0.1",
+        initial_mode: str = "up",
+        strict_ids: bool = False,
+    ) -> None:
+        """Describe the server; call :meth:`start` (or use ``with``) to run it.
+
+        Args:
+            api_key: If set, every request needs this ``ApiKey`` header (else HTTP 401),
+                and ``configuration { general { apiKey } }`` reports it.
+            scenes: Ids of scenes to create, titled ``"Scene <id>"``.
+            version: Reported ``version { version }``.
+            host: Loopback address to bind.
+            initial_mode: Mode at start; ``"down"`` reserves the port without listening.
+            strict_ids: Fail ``findScenes`` on a missing id, as real Stash does.
+
+        Raises:
+            ValueError: Unknown mode or a bad scene id.
+        """
+        super().__init__(host=host)
+        _check_mode(initial_mode)
+        self._mode = initial_mode  # read by handlers without a lock (a str swap is atomic)
+        self._api_key = api_key
+        self.version = version
+        self.strict_ids = strict_ids
+        self._scenes: dict[int, dict[str, Any]] = {}
+        self._scenes_lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
+        # graphql-core takes plain functions or objects with ``resolve``; it silently skips bound methods.
+        self._middleware = MiddlewareManager(_RootFieldMiddleware(self))
+        self.add_scenes(scenes)
+
+    # -- connection details -------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The GraphQL endpoint, e.g. ``http://127.0.0.1:40213/graphql``."""
+        return f"http://{self.host}:{self.port}/graphql"
+
+    @property
+    def api_key(self) -> str | None:
+        """The required ``ApiKey`` header value, or None if none is required."""
+        return self._api_key
+
+    def connection(self) -> dict[str, Any]:
+        """The connection dict ``stashapi.stashapp.StashInterface`` takes.
+
+        Returns:
+            ``{"scheme": "http", "host": ..., "port": ...}`` plus ``"ApiKey"`` when one is
+            configured; add a ``"Logger"`` entry to keep stashapi off stderr.
+        """
+        conn: dict[str, Any] = {"scheme": "http", "host": self.host, "port": self.port}
+        if self._api_key:
+            conn["ApiKey"] = self._api_key
+        return conn
+
+    # -- modes ------------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        """The current mode: ``"up"``, ``"locked"`` or ``"down"``."""
+        return self._mode
+
+    def set_mode(self, mode: str) -> None:
+        """Switch mode; takes effect for the next request.
+
+        Going ``"down"`` closes the listening socket and every open connection before it
+        returns; leaving ``"down"`` listens again on the same port.
+
+        Args:
+            mode: ``"up"``, ``"locked"`` or ``"down"``.
+
+        Raises:
+            ValueError: Unknown mode.
+        """
+        _check_mode(mode)
+        with self._state_lock:
+            self._mode = mode
+            self._set_listening(mode != "down")
+        LOGGER.debug("%r mode is now %s", self, mode)
+
+    def _listening_wanted(self) -> bool:
+        return self._mode != "down"
+
+    # -- scenes -------------------------------------------------------------------------------
+
+    def add_scene(self, scene_id: int, **fields: Any) -> dict[str, Any]:
+        """Create or replace one scene (thread-safe).
+
+        Args:
+            scene_id: Positive integer id.
+            **fields: ``Scene`` fields to set (``title``, ``code``, ``details``, ``urls``,
+                ``date``, ``rating100``, ``organized``, ``o_counter``, ``created_at``,
+                ``updated_at``); the rest get defaults, the title ``"Scene <id>"``.
+
+        Returns:
+            A copy of the stored scene, as GraphQL would return it.
+
+        Raises:
+            ValueError: ``scene_id`` is not a positive integer.
+            TypeError: An unknown field was given.
+        """
+        unknown = set(fields) - set(SCENE_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown Scene fields: {sorted(unknown)}")
+        record = _new_scene(_check_scene_id(scene_id), _now())
+        record.update(fields)
+        record["urls"] = tuple(record["urls"])
+        for stamp in ("created_at", "updated_at"):
+            if isinstance(record[stamp], datetime):
+                record[stamp] = record[stamp].isoformat()
+        with self._scenes_lock:
+            self._scenes[scene_id] = record
+        return dict(record)
+
+    def add_scenes(self, scene_ids: Iterable[int]) -> None:
+        """Create or replace many scenes with default fields (thread-safe, fast).
+
+        Args:
+            scene_ids: Positive integer ids.
+
+        Raises:
+            ValueError: An id is not a positive integer (no scene is added then).
+        """
+        stamp = _now()
+        records = {_check_scene_id(scene_id): _new_scene(scene_id, stamp) for scene_id in scene_ids}
+        with self._scenes_lock:
+            self._scenes.update(records)
+
+    def delete_scene(self, scene_id: int) -> bool:
+        """Delete one scene (thread-safe).
+
+        Returns:
+            True if the scene existed.
+        """
+        with self._scenes_lock:
+            return self._scenes.pop(scene_id, None) is not None
+
+    def scene_ids(self) -> set[int]:
+        """A copy of the ids of all scenes (thread-safe)."""
+        with self._scenes_lock:
+            return set(self._scenes)
+
+    # -- statistics -----------------------------------------------------------------------------
+
+    @property
+    def operation_counts(self) -> Counter[str]:
+        """How often each root field was resolved, e.g. ``{"findScene": 10, "__schema": 1}``.
+
+        A copy, taken under a lock; aliased fields count once per alias.
+        """
+        with self._counts_lock:
+            return Counter(self._counts)
+
+    def reset_counts(self) -> None:
+        """Zero :attr:`operation_counts` (the request count is left alone)."""
+        with self._counts_lock:
+            self._counts.clear()
+
+    # -- GraphQL -------------------------------------------------------------------------------
+
+    def _count_root_field(self, name: str) -> None:
+        with self._counts_lock:
+            self._counts[name] += 1
+        if self._mode == "locked" and name in _DATABASE_FIELDS:
+            raise GraphQLError(DATABASE_LOCKED_MESSAGE)
+
+    def _api_key_matches(self, given: str | None) -> bool:
+        if not self._api_key:
+            return True
+        return given is not None and hmac.compare_digest(given.encode(), self._api_key.encode())
+
+    def _execute(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Run one GraphQL request; return the HTTP status and the JSON payload."""
+        try:
+            request = json.loads(body)
+        except ValueError as error:
+            return 400, _request_error(f"json request body could not be decoded: {error}")
+        if not isinstance(request, dict) or not isinstance(request.get("query"), str):
+            return 400, _request_error("no query given in request body")
+        variables = request.get("variables")
+        operation_name = request.get("operationName")
+        if variables is not None and not isinstance(variables, dict):
+            return 400, _request_error("variables must be an object")
+        if operation_name is not None and not isinstance(operation_name, str):
+            return 400, _request_error("operationName must be a string")
+        result = graphql_sync(
+            stash_schema(),
+            request["query"],
+            root_value=self,
+            variable_values=variables,
+            operation_name=operation_name,
+            middleware=self._middleware,
+        )
+        # Stash's gqlgen answers parse and validation failures (errors without a path) with 422.
+        errors = result.errors or []
+        failed_early = result.data is None and bool(errors) and all(error.path is None for error in errors)
+        return (422 if failed_early else 200), result.formatted  # type: ignore[return-value]
+
+    # StashBackend: called by the resolvers in stash_schema, with this server as root_value.
+
+    def resolve_version(self) -> dict[str, Any]:
+        """``Query.version``."""
+        return {"version": self.version, "hash": "f00dcafe1", "build_time": "2024-01-01 00:00:00"}
+
+    def resolve_configuration(self) -> dict[str, Any]:
+        """``Query.configuration``: only ``general.apiKey``, ``""`` when none is set."""
+        return {"general": {"apiKey": self._api_key or ""}}
+
+    def resolve_find_scene(self, scene_id: str | None, checksum: str | None) -> dict[str, Any] | None:
+        """``Query.findScene``: the scene, or None (the test scenes have no checksums)."""
+        if scene_id is None:
+            return None
+        key = _parse_id(scene_id)
+        with self._scenes_lock:
+            return self._scenes.get(key)
+
+    def resolve_find_scenes(
+        self,
+        find_filter: dict[str, Any] | None,
+        scene_filter: dict[str, Any] | None,
+        scene_ids: list[int] | None,
+        ids: list[str] | None,
+    ) -> dict[str, Any]:
+        """``Query.findScenes``; ``ids`` wins over ``scene_ids``, either over the filters (as in Stash)."""
+        find_filter = find_filter or {}
+        wanted: list[int] = _parse_id_list(ids) if ids else list(scene_ids or ())
+        if wanted and self.strict_ids:
+            return self._find_many_strict(wanted)
+        if wanted:
+            with self._scenes_lock:
+                found = (self._scenes.get(key) for key in sorted(set(wanted)))
+                scenes = [scene for scene in found if scene is not None]
+        else:
+            scenes = self._query(find_filter, (scene_filter or {}).get("id"))
+        return {"count": len(scenes), "duration": 0.0, "filesize": 0.0, "scenes": _page(scenes, find_filter)}
+
+    def _find_many_strict(self, wanted: list[int]) -> dict[str, Any]:
+        """Real Stash's FindMany: every id must exist, input order, no paging."""
+        found: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        with self._scenes_lock:
+            for key in wanted:
+                scene = self._scenes.get(key)
+                # Stash places each row at the first index of its id, so a repeated id is "not found".
+                if scene is None or key in seen:
+                    raise GraphQLError(f"scene with id {key} not found")
+                seen.add(key)
+                found.append(scene)
+        return {"count": len(found), "duration": 0.0, "filesize": 0.0, "scenes": found}
+
+    def _query(self, find_filter: dict[str, Any], id_criterion: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """Scenes matching the id criterion and ``q`` (case-insensitive title substring), sorted as asked."""
+        with self._scenes_lock:
+            if id_criterion is None:
+                scenes = list(self._scenes.values())
+            else:
+                scenes = _select_by_id(self._scenes, id_criterion)
+        text = (find_filter.get("q") or "").casefold()
+        if text:
+            scenes = [scene for scene in scenes if text in (scene["title"] or "").casefold()]
+        reverse = find_filter.get("direction") == "DESC"
+        if find_filter.get("sort") == "title":
+            scenes.sort(key=lambda scene: ((scene["title"] or "").casefold(), int(scene["id"])),
+                        reverse=reverse)
+        else:
+            scenes.sort(key=lambda scene: int(scene["id"]), reverse=reverse)
+        return scenes
+
+
+def _select_by_id(scenes: dict[int, dict[str, Any]], criterion: dict[str, Any]) -> list[dict[str, Any]]:
+    """Apply ``scene_filter: {id: IntCriterionInput}`` the way Stash's SQL does (BETWEEN is inclusive)."""
+    modifier, low, high = criterion["modifier"], criterion["value"], criterion.get("value2")
+    if modifier in ("BETWEEN", "NOT_BETWEEN") and high is None:
+        raise GraphQLError(f"{modifier} needs value2")
+    if modifier == "BETWEEN" and high - low < len(scenes):  # a short range: look its ids up
+        found = (scenes.get(key) for key in range(low, high + 1))
+        return [scene for scene in found if scene is not None]
+    tests = {
+        "EQUALS": lambda key: key == low,
+        "NOT_EQUALS": lambda key: key != low,
+        "GREATER_THAN": lambda key: key > low,
+        "LESS_THAN": lambda key: key < low,
+        "BETWEEN": lambda key: low <= key <= high,
+        "NOT_BETWEEN": lambda key: key < low or key > high,
+    }
+    if modifier not in tests:
+        raise GraphQLError(f"modifier {modifier} is not supported for id")
+    matches = tests[modifier]
+    return [scene for key, scene in scenes.items() if matches(key)]
+
+
+def _page(scenes: list[dict[str, Any]], find_filter: dict[str, Any]) -> list[dict[str, Any]]:
+    """Apply ``page`` (1-based) and ``per_page`` (25 by default, negative for all), as Stash does."""
+    per_page = find_filter.get("per_page")
+    per_page = _DEFAULT_PER_PAGE if per_page is None else per_page
+    if per_page < 0:
+        return scenes
+    page = max(find_filter.get("page") or 1, 1)
+    start = (page - 1) * per_page
+    return scenes[start : start + per_page]
+
+
+def _parse_id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise GraphQLError(f'strconv.Atoi: parsing "{value}": invalid syntax') from None
+
+
+def _parse_id_list(values: list[str]) -> list[int]:
+    """Stash's handling of ``ids: [ID!]``: duplicates and non-numbers are errors."""
+    if len(set(values)) != len(values):
+        duplicate = next(value for index, value in enumerate(values) if value in values[:index])
+        raise GraphQLError(f"validating ids: duplicate id found: {duplicate}")
+    try:
+        return [int(value) for value in values]
+    except ValueError as error:
+        raise GraphQLError(f"converting ids: {error}") from None
+
+
+def _new_scene(scene_id: int, stamp: str) -> dict[str, Any]:
+    return {
+        "id": str(scene_id),
+        "title": f"Scene {scene_id}",
+        "code": None,
+        "details": None,
+        "urls": (),  # a tuple keeps the record free of containers, so the GC ignores it
+        "date": None,
+        "rating100": None,
+        "organized": False,
+        "o_counter": 0,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _check_scene_id(scene_id: int) -> int:
+    if isinstance(scene_id, bool) or not isinstance(scene_id, int) or scene_id < 1:
+        raise ValueError(f"scene ids are positive integers, got {scene_id!r}")
+    return scene_id
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in STASH_MODES:
+        raise ValueError(f"unknown Stash mode {mode!r}; expected one of {sorted(STASH_MODES)}")
