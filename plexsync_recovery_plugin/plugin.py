@@ -8,6 +8,7 @@ Nothing it does can raise into whoever sent ``outage_ended``.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +86,22 @@ class RecoveryPlugin:
     def recover_window(self, start: Any, end: Any) -> dlq_recovery.RecoveryResult | None:
         """Recover one outage window (and any still pending) and announce each outcome; never raises.
 
-        The window is saved as pending first, merged with any pending window it overlaps,
-        so a run that is deferred or interrupted is retried later.
+        The window is widened to whole seconds (the DLQ's timestamps are whole seconds),
+        saved as pending first, merged with any pending window it overlaps, so a run that
+        is deferred or interrupted is retried later.
 
         Returns:
             The result of the run that covered this window (also sent with
             ``recovery_completed``), or None when it failed (``recovery_failed`` was sent).
         """
         try:
-            window = validate_window(start, end)
+            start_f, end_f = validate_window(start, end)
         except Exception as error:
             self._announce_failure(error, start, end)
             return None
+        # PlexSync's failed_at is CURRENT_TIMESTAMP, truncated to the second: an entry that
+        # failed in the outage's first second reads as earlier than a fractional start.
+        window = (float(math.floor(start_f)), float(math.ceil(end_f)))
         covering: dlq_recovery.RecoveryResult | None = None
         for run_start, run_end, outcome in self._run_pending(window):
             if isinstance(outcome, dlq_recovery.RecoveryResult) and run_start <= window[0] and window[1] <= run_end:

@@ -186,3 +186,13 @@ def test_whole_flow_with_real_files(dlq, queue, stash, plex, data_dir, add_entry
     assert dlq.get_count() == 8
     [record] = history.get_history()
     assert record == {"started_at": start, "ended_at": end, "duration": 600.0, "jobs_affected": 5}
+
+
+def test_window_is_widened_to_the_dlq_whole_seconds(plugin, completed, data_dir, add_entry):
+    # failed 0.4 s after a probe-dated start, but PlexSync stores whole seconds: 19:00:00
+    add_entry(21, failed_at=WINDOW_START + 0.4)
+    add_entry(22, failed_at=WINDOW_START + 10)
+    outage_ended.send(None, start=WINDOW_START + 0.7, end=WINDOW_START + 9.2)
+    [call] = completed.calls
+    assert (call["start"], call["end"]) == (WINDOW_START, WINDOW_START + 10)
+    assert call["result"].recovered_scene_ids == [21, 22]
