@@ -19,7 +19,7 @@ from .safe_pickle import MAX_PICKLE_BYTES
 if TYPE_CHECKING:
     from .dlq import DeadLetterQueue
 
-__all__ = ["DlqWindow", "WINDOW_INDEX", "FAILED_AT_KEY", "validate_window"]
+__all__ = ["DlqWindow", "WINDOW_INDEX", "FAILED_AT_KEY", "validate_window", "whole_seconds"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,15 @@ def validate_window(start: Any, end: Any) -> tuple[float, float]:
     if bounds[0] > bounds[1]:
         raise ValueError(f"outage window start {start!r} is after its end {end!r}")
     return bounds[0], bounds[1]
+
+
+def whole_seconds(start: float, end: float) -> tuple[float, float]:
+    """Widen a window to whole seconds.
+
+    PlexSync's ``failed_at`` is ``CURRENT_TIMESTAMP``, truncated to the second, so an entry
+    that failed in an outage's first second reads as earlier than a fractional start.
+    """
+    return float(math.floor(start)), float(math.ceil(end))
 
 
 def _millisecond_parts(seconds: float, *, rounding: str) -> tuple[int, int]:

@@ -106,6 +106,7 @@ class QuietRequestHandler(BaseHTTPRequestHandler):
             content_type: Value of the ``Content-Type`` header.
             headers: Extra headers.
         """
+        self.service._count_request()  # before answering, so a client that got its answer sees it counted
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -114,7 +115,6 @@ class QuietRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self.service._count_request()
 
     def drop_connection(self) -> None:
         """Close the connection without answering, as a server that dies mid-request does."""

@@ -17,6 +17,8 @@ from typing import Any, Callable
 from ..plex.health import check_plex_health
 from ..plugin import RecoveryPlugin
 from ..signals import recovery_completed, recovery_failed
+from ..sync_queue.dlq_recovery import get_error_types_for_recovery
+from ..sync_queue.dlq_window import DlqWindow, whole_seconds
 from .history_follower import HistoryFollower
 from .outage_detector import OutageDetector
 from .outage_history import OutageHistory
@@ -146,11 +148,9 @@ class WatchDaemon:
         self._was_healthy = healthy
 
     def _jobs_affected(self, start: float, end: float) -> int:
-        from ..sync_queue.dlq_recovery import get_error_types_for_recovery
-        from ..sync_queue.dlq_window import DlqWindow
-
+        types = get_error_types_for_recovery(self.plugin.include_optional)
         try:
-            return len(DlqWindow(self.plugin.dlq, start, end, get_error_types_for_recovery(self.plugin.include_optional)))
+            return len(DlqWindow(self.plugin.dlq, *whole_seconds(start, end), types))
         except Exception as error:
             logger.warning("could not count the outage's DLQ entries: %s", error)
             return 0
