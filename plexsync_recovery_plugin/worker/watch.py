@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ..plex.health import check_plex_health
 from ..plugin import RecoveryPlugin
-from ..signals import recovery_completed, recovery_failed
+from ..signals import outage_ended, recovery_completed, recovery_failed, send_isolated
 from ..sync_queue.dlq_recovery import get_error_types_for_recovery
 from ..sync_queue.dlq_window import DlqWindow, whole_seconds
 from .history_follower import HistoryFollower
@@ -107,7 +107,6 @@ class WatchDaemon:
             self.plugin.connect()
         recovery_completed.connect(self._log_completed, sender=self.plugin, weak=False)
         recovery_failed.connect(self._log_failed, sender=self.plugin, weak=False)
-        self.follower.start()
         logger.info(
             "watching Plex every %.1f s (outage after %d failed probes, over after %d healthy ones)",
             self.settings.interval,
@@ -115,6 +114,7 @@ class WatchDaemon:
             self.settings.recover_threshold,
         )
         try:
+            self.follower.start()
             while not stop.is_set():
                 try:
                     self.tick()
@@ -138,14 +138,26 @@ class WatchDaemon:
         if event is not None and event.kind == "started":
             self.history.record_outage_start(event.start)
         elif event is not None and event.end is not None:
-            record = self.history.record_outage_end(event.end, jobs_affected=self._jobs_affected(event.start, event.end))
-            if record is not None:
-                self.follower.mark_handled(record["started_at"], record["ended_at"])
+            self._end_outage(event.start, event.end)
             self._last_retry = self.clock()  # that outage_ended already retried what was pending
         self.follower.poll()
         if healthy and not self.detector.in_outage:
-            self._retry_pending(recovered=self._was_healthy is False)
+            # An outage that ended in this tick has just retried the pending windows.
+            self._retry_pending(recovered=self._was_healthy is False and event is None)
         self._was_healthy = healthy
+
+    def _end_outage(self, start: float, end: float) -> None:
+        try:
+            record = self.history.record_outage_end(end, jobs_affected=self._jobs_affected(start, end))
+        except Exception as error:
+            logger.error("could not record the end of the outage in %s: %s", self.history.path, error)
+            record = None
+        if record is None:
+            # The history lost the open record (rewritten by another process, unwritable, reset
+            # after corruption): the outage still happened, so its window is recovered anyway.
+            send_isolated(outage_ended, self.history, start=start, end=end)
+            record = {"started_at": start, "ended_at": end}
+        self.follower.mark_handled(record["started_at"], record["ended_at"])
 
     def _jobs_affected(self, start: float, end: float) -> int:
         types = get_error_types_for_recovery(self.plugin.include_optional)

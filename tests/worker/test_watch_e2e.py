@@ -199,3 +199,18 @@ def test_free_running_watch_started_while_plex_is_down(data_dir, dlq, queue, sta
         assert not runner.is_alive()
     assert results[1][0].recovered_scene_ids == [42]
     assert [job["scene_id"] for job in drain(data_dir)] == [42]
+
+
+def test_outage_end_is_recovered_even_if_the_history_lost_its_record(plugin, plex, plex_server, add_entry, data_dir, results):
+    clock = Clock(T0)
+    daemon = WatchDaemon(plex, plugin.connect(), WatchSettings(fail_threshold=1, recover_threshold=1), clock=clock)
+    plex_server.set_mode("down")
+    tick(daemon, clock)  # outage opens at T0
+    add_entry(9, failed_at=T0 + 1)
+    (data_dir / "outage_history.json").write_text("garbage")  # the open record is gone
+    plex_server.set_mode("up")
+    tick(daemon, clock)
+    plugin.disconnect()
+    [(result, start, end)] = results
+    assert (start, end) == (T0, T0 + 5)
+    assert result.recovered_scene_ids == [9]

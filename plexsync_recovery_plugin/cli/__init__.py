@@ -1,0 +1,139 @@
+"""The ``plexsync-recovery`` command line: parse, configure logging, dispatch, and never show a traceback.
+
+Each subcommand lives in its own module with ``register(subparsers)`` (which adds its
+subparser and ``set_defaults(func=run)``) and ``run(args) -> int``. Before calling
+``func``, ``main`` attaches the resolved ``Settings`` as ``args.settings`` and the
+``Output`` writer as ``args.out``. A command may also ``set_defaults(log_level=...,
+log_long_format=True)`` to change how much it logs by default.
+
+Every failure ends as one line on stderr (``plexsync-recovery: error: ...``) with a
+non-zero exit code: 2 for usage and configuration errors, 1 otherwise, 130 on Ctrl-C.
+With ``-v`` an unexpected error also shows its traceback. Secrets are masked everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sqlite3
+import sys
+import traceback
+from typing import NoReturn, Sequence
+
+from .. import __version__
+from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, watch_cmd
+from .logging_setup import LoggingHandle, SecretRedactor, configure_logging
+from .output import PROG, Output
+from .settings import CliError, Settings, UsageError, add_common_arguments, early_secrets, resolve
+
+__all__ = ["build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises ``UsageError`` instead of printing usage and exiting.
+
+    Abbreviated long flags are refused: ``--plex-tok SECRET`` must not be half-recognized.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        """Raise the parse error for ``main`` to print as one line."""
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the full parser with every subcommand registered."""
+    parser = _Parser(
+        prog=PROG,
+        description="Re-queue PlexSync's dead-lettered jobs after Plex outages, and report on them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_common_arguments(parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (recover_cmd, report_cmds, watch_cmd, demo_cmd, bench_cmd):
+        module.register(subparsers)
+    return parser
+
+
+def _log_level(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.verbose:
+        return logging.DEBUG
+    if settings.quiet:
+        return logging.ERROR
+    return int(getattr(args, "log_level", logging.WARNING))
+
+
+def _describe_os_error(error: OSError) -> str:
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename is not None:
+        return f"{reason}: {str(error.filename)!r}"
+    return reason
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (the console script exits with it).
+
+    Args:
+        argv: The arguments after the program name; ``sys.argv[1:]`` when None.
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    redactor = SecretRedactor(early_secrets(arguments, os.environ))
+    out = Output(redactor)
+    settings: Settings | None = None
+    handle: LoggingHandle | None = None
+    try:
+        args = build_parser().parse_args(arguments)
+        settings = resolve(args)
+        redactor.add(*settings.secrets())
+        out.json_mode = settings.json
+        handle = configure_logging(
+            _log_level(args, settings),
+            redactor,
+            long_format=settings.verbose or bool(getattr(args, "log_long_format", False)),
+        )
+        args.settings = settings
+        args.out = out
+        return int(args.func(args) or 0)
+    except SystemExit as exit_request:  # --help, --version, or a command that exits on its own
+        code = exit_request.code
+        if isinstance(code, str):
+            out.error(code)
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except CliError as error:
+        out.error(str(error))
+        return error.exit_code
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+    except BrokenPipeError:  # the reader (| head) went away: nothing more to say
+        _silence_stdout()
+        return 1
+    except sqlite3.DatabaseError as error:
+        where = f" in {str(settings.data_dir)!r}" if settings and settings.data_dir else ""
+        out.error(f"SQLite error{where}: {error}")
+        return 1
+    except OSError as error:
+        out.error(_describe_os_error(error))
+        return 1
+    except Exception as error:
+        verbose = settings is not None and settings.verbose
+        out.error(f"unexpected {type(error).__name__}: {error}" + ("" if verbose else " (-v shows the traceback)"))
+        if verbose:
+            out.raw_stderr(traceback.format_exc())
+        return 1
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,178 @@
+"""The command line's only writer: aligned tables or JSON on stdout, one-line errors on stderr.
+
+Everything written passes through the secret redactor, so even a DLQ error message that
+happens to contain a token is printed masked. Small formatting helpers (times, durations,
+truncation) live here too, so every command renders values the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Iterable, Sequence, TextIO
+
+from .logging_setup import SecretRedactor
+
+__all__ = [
+    "Output",
+    "PROG",
+    "format_duration",
+    "format_table",
+    "format_time",
+    "one_line",
+    "truncate",
+]
+
+PROG = "plexsync-recovery"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numeric_column(values: list[Any]) -> bool:
+    present = [value for value in values if value is not None]
+    return bool(present) and all(_is_number(value) for value in present)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return one_line(str(value))
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, align: str | None = None) -> list[str]:
+    """Render rows as aligned text lines: a header, a rule, then one line per row.
+
+    Args:
+        headers: Column titles.
+        rows: Cell values; None shows as ``-``; newlines become spaces.
+        align: One ``l``/``r`` per column; by default numeric columns go right, others left.
+
+    Returns:
+        The lines, without trailing spaces.
+
+    Raises:
+        ValueError: A row or ``align`` does not have one entry per column.
+    """
+    materialized = [list(row) for row in rows]
+    width = len(headers)
+    for row in materialized:
+        if len(row) != width:
+            raise ValueError(f"table row has {len(row)} cells for {width} columns: {row!r}")
+    if align is None:
+        align = "".join("r" if _numeric_column([row[i] for row in materialized]) else "l" for i in range(width))
+    if len(align) != width:
+        raise ValueError(f"align {align!r} must have one letter per column ({width})")
+    text_rows = [[_cell(value) for value in row] for row in materialized]
+    widths = [max([len(headers[i])] + [len(row[i]) for row in text_rows]) for i in range(width)]
+
+    def render(cells: Sequence[str]) -> str:
+        parts = [cell.rjust(w) if a == "r" else cell.ljust(w) for cell, w, a in zip(cells, widths, align)]
+        return "  ".join(parts).rstrip()
+
+    return [render(headers), render(["-" * w for w in widths])] + [render(row) for row in text_rows]
+
+
+def format_time(unix_seconds: float | None) -> str:
+    """``2026-02-15 19:17:49Z`` (UTC, whole seconds), or ``-`` for None."""
+    if unix_seconds is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(float(unix_seconds)))
+
+
+def format_duration(seconds: float | None) -> str:
+    """A short human duration: ``0.4s``, ``42s``, ``3m 05s``, ``2h 01m 40s``, ``3d 04h 05m``; ``n/a`` for None."""
+    if seconds is None:
+        return "n/a"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    total = int(round(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h {minutes:02d}m"
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def one_line(text: str) -> str:
+    """Collapse line breaks and tabs into single spaces."""
+    return " ".join(text.split()) if any(ch in text for ch in "\r\n\t") else text
+
+
+def truncate(text: str | None, limit: int = 60) -> str:
+    """One line of at most ``limit`` characters, ending in ``...`` when cut."""
+    flat = one_line(text or "")
+    return flat if len(flat) <= limit else flat[: max(0, limit - 3)] + "..."
+
+
+class Output:
+    """Writes the command's results; every text passes through ``redactor``.
+
+    Args:
+        redactor: Masks the secrets.
+        json_mode: Commands print JSON instead of tables when True.
+        stdout: Results; ``sys.stdout`` at write time when None.
+        stderr: Errors and notes; ``sys.stderr`` at write time when None.
+    """
+
+    def __init__(
+        self,
+        redactor: SecretRedactor | None = None,
+        *,
+        json_mode: bool = False,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.redactor = redactor or SecretRedactor()
+        self.json_mode = json_mode
+        self._stdout = stdout
+        self._stderr = stderr
+
+    @property
+    def stdout(self) -> TextIO:
+        """The result stream."""
+        return self._stdout or sys.stdout
+
+    @property
+    def stderr(self) -> TextIO:
+        """The diagnostics stream."""
+        return self._stderr or sys.stderr
+
+    def line(self, text: str = "") -> None:
+        """Write one line of results."""
+        self.stdout.write(self.redactor(text) + "\n")
+
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        title: str | None = None,
+        align: str | None = None,
+    ) -> None:
+        """Write an aligned table, with an optional title line above it."""
+        if title:
+            self.line(title)
+        for text in format_table(headers, rows, align=align):
+            self.line(text)
+
+    def json(self, data: Any) -> None:
+        """Write ``data`` as indented JSON (masked field by field, so the JSON stays valid)."""
+        self.stdout.write(json.dumps(self.redactor.redact_data(data), indent=2, default=str) + "\n")
+
+    def error(self, message: str) -> None:
+        """Write ``plexsync-recovery: error: <message>`` as one line on stderr."""
+        self.stderr.write(self.redactor(f"{PROG}: error: {one_line(str(message))}") + "\n")
+        self.stderr.flush()
+
+    def raw_stderr(self, text: str) -> None:
+        """Write multi-line diagnostics (a ``-v`` traceback), masked."""
+        self.stderr.write(self.redactor(text))
+        self.stderr.flush()

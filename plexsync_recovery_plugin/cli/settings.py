@@ -1,0 +1,296 @@
+"""What the command line is configured with: flags first, then the environment, then defaults.
+
+The shared flags (``--data-dir``, ``--plex-url`` ...) are accepted both before and after the
+subcommand; every one of them is added with ``default=SUPPRESS`` so that a flag given
+before the subcommand is not overwritten by the subparser's default. ``resolve`` then
+fills the gaps from the environment. This module also turns the settings into the live
+objects the commands use (clients, the DLQ, the queue), failing with one clear
+``CliError`` that names the bad value or file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+__all__ = [
+    "CliError",
+    "DEFAULT_PLEX_URL",
+    "DEFAULT_STASH_URL",
+    "ENVIRONMENT",
+    "Settings",
+    "TIME_HELP",
+    "UsageError",
+    "add_common_arguments",
+    "early_secrets",
+    "open_dlq",
+    "open_job_queue",
+    "parse_time",
+    "parse_window",
+    "resolve",
+]
+
+DEFAULT_PLEX_URL = "http://localhost:32400"
+DEFAULT_STASH_URL = "http://localhost:9999"
+
+#: Settings attribute -> environment variable that supplies it when the flag is absent.
+ENVIRONMENT = {
+    "data_dir": "STASH_PLUGIN_DATA",
+    "plex_url": "PLEX_URL",
+    "plex_token": "PLEX_TOKEN",
+    "stash_url": "STASH_URL",
+    "stash_api_key": "STASH_API_KEY",
+}
+
+#: The flags whose values are secrets (scrubbed from every output, even before parsing).
+SECRET_FLAGS = ("--plex-token", "--stash-api-key")
+_SECRET_HINTS = ("tok", "key", "api", "secret", "pass")
+
+TIME_HELP = (
+    "TIME is ISO 8601 (2026-02-15T19:17:49Z, 2026-02-15 19:17:49, 2026-02-15T21:17:49+02:00)"
+    " or Unix seconds (1771183069); a time without a zone is UTC."
+)
+
+_UNIX_SECONDS = re.compile(r"^\d+(\.\d+)?$")
+
+
+class CliError(Exception):
+    """A failure the user can act on; ``main`` prints it as one line and exits with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class UsageError(CliError):
+    """Bad flags or flag values: exit code 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=2)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the shared flags to ``parser`` (the main parser and each subcommand's)."""
+    group = parser.add_argument_group("common options (flags override the environment)")
+    quiet = argparse.SUPPRESS
+    group.add_argument(
+        "--data-dir", metavar="DIR", default=quiet, help="PlexSync data directory (env STASH_PLUGIN_DATA)"
+    )
+    group.add_argument(
+        "--plex-url", metavar="URL", default=quiet, help=f"Plex server (env PLEX_URL; default {DEFAULT_PLEX_URL})"
+    )
+    group.add_argument("--plex-token", metavar="TOKEN", default=quiet, help="Plex token (env PLEX_TOKEN)")
+    group.add_argument(
+        "--stash-url", metavar="URL", default=quiet, help=f"Stash server (env STASH_URL; default {DEFAULT_STASH_URL})"
+    )
+    group.add_argument("--stash-api-key", metavar="KEY", default=quiet, help="Stash API key (env STASH_API_KEY)")
+    group.add_argument(
+        "--include-optional",
+        action="store_true",
+        default=quiet,
+        help="also recover PlexTemporaryError and PlexNotFound entries",
+    )
+    group.add_argument("--json", action="store_true", default=quiet, help="print JSON instead of tables")
+    group.add_argument("-v", "--verbose", action="store_true", default=quiet, help="log DEBUG details")
+    group.add_argument("-q", "--quiet", action="store_true", default=quiet, help="log errors only")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one command-line run.
+
+    Attributes:
+        data_dir: The PlexSync data directory, or None when neither flag nor env gave one.
+        plex_url: Plex base URL.
+        plex_token: Plex token, or None.
+        stash_url: Stash URL.
+        stash_api_key: Stash API key, or None.
+        include_optional: Also recover the optional error types.
+        json: Print JSON instead of tables.
+        verbose: Log at DEBUG and show tracebacks of unexpected errors.
+        quiet: Log errors only.
+    """
+
+    data_dir: Path | None = None
+    plex_url: str = DEFAULT_PLEX_URL
+    plex_token: str | None = None
+    stash_url: str = DEFAULT_STASH_URL
+    stash_api_key: str | None = None
+    include_optional: bool = False
+    json: bool = False
+    verbose: bool = False
+    quiet: bool = False
+
+    def __repr__(self) -> str:  # never show the secrets
+        return f"Settings(data_dir={self.data_dir!r}, plex_url={self.plex_url!r}, stash_url={self.stash_url!r})"
+
+    def secrets(self) -> list[str]:
+        """Return the configured secrets (token, API key) that must never be printed."""
+        return [value for value in (self.plex_token, self.stash_api_key) if value]
+
+    def require_data_dir(self) -> Path:
+        """Return the data directory, which must exist.
+
+        Raises:
+            UsageError: None was configured, or the path is missing or not a directory.
+        """
+        if self.data_dir is None:
+            raise UsageError("no data directory: pass --data-dir DIR or set STASH_PLUGIN_DATA")
+        if not self.data_dir.exists():
+            raise UsageError(f"data directory {str(self.data_dir)!r} does not exist")
+        if not self.data_dir.is_dir():
+            raise UsageError(f"data directory {str(self.data_dir)!r} is not a directory")
+        return self.data_dir
+
+    def plex_connection(self, timeout: float = 5.0) -> Any:
+        """Return a lazy ``PlexConnection`` (it does not talk to Plex yet).
+
+        Raises:
+            UsageError: The Plex URL is not an http(s) URL with a host.
+        """
+        from ..plex.health import PlexConnection
+
+        parts = urlsplit(self.plex_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"Plex URL must look like http://host:32400, got {self.plex_url!r}")
+        return PlexConnection(self.plex_url, self.plex_token, timeout=timeout)
+
+    def stash_connection(self, timeout: float = 10.0) -> Any:
+        """Return a lazy ``StashConnection`` (it does not talk to Stash yet).
+
+        Raises:
+            UsageError: The Stash URL is not an http(s) URL with a host.
+        """
+        from ..stash.connection import StashConnection
+
+        try:
+            return StashConnection(self.stash_url, self.stash_api_key, timeout=timeout)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+
+
+def _looks_secret(flag: str) -> bool:
+    # The real secret flags, and any misspelling of them that still looks like one.
+    name = flag.lower()
+    return flag in SECRET_FLAGS or (name.startswith("-") and any(part in name for part in _SECRET_HINTS))
+
+
+def _flag_secrets(argv: list[str]) -> list[str]:
+    found = []
+    for index, token in enumerate(argv):
+        flag, equals, value = token.partition("=")
+        if not _looks_secret(flag):
+            continue
+        if equals:
+            found.append(value)
+        elif index + 1 < len(argv):
+            found.append(argv[index + 1])
+    return found
+
+
+def early_secrets(argv: list[str], environ: Mapping[str, str]) -> list[str]:
+    """Secrets visible before parsing (secret flags' values, secret env vars), to scrub parse errors too."""
+    values = _flag_secrets(argv) + [environ.get("PLEX_TOKEN", ""), environ.get("STASH_API_KEY", "")]
+    return [value for value in values if value]
+
+
+def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from parsed flags, falling back to ``environ`` (default ``os.environ``)."""
+    env = os.environ if environ is None else environ
+
+    def pick(name: str, default: str | None) -> str | None:
+        value = getattr(args, name, None)
+        if value in (None, ""):
+            value = env.get(ENVIRONMENT[name]) or default
+        return value
+
+    data_dir = pick("data_dir", None)
+    return Settings(
+        data_dir=Path(data_dir).expanduser() if data_dir else None,
+        plex_url=pick("plex_url", DEFAULT_PLEX_URL) or DEFAULT_PLEX_URL,
+        plex_token=pick("plex_token", None),
+        stash_url=pick("stash_url", DEFAULT_STASH_URL) or DEFAULT_STASH_URL,
+        stash_api_key=pick("stash_api_key", None),
+        include_optional=bool(getattr(args, "include_optional", False)),
+        json=bool(getattr(args, "json", False)),
+        verbose=bool(getattr(args, "verbose", False)),
+        quiet=bool(getattr(args, "quiet", False)),
+    )
+
+
+def parse_time(text: str, flag: str = "time") -> float:
+    """Parse a window bound given on the command line into Unix seconds.
+
+    Args:
+        text: ISO 8601 (a naive time is UTC) or Unix seconds.
+        flag: The flag's name, for the error message.
+
+    Raises:
+        UsageError: The text is neither, or is before 1970; the message names the value.
+    """
+    value = text.strip()
+    if _UNIX_SECONDS.match(value):
+        return float(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"bad {flag} {text!r}: {TIME_HELP}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    seconds = moment.timestamp()
+    if seconds < 0:
+        raise UsageError(f"bad {flag} {text!r}: times before 1970-01-01 are not supported")
+    return seconds
+
+
+def parse_window(start: str | None, end: str | None) -> tuple[float, float] | None:
+    """Parse ``--start``/``--end``; None when neither was given.
+
+    Raises:
+        UsageError: Only one was given, one is not a time, or start is after end.
+    """
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise UsageError("--start and --end go together: give both")
+    low, high = parse_time(start, "--start"), parse_time(end, "--end")
+    if low > high:
+        raise UsageError(f"--start {start!r} is after --end {end!r}")
+    return low, high
+
+
+def open_dlq(data_dir: Path) -> Any:
+    """Open ``<data_dir>/dlq.db`` as a ``DeadLetterQueue`` (creating it if absent, as PlexSync does).
+
+    Raises:
+        CliError: The file is not a usable SQLite database, or cannot be opened.
+    """
+    from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
+
+    path = data_dir / DLQ_FILE_NAME
+    try:
+        return DeadLetterQueue(data_dir)
+    except sqlite3.DatabaseError as error:
+        raise CliError(f"cannot use the DLQ {str(path)!r}: {error}") from None
+
+
+def open_job_queue(data_dir: Path) -> Any:
+    """Open PlexSync's job queue in ``<data_dir>/queue``.
+
+    Raises:
+        CliError: The queue file is not a usable SQLite database, or cannot be opened.
+    """
+    from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, open_queue
+
+    path = data_dir / QUEUE_DIR_NAME / QUEUE_FILE_NAME
+    try:
+        return open_queue(data_dir)
+    except sqlite3.DatabaseError as error:
+        raise CliError(f"cannot use the queue {str(path)!r}: {error}") from None

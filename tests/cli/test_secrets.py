@@ -1,0 +1,73 @@
+"""The Plex token and the Stash API key never reach stdout, stderr or a file, even when things fail.
+
+Time budget: about 3 s (six short subprocesses, one of them a 1 s watch).
+"""
+
+from __future__ import annotations
+
+import signal
+
+from plexsync_recovery_plugin.sync_queue.operations import make_job
+from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from tests.cli.conftest import Daemon
+from tests.conftest import WINDOW_END, WINDOW_START
+
+PLEX_SECRET = "SEKRIT-PLEX-123"
+STASH_SECRET = "SEKRIT-STASH-456"
+SECRETS = (PLEX_SECRET, STASH_SECRET)
+WINDOW = ["--start", WINDOW_START, "--end", WINDOW_END]
+
+
+def _assert_clean(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def _assert_files_clean(data_dir) -> None:
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for secret in SECRETS:
+                assert secret.encode() not in content, path
+
+
+def test_a_token_stored_in_a_dlq_message_is_masked_on_output(run_cli, data_dir, dlq):
+    # PlexSync may have stored a URL with the token in an error message.
+    dlq.add(make_job(3, "metadata", {}), RuntimeError(f"GET /library?X-Plex-Token={PLEX_SECRET} failed"), 1,
+            failed_at=WINDOW_START + 5)
+    for extra in ([], ["--json"]):
+        listing = run_cli("dlq", "--data-dir", data_dir, *WINDOW, *extra, env={"PLEX_TOKEN": PLEX_SECRET})
+        assert listing.returncode == 0 and "X-Plex-Token=***" in listing.stdout
+        _assert_clean(listing.stdout, listing.stderr)
+
+
+def test_secrets_never_printed_nor_stored(run_cli, cli_env, data_dir, add_entry):
+    add_entry(1)
+    add_entry(2)
+    secret_flags = ["--plex-token", PLEX_SECRET, "--stash-api-key", STASH_SECRET]
+    outputs = []
+    with PlexTestServer(token=PLEX_SECRET) as plex, StashTestServer(api_key="the-right-key", scenes=[1, 2]) as stash:
+        urls = ["--plex-url", plex.url, "--stash-url", stash.url]
+        # Stash refuses the key: entries deferred, exit 1.
+        wrong_key = run_cli("recover", *WINDOW, "--data-dir", data_dir, *urls, *secret_flags, "-v")
+        assert wrong_key.returncode == 1 and "Stash at" in wrong_key.stderr
+        outputs.append(wrong_key)
+        # Plex down, secrets from the environment this time, verbose dry run.
+        plex.set_mode("down")
+        down = run_cli("recover", *WINDOW, "--dry-run", "--data-dir", data_dir, *urls, "-v", "--json",
+                       env={"PLEX_TOKEN": PLEX_SECRET, "STASH_API_KEY": STASH_SECRET})
+        assert down.returncode == 1 and "did not answer" in down.stderr
+        outputs.append(down)
+        # A parse error that echoes the flags back, with a misspelt secret flag too.
+        parse_error = run_cli("recover", f"--plex-token={PLEX_SECRET}", "--stash-api-kee", STASH_SECRET)
+        assert parse_error.returncode == 2 and "unrecognized arguments" in parse_error.stderr
+        outputs.append(parse_error)
+        # The daemon, verbose, while Plex is down (it logs every failed probe in detail).
+        daemon = Daemon(cli_env, data_dir, *urls, *secret_flags, "-v", "--fail-threshold", "1")
+        daemon.wait_for("outage started")
+        assert daemon.stop(signal.SIGTERM) == 0
+    for proc in outputs:
+        _assert_clean(proc.stdout, proc.stderr)
+    _assert_clean(daemon.stderr)
+    _assert_files_clean(data_dir)

@@ -1,0 +1,97 @@
+"""``plexsync-recovery watch``: starts (even with Plex and Stash down), and stops cleanly on SIGTERM/SIGINT.
+
+Time budget: each subprocess test runs about 1 s (probe interval 0.2 s), 5 s at worst.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+from plexsync_recovery_plugin.cli.watch_cmd import SignalSafeEvent
+from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from tests.cli.conftest import Daemon
+
+
+def test_sigterm_stops_the_daemon_cleanly(cli_env, data_dir):
+    with PlexTestServer() as plex, StashTestServer() as stash:
+        daemon = Daemon(cli_env, data_dir, "--plex-url", plex.url, "--plex-token", plex.token, "--stash-url", stash.url)
+        daemon.wait_for("watching Plex every 0.2 s")
+        daemon.wait_for("Plex is up")
+        code = daemon.stop(signal.SIGTERM)
+    assert code == 0
+    assert "Traceback" not in daemon.stderr
+    assert "watch stopped" in daemon.stderr and "stopped by SIGTERM" in daemon.stderr
+
+
+def test_daemon_keeps_running_while_plex_and_stash_are_down(cli_env, data_dir):
+    with PlexTestServer(initial_mode="down") as plex, StashTestServer(initial_mode="down") as stash:
+        daemon = Daemon(cli_env, data_dir, "--plex-url", plex.url, "--stash-url", stash.url, "--fail-threshold", "2")
+        daemon.wait_for("outage started")
+        history = json.loads((data_dir / "outage_history.json").read_text())
+        code = daemon.stop(signal.SIGINT)
+    assert code == 0
+    assert "Traceback" not in daemon.stderr
+    assert len(history) == 1 and history[0]["ended_at"] is None
+    assert "stopped by SIGINT" in daemon.stderr
+
+
+def test_bad_interval_is_a_usage_error(run_cli, data_dir):
+    proc = run_cli("watch", "--data-dir", data_dir, "--interval", "-1")
+    assert proc.returncode == 2
+    assert "interval must be a positive number" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_signal_safe_event_wakes_a_waiter_from_a_signal_handler():
+    event = SignalSafeEvent()
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: event.set())
+    try:
+        timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1))
+        timer.start()
+        started = time.monotonic()
+        assert event.wait(5.0) is True
+        assert time.monotonic() - started < 2.0
+        assert event.is_set()
+        timer.join()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        event.close()
+
+
+def test_signal_safe_event_wait_times_out_unset():
+    event = SignalSafeEvent()
+    try:
+        started = time.monotonic()
+        assert event.wait(0.05) is False
+        assert time.monotonic() - started >= 0.04
+        assert not event.is_set()
+    finally:
+        event.close()
+
+
+def test_an_outage_end_recovers_its_window_once(data_dir, dlq, queue, add_entry):
+    """Guards the fix in worker/watch.py: with --recover-threshold 1 the ending tick used to recover twice."""
+    from plexsync_recovery_plugin import PlexConnection, RecoveryPlugin, StashConnection, recovery_completed
+    from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
+    from tests.conftest import WINDOW_START
+
+    runs = []
+    with PlexTestServer() as plex, StashTestServer(scenes=[1], initial_mode="locked") as stash:
+        connection = PlexConnection(plex.url, plex.token, timeout=2)
+        plugin = RecoveryPlugin(dlq, queue, StashConnection(stash.url, timeout=2), connection, data_dir)
+        now = [WINDOW_START]
+        settings = WatchSettings(interval=1, fail_threshold=1, recover_threshold=1)
+        daemon = WatchDaemon(connection, plugin, settings, clock=lambda: now[0])
+        with plugin, recovery_completed.connected_to(lambda sender, **kw: runs.append(kw["result"]), sender=plugin):
+            daemon.tick()  # Plex up
+            plex.set_mode("down")
+            now[0] = WINDOW_START + 10
+            daemon.tick()  # the outage opens
+            add_entry(1, failed_at=WINDOW_START + 12)
+            plex.set_mode("up")
+            now[0] = WINDOW_START + 20
+            daemon.tick()  # it ends: one recovery, deferred because Stash is locked
+    assert [(run.total_dlq_entries, run.skipped_stash_error, run.deferred) for run in runs] == [(1, 1, True)]

@@ -1,0 +1,23 @@
+"""The README's first command: the demo recovers a real outage under the watch loop."""
+
+from __future__ import annotations
+
+import json
+
+from plexsync_recovery_plugin.cli import main
+
+
+def test_demo_recovers_and_skips_and_exits_zero(capsys):
+    assert main(["demo", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    result = report["result"]
+    assert report["signals"] == ["outage_started", "outage_ended", "recovery_completed"]
+    assert result["recovered"] == 8
+    assert result["recovered_scene_ids"] == [1, 2, 4, 6, 8, 10, 11, 12]
+    assert result["skipped_already_queued"] == 3  # scenes 5 and 9 were queued; scene 11 twice
+    assert result["skipped_scene_missing"] == 2  # scenes 3 and 7 deleted from Stash
+    assert result["deferred"] is False
+    queued = sorted(job["scene_id"] for job in report["queue"])
+    assert queued == [1, 2, 4, 5, 6, 8, 9, 10, 11, 12]
+    before, after = report["dlq_entries_before_after"]
+    assert before == after == 18
