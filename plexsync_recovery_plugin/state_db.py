@@ -2,23 +2,75 @@
 
 It holds what the plugin must remember across restarts (pending windows, outages already
 handled) and nothing of PlexSync's, so PlexSync's files stay as PlexSync wrote them.
+
+A state file that is not a sound SQLite database (garbage, truncated) is moved aside and a
+fresh one started, with a warning: a broken state file must not stop every later recovery.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 __all__ = ["STATE_FILE_NAME", "connect_state_db"]
+
+logger = logging.getLogger(__name__)
 
 STATE_FILE_NAME = "recovery_state.db"
 
 
 def connect_state_db(data_dir: str | Path, schema: str, *, timeout: float = 30.0) -> sqlite3.Connection:
-    """Open the state file, creating ``schema`` (idempotent SQL) if needed; the caller closes it."""
+    """Open the state file, creating ``schema`` (idempotent SQL) if needed; the caller closes it.
+
+    Raises:
+        sqlite3.OperationalError: The file is locked, read-only or cannot be written (a
+            corrupt file is set aside instead, see the module docstring).
+    """
     path = Path(data_dir) / STATE_FILE_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _open(path, schema, timeout)
+    except sqlite3.OperationalError:
+        raise
+    except sqlite3.DatabaseError as error:  # "file is not a database", "disk image is malformed"
+        backup = _set_aside(path)
+        logger.warning(
+            "state file %s was unreadable (%s); kept it as %s and started afresh:"
+            " outage windows it held for a retry are forgotten, recover them by hand if needed",
+            path,
+            error,
+            backup,
+        )
+        return _open(path, schema, timeout)
+
+
+def _open(path: Path, schema: str, timeout: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=timeout)
-    with conn:
-        conn.executescript(schema)
+    try:
+        with conn:
+            conn.executescript(schema)
+        problem = conn.execute("PRAGMA quick_check").fetchone()[0]  # the file is a few pages: cheap
+        if problem != "ok":
+            raise sqlite3.DatabaseError(f"database disk image is malformed ({problem})")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename the file (and any journal of it) to a free ``.corrupt-<time>-<pid>[-n]`` name."""
+    stem = f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    backup, number = path.with_name(stem), 1
+    while backup.exists():
+        number += 1
+        backup = path.with_name(f"{stem}-{number}")
+    for suffix in ("", "-journal", "-wal", "-shm"):  # a stale journal must not be replayed into the new file
+        try:
+            os.replace(f"{path}{suffix}", f"{backup}{suffix}")
+        except FileNotFoundError:
+            pass
+    return backup

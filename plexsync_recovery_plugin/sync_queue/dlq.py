@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DeadLetterQueue", "DLQ_FILE_NAME", "format_timestamp"]
+__all__ = ["DeadLetterQueue", "DLQ_FILE_NAME", "DlqUnavailable", "format_timestamp"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,13 @@ def format_timestamp(unix_seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_seconds))
 
 
+class DlqUnavailable(sqlite3.DatabaseError):
+    """The DLQ file cannot be read: it is missing, not SQLite, or has no ``dead_letters`` table.
+
+    The message names the file. A ``sqlite3.DatabaseError``, so ``except sqlite3.Error`` still catches it.
+    """
+
+
 def _row_to_dict(row: sqlite3.Row) -> dict[str, Any]:
     return {key: row[key] for key in row.keys()}
 
@@ -61,14 +68,35 @@ class DeadLetterQueue:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / DLQ_FILE_NAME
         self.timeout = timeout
+        self._uri = f"{self.db_path.absolute().as_uri()}?mode=rw"  # never creates the file
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self._get_connection() as conn:
-            conn.executescript(_SCHEMA)
-        conn.close()
+        conn = sqlite3.connect(self.db_path, timeout=self.timeout)
+        try:
+            with conn:
+                conn.executescript(_SCHEMA)
+        finally:
+            conn.close()
 
     def _get_connection(self) -> sqlite3.Connection:
-        """Open a new connection to the DLQ file; the caller closes it."""
-        conn = sqlite3.connect(self.db_path, timeout=self.timeout)
+        """Open a new connection to the DLQ file; the caller closes it.
+
+        The file is never created here: a DLQ that vanished after start-up is an error, not a
+        new empty DLQ. A read-only file opens read-only.
+
+        Raises:
+            DlqUnavailable: The file is missing, is not a SQLite database, has no
+                ``dead_letters`` table, or stayed locked for longer than ``timeout``.
+        """
+        try:
+            conn = sqlite3.connect(self._uri, uri=True, timeout=self.timeout)
+        except sqlite3.Error as error:
+            reason = "the file is missing" if not self.db_path.exists() else str(error)
+            raise DlqUnavailable(f"cannot open the DLQ {self.db_path}: {reason}") from None
+        try:
+            conn.execute("SELECT 1 FROM dead_letters LIMIT 0")
+        except sqlite3.Error as error:
+            conn.close()
+            raise DlqUnavailable(f"cannot read the DLQ {self.db_path}: {error}") from None
         conn.row_factory = sqlite3.Row
         return conn
 

@@ -1,20 +1,22 @@
 """Outage windows whose recovery is not finished yet, kept until a run completes them.
 
 A window becomes pending when its run was deferred (Plex unhealthy, Stash unable to answer,
-queue not writable). It survives restarts, merges with any overlapping or adjacent window,
+queue not writable). It survives restarts, merges with any overlapping or touching window,
 and is dropped only after a recovery over it completed. Callers hold the recovery lock.
+
+Windows select DLQ entries at SQLite's millisecond precision, so two windows "touch" when
+no millisecond lies between them: the merged window then selects exactly the entries of the
+two, never an entry that failed between two outages.
 """
 
 from __future__ import annotations
 
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 
 from ..state_db import STATE_FILE_NAME, connect_state_db
 
-__all__ = ["ADJACENT_SECONDS", "PendingWindows"]
-
-#: Windows closer than this merge: DLQ times are whole seconds, so a smaller gap holds no entry.
-ADJACENT_SECONDS = 1.0
+__all__ = ["PendingWindows", "windows_touch"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending_windows (
@@ -23,6 +25,20 @@ CREATE TABLE IF NOT EXISTS pending_windows (
     end REAL NOT NULL
 );
 """
+
+
+def _millis(seconds: float, rounding: str) -> int:
+    return int((Decimal(seconds) * 1000).to_integral_value(rounding=rounding))
+
+
+def windows_touch(first: tuple[float, float], second: tuple[float, float]) -> bool:
+    """Whether two windows overlap, or no millisecond a DLQ entry could carry lies between them."""
+    (a_start, a_end), (b_start, b_end) = first, second
+    if a_start <= b_end and b_start <= a_end:
+        return True
+    low, high = (first, second) if a_end < b_start else (second, first)
+    # Milliseconds low selects end at floor(low.end); high's begin at ceil(high.start).
+    return _millis(high[0], ROUND_CEILING) <= _millis(low[1], ROUND_FLOOR) + 1
 
 
 class PendingWindows:
@@ -40,15 +56,17 @@ class PendingWindows:
         conn = connect_state_db(self.data_dir, _SCHEMA)
         try:
             with conn:
-                while True:
-                    row = conn.execute(
-                        "SELECT id, start, end FROM pending_windows WHERE start <= ? AND end >= ? LIMIT 1",
-                        (end + ADJACENT_SECONDS, start - ADJACENT_SECONDS),
-                    ).fetchone()
-                    if row is None:
-                        break
-                    conn.execute("DELETE FROM pending_windows WHERE id = ?", (row[0],))
-                    start, end = min(start, row[1]), max(end, row[2])
+                rows = conn.execute("SELECT id, start, end FROM pending_windows ORDER BY start").fetchall()
+                merged = True
+                while merged:  # a merge can make the window reach one it did not touch before
+                    merged = False
+                    for row in rows:
+                        if windows_touch((start, end), (row[1], row[2])):
+                            conn.execute("DELETE FROM pending_windows WHERE id = ?", (row[0],))
+                            start, end = min(start, row[1]), max(end, row[2])
+                            rows.remove(row)
+                            merged = True
+                            break
                 conn.execute("INSERT INTO pending_windows (start, end) VALUES (?, ?)", (start, end))
         finally:
             conn.close()

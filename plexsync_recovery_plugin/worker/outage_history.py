@@ -34,19 +34,20 @@ def _is_record(value: Any) -> bool:
 def read_history_file(path: Path) -> list[dict[str, Any]]:
     """Read a history file; a missing file is an empty history.
 
-    A file that is not a JSON list of records is moved aside to ``<name>.corrupt-<time>``
-    (kept for the user, never deleted) and the history starts empty, with a warning.
+    A file that is not a UTF-8 JSON list of records (truncated, binary garbage, ...) is moved
+    aside to ``<name>.corrupt-<time>-<pid>[-<n>]`` (kept for the user, never deleted or
+    overwritten) and the history starts empty, with a warning.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return []
     try:
-        records = json.loads(text)
+        records = json.loads(data.decode("utf-8"))
         if not isinstance(records, list) or not all(_is_record(record) for record in records):
             raise ValueError("not a list of outage records")
-    except ValueError as error:
-        backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors too
+        backup = _free_backup_name(path)
         try:
             os.replace(path, backup)
         except FileNotFoundError:  # another process already moved it
@@ -54,6 +55,16 @@ def read_history_file(path: Path) -> list[dict[str, Any]]:
         logger.warning("outage history %s was unreadable (%s); kept it as %s and started afresh", path, error, backup)
         return []
     return records
+
+
+def _free_backup_name(path: Path) -> Path:
+    """A backup name not taken yet, so an earlier backup is never overwritten."""
+    stem = f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    candidate, number = path.with_name(stem), 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{stem}-{number}")
+    return candidate
 
 
 class OutageHistory:

@@ -1,0 +1,183 @@
+"""Shared tools of the reliability tests: plain stand-ins for Plex and Stash, and file inspectors.
+
+The inspectors read PlexSync's files with plain ``sqlite3`` and ``pickle`` (never through
+the code under test), so a bug in the plugin cannot hide itself from the check.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+from plexsync_recovery_plugin.sync_queue.dlq import format_timestamp
+from plexsync_recovery_plugin.sync_queue.operations import make_job
+
+__all__ = [
+    "DownPlex",
+    "HealthyPlex",
+    "PlainStash",
+    "Recorder",
+    "SwitchablePlex",
+    "assert_ledger_matches_queue",
+    "dlq_rows",
+    "insert_dlq_rows",
+    "ledger_rows",
+    "pending_scene_counts",
+    "queue_rows",
+]
+
+
+class PlainStash:
+    """A Stash with every scene except ``deleted``; counts the questions it was asked."""
+
+    def __init__(self, deleted: Iterable[int] = ()) -> None:
+        self.deleted = set(deleted)
+        self.asked: list[int] = []
+
+    def find_scene(self, scene_id: int) -> dict[str, str] | None:
+        self.asked.append(scene_id)
+        return None if scene_id in self.deleted else {"id": str(scene_id)}
+
+
+class HealthyPlex:
+    """A Plex whose ``/identity`` always answers."""
+
+    def query(self, key: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> str:
+        return "<MediaContainer/>"
+
+
+class DownPlex:
+    """A Plex that refuses every connection."""
+
+    def query(self, key: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> str:
+        raise ConnectionError("connection refused")
+
+
+class SwitchablePlex:
+    """A Plex whose health a test flips with ``up``."""
+
+    def __init__(self, up: bool = True) -> None:
+        self.up = up
+
+    def query(self, key: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> str:
+        if not self.up:
+            raise ConnectionError("connection refused")
+        return "<MediaContainer/>"
+
+
+class Recorder:
+    """Collects the keyword payloads a signal delivered."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, sender: Any, **kwargs: Any) -> None:
+        self.calls.append({"sender": sender, **kwargs})
+
+
+DLQ_COLUMNS = "id, job_id, scene_id, job_data, error_type, error_message, stack_trace, retry_count, failed_at"
+
+
+def insert_dlq_rows(dlq_path: Path, rows: Iterable[dict[str, Any]]) -> list[int]:
+    """Insert raw DLQ rows in one transaction (fast for thousands); return their ids.
+
+    Each row may give ``scene_id`` (the column; may be None or any value), ``job_data`` (raw
+    bytes or None; when absent, a pickled job for ``scene_id``, or for scene 0 if that is None),
+    ``error_type`` (``PlexServerDown``), ``failed_at`` (Unix seconds or raw text) and ``job_id``.
+    """
+    conn = sqlite3.connect(dlq_path)
+    ids: list[int] = []
+    try:
+        with conn:
+            for row in rows:
+                scene_id = row.get("scene_id")
+                job = make_job(scene_id if scene_id is not None else 0, row.get("update_type", "metadata"), {"n": 1})
+                job_data = row["job_data"] if "job_data" in row else pickle.dumps(job)
+                failed_at = row.get("failed_at")
+                if isinstance(failed_at, (int, float)):
+                    failed_at = format_timestamp(failed_at)
+                cursor = conn.execute(
+                    "INSERT INTO dead_letters (job_id, scene_id, job_data, error_type, error_message,"
+                    " stack_trace, retry_count, failed_at) VALUES (?, ?, ?, ?, 'boom', 'trace', 3, ?)",
+                    (
+                        row.get("job_id", job["job_id"]),
+                        scene_id,
+                        job_data,
+                        row.get("error_type", "PlexServerDown"),
+                        failed_at,
+                    ),
+                )
+                ids.append(int(cursor.lastrowid))
+    finally:
+        conn.close()
+    return ids
+
+
+def dlq_rows(dlq_path: Path) -> list[tuple[Any, ...]]:
+    """Every DLQ row, every column, by id: compare before and after to prove nothing changed."""
+    conn = sqlite3.connect(f"file:{dlq_path}?mode=ro", uri=True)
+    try:
+        return conn.execute(f"SELECT {DLQ_COLUMNS} FROM dead_letters ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def queue_rows(data_dir: Path) -> list[dict[str, Any]]:
+    """Every row of PlexSync's queue with its decoded job: ``{'_id', 'status', 'job'}``."""
+    path = Path(data_dir) / "queue" / "data.db"
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT _id, status, data FROM ack_queue_default ORDER BY _id").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+    return [{"_id": row_id, "status": status, "job": pickle.loads(blob)} for row_id, status, blob in rows]
+
+
+def pending_scene_counts(data_dir: Path) -> Counter[int]:
+    """How many times each scene is pending (status ready) in the queue."""
+    return Counter(row["job"]["scene_id"] for row in queue_rows(data_dir) if row["status"] in (0, 1))
+
+
+def ledger_rows(data_dir: Path) -> list[dict[str, Any]]:
+    """Every redrive ledger record in the queue's ``data.db``."""
+    path = Path(data_dir) / "queue" / "data.db"
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute("SELECT * FROM dead_letter_recoveries ORDER BY dlq_id")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def assert_ledger_matches_queue(data_dir: Path, *, recovered_scenes: set[int] | None = None) -> None:
+    """Each ledger row names a queue row of its scene; each queue row recovery wrote has a ledger row.
+
+    Args:
+        data_dir: The PlexSync data directory.
+        recovered_scenes: Scenes only recovery put on the queue (others were queued by the test).
+    """
+    queue = {row["_id"]: row for row in queue_rows(data_dir)}
+    ledger = ledger_rows(data_dir)
+    by_queue_row = Counter(record["queue_row_id"] for record in ledger)
+    assert all(count == 1 for count in by_queue_row.values()), "two ledger rows name the same queue row"
+    for record in ledger:
+        row = queue.get(record["queue_row_id"])
+        assert row is not None, f"ledger row {record} names no queue row"
+        assert row["job"]["scene_id"] == record["scene_id"], f"ledger row {record} names another scene's job"
+        assert row["job"]["job_id"] == record["job_id"]
+    if recovered_scenes is not None:
+        for row_id, row in queue.items():
+            if row["job"]["scene_id"] in recovered_scenes:
+                scene_id = row["job"]["scene_id"]
+                assert by_queue_row[row_id] == 1, f"queue row {row_id} (scene {scene_id}) has no ledger row"

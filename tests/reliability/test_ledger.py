@@ -1,0 +1,195 @@
+"""Exactly-once redrive, with an audit trail: the ledger ``dead_letter_recoveries`` in ``data.db``.
+
+Every redriven DLQ entry gets one record (DLQ id, scene, job, queue row, run, time), written
+in the same transaction as its job. An entry once redriven is never redriven again, even
+after PlexSync's worker drained the queue and cleared its acked rows. DLQ rows are never
+deleted or rewritten.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from persistqueue import SQLiteAckQueue
+from persistqueue.exceptions import Empty
+
+from plexsync_recovery_plugin import outage_ended
+from plexsync_recovery_plugin.sync_queue import job_sinks
+from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
+from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
+from plexsync_recovery_plugin.sync_queue.ledger import LEDGER_TABLE, RecoveryLedger
+from plexsync_recovery_plugin.sync_queue.operations import make_job
+from tests.conftest import WINDOW_END, WINDOW_START, drain, plex_error
+from tests.reliability.helpers import (
+    HealthyPlex,
+    PlainStash,
+    assert_ledger_matches_queue,
+    dlq_rows,
+    ledger_rows,
+    queue_rows,
+)
+
+
+def _window(dlq):
+    return get_outage_dlq_entries(dlq, WINDOW_START, WINDOW_END, ["PlexServerDown"])
+
+
+def _work_off_and_clear(data_dir: Path) -> list[int]:
+    """PlexSync's worker: take and ack every job, then ``clear_acked_data(keep_latest=0)``."""
+    worker = SQLiteAckQueue(str(data_dir / "queue"), auto_resume=False)
+    done = []
+    try:
+        while True:
+            try:
+                job = worker.get(block=False)
+            except Empty:
+                break
+            done.append(job["scene_id"])
+            worker.ack(job)
+        worker.clear_acked_data(max_delete=100_000, keep_latest=0)
+    finally:
+        worker.close()
+    assert queue_rows(data_dir) == []  # really gone: gate 2 cannot see these scenes in the queue
+    return sorted(done)
+
+
+def test_each_redrive_is_recorded_with_its_run_and_queue_row(dlq, queue, data_dir, add_entry):
+    ids = [add_entry(scene_id, failed_at=WINDOW_START + scene_id) for scene_id in (4, 5, 6)]
+    before = time.time()
+    result = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    after = time.time()
+    records = ledger_rows(data_dir)
+    assert [(r["dlq_id"], r["scene_id"], r["run_id"]) for r in records] == [
+        (ids[0], 4, result.run_id),
+        (ids[1], 5, result.run_id),
+        (ids[2], 6, result.run_id),
+    ]
+    assert all(before <= r["recovered_at"] <= after for r in records)
+    queued = {row["_id"]: row["job"] for row in queue_rows(data_dir)}
+    for record in records:
+        assert queued[record["queue_row_id"]]["scene_id"] == record["scene_id"]
+        assert queued[record["queue_row_id"]]["job_id"] == record["job_id"]
+    assert RecoveryLedger(queue.path).records() == records
+
+
+@pytest.mark.parametrize("how", ["clear_acked_data", "delete_rows"])
+def test_redriven_entry_is_not_sent_again_after_the_queue_was_emptied(
+    dlq, queue, data_dir, add_entry, how, completed, plugin
+):
+    add_entry(1)
+    add_entry(2, failed_at=WINDOW_START + 120)
+    outage_ended.send("tracker", start=WINDOW_START, end=WINDOW_END)
+    assert completed.calls[0]["result"].recovered == 2
+    if how == "clear_acked_data":
+        assert _work_off_and_clear(data_dir) == [1, 2]
+    else:  # someone deleted the rows by hand
+        conn = sqlite3.connect(data_dir / "queue" / "data.db")
+        with conn:
+            conn.execute("DELETE FROM ack_queue_default")
+        conn.close()
+    outage_ended.send("tracker", start=WINDOW_START, end=WINDOW_END)  # the same outage, announced again
+    second = completed.calls[1]["result"]
+    assert (second.recovered, second.skipped_already_queued) == (0, 2)
+    assert drain(data_dir) == []
+    assert len(ledger_rows(data_dir)) == 2
+
+
+def test_a_new_failure_of_the_same_scene_is_a_new_entry_and_is_recovered(dlq, queue, data_dir, add_entry):
+    """Exactly once per DLQ entry: the ledger is keyed by entry, not by scene."""
+    first_id = add_entry(7, failed_at=WINDOW_START + 10)
+    recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    _work_off_and_clear(data_dir)
+    second_id = add_entry(7, failed_at=WINDOW_START + 20)  # it failed again, later
+    result = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    assert (result.recovered, result.skipped_already_queued) == (1, 1)
+    assert [record["dlq_id"] for record in ledger_rows(data_dir)] == [first_id, second_id]
+
+
+def test_ledger_and_jobs_are_one_transaction(dlq, queue, data_dir, add_entry, mocker):
+    """If recording fails half-way through a chunk, none of the chunk's jobs were queued."""
+    for scene_id in range(1, 5):
+        add_entry(scene_id, failed_at=WINDOW_START + scene_id)
+    real_record = job_sinks.RecoveryLedger.record
+    calls = []
+
+    def fail_on_third(conn, **kwargs):
+        calls.append(kwargs["dlq_id"])
+        if len(calls) == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        real_record(conn, **kwargs)
+
+    mocker.patch.object(job_sinks.RecoveryLedger, "record", side_effect=fail_on_third)
+    result = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    assert (result.recovered, result.failed, result.deferred) == (0, 4, True)
+    assert queue_rows(data_dir) == []
+    assert ledger_rows(data_dir) == []
+    mocker.stopall()
+    retry = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    assert retry.recovered_scene_ids == [1, 2, 3, 4]
+    assert_ledger_matches_queue(data_dir, recovered_scenes={1, 2, 3, 4})
+
+
+def test_per_job_path_records_too(dlq, queue, data_dir, add_entry):
+    add_entry(1)
+    add_entry(2, failed_at=WINDOW_START + 120)
+    first = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir, batched=False)
+    assert first.recovered == 2
+    records = ledger_rows(data_dir)
+    assert [(r["scene_id"], r["run_id"]) for r in records] == [(1, first.run_id), (2, first.run_id)]
+    jobs = {row["job"]["job_id"]: row["job"]["scene_id"] for row in queue_rows(data_dir)}
+    assert all(jobs[record["job_id"]] == record["scene_id"] for record in records)
+    _work_off_and_clear(data_dir)
+    second = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir, batched=False)
+    assert (second.recovered, second.skipped_already_queued) == (0, 2)
+
+
+def test_dry_run_records_nothing(dlq, queue, data_dir, add_entry):
+    add_entry(1)
+    result = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir, dry_run=True)
+    assert result.recovered == 1
+    assert ledger_rows(data_dir) == []
+    assert queue_rows(data_dir) == []
+
+
+def test_recovery_never_deletes_or_rewrites_dlq_rows_and_keeps_its_ledger_out_of_the_dlq(
+    dlq, queue, data_dir, add_entry
+):
+    for scene_id in range(1, 6):
+        add_entry(scene_id, failed_at=WINDOW_START + scene_id)
+    add_entry(9, error_type="PlexAuthError")
+    before = dlq_rows(data_dir / "dlq.db")
+    stash = PlainStash(deleted={3})
+    for _ in range(3):
+        recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir)
+        _work_off_and_clear(data_dir)
+    assert dlq_rows(data_dir / "dlq.db") == before
+    conn = sqlite3.connect(data_dir / "dlq.db")
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert LEDGER_TABLE not in tables
+    assert sorted(record["scene_id"] for record in ledger_rows(data_dir)) == [1, 2, 4, 5]
+
+
+def test_plexsync_still_reads_a_queue_holding_the_ledger(dlq, queue, data_dir, add_entry):
+    add_entry(1)
+    recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    queue.put({"scene_id": 2, "update_type": "metadata"})  # PlexSync keeps using its queue object
+    assert [job["scene_id"] for job in drain(data_dir)] == [1, 2]
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: the ledger keys entries by DLQ id alone (see the report)")
+def test_a_recreated_dlq_reusing_an_id_is_not_taken_for_redriven(dlq, queue, data_dir, add_entry):
+    """PlexSync's ids never repeat within one dlq.db (AUTOINCREMENT), but a user who deletes
+    dlq.db starts the ids at 1 again: that new entry 1 is another job and must be recovered."""
+    add_entry(1)
+    recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    _work_off_and_clear(data_dir)
+    (data_dir / "dlq.db").unlink()
+    fresh = DeadLetterQueue(data_dir)
+    reused_id = fresh.add(make_job(2, "metadata", {}), plex_error("PlexServerDown"), 3, failed_at=WINDOW_START + 5)
+    assert reused_id == 1
+    result = recover_outage_jobs(_window(fresh), queue, PlainStash(), HealthyPlex(), data_dir)
+    assert result.recovered_scene_ids == [2]
