@@ -30,6 +30,23 @@ _CREATE_INDEX = f"CREATE INDEX IF NOT EXISTS {WINDOW_INDEX} ON dead_letters({FAI
 _BOUND_KEY = "datetime(?, 'unixepoch') || printf('.%03d', ?)"
 _LAST_SECOND = 253402300799  # 9999-12-31 23:59:59, the last time SQLite's text can hold
 
+#: The keys of each entry, in the order of ``_SELECT``'s columns (the key column is dropped).
+_ENTRY_KEYS = ("id", "scene_id", "error_type", "error_message", "failed_at", "job_data", "job_data_size")
+_SELECT = (
+    "SELECT id, scene_id, error_type, error_message, failed_at,"
+    " CASE WHEN length(job_data) <= :max_bytes THEN job_data END, length(job_data),"
+    f" {FAILED_AT_KEY} FROM dead_letters WHERE "
+)
+# Keyset paging, each page a pure index seek on (key, id): the first page from the window's
+# start; later ones finish the cursor's key (ties: PlexSync's failed_at has whole seconds,
+# so a burst shares one value) and then go on after it. One statement with
+# "key > k OR (key = k AND id > i)" would restart every page from the window's start.
+_FIRST_PAGE = f"{FAILED_AT_KEY} >= :low AND {FAILED_AT_KEY} <= :high"
+_SAME_KEY_PAGE = f"{FAILED_AT_KEY} = :after_key AND id > :after_id"
+_LATER_KEY_PAGE = f"{FAILED_AT_KEY} > :after_key AND {FAILED_AT_KEY} <= :high"
+_ORDER = f" ORDER BY {FAILED_AT_KEY}, id LIMIT :limit"
+_SAME_KEY_ORDER = " ORDER BY id LIMIT :limit"  # the key is fixed; ordering by it too would make SQLite sort
+
 
 def validate_window(start: Any, end: Any) -> tuple[float, float]:
     """Check an outage window and return it as floats.
@@ -78,6 +95,9 @@ class DlqWindow(Sequence[dict]):
     ``page_size`` rows at a time, so memory does not grow with the window. Blobs larger
     than ``max_job_bytes`` are not read: their ``job_data`` is None and ``job_data_size``
     says why. Indexing loads everything; prefer iteration.
+
+    Raises:
+        ValueError: A bound is NaN, or ``page_size`` is not a positive integer.
     """
 
     def __init__(
@@ -94,6 +114,8 @@ class DlqWindow(Sequence[dict]):
         self.start_time = float(start_time)
         self.end_time = float(end_time)
         self.error_types = [str(name) for name in error_types]
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size must be a positive integer, got {page_size!r}")
         self.page_size = page_size
         self.max_job_bytes = max_job_bytes
         self._count: int | None = None
@@ -103,16 +125,6 @@ class DlqWindow(Sequence[dict]):
     @property
     def _empty(self) -> bool:
         return not self.error_types or self.start_time > self.end_time or self.end_time < 0
-
-    def _filter(self, conn: sqlite3.Connection) -> tuple[str, list[Any]]:
-        low = _millisecond_parts(self.start_time, rounding=ROUND_CEILING)
-        high = _millisecond_parts(self.end_time, rounding=ROUND_FLOOR)
-        low_key, high_key = conn.execute(f"SELECT {_BOUND_KEY}, {_BOUND_KEY}", (*low, *high)).fetchone()
-        types = ", ".join("?" * len(self.error_types))
-        return (
-            f"{FAILED_AT_KEY} BETWEEN ? AND ? AND error_type IN ({types})",
-            [low_key, high_key, *self.error_types],
-        )
 
     def _connect(self) -> sqlite3.Connection:
         conn = self.dlq._get_connection()
@@ -130,8 +142,8 @@ class DlqWindow(Sequence[dict]):
             else:
                 conn = self._connect()
                 try:
-                    where, params = self._filter(conn)
-                    self._count = int(conn.execute(f"SELECT COUNT(*) FROM dead_letters WHERE {where}", params).fetchone()[0])
+                    sql = "SELECT COUNT(*) FROM dead_letters WHERE " + _FIRST_PAGE + self._type_filter()
+                    self._count = int(conn.execute(sql, self._page_params(conn)).fetchone()[0])
                 finally:
                     conn.close()
         return self._count
@@ -140,25 +152,62 @@ class DlqWindow(Sequence[dict]):
         if self._empty:
             return
         conn = self._connect()
+        conn.row_factory = None  # plain tuples: the dicts are built here, faster than sqlite3.Row
         try:
-            where, params = self._filter(conn)
-            sql = (
-                "SELECT id, scene_id, error_type, error_message, failed_at,"
-                " CASE WHEN length(job_data) <= ? THEN job_data END AS job_data,"
-                f" length(job_data) AS job_data_size, {FAILED_AT_KEY} AS failed_at_key"
-                f" FROM dead_letters WHERE {where} AND ({FAILED_AT_KEY} > ? OR ({FAILED_AT_KEY} = ? AND id > ?))"
-                f" ORDER BY {FAILED_AT_KEY}, id LIMIT ?"
-            )
-            after_key, after_id = "", -1
+            params = self._page_params(conn)
             while True:
-                rows = conn.execute(sql, [self.max_job_bytes, *params, after_key, after_key, after_id, self.page_size]).fetchall()
+                rows = self._fetch_page(conn, params)
                 for row in rows:
-                    entry = {key: row[key] for key in row.keys()}
-                    del entry["failed_at_key"]
-                    yield entry
+                    yield dict(zip(_ENTRY_KEYS, row))
                 if len(rows) < self.page_size:
                     return
-                after_key, after_id = rows[-1]["failed_at_key"], rows[-1]["id"]
+                params["after_key"], params["after_id"] = rows[-1][-1], rows[-1][0]
+        finally:
+            conn.close()
+
+    def _page_params(self, conn: sqlite3.Connection) -> dict[str, Any]:
+        low = _millisecond_parts(self.start_time, rounding=ROUND_CEILING)
+        high = _millisecond_parts(self.end_time, rounding=ROUND_FLOOR)
+        low_key, high_key = conn.execute(f"SELECT {_BOUND_KEY}, {_BOUND_KEY}", (*low, *high)).fetchone()
+        params: dict[str, Any] = {"low": low_key, "high": high_key, "max_bytes": self.max_job_bytes,
+                                  "after_key": None, "after_id": None, "limit": self.page_size}
+        params.update((f"type{index}", name) for index, name in enumerate(self.error_types))
+        return params
+
+    def _type_filter(self) -> str:
+        return " AND error_type IN (" + ", ".join(f":type{index}" for index in range(len(self.error_types))) + ")"
+
+    def _fetch_page(self, conn: sqlite3.Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Up to ``page_size`` rows after the cursor (``after_key``, ``after_id``), or from the start."""
+        types = self._type_filter()
+        if params["after_key"] is None:
+            return conn.execute(_SELECT + _FIRST_PAGE + types + _ORDER, params).fetchall()
+        rows = conn.execute(_SELECT + _SAME_KEY_PAGE + types + _SAME_KEY_ORDER, params).fetchall()
+        if len(rows) < self.page_size:
+            rest = dict(params, limit=self.page_size - len(rows))
+            rows.extend(conn.execute(_SELECT + _LATER_KEY_PAGE + types + _ORDER, rest).fetchall())
+        return rows
+
+    def query_plan(self) -> dict[str, list[str]]:
+        """``EXPLAIN QUERY PLAN`` of the page statements (``first``, ``same_key``, ``later_key``).
+
+        Each should be one ``SEARCH ... USING INDEX idx_dead_letters_recovery_window`` with
+        no temporary B-tree: a page costs an index seek, not a scan or a sort.
+        """
+        conn = self._connect()
+        try:
+            params = self._page_params(conn)
+            params.update(after_key=params["low"], after_id=0)
+            plans: dict[str, list[str]] = {}
+            statements = (
+                ("first", _FIRST_PAGE, _ORDER),
+                ("same_key", _SAME_KEY_PAGE, _SAME_KEY_ORDER),
+                ("later_key", _LATER_KEY_PAGE, _ORDER),
+            )
+            for name, where, order in statements:
+                sql = "EXPLAIN QUERY PLAN " + _SELECT + where + self._type_filter() + order
+                plans[name] = [str(row[-1]) for row in conn.execute(sql, params)]
+            return plans
         finally:
             conn.close()
 

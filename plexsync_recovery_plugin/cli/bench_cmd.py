@@ -1,0 +1,156 @@
+"""``plexsync-recovery bench``: time batched against per-entry recovery on local test servers.
+
+Thin glue over :mod:`plexsync_recovery_plugin.bench`, which builds the data and times the
+runs. It needs no Plex, Stash or data directory of the user's: everything runs on
+loopback test servers over temporary files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from .. import bench
+from .settings import UsageError, add_common_arguments
+
+__all__ = ["register", "run"]
+
+
+def _positive_int(text: str) -> int:
+    """``argparse`` type: a whole number of at least 1, written plainly (``5000`` or ``5_000``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """``argparse`` type: a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """``argparse`` type: seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _paths(text: str) -> list[str]:
+    """``argparse`` type: a comma-separated list of distinct paths among ``bench.BENCH_PATHS``."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in bench.BENCH_PATHS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown path {unknown[0]!r} in {text!r}; choose from {','.join(bench.BENCH_PATHS)}"
+        )
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct paths among {','.join(bench.BENCH_PATHS)}, got {text!r}")
+    return names
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``bench`` subcommand."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="time batched and per-entry recovery against local test servers",
+        description=(
+            "Build a DLQ of N in-window PlexServerDown entries (plus N outside the window or of other"
+            " types; 10% of the scenes deleted from Stash, 10% already queued), start a loopback Stash"
+            " and Plex, and time each recovery path from outage_ended to recovery_completed through the"
+            " real stashapi and plexapi clients, each in its own process. --window-query instead times"
+            " the DLQ window query alone over a large DLQ."
+        ),
+    )
+    parser.add_argument("--entries", type=_positive_int, default=5000, metavar="N",
+                        help="in-window PlexServerDown entries (default 5000)")
+    parser.add_argument("--paths", type=_paths, default=list(bench.BENCH_PATHS), metavar="LIST",
+                        help="comma-separated paths to run, in order (default batched,per-entry)")
+    parser.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+                        help="give up on a path after this long (default: no limit)")
+    parser.add_argument("--work-dir", type=Path, default=None, metavar="DIR",
+                        help="where to build the temporary data (default: the system temp dir)")
+    parser.add_argument("--window-query", action="store_true",
+                        help="time the DLQ window query alone instead (see --rows, --window-rows)")
+    parser.add_argument("--rows", type=_positive_int, default=1_000_000, metavar="N",
+                        help="with --window-query: rows in the DLQ (default 1000000)")
+    parser.add_argument("--window-rows", type=_non_negative_int, default=10_000, metavar="N",
+                        help="with --window-query: rows inside the window (default 10000)")
+    add_common_arguments(parser)
+    parser.set_defaults(func=run, log_level=logging.INFO)  # progress lines on stderr; -q silences them
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the bench and print its report; return 0, or 1 when a path failed or results differ.
+
+    Raises:
+        UsageError: ``--work-dir`` is not a directory, or ``--window-rows`` exceeds ``--rows``.
+    """
+    out = args.out
+    if args.work_dir is not None and not args.work_dir.is_dir():
+        raise UsageError(f"--work-dir {str(args.work_dir)!r} is not a directory")
+    if args.window_query:
+        if args.window_rows > args.rows:
+            raise UsageError(f"--window-rows {args.window_rows} is larger than --rows {args.rows}")
+        window_report = bench.run_window_query_bench(args.rows, args.window_rows, work_dir=args.work_dir)
+        _print_window_query(out, window_report)
+        return 0
+    report = bench.run_bench(args.entries, args.paths, timeout=args.timeout, work_dir=args.work_dir)
+    _print_bench(out, report)
+    return 0 if report.same_result and not any(run.error for run in report.runs) else 1
+
+
+def _print_bench(out: Any, report: bench.BenchReport) -> None:
+    if out.json_mode:
+        out.json(report.as_dict())
+        return
+    rows = [
+        [run.path, run.entries, round(run.seconds, 3), round(run.entries_per_second), round(run.peak_rss_mb, 1),
+         run.error or "ok"]
+        for run in report.runs
+    ]
+    out.table(
+        ["path", "entries", "seconds", "entries/s", "peak RSS MB", "status"],
+        rows,
+        title=(
+            f"recovery of {report.entries} in-window entries ({report.noise} others in the DLQ,"
+            f" {report.deleted} scenes deleted from Stash, {report.queued} already queued)"
+        ),
+    )
+    if report.ratio:
+        out.line(f"per-entry/batched: {report.ratio:.1f}x")
+    out.line("same result on every path: " + ("yes" if report.same_result else "NO"))
+    for run in report.runs:
+        if run.stash_requests:
+            asked = ", ".join(f"{name} x{count}" for name, count in sorted(run.stash_requests.items()))
+            out.line(f"{run.path}: Stash resolved {asked}")
+
+
+def _print_window_query(out: Any, report: bench.WindowQueryReport) -> None:
+    if out.json_mode:
+        out.json(report.as_dict())
+        return
+    timings = ", ".join(f"{seconds:.4f}" for seconds in report.query_seconds)
+    out.table(
+        ["DLQ rows", "window rows", "returned", "query s (each run)", "index build s", "DLQ build s"],
+        [[report.rows, report.window_rows, report.returned, timings, round(report.index_seconds, 2),
+          round(report.build_seconds, 2)]],
+        title="DLQ window query (every page of one outage window)",
+    )
+    for statement, details in report.plan.items():
+        out.line(f"plan ({statement} page): {'; '.join(details)}")
