@@ -23,7 +23,7 @@ from .dlq import DeadLetterQueue
 from .dlq_entry import CorruptEntryError, decode_entry_job, entry_scene_id
 from .dlq_window import DlqWindow
 from .job_sinks import AckQueueBatchSink, JobSink, PerJobSink
-from .ledger import RecoveryLedger
+from .ledger import RecoveryLedger, entry_identity
 from .operations import enqueue, get_queued_scene_ids
 from .recovery_lock import recovery_lock
 
@@ -235,7 +235,7 @@ class _Tally:
 class _DryRunSink:
     """Accepts every job and writes none."""
 
-    def add(self, dlq_id: int, scene_id: int, update_type: str, data: Any) -> None:
+    def add(self, identity: tuple[int, str], scene_id: int, update_type: str, data: Any) -> None:
         """Nothing is written."""
 
     def flush(self) -> None:
@@ -276,7 +276,7 @@ def _recover_chunk(
     tally: _Tally,
 ) -> None:
     # Gate 2, first half: entries whose scene is queued or that an earlier run redrove.
-    redriven = ledger.redriven(entry["id"] for entry in chunk)
+    redriven = ledger.redriven(entry_identity(entry) for entry in chunk)
     candidates: list[tuple[dict[str, Any], int]] = []
     for entry in chunk:
         try:
@@ -286,7 +286,7 @@ def _recover_chunk(
         except CorruptEntryError as error:
             _count_corrupt(tally, entry, error)
             continue
-        if entry["id"] in redriven:
+        if entry_identity(entry) in redriven:
             tally.count(entry, "already_queued", "redriven by an earlier recovery")
         elif scene_id in queued:
             tally.count(entry, "already_queued", f"scene {scene_id} is already in the queue")
@@ -315,7 +315,7 @@ def _recover_chunk(
             _count_corrupt(tally, entry, error)
             continue
         try:
-            sink.add(entry["id"], scene_id, job.update_type, job.data)
+            sink.add(entry_identity(entry), scene_id, job.update_type, job.data)
         except Exception as error:
             tally.result.deferred = True
             logger.error("DLQ entry %s: could not queue its job: %s", entry.get("id"), error)

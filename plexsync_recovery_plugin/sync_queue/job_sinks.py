@@ -29,7 +29,7 @@ _READY = 0  # persist-queue's AckStatus.inited: what put() writes
 class StagedJob(NamedTuple):
     """A job accepted by a sink and not yet known to be written."""
 
-    dlq_id: int
+    identity: tuple[int, str]
     scene_id: int
     job: dict[str, Any]
 
@@ -37,8 +37,8 @@ class StagedJob(NamedTuple):
 class JobSink(Protocol):
     """Takes jobs one at a time; ``flush`` makes everything taken so far durable."""
 
-    def add(self, dlq_id: int, scene_id: int, update_type: str, data: Any) -> None:
-        """Accept one job; raise if it certainly cannot be queued."""
+    def add(self, identity: tuple[int, str], scene_id: int, update_type: str, data: Any) -> None:
+        """Accept the job of the DLQ entry ``identity`` (``(dlq_id, failed_at)``); raise if it cannot be queued."""
 
     def flush(self) -> None:
         """Write what was accepted since the last flush; on error none of it was written."""
@@ -61,7 +61,7 @@ class PerJobSink:
         self.run_id = run_id
         self._conn: sqlite3.Connection | None = None
 
-    def add(self, dlq_id: int, scene_id: int, update_type: str, data: Any) -> None:
+    def add(self, identity: tuple[int, str], scene_id: int, update_type: str, data: Any) -> None:
         """Enqueue now, then write the ledger record."""
         job = self.enqueue_fn(self.queue, scene_id, update_type, data)
         if self.ledger is None:
@@ -72,7 +72,8 @@ class PerJobSink:
             with self._conn:
                 RecoveryLedger.record(
                     self._conn,
-                    dlq_id=dlq_id,
+                    dlq_id=identity[0],
+                    failed_at=identity[1],
                     scene_id=scene_id,
                     job_id=job.get("job_id") if isinstance(job, dict) else None,
                     queue_row_id=None,
@@ -80,7 +81,7 @@ class PerJobSink:
                     recovered_at=time.time(),
                 )
         except sqlite3.Error as error:
-            logger.error("queued scene %s but could not record DLQ entry %s as redriven: %s", scene_id, dlq_id, error)
+            logger.error("queued scene %s but could not record DLQ entry %s as redriven: %s", scene_id, identity[0], error)
 
     def flush(self) -> None:
         """Nothing to do: every job was written by ``add``."""
@@ -103,9 +104,9 @@ class AckQueueBatchSink:
         self._staged: list[StagedJob] = []
         self._conn: sqlite3.Connection | None = None
 
-    def add(self, dlq_id: int, scene_id: int, update_type: str, data: Any) -> None:
+    def add(self, identity: tuple[int, str], scene_id: int, update_type: str, data: Any) -> None:
         """Stage a job; it is written by the next ``flush``."""
-        self._staged.append(StagedJob(dlq_id, scene_id, make_job(scene_id, update_type, data)))
+        self._staged.append(StagedJob(identity, scene_id, make_job(scene_id, update_type, data)))
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -129,7 +130,8 @@ class AckQueueBatchSink:
                 queue_row_id = conn.execute(insert, row).lastrowid
                 RecoveryLedger.record(
                     conn,
-                    dlq_id=item.dlq_id,
+                    dlq_id=item.identity[0],
+                    failed_at=item.identity[1],
                     scene_id=item.scene_id,
                     job_id=item.job["job_id"],
                     queue_row_id=queue_row_id,

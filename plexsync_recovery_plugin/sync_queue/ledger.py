@@ -5,33 +5,43 @@ persist-queue's table), so a job and the record of its redrive are written in on
 transaction: a crash leaves both or neither. PlexSync's ``dead_letters`` table is never
 written. The ledger outlives the queue's rows: once the worker has acked and cleared a
 recovered job, the ledger still says its DLQ entry was redriven.
+
+An entry is known by its DLQ id *and* its ``failed_at``: ids restart at 1 when somebody
+deletes ``dlq.db``, and a new entry that reuses an old id must not be taken for redriven.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .operations import QUEUE_FILE_NAME
 
-__all__ = ["LEDGER_TABLE", "RecoveryLedger", "ensure_ledger"]
+__all__ = ["LEDGER_TABLE", "RecoveryLedger", "ensure_ledger", "entry_identity"]
 
 LEDGER_TABLE = "dead_letter_recoveries"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
-    dlq_id INTEGER PRIMARY KEY,
+    dlq_id INTEGER NOT NULL,
+    failed_at TEXT NOT NULL,
     scene_id INTEGER NOT NULL,
     job_id INTEGER,
     queue_row_id INTEGER,
     run_id TEXT NOT NULL,
-    recovered_at REAL NOT NULL
+    recovered_at REAL NOT NULL,
+    PRIMARY KEY (dlq_id, failed_at)
 )
 """
 
 #: Bound variables per ``IN (...)``: below the 999 of old SQLite builds.
 _IN_CHUNK = 500
+
+
+def entry_identity(entry: Mapping[str, Any]) -> tuple[int, str]:
+    """``(dlq_id, failed_at)``: what identifies a DLQ entry in the ledger."""
+    return int(entry["id"]), str(entry.get("failed_at") or "")
 
 
 def ensure_ledger(conn: sqlite3.Connection) -> None:
@@ -54,20 +64,22 @@ class RecoveryLedger:
             ensure_ledger(conn)
         return conn
 
-    def redriven(self, dlq_ids: Iterable[int]) -> set[int]:
-        """Return those of ``dlq_ids`` that were already redriven."""
-        ids = list(dlq_ids)
-        if not ids or not self.db_path.exists():
+    def redriven(self, identities: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Return those of the ``(dlq_id, failed_at)`` identities that were already redriven."""
+        wanted = set(identities)
+        if not wanted or not self.db_path.exists():
             return set()
+        ids = sorted({dlq_id for dlq_id, _ in wanted})
         conn = self.connect()
         try:
-            found: set[int] = set()
+            found: set[tuple[int, str]] = set()
             for offset in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[offset : offset + _IN_CHUNK]
                 rows = conn.execute(
-                    f"SELECT dlq_id FROM {LEDGER_TABLE} WHERE dlq_id IN ({','.join('?' * len(chunk))})", chunk
+                    f"SELECT dlq_id, failed_at FROM {LEDGER_TABLE} WHERE dlq_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
                 )
-                found.update(row[0] for row in rows)
+                found.update(identity for identity in rows if identity in wanted)
             return found
         finally:
             conn.close()
@@ -77,6 +89,7 @@ class RecoveryLedger:
         conn: sqlite3.Connection,
         *,
         dlq_id: int,
+        failed_at: str,
         scene_id: int,
         job_id: int | None,
         queue_row_id: int | None,
@@ -85,9 +98,9 @@ class RecoveryLedger:
     ) -> None:
         """Write one record on ``conn``, inside the caller's transaction."""
         conn.execute(
-            f"INSERT INTO {LEDGER_TABLE} (dlq_id, scene_id, job_id, queue_row_id, run_id, recovered_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (dlq_id, scene_id, job_id, queue_row_id, run_id, recovered_at),
+            f"INSERT INTO {LEDGER_TABLE} (dlq_id, failed_at, scene_id, job_id, queue_row_id, run_id, recovered_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (dlq_id, failed_at, scene_id, job_id, queue_row_id, run_id, recovered_at),
         )
 
     def records(self) -> list[dict[str, Any]]:

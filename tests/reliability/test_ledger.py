@@ -180,7 +180,6 @@ def test_plexsync_still_reads_a_queue_holding_the_ledger(dlq, queue, data_dir, a
     assert [job["scene_id"] for job in drain(data_dir)] == [1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="known limit: the ledger keys entries by DLQ id alone (see the report)")
 def test_a_recreated_dlq_reusing_an_id_is_not_taken_for_redriven(dlq, queue, data_dir, add_entry):
     """PlexSync's ids never repeat within one dlq.db (AUTOINCREMENT), but a user who deletes
     dlq.db starts the ids at 1 again: that new entry 1 is another job and must be recovered."""

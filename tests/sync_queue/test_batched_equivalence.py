@@ -124,16 +124,16 @@ def build_dataset(data_dir: Path, seed: int, entries: int) -> None:
             " VALUES (?, ?, ?, 'boom', 3, datetime(?, 'unixepoch'))",
             rows,
         )
-        dlq_ids = [row[0] for row in conn.execute("SELECT id FROM dead_letters")]
+        identities = [(row[0], row[1]) for row in conn.execute("SELECT id, failed_at FROM dead_letters ORDER BY id")]
     conn.close()
     for scene_id in rng.sample(pool, k=len(pool) // 10):
         enqueue(queue, scene_id, "metadata", {"already": True})
     ledger = RecoveryLedger(queue.path)
     conn = ledger.connect()
     with conn:
-        for dlq_id in rng.sample(dlq_ids, k=len(dlq_ids) // 10):
-            RecoveryLedger.record(conn, dlq_id=dlq_id, scene_id=1, job_id=None, queue_row_id=None,
-                                  run_id="earlier", recovered_at=1.0)
+        for dlq_id, failed_at in rng.sample(identities, k=len(identities) // 10):
+            RecoveryLedger.record(conn, dlq_id=dlq_id, failed_at=failed_at, scene_id=1, job_id=None,
+                                  queue_row_id=None, run_id="earlier", recovered_at=1.0)
     conn.close()
     queue.close()
 
