@@ -119,10 +119,10 @@ class StashTestServer(LoopbackHTTPService):
       and introspection keep working, as they do not touch Stash's database.
     * ``"down"``: not listening (connection refused); open connections are closed.
 
-    ``findScenes(scene_ids:)`` / ``findScenes(ids:)`` return the scenes that exist, sorted
-    by id, paged by ``filter``. Real Stash is stricter (it fails the whole query with
-    ``"scene with id N not found"`` if any id is missing, ignores paging and keeps the
-    order given); ``strict_ids=True`` reproduces that. As in Stash, an empty id list means
+    ``findScenes(scene_ids:)`` / ``findScenes(ids:)`` behave as in real Stash: the whole
+    query fails with ``"scene with id N not found"`` if any id is missing, paging is
+    ignored and the order given is kept. ``strict_ids=False`` relaxes that (the scenes that
+    exist, sorted by id, paged by ``filter``). As in Stash, an empty id list means
     "no id restriction". Of ``scene_filter`` only the ``id`` criterion is applied (e.g.
     ``{id: {value: 1, value2: 1000, modifier: BETWEEN}}``, which real Stash answers with
     the ids that exist); ``q`` matches titles; ``sort: "title"`` or else by id.
@@ -144,7 +144,7 @@ class StashTestServer(LoopbackHTTPService):
         version: str = "v0.27.2",
         host: str = "127.0.0.1",
         initial_mode: str = "up",
-        strict_ids: bool = False,
+        strict_ids: bool = True,
     ) -> None:
         """Describe the server; call :meth:`start` (or use ``with``) to run it.
 
@@ -155,7 +155,7 @@ class StashTestServer(LoopbackHTTPService):
             version: Reported ``version { version }``.
             host: Loopback address to bind.
             initial_mode: Mode at start; ``"down"`` reserves the port without listening.
-            strict_ids: Fail ``findScenes`` on a missing id, as real Stash does.
+            strict_ids: Fail ``findScenes`` on a missing id, as real Stash does (False: lenient).
 
         Raises:
             ValueError: Unknown mode or a bad scene id.

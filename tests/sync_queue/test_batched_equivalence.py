@@ -2,7 +2,7 @@
 
 Each random dataset is written once and copied, so both paths start from byte-identical
 data directories; the batched path runs against a ``StashTestServer`` that behaves as real
-Stash does for ``findScenes`` (``strict_ids=True``), the per-entry path asks the same server
+Stash does for ``findScenes`` (its default), the per-entry path asks the same server
 through the same ``StashInterface`` one scene at a time. Results (minus ``run_id`` and
 ``plex_latency_ms``), every entry's outcome, the queue and the redrive ledger must match.
 Budget: about 5 s for the whole module on 2 cores (the per-entry path is ~3 ms a scene).
@@ -54,7 +54,7 @@ class _Unsafe:
 @pytest.fixture(scope="module")
 def stash_server() -> Iterator[StashTestServer]:
     scenes = (scene_id for scene_id in range(1, LIBRARY + 1) if scene_id not in DELETED)
-    with StashTestServer(scenes=scenes, strict_ids=True) as server:
+    with StashTestServer(scenes=scenes) as server:
         yield server
 
 
