@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import time
 from pathlib import Path
+
+from .file_backup import free_backup_name
 
 __all__ = ["STATE_FILE_NAME", "connect_state_db"]
 
@@ -63,11 +64,7 @@ def _open(path: Path, schema: str, timeout: float) -> sqlite3.Connection:
 
 def _set_aside(path: Path) -> Path:
     """Rename the file (and any journal of it) to a free ``.corrupt-<time>-<pid>[-n]`` name."""
-    stem = f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    backup, number = path.with_name(stem), 1
-    while backup.exists():
-        number += 1
-        backup = path.with_name(f"{stem}-{number}")
+    backup = free_backup_name(path)
     for suffix in ("", "-journal", "-wal", "-shm"):  # a stale journal must not be replayed into the new file
         try:
             os.replace(f"{path}{suffix}", f"{backup}{suffix}")

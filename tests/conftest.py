@@ -42,6 +42,23 @@ def queue(data_dir: Path):
     q.close()
 
 
+@pytest.fixture
+def stash(mocker):
+    """A mocked Stash gate that has every scene except those in ``stash.deleted``."""
+    fake = mocker.Mock(name="stash")
+    fake.deleted = set()
+    fake.find_scene.side_effect = lambda scene_id: None if scene_id in fake.deleted else {"id": str(scene_id)}
+    return fake
+
+
+@pytest.fixture
+def plex(mocker):
+    """A mocked, healthy Plex gate: ``query('/identity')`` answers."""
+    client = mocker.Mock(name="plex")
+    client.query.return_value = "<MediaContainer/>"
+    return client
+
+
 AddEntry = Callable[..., int]
 
 

@@ -17,31 +17,7 @@ from plexsync_recovery_plugin import (
 )
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from tests.conftest import WINDOW_END, WINDOW_START, drain
-
-
-class Recorder:
-    """Collects the keyword payloads a signal delivered."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-
-    def __call__(self, sender, **kwargs) -> None:
-        self.calls.append({"sender": sender, **kwargs})
-
-
-@pytest.fixture
-def stash(mocker):
-    fake = mocker.Mock(name="stash")
-    fake.deleted = set()
-    fake.find_scene.side_effect = lambda scene_id: None if scene_id in fake.deleted else {"id": str(scene_id)}
-    return fake
-
-
-@pytest.fixture
-def plex(mocker):
-    client = mocker.Mock(name="plex")
-    client.query.return_value = "<MediaContainer/>"
-    return client
+from tests.fakes import Recorder
 
 
 @pytest.fixture

@@ -13,42 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import bench
-from .settings import UsageError, add_common_arguments
+from .settings import UsageError, add_common_arguments, non_negative_int, positive_int, positive_seconds
 
 __all__ = ["register", "run"]
-
-
-def _positive_int(text: str) -> int:
-    """``argparse`` type: a whole number of at least 1, written plainly (``5000`` or ``5_000``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    """``argparse`` type: a whole number of at least 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    """``argparse`` type: seconds, more than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
 
 
 def _paths(text: str) -> list[str]:
@@ -77,19 +44,19 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
             " the DLQ window query alone over a large DLQ."
         ),
     )
-    parser.add_argument("--entries", type=_positive_int, default=5000, metavar="N",
+    parser.add_argument("--entries", type=positive_int, default=5000, metavar="N",
                         help="in-window PlexServerDown entries (default 5000)")
     parser.add_argument("--paths", type=_paths, default=list(bench.BENCH_PATHS), metavar="LIST",
                         help="comma-separated paths to run, in order (default batched,per-entry)")
-    parser.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
                         help="give up on a path after this long (default: no limit)")
     parser.add_argument("--work-dir", type=Path, default=None, metavar="DIR",
                         help="where to build the temporary data (default: the system temp dir)")
     parser.add_argument("--window-query", action="store_true",
                         help="time the DLQ window query alone instead (see --rows, --window-rows)")
-    parser.add_argument("--rows", type=_positive_int, default=1_000_000, metavar="N",
+    parser.add_argument("--rows", type=positive_int, default=1_000_000, metavar="N",
                         help="with --window-query: rows in the DLQ (default 1000000)")
-    parser.add_argument("--window-rows", type=_non_negative_int, default=10_000, metavar="N",
+    parser.add_argument("--window-rows", type=non_negative_int, default=10_000, metavar="N",
                         help="with --window-query: rows inside the window (default 10000)")
     add_common_arguments(parser)
     parser.set_defaults(func=run, log_level=logging.INFO)  # progress lines on stderr; -q silences them

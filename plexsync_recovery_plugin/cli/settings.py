@@ -11,13 +11,14 @@ objects the commands use (clients, the DLQ, the queue), failing with one clear
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -30,10 +31,13 @@ __all__ = [
     "UsageError",
     "add_common_arguments",
     "early_secrets",
+    "non_negative_int",
     "open_dlq",
     "open_job_queue",
     "parse_time",
     "parse_window",
+    "positive_int",
+    "positive_seconds",
     "resolve",
 ]
 
@@ -174,6 +178,27 @@ class Settings:
             return StashConnection(self.stash_url, self.stash_api_key, timeout=timeout)
         except ValueError as error:
             raise UsageError(str(error)) from None
+
+
+def _bounded_number(convert: Callable[[str], Any], *, minimum: float, inclusive: bool, what: str) -> Callable[[str], Any]:
+    """An ``argparse`` type: ``convert`` the text and require a finite value above ``minimum``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+#: ``argparse`` types for counts and durations, each naming the bad value in its error.
+positive_int = _bounded_number(int, minimum=1, inclusive=True, what="a positive whole number")
+non_negative_int = _bounded_number(int, minimum=0, inclusive=True, what="a whole number >= 0")
+positive_seconds = _bounded_number(float, minimum=0, inclusive=False, what="a positive number of seconds")
 
 
 def _looks_secret(flag: str) -> bool:

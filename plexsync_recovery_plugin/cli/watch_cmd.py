@@ -16,7 +16,15 @@ import signal
 from types import FrameType
 from typing import Any, Callable
 
-from .settings import Settings, UsageError, add_common_arguments, open_dlq, open_job_queue
+from .settings import (
+    Settings,
+    UsageError,
+    add_common_arguments,
+    open_dlq,
+    open_job_queue,
+    positive_int,
+    positive_seconds,
+)
 
 __all__ = ["SignalSafeEvent", "register", "run"]
 
@@ -75,16 +83,16 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "open an outage (dated at the first of them), --recover-threshold healthy ones close it, and the "
         "closed outage's DLQ entries are recovered. Stops cleanly on SIGINT or SIGTERM.",
     )
-    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="between probes (default 5)")
+    parser.add_argument("--interval", type=positive_seconds, default=5.0, metavar="SECONDS", help="between probes (default 5)")
     parser.add_argument(
-        "--fail-threshold", type=int, default=3, metavar="N", help="failed probes that open an outage (default 3)"
+        "--fail-threshold", type=positive_int, default=3, metavar="N", help="failed probes that open an outage (default 3)"
     )
     parser.add_argument(
-        "--recover-threshold", type=int, default=2, metavar="N", help="healthy probes that close it (default 2)"
+        "--recover-threshold", type=positive_int, default=2, metavar="N", help="healthy probes that close it (default 2)"
     )
     parser.add_argument(
         "--probe-timeout",
-        type=float,
+        type=positive_seconds,
         default=None,
         metavar="SECONDS",
         help="how long a probe waits for Plex (default: the smaller of 3 and --interval)",

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..file_backup import free_backup_name
 from ..signals import outage_ended, outage_started, send_isolated
 
 __all__ = ["HISTORY_FILE_NAME", "MAX_RECORDS", "OutageHistory", "read_history_file"]
@@ -47,7 +48,7 @@ def read_history_file(path: Path) -> list[dict[str, Any]]:
         if not isinstance(records, list) or not all(_is_record(record) for record in records):
             raise ValueError("not a list of outage records")
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors too
-        backup = _free_backup_name(path)
+        backup = free_backup_name(path)
         try:
             os.replace(path, backup)
         except FileNotFoundError:  # another process already moved it
@@ -55,16 +56,6 @@ def read_history_file(path: Path) -> list[dict[str, Any]]:
         logger.warning("outage history %s was unreadable (%s); kept it as %s and started afresh", path, error, backup)
         return []
     return records
-
-
-def _free_backup_name(path: Path) -> Path:
-    """A backup name not taken yet, so an earlier backup is never overwritten."""
-    stem = f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    candidate, number = path.with_name(stem), 1
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{stem}-{number}")
-    return candidate
 
 
 class OutageHistory:

@@ -42,7 +42,7 @@ def test_daemon_keeps_running_while_plex_and_stash_are_down(cli_env, data_dir):
 def test_bad_interval_is_a_usage_error(run_cli, data_dir):
     proc = run_cli("watch", "--data-dir", data_dir, "--interval", "-1")
     assert proc.returncode == 2
-    assert "interval must be a positive number" in proc.stderr and "Traceback" not in proc.stderr
+    assert "--interval: expected a positive number of seconds, got '-1'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_signal_safe_event_wakes_a_waiter_from_a_signal_handler():

@@ -1,4 +1,4 @@
-"""Shared tools of the reliability tests: plain stand-ins for Plex and Stash, and file inspectors.
+"""Shared tools of the reliability tests: file inspectors (and the stand-ins of ``tests.fakes``).
 
 The inspectors read PlexSync's files with plain ``sqlite3`` and ``pickle`` (never through
 the code under test), so a bug in the plugin cannot hide itself from the check.
@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from plexsync_recovery_plugin.sync_queue.dlq import format_timestamp
 from plexsync_recovery_plugin.sync_queue.operations import make_job
+from tests.fakes import DownPlex, HealthyPlex, PlainStash, Recorder, SwitchablePlex
 
 __all__ = [
     "DownPlex",
@@ -28,54 +29,6 @@ __all__ = [
     "pending_scene_counts",
     "queue_rows",
 ]
-
-
-class PlainStash:
-    """A Stash with every scene except ``deleted``; counts the questions it was asked."""
-
-    def __init__(self, deleted: Iterable[int] = ()) -> None:
-        self.deleted = set(deleted)
-        self.asked: list[int] = []
-
-    def find_scene(self, scene_id: int) -> dict[str, str] | None:
-        self.asked.append(scene_id)
-        return None if scene_id in self.deleted else {"id": str(scene_id)}
-
-
-class HealthyPlex:
-    """A Plex whose ``/identity`` always answers."""
-
-    def query(self, key: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> str:
-        return "<MediaContainer/>"
-
-
-class DownPlex:
-    """A Plex that refuses every connection."""
-
-    def query(self, key: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> str:
-        raise ConnectionError("connection refused")
-
-
-class SwitchablePlex:
-    """A Plex whose health a test flips with ``up``."""
-
-    def __init__(self, up: bool = True) -> None:
-        self.up = up
-
-    def query(self, key: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> str:
-        if not self.up:
-            raise ConnectionError("connection refused")
-        return "<MediaContainer/>"
-
-
-class Recorder:
-    """Collects the keyword payloads a signal delivered."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def __call__(self, sender: Any, **kwargs: Any) -> None:
-        self.calls.append({"sender": sender, **kwargs})
 
 
 DLQ_COLUMNS = "id, job_id, scene_id, job_data, error_type, error_message, stack_trace, retry_count, failed_at"

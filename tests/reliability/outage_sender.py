@@ -20,19 +20,7 @@ from plexsync_recovery_plugin import RecoveryPlugin, outage_ended, recovery_fail
 from plexsync_recovery_plugin.sync_queue import dlq_recovery  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.operations import open_queue  # noqa: E402
-
-
-class _Plex:
-    def query(self, key, *args, timeout=None, **kwargs):
-        return "<MediaContainer/>"
-
-
-class _Stash:
-    def __init__(self, deleted):
-        self.deleted = deleted
-
-    def find_scene(self, scene_id):
-        return None if scene_id in self.deleted else {"id": str(scene_id)}
+from tests.fakes import HealthyPlex, PlainStash  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -50,7 +38,7 @@ def main(argv: list[str]) -> int:
 
     dlq_recovery.recover_outage_jobs_locked = timed_run
     queue = open_queue(data_dir)
-    plugin = RecoveryPlugin(DeadLetterQueue(data_dir), queue, _Stash(deleted), _Plex(), data_dir).connect()
+    plugin = RecoveryPlugin(DeadLetterQueue(data_dir), queue, PlainStash(deleted), HealthyPlex(), data_dir).connect()
     recovery_failed.connect(lambda sender, **kw: failures.append(str(kw["error"])), weak=False)
     sys.stdout.write("ready\n")
     sys.stdout.flush()

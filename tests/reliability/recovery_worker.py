@@ -21,26 +21,14 @@ from plexsync_recovery_plugin.sync_queue import dlq_recovery  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.operations import open_queue  # noqa: E402
-
-
-class _Plex:
-    def query(self, key, *args, timeout=None, **kwargs):
-        return "<MediaContainer/>"
-
-
-class _Stash:
-    def __init__(self, deleted):
-        self.deleted = deleted
-
-    def find_scene(self, scene_id):
-        return None if scene_id in self.deleted else {"id": str(scene_id)}
+from tests.fakes import HealthyPlex, PlainStash  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
     data_dir, start, end, chunk, stash_spec = argv[1], float(argv[2]), float(argv[3]), int(argv[4]), argv[5]
     dlq_recovery.RECOVERY_CHUNK = chunk
     if stash_spec.startswith("plain:"):
-        stash = _Stash({int(text) for text in stash_spec[len("plain:") :].split(",") if text})
+        stash = PlainStash({int(text) for text in stash_spec[len("plain:") :].split(",") if text})
     else:
         stash = StashConnection(stash_spec)
         stash.client()  # connect before the kill timer starts
@@ -49,7 +37,7 @@ def main(argv: list[str]) -> int:
     entries = DlqWindow(dlq, start, end, dlq_recovery.get_error_types_for_recovery())
     sys.stdout.write("started\n")
     sys.stdout.flush()
-    result = dlq_recovery.recover_outage_jobs(entries, queue, stash, _Plex(), data_dir)
+    result = dlq_recovery.recover_outage_jobs(entries, queue, stash, HealthyPlex(), data_dir)
     queue.close()
     sys.stdout.write(json.dumps({"recovered": result.recovered, "total": result.total_dlq_entries}) + "\n")
     return 0

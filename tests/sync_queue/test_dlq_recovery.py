@@ -23,23 +23,6 @@ from plexsync_recovery_plugin.sync_queue.operations import enqueue, get_queued_s
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 
 
-@pytest.fixture
-def stash(mocker):
-    """A Stash that has every scene except those in ``stash.deleted``."""
-    fake = mocker.Mock(name="stash")
-    fake.deleted = set()
-    fake.find_scene.side_effect = lambda scene_id: None if scene_id in fake.deleted else {"id": str(scene_id)}
-    return fake
-
-
-@pytest.fixture
-def plex(mocker):
-    """A healthy Plex client: ``query('/identity')`` answers."""
-    client = mocker.Mock(name="plex")
-    client.query.return_value = "<MediaContainer/>"
-    return client
-
-
 def recover(entries, queue, stash, plex, data_dir) -> RecoveryResult:
     return recover_outage_jobs(entries, queue, stash, plex, data_dir)
 
