@@ -5,9 +5,10 @@ Kept free of pytest so that the scripts the subprocess tests run can import them
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import time
+from typing import Any, Callable, Iterable
 
-__all__ = ["DownPlex", "HealthyPlex", "PlainStash", "Recorder", "SwitchablePlex"]
+__all__ = ["DownPlex", "HealthyPlex", "PlainStash", "Recorder", "SwitchablePlex", "timed_runs"]
 
 
 class PlainStash:
@@ -56,3 +57,15 @@ class Recorder:
 
     def __call__(self, sender: Any, **kwargs: Any) -> None:
         self.calls.append({"sender": sender, **kwargs})
+
+
+def timed_runs(real_run: Callable[..., Any], runs: list[dict[str, Any]]) -> Callable[..., Any]:
+    """Wrap a recovery function so that each call appends when it entered, left, and what it recovered."""
+
+    def timed_run(*args: Any, **kwargs: Any) -> Any:
+        entered = time.monotonic()
+        result = real_run(*args, **kwargs)
+        runs.append({"enter": entered, "exit": time.monotonic(), "recovered": result.recovered_scene_ids})
+        return result
+
+    return timed_run

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -20,7 +19,7 @@ from plexsync_recovery_plugin import RecoveryPlugin, outage_ended, recovery_fail
 from plexsync_recovery_plugin.sync_queue import dlq_recovery  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.operations import open_queue  # noqa: E402
-from tests.fakes import HealthyPlex, PlainStash  # noqa: E402
+from tests.fakes import HealthyPlex, PlainStash, timed_runs  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -28,15 +27,7 @@ def main(argv: list[str]) -> int:
     deleted = {int(text) for text in argv[4].split(",") if text}
     runs: list[dict] = []
     failures: list[str] = []
-    real_run = dlq_recovery.recover_outage_jobs_locked
-
-    def timed_run(*args, **kwargs):
-        entered = time.monotonic()
-        result = real_run(*args, **kwargs)
-        runs.append({"enter": entered, "exit": time.monotonic(), "recovered": result.recovered_scene_ids})
-        return result
-
-    dlq_recovery.recover_outage_jobs_locked = timed_run
+    dlq_recovery.recover_outage_jobs_locked = timed_runs(dlq_recovery.recover_outage_jobs_locked, runs)
     queue = open_queue(data_dir)
     plugin = RecoveryPlugin(DeadLetterQueue(data_dir), queue, PlainStash(deleted), HealthyPlex(), data_dir).connect()
     recovery_failed.connect(lambda sender, **kw: failures.append(str(kw["error"])), weak=False)

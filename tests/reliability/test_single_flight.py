@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import pytest
 from plexsync_recovery_plugin import RecoveryPlugin, outage_ended, recovery_completed
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from tests.conftest import WINDOW_START
+from tests.fakes import timed_runs
 from tests.reliability.helpers import (
     HealthyPlex,
     PlainStash,
@@ -52,15 +52,9 @@ def test_concurrent_outage_ends_queue_each_scene_once(data_dir, dlq, queue, mock
     dlq_before = dlq_rows(data_dir / "dlq.db")
 
     runs: list[dict] = []
-    real_run = dlq_recovery.recover_outage_jobs_locked
-
-    def timed_run(*args, **kwargs):
-        entered = time.monotonic()
-        result = real_run(*args, **kwargs)
-        runs.append({"enter": entered, "exit": time.monotonic(), "recovered": result.recovered_scene_ids})
-        return result
-
-    mocker.patch.object(dlq_recovery, "recover_outage_jobs_locked", side_effect=timed_run)
+    mocker.patch.object(
+        dlq_recovery, "recover_outage_jobs_locked", side_effect=timed_runs(dlq_recovery.recover_outage_jobs_locked, runs)
+    )
     windows = _windows()
     processes = [
         subprocess.Popen(
