@@ -19,7 +19,14 @@ from .safe_pickle import MAX_PICKLE_BYTES
 if TYPE_CHECKING:
     from .dlq import DeadLetterQueue
 
-__all__ = ["DlqWindow", "WINDOW_INDEX", "FAILED_AT_KEY", "validate_window", "whole_seconds"]
+__all__ = [
+    "DlqWindow",
+    "FAILED_AT_KEY",
+    "WINDOW_INDEX",
+    "selected_milliseconds",
+    "validate_window",
+    "whole_seconds",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +88,18 @@ def whole_seconds(start: float, end: float) -> tuple[float, float]:
     return float(math.floor(start)), float(math.ceil(end))
 
 
-def _millisecond_parts(seconds: float, *, rounding: str) -> tuple[int, int]:
-    """Split ``seconds`` into whole seconds and milliseconds, rounding exactly (no float error)."""
-    millis = int((Decimal(seconds) * 1000).to_integral_value(rounding=rounding))
-    whole, fraction = divmod(max(0, min(millis, _LAST_SECOND * 1000 + 999)), 1000)
-    return whole, fraction
+def selected_milliseconds(start: float, end: float) -> tuple[int, int]:
+    """The first and last millisecond (Unix ms) a window selects, rounded exactly (no float error)."""
+    return _to_millis(start, ROUND_CEILING), _to_millis(end, ROUND_FLOOR)
+
+
+def _to_millis(seconds: float, rounding: str) -> int:
+    return int((Decimal(seconds) * 1000).to_integral_value(rounding=rounding))
+
+
+def _second_and_millis(millis: int) -> tuple[int, int]:
+    """Split Unix milliseconds into whole seconds and milliseconds, within SQLite's time range."""
+    return divmod(max(0, min(millis, _LAST_SECOND * 1000 + 999)), 1000)
 
 
 class DlqWindow(Sequence[dict]):
@@ -166,8 +180,7 @@ class DlqWindow(Sequence[dict]):
             conn.close()
 
     def _page_params(self, conn: sqlite3.Connection) -> dict[str, Any]:
-        low = _millisecond_parts(self.start_time, rounding=ROUND_CEILING)
-        high = _millisecond_parts(self.end_time, rounding=ROUND_FLOOR)
+        low, high = (_second_and_millis(millis) for millis in selected_milliseconds(self.start_time, self.end_time))
         low_key, high_key = conn.execute(f"SELECT {_BOUND_KEY}, {_BOUND_KEY}", (*low, *high)).fetchone()
         params: dict[str, Any] = {"low": low_key, "high": high_key, "max_bytes": self.max_job_bytes,
                                   "after_key": None, "after_id": None, "limit": self.page_size}

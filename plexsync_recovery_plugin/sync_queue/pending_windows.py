@@ -11,10 +11,10 @@ two, never an entry that failed between two outages.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 
 from ..state_db import STATE_FILE_NAME, connect_state_db
+from .dlq_window import selected_milliseconds
 
 __all__ = ["PendingWindows", "windows_touch"]
 
@@ -27,18 +27,13 @@ CREATE TABLE IF NOT EXISTS pending_windows (
 """
 
 
-def _millis(seconds: float, rounding: str) -> int:
-    return int((Decimal(seconds) * 1000).to_integral_value(rounding=rounding))
-
-
 def windows_touch(first: tuple[float, float], second: tuple[float, float]) -> bool:
     """Whether two windows overlap, or no millisecond a DLQ entry could carry lies between them."""
     (a_start, a_end), (b_start, b_end) = first, second
     if a_start <= b_end and b_start <= a_end:
         return True
     low, high = (first, second) if a_end < b_start else (second, first)
-    # Milliseconds low selects end at floor(low.end); high's begin at ceil(high.start).
-    return _millis(high[0], ROUND_CEILING) <= _millis(low[1], ROUND_FLOOR) + 1
+    return selected_milliseconds(*high)[0] <= selected_milliseconds(*low)[1] + 1
 
 
 class PendingWindows:
