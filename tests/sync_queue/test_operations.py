@@ -1,0 +1,69 @@
+"""The live queue: PlexSync's job format, and which scenes count as already queued."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+
+from persistqueue import SQLiteAckQueue
+
+from plexsync_recovery_plugin.sync_queue.operations import enqueue, get_queued_scene_ids, make_job
+
+
+def test_job_has_plexsyncs_keys():
+    job = make_job(7, "metadata", {"title": "T"}, now=123.5)
+    assert set(job) == {"job_id", "scene_id", "update_type", "data", "enqueued_at", "job_key"}
+    assert (job["scene_id"], job["update_type"], job["data"], job["enqueued_at"], job["job_key"]) == (
+        7, "metadata", {"title": "T"}, 123.5, "scene_7",
+    )
+    assert make_job(7, "metadata", {})["job_id"] != make_job(7, "metadata", {})["job_id"]
+
+
+def test_pending_in_progress_and_acked_count_as_queued_but_failed_acks_do_not(queue):
+    for scene_id in (1, 2, 3, 4, 5):
+        enqueue(queue, scene_id, "metadata", {})
+    taken = [queue.get(block=False) for _ in range(4)]  # scenes 1-4 in progress
+    queue.ack(taken[0])  # 1: recently completed
+    queue.ack_failed(taken[1])  # 2: failed for good, no longer queued
+    queue.nack(taken[2])  # 3: back to ready
+    assert get_queued_scene_ids(queue.path) == {1, 3, 4, 5}
+
+
+def test_cleared_acked_rows_are_no_longer_queued(queue):
+    enqueue(queue, 1, "metadata", {})
+    queue.ack(queue.get(block=False))
+    queue.clear_acked_data(keep_latest=0)
+    assert get_queued_scene_ids(queue.path) == set()
+
+
+def test_missing_queue_is_empty(tmp_path):
+    assert get_queued_scene_ids(tmp_path / "nowhere") == set()
+
+
+def test_unreadable_rows_are_skipped_not_run(data_dir, queue, tmp_path):
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    conn = sqlite3.connect(data_dir / "queue" / "data.db")
+    with conn:  # rows as a tampered or corrupt queue would hold them
+        conn.execute("INSERT INTO ack_queue_default (data, timestamp, status) VALUES (?, 0, 0)", (pickle.dumps(Evil()),))
+        conn.execute("INSERT INTO ack_queue_default (data, timestamp, status) VALUES (?, 0, 0)", (b"garbage",))
+    conn.close()
+    enqueue(queue, 9, "metadata", {})
+    assert get_queued_scene_ids(queue.path) == {9}
+    assert not marker.exists()
+
+
+def test_what_enqueue_writes_is_read_by_a_plain_queue(data_dir, queue):
+    enqueue(queue, 5, "image", {"url": "x"})
+    fresh = SQLiteAckQueue(str(data_dir / "queue"), auto_resume=False)
+    try:
+        job = fresh.get(block=False)
+    finally:
+        fresh.close()
+    assert (job["scene_id"], job["update_type"], job["data"], job["job_key"]) == (5, "image", {"url": "x"}, "scene_5")
