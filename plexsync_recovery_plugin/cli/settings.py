@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
 
 __all__ = [
     "CliError",
@@ -157,20 +156,20 @@ class Settings:
         """Return a lazy ``PlexConnection`` (it does not talk to Plex yet).
 
         Raises:
-            UsageError: The Plex URL is not an http(s) URL with a host.
+            UsageError: The Plex URL is not an http(s) URL with a host and a valid port.
         """
         from ..plex.health import PlexConnection
 
-        parts = urlsplit(self.plex_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"Plex URL must look like http://host:32400, got {self.plex_url!r}")
-        return PlexConnection(self.plex_url, self.plex_token, timeout=timeout)
+        try:
+            return PlexConnection(self.plex_url, self.plex_token, timeout=timeout)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
 
     def stash_connection(self, timeout: float = 10.0) -> Any:
         """Return a lazy ``StashConnection`` (it does not talk to Stash yet).
 
         Raises:
-            UsageError: The Stash URL is not an http(s) URL with a host.
+            UsageError: The Stash URL is not an http(s) URL with a host and a valid port.
         """
         from ..stash.connection import StashConnection
 
@@ -250,6 +249,9 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     )
 
 
+_LAST_SECOND = 253402300799.0  # 9999-12-31 23:59:59 UTC, the last time SQLite and the DLQ can hold
+
+
 def parse_time(text: str, flag: str = "time") -> float:
     """Parse a window bound given on the command line into Unix seconds.
 
@@ -258,20 +260,23 @@ def parse_time(text: str, flag: str = "time") -> float:
         flag: The flag's name, for the error message.
 
     Raises:
-        UsageError: The text is neither, or is before 1970; the message names the value.
+        UsageError: The text is neither, or is before 1970 or after 9999; the message names the value.
     """
     value = text.strip()
     if _UNIX_SECONDS.match(value):
-        return float(value)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"bad {flag} {text!r}: {TIME_HELP}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    seconds = moment.timestamp()
+        seconds = float(value)
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise UsageError(f"bad {flag} {text!r}: {TIME_HELP}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = moment.timestamp()
     if seconds < 0:
         raise UsageError(f"bad {flag} {text!r}: times before 1970-01-01 are not supported")
+    if not seconds <= _LAST_SECOND:
+        raise UsageError(f"bad {flag} {text!r}: times after 9999-12-31 are not supported")
     return seconds
 
 

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any, Callable, Protocol
 
+from ..http_url import split_http_url
 from .exceptions import translate_plex_error
 
 __all__ = ["IDENTITY_PATH", "PlexConnection", "SupportsQuery", "check_plex_health"]
@@ -63,6 +64,11 @@ class PlexConnection:
         timeout: float = 5.0,
         factory: Callable[..., Any] | None = None,
     ) -> None:
+        """
+        Raises:
+            ValueError: ``baseurl`` is not an http(s) URL with a host and a valid port.
+        """
+        split_http_url(baseurl, "Plex", "http://host:32400")
         self.baseurl = baseurl.rstrip("/")
         self._token = token
         self.timeout = timeout

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
+
+from ..http_url import split_http_url
 
 __all__ = ["StashConnection", "StashUnavailable", "stash_connection_dict"]
 
@@ -28,11 +29,9 @@ def stash_connection_dict(url: str, api_key: str | None = None) -> dict[str, Any
     """Turn ``http://host:port[/graphql]`` into the connection dict ``StashInterface`` takes.
 
     Raises:
-        ValueError: The URL has no http(s) scheme or no host.
+        ValueError: The URL has no http(s) scheme, no host, or a bad port.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"Stash URL must look like http://host:9999, got {url!r}")
+    parts = split_http_url(url, "Stash", "http://host:9999")
     conn: dict[str, Any] = {
         "Scheme": parts.scheme,
         "Host": parts.hostname,

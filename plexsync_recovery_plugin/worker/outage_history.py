@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -28,16 +29,26 @@ HISTORY_FILE_NAME = "outage_history.json"
 MAX_RECORDS = 30
 
 
+def _is_time(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _is_record(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("started_at"), (int, float))
+    return (
+        isinstance(value, dict)
+        and _is_time(value.get("started_at"))
+        and (value.get("ended_at") is None or _is_time(value.get("ended_at")))
+    )
 
 
-def read_history_file(path: Path) -> list[dict[str, Any]]:
+def read_history_file(path: Path, *, set_aside: bool = False) -> list[dict[str, Any]]:
     """Read a history file; a missing file is an empty history.
 
-    A file that is not a UTF-8 JSON list of records (truncated, binary garbage, ...) is moved
-    aside to ``<name>.corrupt-<time>-<pid>[-<n>]`` (kept for the user, never deleted or
-    overwritten) and the history starts empty, with a warning.
+    A file that is not a UTF-8 JSON list of records (truncated, binary garbage, a time that
+    is not a number, ...) reads as empty, with a warning. Only a writer passes
+    ``set_aside=True``: the bad file is then moved to ``<name>.corrupt-<time>-<pid>[-<n>]``
+    (kept for the user, never deleted or overwritten) before the history starts afresh, so
+    a mere reader never moves a file another process may be writing.
     """
     try:
         data = path.read_bytes()
@@ -46,8 +57,11 @@ def read_history_file(path: Path) -> list[dict[str, Any]]:
     try:
         records = json.loads(data.decode("utf-8"))
         if not isinstance(records, list) or not all(_is_record(record) for record in records):
-            raise ValueError("not a list of outage records")
+            raise ValueError("not a list of outage records with numeric times")
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors too
+        if not set_aside:
+            logger.warning("outage history %s is unreadable (%s); read as empty", path, error)
+            return []
         backup = free_backup_name(path)
         try:
             os.replace(path, backup)
@@ -89,7 +103,7 @@ class OutageHistory:
             The new record, or None if an outage is already open (nothing is sent).
         """
         with self._lock:
-            history = read_history_file(self.path)
+            history = read_history_file(self.path, set_aside=True)
             if history and history[-1].get("ended_at") is None:
                 logger.debug("outage already open since %s", history[-1]["started_at"])
                 return None
@@ -107,7 +121,7 @@ class OutageHistory:
             The closed record, or None if no outage was open (nothing is sent).
         """
         with self._lock:
-            history = read_history_file(self.path)
+            history = read_history_file(self.path, set_aside=True)
             if not history or history[-1].get("ended_at") is not None:
                 logger.debug("outage end at %s ignored: no outage is open", ended_at)
                 return None
@@ -124,6 +138,8 @@ class OutageHistory:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         descriptor, temp_name = tempfile.mkstemp(prefix=f".{HISTORY_FILE_NAME}.", dir=self.data_dir)
         try:
+            # mkstemp makes the file 0600: keep the mode PlexSync (maybe another user) reads it with.
+            os.chmod(temp_name, _file_mode(self.path))
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 json.dump(history[-MAX_RECORDS:], handle, indent=2)
                 handle.flush()
@@ -132,6 +148,16 @@ class OutageHistory:
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
+
+
+def _file_mode(path: Path) -> int:
+    """The mode of ``path``, or what a new file would get under the current umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _clock(unix_seconds: float) -> str:

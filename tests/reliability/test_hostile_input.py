@@ -378,9 +378,9 @@ def test_history_corrupted_twice_keeps_both_copies(data_dir):
     path = data_dir / "outage_history.json"
     history = OutageHistory(data_dir)
     path.write_text("first garbage")
-    assert history.get_history() == []
+    history.record_outage_start(S)
     path.write_text("second garbage")
-    assert history.get_history() == []
+    history.record_outage_start(S + 100)
     backups = sorted(backup.read_text() for backup in data_dir.glob("outage_history.json.corrupt-*"))
     assert backups == ["first garbage", "second garbage"]
 

@@ -76,3 +76,13 @@ def test_outages_marked_handled_are_not_sent(data_dir, sent):
     write_history(data_dir, [closed(50.0, 80.0)])
     follower.poll()
     assert sent == []
+
+
+def test_a_record_with_a_bad_end_time_does_not_stop_the_follower(data_dir, sent):
+    write_history(data_dir, [{"started_at": 10.0, "ended_at": "soon", "duration": None, "jobs_affected": 0}])
+    follower = HistoryFollower(data_dir)
+    follower.start()
+    assert follower.poll() == []
+    write_history(data_dir, [closed(10.0, 20.0)])
+    follower.poll()
+    assert sent == [(10.0, 20.0)]

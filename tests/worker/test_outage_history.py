@@ -64,15 +64,37 @@ def test_write_is_atomic_and_leaves_no_temp_files(history, data_dir):
     assert sorted(path.name for path in data_dir.iterdir()) == ["outage_history.json"]
 
 
-@pytest.mark.parametrize("garbage", ['[{"started_at": 1.0, "ended_', "not json", '{"a": 1}', '[1, 2]'])
-def test_unreadable_history_is_kept_aside_and_started_afresh(history, data_dir, caplog, garbage):
-    (data_dir / "outage_history.json").write_text(garbage)
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        '[{"started_at": 1.0, "ended_',
+        "not json",
+        '{"a": 1}',
+        "[1, 2]",
+        '[{"started_at": 1.0, "ended_at": "soon"}]',
+        '[{"started_at": NaN, "ended_at": null}]',
+        '[{"started_at": true, "ended_at": null}]',
+    ],
+)
+def test_unreadable_history_reads_empty_and_is_kept_aside_by_the_next_write(history, data_dir, caplog, garbage):
+    path = data_dir / "outage_history.json"
+    path.write_text(garbage)
     assert history.get_history() == []
-    backups = list(data_dir.glob("outage_history.json.corrupt-*"))
-    assert [path.read_text() for path in backups] == [garbage]
+    assert history.get_current_outage() is None
+    assert path.read_text() == garbage  # a reader never moves a file another process may be writing
     assert "unreadable" in caplog.text
     history.record_outage_start(5.0)
+    backups = list(data_dir.glob("outage_history.json.corrupt-*"))
+    assert [backup.read_text() for backup in backups] == [garbage]
     assert history.get_current_outage()["started_at"] == 5.0
+
+
+def test_rewrites_keep_the_files_mode(history, data_dir):
+    path = data_dir / "outage_history.json"
+    history.record_outage_start(1.0)
+    path.chmod(0o644)
+    history.record_outage_end(2.0)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_receiver_that_raises_does_not_break_the_tracker(history, ended):
