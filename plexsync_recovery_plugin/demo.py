@@ -21,6 +21,7 @@ from .plex.exceptions import PlexAuthError, PlexServerDown, PlexTemporaryError
 from .plex.health import PlexConnection
 from .plugin import RecoveryPlugin
 from .signals import outage_ended, outage_started, recovery_completed
+from .sqlite_uri import sqlite_uri
 from .stash.connection import StashConnection
 from .sync_queue.dlq import DeadLetterQueue
 from .sync_queue.dlq_recovery import RecoveryResult
@@ -98,7 +99,7 @@ def _fill_dlq_during_outage(dlq: DeadLetterQueue, now: float) -> None:
 
 
 def _pending_jobs(queue_dir: Path, recovered: set[int]) -> list[tuple[int, str, str]]:
-    conn = sqlite3.connect(f"file:{queue_dir / QUEUE_FILE_NAME}?mode=ro", uri=True)
+    conn = sqlite3.connect(sqlite_uri(queue_dir / QUEUE_FILE_NAME, "ro"), uri=True)
     try:
         rows = conn.execute(f"SELECT data FROM {QUEUE_TABLE} WHERE status < 2 ORDER BY _id").fetchall()
     finally:

@@ -14,6 +14,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ..sqlite_uri import sqlite_uri
+
 __all__ = ["DeadLetterQueue", "DLQ_FILE_NAME", "DlqUnavailable", "format_timestamp"]
 
 logger = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ class DeadLetterQueue:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / DLQ_FILE_NAME
         self.timeout = timeout
-        self._uri = f"{self.db_path.absolute().as_uri()}?mode=rw"  # never creates the file
+        self._uri = sqlite_uri(self.db_path, "rw")  # never creates the file
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.db_path, timeout=self.timeout)
         try:

@@ -16,6 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..sqlite_uri import sqlite_uri
 from .operations import QUEUE_FILE_NAME
 
 __all__ = ["LEDGER_TABLE", "RecoveryLedger", "ensure_ledger", "entry_identity"]
@@ -64,25 +65,33 @@ class RecoveryLedger:
             ensure_ledger(conn)
         return conn
 
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """Run a query read-only; no file or no ledger table yet reads as no rows (nothing is created)."""
+        if not self.db_path.exists():
+            return []
+        conn = sqlite3.connect(sqlite_uri(self.db_path, "ro"), uri=True, timeout=self.timeout)
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute(sql, list(params)).fetchall()
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return []
+            raise
+        finally:
+            conn.close()
+
     def redriven(self, identities: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
         """Return those of the ``(dlq_id, failed_at)`` identities that were already redriven."""
         wanted = set(identities)
-        if not wanted or not self.db_path.exists():
-            return set()
         ids = sorted({dlq_id for dlq_id, _ in wanted})
-        conn = self.connect()
-        try:
-            found: set[tuple[int, str]] = set()
-            for offset in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[offset : offset + _IN_CHUNK]
-                rows = conn.execute(
-                    f"SELECT dlq_id, failed_at FROM {LEDGER_TABLE} WHERE dlq_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-                found.update(identity for identity in rows if identity in wanted)
-            return found
-        finally:
-            conn.close()
+        found: set[tuple[int, str]] = set()
+        for offset in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[offset : offset + _IN_CHUNK]
+            rows = self._read(
+                f"SELECT dlq_id, failed_at FROM {LEDGER_TABLE} WHERE dlq_id IN ({','.join('?' * len(chunk))})", chunk
+            )
+            found.update(identity for identity in map(tuple, rows) if identity in wanted)
+        return found
 
     @staticmethod
     def record(
@@ -105,12 +114,4 @@ class RecoveryLedger:
 
     def records(self) -> list[dict[str, Any]]:
         """Return every record, oldest first (for audits and tests)."""
-        if not self.db_path.exists():
-            return []
-        conn = self.connect()
-        conn.row_factory = sqlite3.Row
-        try:
-            rows = conn.execute(f"SELECT * FROM {LEDGER_TABLE} ORDER BY recovered_at, dlq_id").fetchall()
-            return [dict(row) for row in rows]
-        finally:
-            conn.close()
+        return [dict(row) for row in self._read(f"SELECT * FROM {LEDGER_TABLE} ORDER BY recovered_at, dlq_id")]

@@ -16,6 +16,7 @@ from typing import Any
 
 from persistqueue import SQLiteAckQueue
 
+from ..sqlite_uri import sqlite_uri
 from .safe_pickle import UnsafePickleError, safe_loads
 
 __all__ = [
@@ -102,7 +103,7 @@ def get_queued_scene_ids(queue_path: str | Path) -> set[int]:
     db_file = Path(queue_path) / QUEUE_FILE_NAME
     if not db_file.exists():
         return set()
-    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=30.0)
+    conn = sqlite3.connect(sqlite_uri(db_file, "ro"), uri=True, timeout=30.0)
     try:
         try:
             rows = conn.execute(

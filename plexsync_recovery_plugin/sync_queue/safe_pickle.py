@@ -20,7 +20,22 @@ MAX_PICKLE_BYTES = 4 * 1024 * 1024
 # Names a pickle of plain values may reference: protocols before 4 rebuild sets, bytes and
 # bytearrays by calling these (under Python 2's module name too), never anything else.
 _PLAIN_TYPES = ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float", "bool")
-_ALLOWED_GLOBALS = {(module, name): getattr(builtins, name) for module in ("builtins", "__builtin__") for name in _PLAIN_TYPES}
+
+
+def _without_numbers(kind: type) -> Any:
+    """``kind`` as a pickle may call it: never with a number, so ``bytes(2**31)`` cannot allocate 2 GiB."""
+
+    def build(*args: Any) -> Any:
+        if any(isinstance(arg, (int, float)) for arg in args):
+            raise UnsafePickleError(f"pickle calls {kind.__name__} with a number, which could allocate without limit")
+        return kind(*args)
+
+    return build
+
+
+_ALLOWED_GLOBALS = {
+    (module, name): _without_numbers(getattr(builtins, name)) for module in ("builtins", "__builtin__") for name in _PLAIN_TYPES
+}
 
 
 def _protocol2_bytes(text: str, encoding: str = "latin1") -> bytes:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pytest
 
 from plexsync_recovery_plugin.cli.settings import ENVIRONMENT
+from plexsync_recovery_plugin.sqlite_uri import sqlite_uri
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from tests.conftest import wait_until
 
@@ -77,7 +78,7 @@ def table_rows(db_file: Path, table: str) -> list[tuple]:
     """Every row of ``table`` (empty when the file or the table does not exist)."""
     if not db_file.exists():
         return []
-    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    conn = sqlite3.connect(sqlite_uri(db_file, "ro"), uri=True)
     try:
         return conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
     except sqlite3.OperationalError as error:

@@ -70,6 +70,7 @@ def _snapshot(data_dir):
         "queue": table_rows(data_dir / "queue" / "data.db", "ack_queue_default"),
         "ledger": table_rows(data_dir / "queue" / "data.db", "dead_letter_recoveries"),
         "pending": PendingWindows(data_dir).windows(),
+        "queue_tables": sorted(row[1] for row in table_rows(data_dir / "queue" / "data.db", "sqlite_master")),
     }
 
 

@@ -67,3 +67,21 @@ def test_what_enqueue_writes_is_read_by_a_plain_queue(data_dir, queue):
     finally:
         fresh.close()
     assert (job["scene_id"], job["update_type"], job["data"], job["job_key"]) == (5, "image", {"url": "x"}, "scene_5")
+
+
+def test_data_dir_names_with_uri_characters_are_read_correctly(tmp_path):
+    from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
+    from plexsync_recovery_plugin.sync_queue.ledger import RecoveryLedger
+    from plexsync_recovery_plugin.sync_queue.operations import open_queue
+
+    data_dir = tmp_path / "plex#2?x=%20y"
+    queue = open_queue(data_dir)
+    try:
+        enqueue(queue, 7, "metadata", {})
+        assert get_queued_scene_ids(queue.path) == {7}
+        assert RecoveryLedger(queue.path).redriven([(1, "x")]) == set()
+    finally:
+        queue.close()
+    DeadLetterQueue(data_dir).add(make_job(7, "metadata", {}), ValueError("x"), 1)
+    assert DeadLetterQueue(data_dir).get_count() == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["plex#2?x=%20y"]  # no stray file beside it

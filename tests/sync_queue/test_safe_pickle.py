@@ -61,3 +61,11 @@ def test_oversized_input_is_refused_before_reading():
 def test_non_bytes_are_refused():
     with pytest.raises(UnsafePickleError, match="str"):
         safe_loads("a string")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", [b"bytearray", b"bytes", b"list"])
+def test_tiny_pickle_cannot_allocate_gigabytes(name):
+    # builtins.<name>(2_000_000_000): 34 bytes asking for 2 GB
+    bomb = b"cbuiltins\n" + name + b"\n(J\x00\x94\x35\x77tR."
+    with pytest.raises(UnsafePickleError, match="with a number"):
+        safe_loads(bomb)
