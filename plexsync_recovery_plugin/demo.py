@@ -178,12 +178,12 @@ def run_demo(say: Callable[[str], None], *, interval: float = 0.2, timeout: floa
                 watcher.join(timeout)
                 plex.close()
                 stash.close()
+                queue.close()
         report.result = timeline.result
         report.signals = timeline.seen
         report.outage = plugin_history(data_dir)
         report.queue = _pending_jobs(data_dir / "queue", set(report.result.recovered_scene_ids if report.result else ()))
         report.dlq_entries = (dlq_before, dlq.get_count())
-        queue.close()
     report.seconds = time.monotonic() - began
     return report
 

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from .output import Output, format_time
-from .settings import CliError
+from .settings import CliError, positive_seconds
 
 if TYPE_CHECKING:
     from ..demo import DemoReport
@@ -27,7 +27,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         description="Start Plex and Stash test servers on 127.0.0.1, fill a DLQ as PlexSync would during an"
         " outage, take Plex down and up under the real watch loop, and show what the plugin recovered.",
     )
-    parser.add_argument("--interval", type=float, default=0.2, help="seconds between Plex probes (default 0.2)")
+    parser.add_argument(
+        "--interval", type=positive_seconds, default=0.2, help="seconds between Plex probes (default 0.2)"
+    )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     parser.set_defaults(func=run)
 

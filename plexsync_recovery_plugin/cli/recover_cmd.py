@@ -141,6 +141,8 @@ def _recover(settings: Settings, out: Output, data_dir: Path, start: float, end:
         pending = plugin.pending_windows()
     finally:
         queue.close()
+        plex.close()
+        stash.close()
 
     if result is None:
         error = failed[-1][2] if failed else "unknown error"
@@ -219,9 +221,10 @@ def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end:
     from ..sync_queue.dlq import DLQ_FILE_NAME
     from ..sync_queue.dlq_entry import CorruptEntryError, decode_entry_job
     from ..sync_queue.dlq_recovery import get_error_types_for_recovery, recover_outage_jobs
-    from ..sync_queue.dlq_window import DlqWindow
+    from ..sync_queue.dlq_window import DlqWindow, whole_seconds
     from ..sync_queue.operations import QUEUE_DIR_NAME
 
+    start, end = whole_seconds(start, end)  # the window a real run (RecoveryPlugin) would select
     types = get_error_types_for_recovery(settings.include_optional)
     why = f"no {'/'.join(types)} entry in the DLQ between {_span(start, end)}"
     if not (data_dir / DLQ_FILE_NAME).exists():  # do not create PlexSync's file in a dry run
@@ -257,7 +260,11 @@ def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end:
     plex = settings.plex_connection()
     stash = settings.stash_connection()
     queue = _QueueLocation(data_dir / QUEUE_DIR_NAME)
-    result = recover_outage_jobs(entries, queue, stash, plex, data_dir, dry_run=True, observer=observe)
+    try:
+        result = recover_outage_jobs(entries, queue, stash, plex, data_dir, dry_run=True, observer=observe)
+    finally:
+        plex.close()
+        stash.close()
 
     rows.sort(key=lambda row: (str(row["failed_at"]), row["id"] or 0))  # the observer hears gate by gate
     if out.json_mode:

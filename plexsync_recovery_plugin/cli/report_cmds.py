@@ -1,8 +1,9 @@
 """``plexsync-recovery outages`` and ``plexsync-recovery dlq``: read-only reports on a data directory.
 
 ``outages`` lists the outage history with MTTR, MTBF and availability; ``dlq`` counts the
-dead letters by error type and by day and lists the entries of a window. Neither creates
-nor changes a file (a missing DLQ reads as an empty one).
+dead letters by error type and by day and lists the entries of a window. Neither changes a
+row (a missing DLQ reads as an empty one); listing a window may add the window query's index
+to ``dlq.db``, as any recovery does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .output import Output, format_duration, format_time, truncate
-from .settings import TIME_HELP, Settings, UsageError, add_common_arguments, open_dlq, parse_window
+from .settings import TIME_HELP, Settings, add_common_arguments, non_negative_int, open_dlq, parse_window
 
 __all__ = ["OutageSummary", "dlq_counts_by_day", "register", "run_dlq", "run_outages", "summarize_outages"]
 
@@ -50,7 +51,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     dlq.add_argument(
         "--limit",
-        type=int,
+        type=non_negative_int,
         default=DEFAULT_ENTRY_LIMIT,
         metavar="N",
         help=f"list at most N entries (default {DEFAULT_ENTRY_LIMIT}; 0 lists all)",
@@ -201,8 +202,6 @@ def run_dlq(args: argparse.Namespace) -> int:
     out: Output = args.out
     data_dir: Path = settings.require_data_dir()
     window = parse_window(args.start, args.end)
-    if args.limit < 0:
-        raise UsageError(f"--limit must be 0 or more, got {args.limit}")
     wanted = list(dict.fromkeys(args.error_type or []))
     path = data_dir / DLQ_FILE_NAME
 

@@ -165,4 +165,6 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
         _restore_handlers(previous)
         stop.close()
         queue.close()
+        plex.close()
+        stash.close()
     return 0

@@ -109,6 +109,20 @@ def test_dry_run_of_an_empty_window_has_nothing_to_do(capsys, data_dir, add_entr
     assert capsys.readouterr().out.startswith("Nothing to do:")
 
 
+def test_dry_run_selects_the_same_whole_second_window_as_a_real_run(capsys, data_dir, add_entry, plex_server,
+                                                                   stash_server):
+    entry = add_entry(3, failed_at=WINDOW_START)  # whole seconds, as PlexSync stores them
+    fractional = ["--start", str(WINDOW_START + 0.4), "--end", str(WINDOW_START + 30.6)]
+    flags = ["--data-dir", str(data_dir), "--json", *server_flags(plex_server, stash_server)]
+    assert main(["recover", *fractional, "--dry-run", *flags]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert main(["recover", *fractional, *flags]) == 0
+    real = json.loads(capsys.readouterr().out)
+    assert [row["id"] for row in dry["entries"]] == [entry]
+    assert (dry["start"], dry["end"]) == (real["run_start"], real["run_end"]) == (WINDOW_START, WINDOW_START + 31)
+    assert real["recovered_scene_ids"] == [3]
+
+
 def test_last_outage_picks_the_newest_closed_record(capsys, data_dir, add_entry):
     newest = (WINDOW_START + 3600, WINDOW_START + 3700)
     history = [
