@@ -146,8 +146,11 @@ class RecoveryPlugin:
             return error
         if result.deferred:
             logger.warning("outage window %s..%s stays pending: part of it must be retried", start, end)
-        else:
+            return result
+        try:
             pending.remove(start, end)
+        except Exception as error:  # the jobs are queued: report the run; a retry finds them redriven
+            logger.error("outage window %s..%s was recovered but stays listed as pending: %s", start, end, error)
         return result
 
     def _announce_failure(self, error: BaseException, start: Any, end: Any) -> None:

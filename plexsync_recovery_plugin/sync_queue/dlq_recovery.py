@@ -184,14 +184,20 @@ def recover_outage_jobs_locked(
         return result
 
     queued = set(get_queued_scene_ids(queue.path))
+    ours: set[int] = set()  # scenes this run queued
     ledger = RecoveryLedger(queue.path)
     lookup = choose_scene_lookup(stash, batched=batched)
     sink: JobSink = _DryRunSink() if dry_run else _choose_sink(queue, ledger, result.run_id, batched=batched)
+    seen = 0
     try:
         for chunk in _chunks(entries, RECOVERY_CHUNK):
-            _recover_chunk(chunk, queued, ledger, lookup, sink, tally)
+            seen += len(chunk)
+            _recover_chunk(chunk, queued, ours, ledger, lookup, sink, tally)
     finally:
         sink.close()
+    # What was read, not what was counted before reading: PlexSync may dead-letter a job in
+    # the window's last second in between, and the counts must add up to the total.
+    result.total_dlq_entries = seen
     logger.info(
         "recovery %s%s: %d of %d DLQ entries re-queued (already queued %d, scene missing %d, stash error %d, failed %d)",
         result.run_id,
@@ -238,6 +244,9 @@ class _DryRunSink:
     def add(self, identity: tuple[int, str], scene_id: int, update_type: str, data: Any) -> None:
         """Nothing is written."""
 
+    def add_duplicate(self, identity: tuple[int, str], scene_id: int) -> None:
+        """Nothing is written."""
+
     def flush(self) -> None:
         """Nothing is written."""
 
@@ -247,7 +256,8 @@ class _DryRunSink:
 
 def _choose_sink(queue: Any, ledger: RecoveryLedger, run_id: str, *, batched: bool) -> JobSink:
     # A replaced ``enqueue`` (a test's patch, a worker's hook) is honoured: jobs then go through it.
-    if batched and isinstance(queue, SQLiteAckQueue) and enqueue is operations.enqueue:
+    # The batch writes PlexSync's table (the default queue name), the one the dedup reads.
+    if batched and isinstance(queue, SQLiteAckQueue) and queue.name == "default" and enqueue is operations.enqueue:
         return AckQueueBatchSink(queue, run_id)
     return PerJobSink(queue, _enqueue_by_current_name, ledger, run_id)
 
@@ -270,6 +280,7 @@ def _chunks(entries: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[
 def _recover_chunk(
     chunk: list[dict[str, Any]],
     queued: set[int],
+    ours: set[int],
     ledger: RecoveryLedger,
     lookup: Any,
     sink: JobSink,
@@ -288,6 +299,8 @@ def _recover_chunk(
             continue
         if entry_identity(entry) in redriven:
             tally.count(entry, "already_queued", "redriven by an earlier recovery")
+        elif scene_id in ours:
+            _count_covered(tally, sink, entry, scene_id)
         elif scene_id in queued:
             tally.count(entry, "already_queued", f"scene {scene_id} is already in the queue")
         else:
@@ -298,8 +311,8 @@ def _recover_chunk(
 
     accepted: list[tuple[dict[str, Any], int]] = []
     for entry, scene_id in candidates:
-        if scene_id in queued:  # gate 2 again: an earlier entry of this chunk took the scene
-            tally.count(entry, "already_queued", f"scene {scene_id} is queued by an earlier entry of this run")
+        if scene_id in ours:  # gate 2 again: an earlier entry of this chunk took the scene
+            _count_covered(tally, sink, entry, scene_id)
             continue
         status = statuses.get(scene_id, SceneStatus.ERROR)
         if status is SceneStatus.MISSING:
@@ -321,7 +334,7 @@ def _recover_chunk(
             logger.error("DLQ entry %s: could not queue its job: %s", entry.get("id"), error)
             tally.count(entry, "failed", f"could not queue: {error}")
             continue
-        queued.add(scene_id)
+        ours.add(scene_id)
         accepted.append((entry, scene_id))
 
     try:
@@ -330,11 +343,17 @@ def _recover_chunk(
         logger.error("could not write %d recovered jobs to the queue: %s", len(accepted), error)
         tally.result.deferred = True
         for entry, scene_id in accepted:
-            queued.discard(scene_id)
+            ours.discard(scene_id)
             tally.count(entry, "failed", f"could not queue: {error}")
         return
     for entry, scene_id in accepted:
         tally.count(entry, "recovered", f"scene {scene_id} re-queued", scene_id=scene_id)
+
+
+def _count_covered(tally: _Tally, sink: JobSink, entry: dict[str, Any], scene_id: int) -> None:
+    """An entry whose scene an earlier entry of this run queued: the ledger records it as covered."""
+    sink.add_duplicate(entry_identity(entry), scene_id)
+    tally.count(entry, "already_queued", f"scene {scene_id} is queued by an earlier entry of this run")
 
 
 def _count_corrupt(tally: _Tally, entry: dict[str, Any], error: Exception) -> None:

@@ -40,6 +40,12 @@ class JobSink(Protocol):
     def add(self, identity: tuple[int, str], scene_id: int, update_type: str, data: Any) -> None:
         """Accept the job of the DLQ entry ``identity`` (``(dlq_id, failed_at)``); raise if it cannot be queued."""
 
+    def add_duplicate(self, identity: tuple[int, str], scene_id: int) -> None:
+        """Record that entry ``identity`` is covered by the job this sink took for ``scene_id`` in this run.
+
+        Without the record, a retry after the worker cleared that job would send the scene again.
+        """
+
     def flush(self) -> None:
         """Write what was accepted since the last flush; on error none of it was written."""
 
@@ -60,10 +66,19 @@ class PerJobSink:
         self.ledger = ledger
         self.run_id = run_id
         self._conn: sqlite3.Connection | None = None
+        self._jobs: dict[int, int | None] = {}  # scene id -> job id, of the jobs this run queued
 
     def add(self, identity: tuple[int, str], scene_id: int, update_type: str, data: Any) -> None:
         """Enqueue now, then write the ledger record."""
         job = self.enqueue_fn(self.queue, scene_id, update_type, data)
+        self._jobs[scene_id] = job.get("job_id") if isinstance(job, dict) else None
+        self._record(identity, scene_id)
+
+    def add_duplicate(self, identity: tuple[int, str], scene_id: int) -> None:
+        """Record the entry as covered by the scene's job of this run."""
+        self._record(identity, scene_id)
+
+    def _record(self, identity: tuple[int, str], scene_id: int) -> None:
         if self.ledger is None:
             return
         try:
@@ -75,7 +90,7 @@ class PerJobSink:
                     dlq_id=identity[0],
                     failed_at=identity[1],
                     scene_id=scene_id,
-                    job_id=job.get("job_id") if isinstance(job, dict) else None,
+                    job_id=self._jobs.get(scene_id),
                     queue_row_id=None,
                     run_id=self.run_id,
                     recovered_at=time.time(),
@@ -102,11 +117,17 @@ class AckQueueBatchSink:
         self.timeout = timeout
         self._table = f"ack_queue_{queue.name}"
         self._staged: list[StagedJob] = []
+        self._duplicates: list[tuple[tuple[int, str], int]] = []
+        self._written: dict[int, tuple[int, int | None]] = {}  # scene id -> (job id, queue row) of this run
         self._conn: sqlite3.Connection | None = None
 
     def add(self, identity: tuple[int, str], scene_id: int, update_type: str, data: Any) -> None:
         """Stage a job; it is written by the next ``flush``."""
         self._staged.append(StagedJob(identity, scene_id, make_job(scene_id, update_type, data)))
+
+    def add_duplicate(self, identity: tuple[int, str], scene_id: int) -> None:
+        """Stage a ledger record pointing at the scene's job of this run; written by the next ``flush``."""
+        self._duplicates.append((identity, scene_id))
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -116,35 +137,46 @@ class AckQueueBatchSink:
         return self._conn
 
     def flush(self) -> None:
-        """Write every staged job and its ledger record, all or nothing."""
+        """Write every staged job and ledger record, all or nothing."""
         staged, self._staged = self._staged, []
-        if not staged:
+        duplicates, self._duplicates = self._duplicates, []
+        if not staged and not duplicates:
             return
         serializer = self.queue._serializer  # the queue's own, so rows match put() exactly
         rows = [(serializer.dumps(item.job), time.time()) for item in staged]
         insert = f"INSERT INTO {self._table} (data, timestamp, status) VALUES (?, ?, {_READY})"
+        written = dict(self._written)
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for item, row in zip(staged, rows):
                 queue_row_id = conn.execute(insert, row).lastrowid
-                RecoveryLedger.record(
-                    conn,
-                    dlq_id=item.identity[0],
-                    failed_at=item.identity[1],
-                    scene_id=item.scene_id,
-                    job_id=item.job["job_id"],
-                    queue_row_id=queue_row_id,
-                    run_id=self.run_id,
-                    recovered_at=row[1],
-                )
+                written[item.scene_id] = (item.job["job_id"], queue_row_id)
+                self._record(conn, item.identity, item.scene_id, written[item.scene_id], row[1])
+            for identity, scene_id in duplicates:
+                self._record(conn, identity, scene_id, written.get(scene_id, (None, None)), time.time())
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self._written = written
         # Let an in-process worker blocked in queue.get() see the new jobs at once.
         self.queue.total += len(staged)
         self.queue.put_event.set()
+
+    def _record(
+        self, conn: sqlite3.Connection, identity: tuple[int, str], scene_id: int, job: tuple[Any, Any], at: float
+    ) -> None:
+        RecoveryLedger.record(
+            conn,
+            dlq_id=identity[0],
+            failed_at=identity[1],
+            scene_id=scene_id,
+            job_id=job[0],
+            queue_row_id=job[1],
+            run_id=self.run_id,
+            recovered_at=at,
+        )
 
     def close(self) -> None:
         """Close the connection."""

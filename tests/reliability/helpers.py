@@ -116,6 +116,9 @@ def ledger_rows(data_dir: Path) -> list[dict[str, Any]]:
 def assert_ledger_matches_queue(data_dir: Path, *, recovered_scenes: set[int] | None = None) -> None:
     """Each ledger row names a queue row of its scene; each queue row recovery wrote has a ledger row.
 
+    Several ledger rows may name one queue row: a second DLQ entry of a scene is recorded as
+    covered by the job the first one queued.
+
     Args:
         data_dir: The PlexSync data directory.
         recovered_scenes: Scenes only recovery put on the queue (others were queued by the test).
@@ -123,7 +126,6 @@ def assert_ledger_matches_queue(data_dir: Path, *, recovered_scenes: set[int] | 
     queue = {row["_id"]: row for row in queue_rows(data_dir)}
     ledger = ledger_rows(data_dir)
     by_queue_row = Counter(record["queue_row_id"] for record in ledger)
-    assert all(count == 1 for count in by_queue_row.values()), "two ledger rows name the same queue row"
     for record in ledger:
         row = queue.get(record["queue_row_id"])
         assert row is not None, f"ledger row {record} names no queue row"
@@ -133,4 +135,4 @@ def assert_ledger_matches_queue(data_dir: Path, *, recovered_scenes: set[int] | 
         for row_id, row in queue.items():
             if row["job"]["scene_id"] in recovered_scenes:
                 scene_id = row["job"]["scene_id"]
-                assert by_queue_row[row_id] == 1, f"queue row {row_id} (scene {scene_id}) has no ledger row"
+                assert by_queue_row[row_id] >= 1, f"queue row {row_id} (scene {scene_id}) has no ledger row"

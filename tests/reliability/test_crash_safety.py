@@ -150,10 +150,12 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(data_dir, d
     assert all(count == 1 for count in counts.values()), f"seed {seed}"
     recorded = ledger_rows(data_dir)
     assert {record["scene_id"] for record in recorded} == eligible
-    assert len(recorded) == len(eligible)  # one redrive per eligible scene, none for its repeats
+    # one queued job per eligible scene; its repeats are recorded as covered by that same job
+    assert len({record["job_id"] for record in recorded}) == len(eligible)
     _assert_consistent(data_dir, dlq_before, pre_queued, eligible, "final run")
-    for row in recorded:  # each ledger row names the DLQ entry whose job went back
+    for row in recorded:  # each ledger row names a DLQ entry of the scene whose job went back
         dlq_row = next(row_ for row_ in dlq_before if row_[0] == row["dlq_id"])
-        assert pickle.loads(dlq_row[3])["scene_id"] == row["scene_id"]
+        column = dlq_row[2]  # a repeat covered by the scene's job may have a corrupt blob of its own
+        assert (column if column is not None else pickle.loads(dlq_row[3])["scene_id"]) == row["scene_id"]
     assert landed["during"] >= 5, f"too few kills landed mid-run ({dict(landed)}, seed {seed}): the test proved little"
     assert landed["before"] >= 1, f"no kill landed before the first write ({dict(landed)}, seed {seed})"

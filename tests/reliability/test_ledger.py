@@ -192,3 +192,40 @@ def test_a_recreated_dlq_reusing_an_id_is_not_taken_for_redriven(dlq, queue, dat
     assert reused_id == 1
     result = recover_outage_jobs(_window(fresh), queue, PlainStash(), HealthyPlex(), data_dir)
     assert result.recovered_scene_ids == [2]
+
+
+class _StashLockedFor:
+    """A Stash that answers with an error for some scenes until ``heal`` is called."""
+
+    def __init__(self, failing: set[int]) -> None:
+        self.failing = set(failing)
+
+    def heal(self) -> None:
+        self.failing.clear()
+
+    def find_scene(self, scene_id: int) -> dict[str, str]:
+        if scene_id in self.failing:
+            raise KeyError("findScene")  # what stashapi raises for "database is locked"
+        return {"id": str(scene_id)}
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_repeated_scene_is_not_sent_again_when_a_deferred_window_is_retried(
+    dlq, queue, data_dir, add_entry, batched, mocker
+):
+    if not batched:  # a replaced enqueue takes the per-job path
+        from plexsync_recovery_plugin.sync_queue import dlq_recovery, operations
+
+        mocker.patch.object(dlq_recovery, "enqueue", side_effect=operations.enqueue)
+    add_entry(12, failed_at=WINDOW_START + 1)
+    add_entry(12, failed_at=WINDOW_START + 2)  # the same scene failed twice in the outage
+    add_entry(20, failed_at=WINDOW_START + 3)
+    stash = _StashLockedFor({20})
+    first = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir)
+    assert (first.recovered_scene_ids, first.skipped_already_queued, first.deferred) == ([12], 1, True)
+    assert _work_off_and_clear(data_dir) == [12]  # the worker synced scene 12 and cleared its row
+    stash.heal()
+    second = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir)
+    assert second.recovered_scene_ids == [20]
+    assert second.skipped_already_queued == 2
+    assert sorted(record["dlq_id"] for record in ledger_rows(data_dir)) == [1, 2, 3]

@@ -235,3 +235,13 @@ def test_removing_a_window_leaves_the_others(data_dir):
     pending.add(S + 100, S + 110)
     pending.remove(S, S + 10)
     assert pending.windows() == [(S + 100, S + 110)]
+
+
+def test_a_window_that_cannot_be_unlisted_still_reports_its_completed_run(plugin, data_dir, add_entry, completed,
+                                                                          failed, mocker):
+    add_entry(5, failed_at=WINDOW_START + 1)
+    mocker.patch.object(PendingWindows, "remove", side_effect=sqlite3.OperationalError("database is locked"))
+    outage_ended.send(None, start=WINDOW_START, end=WINDOW_END)
+    assert failed.calls == []
+    assert [call["result"].recovered_scene_ids for call in completed.calls] == [[5]]
+    assert [job["scene_id"] for job in drain(data_dir)] == [5]
