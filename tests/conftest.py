@@ -11,6 +11,7 @@ import pytest
 from plexsync_recovery_plugin.plex import exceptions as plex_exceptions
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
+from tests.fakes import Recorder
 
 #: A fixed outage window used across tests: 2026-02-15 19:00:00 .. 19:30:00 UTC.
 WINDOW_START = 1771182000.0
@@ -57,6 +58,35 @@ def plex(mocker):
     client = mocker.Mock(name="plex")
     client.query.return_value = "<MediaContainer/>"
     return client
+
+
+@pytest.fixture
+def plugin(dlq, queue, stash, plex, data_dir):
+    """A connected ``RecoveryPlugin`` over the real DLQ and queue and this directory's Stash and Plex."""
+    from plexsync_recovery_plugin import RecoveryPlugin
+
+    with RecoveryPlugin(dlq, queue, stash, plex, data_dir) as connected:
+        yield connected
+
+
+@pytest.fixture
+def completed():
+    """Every ``recovery_completed`` payload sent during the test."""
+    from plexsync_recovery_plugin.signals import recovery_completed
+
+    recorder = Recorder()
+    with recovery_completed.connected_to(recorder):
+        yield recorder
+
+
+@pytest.fixture
+def failed():
+    """Every ``recovery_failed`` payload sent during the test."""
+    from plexsync_recovery_plugin.signals import recovery_failed
+
+    recorder = Recorder()
+    with recovery_failed.connected_to(recorder):
+        yield recorder
 
 
 AddEntry = Callable[..., int]

@@ -13,31 +13,10 @@ from plexsync_recovery_plugin import (
     RecoveryResult,
     outage_ended,
     recovery_completed,
-    recovery_failed,
 )
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.fakes import Recorder
-
-
-@pytest.fixture
-def plugin(dlq, queue, stash, plex, data_dir):
-    with RecoveryPlugin(dlq, queue, stash, plex, data_dir) as connected:
-        yield connected
-
-
-@pytest.fixture
-def completed():
-    recorder = Recorder()
-    with recovery_completed.connected_to(recorder):
-        yield recorder
-
-
-@pytest.fixture
-def failed():
-    recorder = Recorder()
-    with recovery_failed.connected_to(recorder):
-        yield recorder
 
 
 def test_outage_ended_recovers_the_window_and_reports(plugin, completed, data_dir, add_entry):
