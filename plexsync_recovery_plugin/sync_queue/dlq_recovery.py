@@ -300,9 +300,9 @@ def _recover_chunk(
         if entry_identity(entry) in redriven:
             tally.count(entry, "already_queued", "redriven by an earlier recovery")
         elif scene_id in ours:
-            _count_covered(tally, sink, entry, scene_id)
+            _count_covered(tally, sink, entry, scene_id, "is queued by an earlier entry of this run")
         elif scene_id in queued:
-            tally.count(entry, "already_queued", f"scene {scene_id} is already in the queue")
+            _count_covered(tally, sink, entry, scene_id, "is already in the queue")
         else:
             candidates.append((entry, scene_id))
 
@@ -312,7 +312,7 @@ def _recover_chunk(
     accepted: list[tuple[dict[str, Any], int]] = []
     for entry, scene_id in candidates:
         if scene_id in ours:  # gate 2 again: an earlier entry of this chunk took the scene
-            _count_covered(tally, sink, entry, scene_id)
+            _count_covered(tally, sink, entry, scene_id, "is queued by an earlier entry of this run")
             continue
         status = statuses.get(scene_id, SceneStatus.ERROR)
         if status is SceneStatus.MISSING:
@@ -350,10 +350,14 @@ def _recover_chunk(
         tally.count(entry, "recovered", f"scene {scene_id} re-queued", scene_id=scene_id)
 
 
-def _count_covered(tally: _Tally, sink: JobSink, entry: dict[str, Any], scene_id: int) -> None:
-    """An entry whose scene an earlier entry of this run queued: the ledger records it as covered."""
+def _count_covered(tally: _Tally, sink: JobSink, entry: dict[str, Any], scene_id: int, why: str) -> None:
+    """An entry whose scene already has a job: the ledger records it as covered by that job.
+
+    Without the record, a retry of the window after the worker cleared that job would queue
+    the scene once more.
+    """
     sink.add_duplicate(entry_identity(entry), scene_id)
-    tally.count(entry, "already_queued", f"scene {scene_id} is queued by an earlier entry of this run")
+    tally.count(entry, "already_queued", f"scene {scene_id} {why}")
 
 
 def _count_corrupt(tally: _Tally, entry: dict[str, Any], error: Exception) -> None:

@@ -41,9 +41,10 @@ class JobSink(Protocol):
         """Accept the job of the DLQ entry ``identity`` (``(dlq_id, failed_at)``); raise if it cannot be queued."""
 
     def add_duplicate(self, identity: tuple[int, str], scene_id: int) -> None:
-        """Record that entry ``identity`` is covered by the job this sink took for ``scene_id`` in this run.
+        """Record that entry ``identity`` is covered by a job already queued for ``scene_id``.
 
-        Without the record, a retry after the worker cleared that job would send the scene again.
+        The job is this run's when it queued one for the scene (its id and queue row are
+        recorded), else one PlexSync queued (recorded without them).
         """
 
     def flush(self) -> None:

@@ -229,3 +229,20 @@ def test_repeated_scene_is_not_sent_again_when_a_deferred_window_is_retried(
     assert second.recovered_scene_ids == [20]
     assert second.skipped_already_queued == 2
     assert sorted(record["dlq_id"] for record in ledger_rows(data_dir)) == [1, 2, 3]
+
+
+def test_entry_covered_by_plexsyncs_own_job_is_not_sent_after_a_deferred_retry(dlq, queue, data_dir, add_entry):
+    from plexsync_recovery_plugin.sync_queue.operations import enqueue
+
+    add_entry(7, failed_at=WINDOW_START + 1)
+    add_entry(20, failed_at=WINDOW_START + 2)
+    enqueue(queue, 7, "metadata", {"queued": "by PlexSync"})  # PlexSync's own job covers scene 7
+    stash = _StashLockedFor({20})
+    first = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir)
+    assert (first.recovered, first.skipped_already_queued, first.deferred) == (0, 1, True)
+    assert _work_off_and_clear(data_dir) == [7]  # the worker synced scene 7 and cleared its row
+    stash.heal()
+    second = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir)
+    assert second.recovered_scene_ids == [20]
+    covered = [record for record in ledger_rows(data_dir) if record["scene_id"] == 7]
+    assert [(record["job_id"], record["queue_row_id"]) for record in covered] == [(None, None)]
