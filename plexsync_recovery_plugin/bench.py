@@ -282,6 +282,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     from .plugin import RecoveryPlugin
     from .signals import outage_ended, recovery_completed, recovery_failed
+    from .sync_queue.dlq_recovery import seed_collaborators
+    from .sync_queue.recovery_collaborators import default_collaborators
 
     data_dir = Path(spec["data_dir"])
     run = PathRun(path=spec["path"], entries=spec["entries"])
@@ -301,7 +303,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     recovery_completed.connect(on_completed, weak=False)
     recovery_failed.connect(on_failed, weak=False)
-    plugin = RecoveryPlugin(dlq, queue, stash, plex, data_dir, batched=spec["path"] == "batched")
+    factory = default_collaborators if spec["path"] == "batched" else seed_collaborators
+    plugin = RecoveryPlugin(dlq, queue, stash, plex, data_dir, collaborators=factory)
     run.baseline_rss_mb = _rss_mb()
     try:
         with plugin:

@@ -1,26 +1,56 @@
-"""``RecoveryPlugin``: the subscriber that turns ``outage_ended`` into a recovery run.
+"""``RecoveryPlugin``: the subscriber that turns ``outage_ended`` into a recovery run, and the one recovery API.
 
 Connect it once; every outage end then selects the window's DLQ entries, recovers them
 through the three gates, and announces ``recovery_completed`` (or ``recovery_failed``).
-Nothing it does can raise into whoever sent ``outage_ended``.
+Nothing it does can raise into whoever sent ``outage_ended``. The CLI, the watch daemon,
+the Stash plugin and ``bench`` call the same methods: ``preview`` (what a run would do,
+writing nothing), ``recover`` and ``retry_pending`` (the runs they made).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .signals import outage_ended, recovery_completed, recovery_failed, send_isolated
 from .sync_queue import dlq_recovery
 from .sync_queue.dlq import DeadLetterQueue
+from .sync_queue.dlq_recovery import Collaborators, RecoveryResult
 from .sync_queue.dlq_window import DlqWindow, validate_window, whole_seconds
+from .sync_queue.operations import QUEUE_DIR_NAME, open_queue
 from .sync_queue.pending_windows import PendingWindows
+from .sync_queue.recovery_collaborators import default_collaborators
 from .sync_queue.recovery_lock import recovery_lock
+from .sync_queue.recovery_result import EntryOutcome
 
-__all__ = ["RecoveryPlugin"]
+__all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]
 
 logger = logging.getLogger(__name__)
+
+#: ``factory(queue_path, queue, stash, dry_run=...)``: fresh collaborators for one run.
+CollaboratorFactory = Callable[..., Collaborators]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One recovery run over a window: its result, or the error that stopped it."""
+
+    start: float | None
+    end: float | None
+    result: RecoveryResult | None = None
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What recovering a window would do, entry by entry; nothing was written."""
+
+    start: float
+    end: float
+    result: RecoveryResult
+    entries: tuple[EntryOutcome, ...]
 
 
 class RecoveryPlugin:
@@ -29,13 +59,16 @@ class RecoveryPlugin:
     Args:
         dlq: PlexSync's dead-letter queue.
         queue: PlexSync's ``SQLiteAckQueue`` (open it with ``multithreading=True`` when
-            ``outage_ended`` is sent from another thread than the one that opened it).
+            ``outage_ended`` is sent from another thread than the one that opened it), or
+            None: ``<data_dir>/queue`` is then opened on the first real run (a preview never
+            opens it) and closed by ``close()``.
         stash: A ``stashapi`` client, a ``StashConnection``, or anything with ``find_scene``.
-        plex_client: A ``PlexServer``, a ``PlexConnection``, or anything with ``query``.
+        plex_client: A ``PlexServer``, PlexSync's Plex client wrapper, a ``PlexConnection``,
+            or anything with ``query(path, timeout=)``.
         data_dir: The PlexSync data directory.
         include_optional: Also recover ``PlexTemporaryError`` and ``PlexNotFound`` entries.
-        batched: Ask Stash and write the queue once per chunk where the objects allow it;
-            False does both once per entry (same results; ``bench`` compares the two).
+        collaborators: ``factory(queue_path, queue, stash, dry_run=...)`` giving each run its
+            gates and writer; ``default_collaborators`` (batched) when omitted.
     """
 
     def __init__(
@@ -47,7 +80,7 @@ class RecoveryPlugin:
         data_dir: str | Path,
         *,
         include_optional: bool = False,
-        batched: bool = True,
+        collaborators: CollaboratorFactory = default_collaborators,
     ) -> None:
         self.dlq = dlq
         self.queue = queue
@@ -55,8 +88,21 @@ class RecoveryPlugin:
         self.plex_client = plex_client
         self.data_dir = Path(data_dir)
         self.include_optional = include_optional
-        self.batched = batched
+        self.collaborators = collaborators
+        self.queue_path = str(queue.path) if queue is not None else str(self.data_dir / QUEUE_DIR_NAME)
+        self._owns_queue = False
         self._connected = False
+
+    def close(self) -> None:
+        """Close the queue if the plugin opened it."""
+        if self._owns_queue and self.queue is not None:
+            self.queue.close()
+            self.queue, self._owns_queue = None, False
+
+    def _job_queue(self) -> Any:
+        if self.queue is None:
+            self.queue, self._owns_queue = open_queue(self.data_dir), True
+        return self.queue
 
     def __repr__(self) -> str:
         return f"RecoveryPlugin(data_dir={str(self.data_dir)!r}, include_optional={self.include_optional})"
@@ -84,76 +130,111 @@ class RecoveryPlugin:
         self.disconnect()
 
     def _on_outage_ended(self, sender: Any, **kwargs: Any) -> None:
-        self.recover_window(kwargs.get("start"), kwargs.get("end"))
+        self.recover(kwargs.get("start"), kwargs.get("end"))
 
-    def recover_window(self, start: Any, end: Any) -> dlq_recovery.RecoveryResult | None:
-        """Recover one outage window (and any still pending) and announce each outcome; never raises.
+    @property
+    def error_types(self) -> list[str]:
+        """The ``error_type`` names this plugin recovers."""
+        return dlq_recovery.get_error_types_for_recovery(self.include_optional)
+
+    def window_entries(self, start: float, end: float) -> DlqWindow:
+        """The DLQ entries a run over ``start..end`` (already whole seconds) reads."""
+        return DlqWindow(self.dlq, start, end, self.error_types)
+
+    def preview(self, start: Any, end: Any, *, again: bool = False) -> Preview:
+        """What recovering the window would do to each entry; writes nothing, takes no lock.
+
+        Raises:
+            ValueError: The window makes no sense (the message names the bad value).
+            sqlite3.Error: The DLQ or the queue file cannot be read.
+        """
+        window = whole_seconds(*validate_window(start, end))
+        rows: list[EntryOutcome] = []
+        entries = self.window_entries(*window)
+        collaborators = self.collaborators(self.queue_path, self.queue, self.stash, dry_run=True)
+        result = dlq_recovery.run_recovery(
+            entries, self.plex_client, collaborators, since=window[0], again=again, dry_run=True, observer=rows.append
+        )
+        rows.sort(key=lambda row: (str(row.failed_at), row.dlq_id or 0))
+        return Preview(window[0], window[1], result, tuple(rows))
+
+    def recover(self, start: Any, end: Any, *, again: bool = False) -> list[Run]:
+        """Recover one outage window (and every pending one), announce each run; never raises.
 
         The window is widened to whole seconds (the DLQ's timestamps are whole seconds),
-        saved as pending first, merged with any pending window it overlaps, so a run that
-        is deferred or interrupted is retried later.
+        saved as pending first and merged with any pending window it touches, so a run that
+        is deferred or interrupted is retried later. ``again`` ignores the ledger for the
+        run that covers this window.
 
         Returns:
-            The result of the run that covered this window (also sent with
-            ``recovery_completed``), or None when it failed (``recovery_failed`` was sent).
+            Every run made, the one covering this window included; a bad window gives one
+            run with its error (``recovery_failed`` was sent).
         """
         try:
-            start_f, end_f = validate_window(start, end)
+            window = whole_seconds(*validate_window(start, end))
         except Exception as error:
             self._announce_failure(error, start, end)
-            return None
-        window = whole_seconds(start_f, end_f)
-        covering: dlq_recovery.RecoveryResult | None = None
-        for run_start, run_end, outcome in self._run_pending(window):
-            if isinstance(outcome, dlq_recovery.RecoveryResult) and run_start <= window[0] and window[1] <= run_end:
-                covering = outcome
-        return covering
+            return [Run(None, None, error=error)]
+        return self._run_pending(window, again=again)
 
-    def retry_pending(self) -> list[dlq_recovery.RecoveryResult]:
+    def recover_window(self, start: Any, end: Any) -> RecoveryResult | None:
+        """``recover``, returning only the result of the run that covered this window (None if it failed)."""
+        covering = [run for run in self.recover(start, end) if run.result is not None and _covers(run, start, end)]
+        return covering[-1].result if covering else None
+
+    def retry_pending(self) -> list[Run]:
         """Retry every pending window (the watch daemon calls this once Plex is healthy); never raises."""
-        return [outcome for _, _, outcome in self._run_pending(None) if isinstance(outcome, dlq_recovery.RecoveryResult)]
+        return self._run_pending(None)
 
     def pending_windows(self) -> list[tuple[float, float]]:
         """Return the windows waiting for a retry."""
         return PendingWindows(self.data_dir).windows()
 
-    def _run_pending(self, new_window: tuple[float, float] | None) -> list[tuple[float, float, Any]]:
-        runs: list[tuple[float, float, Any]] = []
+    def _run_pending(self, new_window: tuple[float, float] | None, *, again: bool = False) -> list[Run]:
+        runs: list[Run] = []
         try:
             with recovery_lock(self.data_dir):
                 pending = PendingWindows(self.data_dir)
                 if new_window is not None:
                     pending.add(*new_window)
-                for run_start, run_end in pending.windows():
-                    runs.append((run_start, run_end, self._run_one(pending, run_start, run_end)))
+                for start, end in pending.windows():
+                    forced = again and new_window is not None and start <= new_window[0] and new_window[1] <= end
+                    runs.append(self._run_one(pending, start, end, again=forced))
         except Exception as error:  # the state file or the lock itself failed
             window = new_window or (None, None)
-            runs.append((window[0], window[1], error))
-        for run_start, run_end, outcome in runs:
-            if isinstance(outcome, dlq_recovery.RecoveryResult):
-                send_isolated(recovery_completed, self, result=outcome, start=run_start, end=run_end)
+            runs.append(Run(window[0], window[1], error=error))
+        for run in runs:
+            if run.result is not None:
+                send_isolated(recovery_completed, self, result=run.result, start=run.start, end=run.end)
             else:
-                self._announce_failure(outcome, run_start, run_end)
+                assert run.error is not None
+                self._announce_failure(run.error, run.start, run.end)
         return runs
 
-    def _run_one(self, pending: PendingWindows, start: float, end: float) -> Any:
+    def _run_one(self, pending: PendingWindows, start: float, end: float, *, again: bool) -> Run:
         try:
-            entries = DlqWindow(self.dlq, start, end, dlq_recovery.get_error_types_for_recovery(self.include_optional))
-            result = dlq_recovery.recover_outage_jobs_locked(
-                entries, self.queue, self.stash, self.plex_client, batched=self.batched
+            collaborators = self.collaborators(self.queue_path, self._job_queue(), self.stash)
+            result = dlq_recovery.run_recovery(
+                self.window_entries(start, end), self.plex_client, collaborators, since=start, again=again
             )
         except Exception as error:
-            return error
+            return Run(start, end, error=error)
         if result.deferred:
             logger.warning("outage window %s..%s stays pending: part of it must be retried", start, end)
-            return result
+            return Run(start, end, result)
         try:
             pending.remove(start, end)
         except Exception as error:  # the jobs are queued: report the run; a retry finds them redriven
             logger.error("outage window %s..%s was recovered but stays listed as pending: %s", start, end, error)
-        return result
+        return Run(start, end, result)
 
     def _announce_failure(self, error: BaseException, start: Any, end: Any) -> None:
         logger.error("recovery of outage window %r..%r failed: %s", start, end, error)
         logger.debug("recovery failure detail", exc_info=error)
         send_isolated(recovery_failed, self, error=error, start=start, end=end)
+
+
+def _covers(run: Run, start: Any, end: Any) -> bool:
+    low, high = whole_seconds(*validate_window(start, end))
+    return run.start is not None and run.end is not None and run.start <= low and high <= run.end
+

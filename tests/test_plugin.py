@@ -15,6 +15,7 @@ from plexsync_recovery_plugin import (
     recovery_completed,
 )
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
+from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.fakes import Recorder
 
@@ -93,7 +94,7 @@ def test_missing_end_is_a_failure_not_an_exception(plugin, failed):
 
 def test_crash_inside_recovery_never_reaches_the_sender(plugin, failed, completed, add_entry, mocker):
     add_entry(1)
-    mocker.patch.object(dlq_recovery, "get_queued_scene_ids", side_effect=RuntimeError("queue exploded"))
+    mocker.patch.object(QueueFile, "snapshot", side_effect=RuntimeError("queue exploded"))
     outage_ended.send(None, start=WINDOW_START, end=WINDOW_END)
     assert completed.calls == []
     assert str(failed.calls[0]["error"]) == "queue exploded"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from dataclasses import asdict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .output import Output, format_time, truncate
 from .settings import (
@@ -23,13 +23,16 @@ from .settings import (
     UsageError,
     add_common_arguments,
     open_dlq,
-    open_job_queue,
     parse_window,
 )
 
+if TYPE_CHECKING:
+    from ..plugin import Preview, RecoveryPlugin, Run
+    from ..sync_queue.recovery_result import RecoveryResult
+
 __all__ = ["OUTCOME_LABELS", "last_closed_outage", "register", "run"]
 
-#: How a dry run names each outcome of ``dlq_recovery.OUTCOMES``.
+#: How a dry run names each ``Outcome``.
 OUTCOME_LABELS = {
     "recovered": "would recover",
     "already_queued": "already queued",
@@ -67,6 +70,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.add_argument(
         "--dry-run", action="store_true", help="show what would happen to each entry; change nothing"
     )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="also redrive entries an earlier recovery already redrove, if no live job covers their scene"
+        " (after PlexSync's queue was cleared by hand); combine with --dry-run to preview",
+    )
     add_common_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -88,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give the window: --start TIME --end TIME, or --last-outage")
     start, end = window
     if args.dry_run:
-        return _dry_run(settings, out, data_dir, start, end)
-    return _recover(settings, out, data_dir, start, end)
+        return _dry_run(settings, out, data_dir, start, end, again=args.again)
+    return _recover(settings, out, data_dir, start, end, again=args.again)
 
 
 def last_closed_outage(data_dir: Path) -> tuple[float, float] | None:
@@ -107,90 +116,90 @@ def _span(start: float | None, end: float | None) -> str:
 
 
 def _nothing_to_do(out: Output, start: float | None, end: float | None, why: str, **extra: Any) -> None:
-    from ..sync_queue.dlq_recovery import RecoveryResult
+    from ..sync_queue.recovery_result import RecoveryResult
 
     if out.json_mode:
-        out.json({**asdict(RecoveryResult()), "start": start, "end": end, "nothing_to_do": why, **extra})
+        out.json({**RecoveryResult().as_dict(), "start": start, "end": end, "nothing_to_do": why, **extra})
     else:
         out.line(f"Nothing to do: {why}.")
 
 
-def _recover(settings: Settings, out: Output, data_dir: Path, start: float, end: float) -> int:
+@contextmanager
+def _plugin(settings: Settings, data_dir: Path) -> Iterator["RecoveryPlugin"]:
+    """The recovery API over ``data_dir``, with the CLI's clients; the queue opens only for a real run."""
     from ..plugin import RecoveryPlugin
-    from ..signals import recovery_completed, recovery_failed
 
     plex = settings.plex_connection()
     stash = settings.stash_connection()
-    dlq = open_dlq(data_dir)
-    queue = open_job_queue(data_dir)
-    completed: list[tuple[Any, Any, Any]] = []
-    failed: list[tuple[Any, Any, Any]] = []
-
-    def on_completed(sender: Any, *, result: Any, start: Any, end: Any, **kwargs: Any) -> None:
-        completed.append((start, end, result))
-
-    def on_failed(sender: Any, *, error: Any, start: Any, end: Any, **kwargs: Any) -> None:
-        failed.append((start, end, error))
-
+    plugin = RecoveryPlugin(open_dlq(data_dir), None, stash, plex, data_dir, include_optional=settings.include_optional)
     try:
-        plugin = RecoveryPlugin(dlq, queue, stash, plex, data_dir, include_optional=settings.include_optional)
-        with recovery_completed.connected_to(on_completed, sender=plugin), recovery_failed.connected_to(
-            on_failed, sender=plugin
-        ):
-            result = plugin.recover_window(start, end)
-        pending = plugin.pending_windows()
+        yield plugin
     finally:
-        queue.close()
+        plugin.close()
         plex.close()
         stash.close()
 
-    if result is None:
-        error = failed[-1][2] if failed else "unknown error"
-        raise CliError(f"recovery of {_span(start, end)} failed: {error}")
-    covering = next(((s, e) for s, e, r in completed if r is result), (start, end))
-    others = [(s, e, r) for s, e, r in completed if r is not result]
 
+def _recover(settings: Settings, out: Output, data_dir: Path, start: float, end: float, *, again: bool) -> int:
+    with _plugin(settings, data_dir) as plugin:
+        runs = plugin.recover(start, end, again=again)
+        pending = plugin.pending_windows()
+    covering = _covering_run(runs, start, end)
+    if covering.result is None:
+        raise CliError(f"recovery of {_span(start, end)} failed: {covering.error}")
+    result = covering.result
+    others = [run for run in runs if run is not covering and run.result is not None]
     if out.json_mode:
-        out.json(
-            {
-                **asdict(result),
-                "start": start,
-                "end": end,
-                "run_start": covering[0],
-                "run_end": covering[1],
-                "other_runs": [{**asdict(r), "start": s, "end": e} for s, e, r in others],
-                "pending_windows": [list(w) for w in pending],
-            }
-        )
+        out.json({
+            **result.as_dict(), "start": start, "end": end, "run_start": covering.start, "run_end": covering.end,
+            "other_runs": [{**run.result.as_dict(), "start": run.start, "end": run.end} for run in others if run.result],
+            "pending_windows": [list(window) for window in pending],
+        })
+        return _finish(out, settings, result)
+    if result.total_dlq_entries == 0 and not result.deferred:
+        out.line(f"Nothing to do: no DLQ entry to recover in {_span(covering.start, covering.end)}.")
     else:
-        if result.total_dlq_entries == 0 and not result.deferred:
-            out.line(f"Nothing to do: no DLQ entry to recover in {_span(*covering)}.")
-        else:
-            out.line(f"Recovery of {_span(*covering)} (run {result.run_id})")
-            out.table(["outcome", "entries"], _count_rows(result, dry_run=False))
-            if result.recovered_scene_ids:
-                out.line("re-queued scenes: " + truncate(", ".join(map(str, result.recovered_scene_ids)), 200))
-        for s, e, r in others:
-            out.line(f"also retried pending window {_span(s, e)}: recovered {r.recovered} of {r.total_dlq_entries}")
-        for s, e in pending:
-            out.line(f"still pending: {_span(s, e)}")
-    return _finish(out, settings, result, dry_run=False)
+        out.line(f"Recovery of {_span(covering.start, covering.end)} (run {result.run_id})")
+        out.table(["outcome", "entries"], _count_rows(result))
+        if result.recovered_scene_ids:
+            out.line("re-queued scenes: " + truncate(", ".join(map(str, result.recovered_scene_ids)), 200))
+    for run in others:
+        out.line(f"also retried pending window {_span(run.start, run.end)}: {run.result}")
+    for window in pending:
+        out.line(f"still pending: {_span(*window)}")
+    return _finish(out, settings, result)
 
 
-def _count_rows(result: Any, *, dry_run: bool) -> list[tuple[str, int]]:
-    return [
-        ("DLQ entries in window", result.total_dlq_entries),
-        ("would recover" if dry_run else "recovered", result.recovered),
-        ("already queued", result.skipped_already_queued),
-        ("scene missing", result.skipped_scene_missing),
-        ("stash error (deferred)", result.skipped_stash_error),
-        ("plex down (deferred)", result.skipped_plex_down),
-        ("corrupt" if dry_run else "failed", result.failed),
-    ]
+def _covering_run(runs: list["Run"], start: float, end: float) -> "Run":
+    """The run whose window holds ``start..end`` (the last one, or the failure that stopped the runs)."""
+    from ..sync_queue.dlq_window import whole_seconds
+
+    low, high = whole_seconds(start, end)
+    for run in reversed(runs):
+        if run.start is not None and run.end is not None and run.start <= low and high <= run.end:
+            return run
+    return runs[-1]
 
 
-def _finish(out: Output, settings: Settings, result: Any, *, dry_run: bool) -> int:
+#: How the table names each counter (``RecoveryResult.counts()``), for a real run and a dry run.
+_COUNT_LABELS = {
+    "total_dlq_entries": ("DLQ entries in window", "DLQ entries in window"),
+    "recovered": ("recovered", "would recover"),
+    "skipped_already_queued": ("already queued", "already queued"),
+    "skipped_scene_missing": ("scene missing", "scene missing"),
+    "skipped_stash_error": ("stash error (deferred)", "stash error (deferred)"),
+    "skipped_plex_down": ("plex down (deferred)", "plex down (deferred)"),
+    "failed": ("failed", "corrupt"),
+}
+
+
+def _count_rows(result: "RecoveryResult") -> list[tuple[str, int]]:
+    return [(_COUNT_LABELS[name][result.dry_run], value) for name, value in result.counts().items()]
+
+
+def _finish(out: Output, settings: Settings, result: "RecoveryResult") -> int:
     """Print why the run is incomplete (one line) and return 1, or return 0 when it is complete."""
+    dry_run = result.dry_run
     reasons = []
     fate = "could not be judged" if dry_run else "deferred"
     if result.skipped_plex_down:
@@ -210,74 +219,38 @@ def _finish(out: Output, settings: Settings, result: Any, *, dry_run: bool) -> i
     return 1
 
 
-class _QueueLocation:
-    """Where the queue lives, without opening it: all a dry run reads (and nothing can write through it)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-
-
-def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end: float) -> int:
+def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end: float, *, again: bool) -> int:
     from ..sync_queue.dlq import DLQ_FILE_NAME
-    from ..sync_queue.dlq_entry import CorruptEntryError, decode_entry_job
-    from ..sync_queue.dlq_recovery import get_error_types_for_recovery, recover_outage_jobs
-    from ..sync_queue.dlq_window import DlqWindow, whole_seconds
-    from ..sync_queue.operations import QUEUE_DIR_NAME
+    from ..sync_queue.dlq_recovery import get_error_types_for_recovery
+    from ..sync_queue.dlq_window import whole_seconds
 
-    start, end = whole_seconds(start, end)  # the window a real run (RecoveryPlugin) would select
-    types = get_error_types_for_recovery(settings.include_optional)
-    why = f"no {'/'.join(types)} entry in the DLQ between {_span(start, end)}"
-    if not (data_dir / DLQ_FILE_NAME).exists():  # do not create PlexSync's file in a dry run
+    start, end = whole_seconds(start, end)  # the window a real run selects
+    why = f"no {'/'.join(get_error_types_for_recovery(settings.include_optional))} entry in the DLQ between {_span(start, end)}"
+    if not (data_dir / DLQ_FILE_NAME).exists():  # never create PlexSync's file
         _nothing_to_do(out, start, end, why, dry_run=True, entries=[])
         return 0
-    entries = DlqWindow(open_dlq(data_dir), start, end, types)
-    if len(entries) == 0:
-        _nothing_to_do(out, start, end, why, dry_run=True, entries=[])
-        return 0
+    with _plugin(settings, data_dir) as plugin:
+        if len(plugin.window_entries(start, end)) == 0:
+            _nothing_to_do(out, start, end, why, dry_run=True, entries=[])
+            return 0
+        preview = plugin.preview(start, end, again=again)
+    _print_preview(out, preview)
+    return _finish(out, settings, preview.result)
 
-    rows: list[dict[str, Any]] = []
 
-    def observe(entry: dict[str, Any], outcome: str, detail: str) -> None:
-        scene_id = entry.get("scene_id")
-        if scene_id is None:
-            try:
-                scene_id = decode_entry_job(entry).scene_id
-            except CorruptEntryError:
-                scene_id = None
-        if outcome == "recovered":
-            detail = "passes every gate; not queued (dry run)"
-        rows.append(
-            {
-                "id": entry.get("id"),
-                "scene_id": scene_id,
-                "error_type": entry.get("error_type"),
-                "failed_at": entry.get("failed_at"),
-                "outcome": OUTCOME_LABELS.get(outcome, outcome),
-                "detail": detail,
-            }
-        )
-
-    plex = settings.plex_connection()
-    stash = settings.stash_connection()
-    queue = _QueueLocation(data_dir / QUEUE_DIR_NAME)
-    try:
-        result = recover_outage_jobs(entries, queue, stash, plex, data_dir, dry_run=True, observer=observe)
-    finally:
-        plex.close()
-        stash.close()
-
-    rows.sort(key=lambda row: (str(row["failed_at"]), row["id"] or 0))  # the observer hears gate by gate
+def _print_preview(out: Output, preview: "Preview") -> None:
+    rows = [
+        {"id": seen.dlq_id, "scene_id": seen.scene_id, "error_type": seen.error_type, "failed_at": seen.failed_at,
+         "outcome": OUTCOME_LABELS.get(seen.outcome.value, seen.outcome.value), "detail": seen.detail}
+        for seen in preview.entries
+    ]
     if out.json_mode:
-        out.json({**asdict(result), "start": start, "end": end, "dry_run": True, "entries": rows})
-    else:
-        out.line(f"Dry run for {_span(start, end)}: nothing was changed")
-        out.table(
-            ["DLQ id", "scene", "error type", "failed at", "outcome", "detail"],
-            [
-                (r["id"], r["scene_id"], r["error_type"], r["failed_at"], r["outcome"], truncate(r["detail"], 70))
-                for r in rows
-            ],
-        )
-        out.line()
-        out.table(["outcome", "entries"], _count_rows(result, dry_run=True))
-    return _finish(out, settings, result, dry_run=True)
+        out.json({**preview.result.as_dict(), "start": preview.start, "end": preview.end, "entries": rows})
+        return
+    out.line(f"Dry run for {_span(preview.start, preview.end)}: nothing was changed")
+    out.table(
+        ["DLQ id", "scene", "error type", "failed at", "outcome", "detail"],
+        [(r["id"], r["scene_id"], r["error_type"], r["failed_at"], r["outcome"], truncate(r["detail"], 70)) for r in rows],
+    )
+    out.line()
+    out.table(["outcome", "entries"], _count_rows(preview.result))

@@ -30,8 +30,8 @@ __all__ = [
     "MAX_RANGES_PER_REQUEST",
     "RANGE_GAP",
     "STASH_ID_CHUNK",
-    "choose_scene_lookup",
     "id_ranges",
+    "speaks_graphql",
 ]
 
 logger = logging.getLogger(__name__)
@@ -179,19 +179,8 @@ class BatchedStashLookup:
         return found
 
 
-def choose_scene_lookup(stash: Any, *, batched: bool = True) -> SceneLookup:
-    """Pick the batched lookup for a ``stashapi`` client, the per-scene one for anything else.
-
-    Args:
-        stash: A ``StashInterface``, a ``StashConnection``, or any object with ``find_scene``.
-        batched: False forces one ``find_scene`` per scene (``bench`` compares both ways).
-    """
-    if batched and _speaks_graphql(stash):
-        return BatchedStashLookup(stash)
-    return PerSceneLookup(stash)
-
-
-def _speaks_graphql(stash: Any) -> bool:
+def speaks_graphql(stash: Any) -> bool:
+    """Whether ``stash`` is a ``stashapi`` client (or a ``StashConnection``) that can run GraphQL."""
     from stashapi.stashapp import StashInterface
 
     return isinstance(stash, (StashInterface, StashConnection))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
 from typing import Any, Mapping, NamedTuple
 
 from .safe_pickle import UnsafePickleError, safe_loads
 
-__all__ = ["CorruptEntryError", "DecodedJob", "decode_entry_job", "entry_scene_id"]
+__all__ = ["CorruptEntryError", "DecodedJob", "decode_entry_job", "entry_scene_id", "failed_at_seconds"]
 
 
 class CorruptEntryError(ValueError):
@@ -70,3 +72,27 @@ def decode_entry_job(entry: Mapping[str, Any]) -> DecodedJob:
     if not isinstance(update_type, str) or not update_type:
         raise CorruptEntryError(f"job update_type must be a non-empty string, got {update_type!r}")
     return DecodedJob(scene_id, update_type, job.get("data"))
+
+
+def failed_at_seconds(value: Any) -> float | None:
+    """An entry's ``failed_at`` as Unix seconds, or None when it is not a time.
+
+    PlexSync writes SQLite's ``CURRENT_TIMESTAMP`` (UTC text, whole seconds); ISO text with
+    ``T``, ``Z``, an offset or fractions, and Unix numbers are read too. Text without a zone is UTC.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

@@ -1,44 +1,56 @@
 """Recovering the DLQ entries of a Plex outage: the seed contract of PlexSync's recovery module.
 
+Where PlexSync keeps its own ``sync_queue/dlq_recovery.py``, so a PlexSync developer finds it here.
+
 Selection is conservative: only error types that an outage explains are retried. Recovery
-passes three gates: Plex answers, the scene is not already queued (or already redriven), and
-the scene still exists in Stash. It never deletes or rewrites a DLQ row, never queues an
-entry twice, and never runs code found in a pickle.
+passes three gates: Plex answers, the scene is not already covered by a job (or already
+redriven), and the scene still exists in Stash. It never deletes or rewrites a DLQ row,
+never queues an entry twice, and never runs code found in a pickle.
+
+``recover_outage_jobs`` called as the seed calls it goes entry by entry through this
+module's names ``check_plex_health``, ``get_queued_scene_ids``, ``get_acked_scene_times``
+and ``enqueue`` (looked up at call time, so a test that patches them controls the
+outcome). ``RecoveryPlugin`` passes faster collaborators explicitly (see
+``recovery_collaborators``); both go through the same engine, ``run_recovery``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sized
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
-
-from persistqueue import SQLiteAckQueue
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..plex.health import check_plex_health
-from ..stash.lookup import SceneStatus, choose_scene_lookup
-from . import operations
+from ..stash.lookup import PerSceneLookup, SceneLookup, SceneStatus
 from .dlq import DeadLetterQueue
-from .dlq_entry import CorruptEntryError, decode_entry_job, entry_scene_id
+from .dlq_entry import CorruptEntryError, decode_entry_job, failed_at_seconds
 from .dlq_window import DlqWindow
-from .job_sinks import AckQueueBatchSink, JobSink, PerJobSink
-from .ledger import RecoveryLedger, entry_identity
-from .operations import enqueue, get_queued_scene_ids
+from .job_writers import DryRunWriter, JobWriter, PendingJob, PerJobWriter, WriteOutcome
+from .ledger import CLAIMED, LedgerRecord, entry_identity
+from .operations import enqueue, get_acked_scene_times, get_queued_scene_ids
+from .queue_file import QueueFile
+from .queue_snapshot import QueueSnapshot
 from .recovery_lock import recovery_lock
+from .recovery_result import EntryOutcome, Observer, Outcome, RecoveryResult, RecoveryTally
 
 __all__ = [
     "SAFE_RETRY_ERROR_TYPES",
     "OPTIONAL_RETRY_ERROR_TYPES",
     "PERMANENT_ERROR_TYPES",
-    "OUTCOMES",
+    "Collaborators",
+    "EntryOutcome",
     "Observer",
+    "Outcome",
     "RECOVERY_CHUNK",
     "RecoveryResult",
     "get_error_types_for_recovery",
     "get_outage_dlq_entries",
     "recover_outage_jobs",
-    "recover_outage_jobs_locked",
+    "run_recovery",
+    "seed_collaborators",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,44 +65,25 @@ PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionE
 #: Entries handled per chunk: one Stash request and one queue transaction each.
 RECOVERY_CHUNK = 1000
 
-#: What can happen to an entry, as reported to an ``observer``.
-OUTCOMES = ("recovered", "already_queued", "plex_down", "scene_missing", "stash_error", "failed")
 
-#: ``observer(entry, outcome, detail)``: told the outcome of every entry.
-Observer = Callable[[dict[str, Any], str, str], None]
-
-
-@dataclass
-class RecoveryResult:
-    """What one recovery run did. The counts add up to ``total_dlq_entries``.
+@dataclass(frozen=True)
+class Collaborators:
+    """How a run asks its gates and where it writes: passed in, never detected.
 
     Attributes:
-        total_dlq_entries: Entries the run was given.
-        recovered: Entries put back on the queue.
-        skipped_already_queued: Entries whose scene was pending, in progress or recently
-            completed in the queue, or that were already redriven by an earlier run.
-        skipped_plex_down: Entries not tried because Plex failed its health check.
-        skipped_scene_missing: Entries whose scene Stash no longer has.
-        failed: Entries that are corrupt, or that could not be written to the queue.
-        recovered_scene_ids: Scene ids re-queued, in order.
-        skipped_stash_error: Entries left for later because Stash could not answer.
-        deferred: True when part of the window must be retried later (Plex down, Stash
-            error, queue write error); the plugin keeps such a window pending.
-        plex_latency_ms: How long Plex took to answer the health check (0.0 if it did not).
-        run_id: Identifies this run in the redrive ledger.
+        plex_health: ``plex_health(plex_client) -> (healthy, latency_ms)``.
+        queue_state: ``queue_state(since) -> QueueSnapshot``: live jobs, and acked jobs
+            enqueued at or after ``since`` (Unix seconds; None for all).
+        lookup: Which scenes still exist in Stash.
+        writer: Where accepted jobs go.
+        queue_file: The queue file's owner (its ledger).
     """
 
-    total_dlq_entries: int = 0
-    recovered: int = 0
-    skipped_already_queued: int = 0
-    skipped_plex_down: int = 0
-    skipped_scene_missing: int = 0
-    failed: int = 0
-    recovered_scene_ids: list[int] = field(default_factory=list)
-    skipped_stash_error: int = 0
-    deferred: bool = False
-    plex_latency_ms: float = 0.0
-    run_id: str = ""
+    plex_health: Callable[[Any], tuple[bool, float]]
+    queue_state: Callable[[float | None], QueueSnapshot]
+    lookup: SceneLookup
+    writer: JobWriter
+    queue_file: QueueFile
 
 
 def get_error_types_for_recovery(include_optional: bool = False) -> list[str]:
@@ -119,155 +112,111 @@ def get_outage_dlq_entries(
     return list(DlqWindow(dlq, start_time, end_time, error_types))
 
 
+def seed_collaborators(queue_path: str | Path, queue: Any, stash: Any, *, dry_run: bool = False) -> Collaborators:
+    """The seed's per-entry path: this module's patchable names, one ``find_scene`` and one ``enqueue`` per entry."""
+    queue_file = QueueFile(queue_path)
+
+    def queue_state(since: float | None) -> QueueSnapshot:
+        snapshot = QueueSnapshot(live=set(get_queued_scene_ids(queue_path)), last_row_id=queue_file.high_water())
+        snapshot.acked.update(get_acked_scene_times(queue_path, since))
+        return snapshot
+
+    def enqueue_by_current_name(target: Any, scene_id: int, update_type: str, data: Any) -> Any:
+        return enqueue(target, scene_id, update_type, data)
+
+    writer: JobWriter = DryRunWriter() if dry_run else PerJobWriter(queue, enqueue_by_current_name, queue_file, "")
+    return Collaborators(
+        plex_health=lambda client: check_plex_health(client),
+        queue_state=queue_state,
+        lookup=PerSceneLookup(stash),
+        writer=writer,
+        queue_file=queue_file,
+    )
+
+
 def recover_outage_jobs(
-    dlq_entries: Iterable[dict[str, Any]],
+    dlq_entries: Iterable[Mapping[str, Any]],
     queue: Any,
     stash: Any,
     plex_client: Any,
     data_dir: str | Path,
     *,
-    batched: bool = True,
+    collaborators: Collaborators | None = None,
     dry_run: bool = False,
+    again: bool = False,
     observer: Observer | None = None,
 ) -> RecoveryResult:
     """Re-queue DLQ entries that pass the three gates.
 
-    Holds the data directory's recovery lock, so runs never overlap (threads or processes).
+    A real run holds the data directory's recovery lock, so runs never overlap (threads or
+    processes); a dry run takes no lock and writes nothing.
 
     Args:
         dlq_entries: Entries as returned by ``get_outage_dlq_entries`` (or a ``DlqWindow``).
         queue: PlexSync's ``SQLiteAckQueue`` (or any object ``enqueue`` accepts, with ``.path``).
-        stash: A ``stashapi`` client, a ``StashConnection``, or anything with ``find_scene(id)``.
-        plex_client: A ``PlexServer``, a ``PlexConnection``, or anything with ``query(path, timeout=)``.
+        stash: Anything with ``find_scene(id)`` (a ``stashapi`` client, a ``StashConnection``).
+        plex_client: A ``PlexServer``, PlexSync's client wrapper, or anything ``check_plex_health`` accepts.
         data_dir: The PlexSync data directory (holds the recovery lock).
-        batched: Use one Stash request and one queue transaction per chunk where the objects
-            allow it; False asks Stash and writes the queue once per entry (same results).
+        collaborators: The gates and the writer; the seed's per-entry ones when omitted.
         dry_run: Decide everything but write nothing; ``recovered`` then counts what would be.
-        observer: Called as ``observer(entry, outcome, detail)`` for every entry, where
-            ``outcome`` is one of ``OUTCOMES`` and ``detail`` a short reason.
+        again: Ignore the ledger: redrive entries an earlier run redrove, if no job covers them.
+        observer: Told ``(entry, outcome, detail)`` for every entry.
 
     Returns:
         The counts of what happened to every entry.
     """
+    if collaborators is None:
+        collaborators = seed_collaborators(queue.path, queue, stash, dry_run=dry_run)
+    if dry_run:
+        return run_recovery(dlq_entries, plex_client, collaborators, again=again, dry_run=True, observer=observer)
     with recovery_lock(data_dir):
-        return recover_outage_jobs_locked(
-            dlq_entries, queue, stash, plex_client, batched=batched, dry_run=dry_run, observer=observer
-        )
+        return run_recovery(dlq_entries, plex_client, collaborators, again=again, observer=observer)
 
 
-def recover_outage_jobs_locked(
-    dlq_entries: Iterable[dict[str, Any]],
-    queue: Any,
-    stash: Any,
+def run_recovery(
+    entries: Iterable[Mapping[str, Any]],
     plex_client: Any,
+    collaborators: Collaborators,
     *,
-    batched: bool = True,
+    since: float | None = None,
+    again: bool = False,
     dry_run: bool = False,
     observer: Observer | None = None,
 ) -> RecoveryResult:
-    """``recover_outage_jobs`` for a caller that already holds the data directory's recovery lock."""
-    entries = dlq_entries if isinstance(dlq_entries, Sequence) else list(dlq_entries)
-    tally = _Tally(RecoveryResult(total_dlq_entries=len(entries), run_id=uuid.uuid4().hex[:12]), observer)
-    result = tally.result
-    if not entries:
-        return result
+    """The engine: the three gates over ``entries``, chunk by chunk; the caller holds the lock.
 
-    healthy, result.plex_latency_ms = check_plex_health(plex_client)
+    ``since`` bounds which acked jobs are read (the window's start); when omitted it is
+    the window's start of a ``DlqWindow``, or the earliest ``failed_at`` of a list.
+    """
+    run = _Run(collaborators, RecoveryTally(uuid.uuid4().hex[:12], dry_run, observer), again)
+    if isinstance(entries, Sized) and len(entries) == 0:
+        return run.tally.freeze()
+    healthy, run.tally.plex_latency_ms = collaborators.plex_health(plex_client)
     if not healthy:
-        result.deferred = True
-        if observer is None:
-            result.skipped_plex_down = result.total_dlq_entries
-        else:
-            for entry in entries:
-                tally.count(entry, "plex_down", "Plex did not answer its health check")
-        logger.warning("Plex is not healthy: %d DLQ entries left for a later run", result.total_dlq_entries)
-        return result
-
-    queued = set(get_queued_scene_ids(queue.path))
-    ours: set[int] = set()  # scenes this run queued
-    ledger = RecoveryLedger(queue.path)
-    lookup = choose_scene_lookup(stash, batched=batched)
-    sink: JobSink = _DryRunSink() if dry_run else _choose_sink(queue, ledger, result.run_id, batched=batched)
-    seen = 0
+        return run.plex_down(entries)
+    run.snapshot = collaborators.queue_state(since if since is not None else _earliest(entries))
     try:
         for chunk in _chunks(entries, RECOVERY_CHUNK):
-            seen += len(chunk)
-            _recover_chunk(chunk, queued, ours, ledger, lookup, sink, tally)
+            run.chunk(chunk)
     finally:
-        sink.close()
-    # What was read, not what was counted before reading: PlexSync may dead-letter a job in
-    # the window's last second in between, and the counts must add up to the total.
-    result.total_dlq_entries = seen
-    logger.info(
-        "recovery %s%s: %d of %d DLQ entries re-queued (already queued %d, scene missing %d, stash error %d, failed %d)",
-        result.run_id,
-        " (dry run)" if dry_run else "",
-        result.recovered,
-        result.total_dlq_entries,
-        result.skipped_already_queued,
-        result.skipped_scene_missing,
-        result.skipped_stash_error,
-        result.failed,
-    )
+        collaborators.writer.close()
+    result = run.tally.freeze()
+    logger.info("recovery %s%s: %s", result.run_id, " (dry run)" if dry_run else "", result)
     return result
 
 
-class _Tally:
-    """Counts each entry's outcome into the result and tells the observer."""
-
-    _FIELDS = {
-        "already_queued": "skipped_already_queued",
-        "plex_down": "skipped_plex_down",
-        "scene_missing": "skipped_scene_missing",
-        "stash_error": "skipped_stash_error",
-        "failed": "failed",
-    }
-
-    def __init__(self, result: RecoveryResult, observer: Observer | None) -> None:
-        self.result = result
-        self.observer = observer
-
-    def count(self, entry: dict[str, Any], outcome: str, detail: str = "", *, scene_id: int | None = None) -> None:
-        if outcome == "recovered":
-            self.result.recovered += 1
-            self.result.recovered_scene_ids.append(scene_id if scene_id is not None else entry["scene_id"])
-        else:
-            field_name = self._FIELDS[outcome]
-            setattr(self.result, field_name, getattr(self.result, field_name) + 1)
-        if self.observer is not None:
-            self.observer(entry, outcome, detail)
+def _earliest(entries: Iterable[Mapping[str, Any]]) -> float | None:
+    start = getattr(entries, "start_time", None)
+    if isinstance(start, (int, float)):
+        return float(start)
+    if not isinstance(entries, Sequence):
+        return None
+    times = [failed_at_seconds(entry.get("failed_at")) for entry in entries]
+    return None if any(moment is None for moment in times) else min((t for t in times if t is not None), default=None)
 
 
-class _DryRunSink:
-    """Accepts every job and writes none."""
-
-    def add(self, identity: tuple[int, str], scene_id: int, update_type: str, data: Any) -> None:
-        """Nothing is written."""
-
-    def add_duplicate(self, identity: tuple[int, str], scene_id: int) -> None:
-        """Nothing is written."""
-
-    def flush(self) -> None:
-        """Nothing is written."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-def _choose_sink(queue: Any, ledger: RecoveryLedger, run_id: str, *, batched: bool) -> JobSink:
-    # A replaced ``enqueue`` (a test's patch, a worker's hook) is honoured: jobs then go through it.
-    # The batch writes PlexSync's table (the default queue name), the one the dedup reads.
-    if batched and isinstance(queue, SQLiteAckQueue) and queue.name == "default" and enqueue is operations.enqueue:
-        return AckQueueBatchSink(queue, run_id)
-    return PerJobSink(queue, _enqueue_by_current_name, ledger, run_id)
-
-
-def _enqueue_by_current_name(queue: Any, scene_id: int, update_type: str, data: Any) -> Any:
-    return enqueue(queue, scene_id, update_type, data)
-
-
-def _chunks(entries: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
+def _chunks(entries: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
+    chunk: list[Mapping[str, Any]] = []
     for entry in entries:
         chunk.append(entry)
         if len(chunk) == size:
@@ -277,89 +226,102 @@ def _chunks(entries: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[
         yield chunk
 
 
-def _recover_chunk(
-    chunk: list[dict[str, Any]],
-    queued: set[int],
-    ours: set[int],
-    ledger: RecoveryLedger,
-    lookup: Any,
-    sink: JobSink,
-    tally: _Tally,
-) -> None:
-    # Gate 2, first half: entries whose scene is queued or that an earlier run redrove.
-    redriven = ledger.redriven(entry_identity(entry) for entry in chunk)
-    candidates: list[tuple[dict[str, Any], int]] = []
-    for entry in chunk:
-        try:
-            scene_id = entry_scene_id(entry)
-            if scene_id is None:
-                scene_id = decode_entry_job(entry).scene_id
-        except CorruptEntryError as error:
-            _count_corrupt(tally, entry, error)
-            continue
-        if entry_identity(entry) in redriven:
-            tally.count(entry, "already_queued", "redriven by an earlier recovery")
-        elif scene_id in ours:
-            _count_covered(tally, sink, entry, scene_id, "is queued by an earlier entry of this run")
-        elif scene_id in queued:
-            _count_covered(tally, sink, entry, scene_id, "is already in the queue")
+class _Run:
+    """One run's state: the tally, the queue snapshot, and the chunk-by-chunk gates."""
+
+    def __init__(self, collaborators: Collaborators, tally: RecoveryTally, again: bool) -> None:
+        self.c = collaborators
+        self.tally = tally
+        self.again = again
+        self.snapshot = QueueSnapshot()
+        collaborators.writer.run_id = tally.run_id
+
+    def plex_down(self, entries: Iterable[Mapping[str, Any]]) -> RecoveryResult:
+        """Gate 1 failed: every entry waits for a later run."""
+        for entry in entries:
+            self.tally.seen += 1
+            self.tally.count(entry, Outcome.PLEX_DOWN, "Plex did not answer its health check")
+        self.tally.deferred = True
+        logger.warning("Plex is not healthy: %d DLQ entries left for a later run", self.tally.seen)
+        return self.tally.freeze()
+
+    def chunk(self, chunk: list[Mapping[str, Any]]) -> None:
+        """Gates 2 and 3 for one chunk, then one write."""
+        self.tally.seen += len(chunk)
+        leaders = self._screen(chunk)
+        statuses = self.c.lookup.statuses(list(leaders)) if leaders else {}
+        for scene_id, job in leaders.items():
+            status = statuses.get(scene_id, SceneStatus.ERROR)
+            if status is SceneStatus.PRESENT:
+                self.c.writer.add(job)
+            elif status is SceneStatus.MISSING:
+                self._settle(WriteOutcome(job, Outcome.SCENE_MISSING, f"scene {scene_id} no longer exists in Stash"))
+            else:
+                self._settle(WriteOutcome(job, Outcome.STASH_ERROR, "Stash could not answer; retried later"))
+        for outcome in self.c.writer.flush(self.snapshot):
+            self._settle(outcome)
+
+    def _screen(self, chunk: list[Mapping[str, Any]]) -> dict[int, PendingJob]:
+        """Decode each entry once and apply gate 2; return one job per scene still to be asked about."""
+        records = {} if self.again else self.c.queue_file.ledger_records([entry_identity(e) for e in chunk])
+        leaders: dict[int, PendingJob] = {}
+        for entry in chunk:
+            identity = entry_identity(entry)
+            try:
+                decoded = decode_entry_job(entry)
+            except CorruptEntryError as error:
+                logger.warning("DLQ entry %s is corrupt and was not recovered: %s", entry.get("id"), error)
+                self.tally.count(entry, Outcome.FAILED, str(error))
+                continue
+            scene_id = decoded.scene_id
+            job = PendingJob(entry, identity, failed_at_seconds(entry.get("failed_at")), scene_id,
+                             decoded.update_type, decoded.data)
+            record = records.get(identity)
+            if record is not None and self._redriven(entry, record, scene_id):
+                continue
+            if scene_id in leaders:
+                leader = leaders[scene_id]
+                leaders[scene_id] = leader._replace(followers=(*leader.followers, (entry, identity)))
+                continue
+            reason = self.snapshot.covering_reason(scene_id, job.failed_at)
+            if reason is not None:
+                self.c.writer.add_covered(identity, scene_id)
+                self.tally.count(entry, Outcome.ALREADY_QUEUED, reason, scene_id)
+                continue
+            leaders[scene_id] = job
+        return leaders
+
+    def _redriven(self, entry: Mapping[str, Any], record: LedgerRecord, scene_id: int) -> bool:
+        """Whether the ledger settles the entry (counted here); False lets it through the gates."""
+        if record.state != CLAIMED:
+            detail = f"redriven by an earlier recovery (run {record.run_id})"
+            self.tally.count(entry, Outcome.ALREADY_QUEUED, detail, scene_id)
+            return True
+        verdict = self.c.queue_file.claim_verdict(record)
+        if verdict == "absent":
+            return False
+        if verdict == "queued":
+            self.c.writer.add_covered((record.dlq_id, record.failed_at), record.scene_id)
+            detail = "the job of an interrupted redrive is in the queue"
         else:
-            candidates.append((entry, scene_id))
+            logger.warning(
+                "DLQ entry %s: an interrupted recovery claimed it and its job may already have run;"
+                " not sent again (recover --again sends it)",
+                record.dlq_id,
+            )
+            detail = "claimed by an interrupted recovery; its job may have run (use --again to send it)"
+        self.tally.count(entry, Outcome.ALREADY_QUEUED, detail, scene_id)
+        return True
 
-    # Gate 3: one question to Stash for the chunk's distinct scenes.
-    statuses = lookup.statuses(list(dict.fromkeys(scene_id for _, scene_id in candidates))) if candidates else {}
-
-    accepted: list[tuple[dict[str, Any], int]] = []
-    for entry, scene_id in candidates:
-        if scene_id in ours:  # gate 2 again: an earlier entry of this chunk took the scene
-            _count_covered(tally, sink, entry, scene_id, "is queued by an earlier entry of this run")
-            continue
-        status = statuses.get(scene_id, SceneStatus.ERROR)
-        if status is SceneStatus.MISSING:
-            tally.count(entry, "scene_missing", f"scene {scene_id} no longer exists in Stash")
-            continue
-        if status is SceneStatus.ERROR:
-            tally.result.deferred = True
-            tally.count(entry, "stash_error", "Stash could not answer; retried later")
-            continue
-        try:
-            job = decode_entry_job(entry)
-        except CorruptEntryError as error:
-            _count_corrupt(tally, entry, error)
-            continue
-        try:
-            sink.add(entry_identity(entry), scene_id, job.update_type, job.data)
-        except Exception as error:
-            tally.result.deferred = True
-            logger.error("DLQ entry %s: could not queue its job: %s", entry.get("id"), error)
-            tally.count(entry, "failed", f"could not queue: {error}")
-            continue
-        ours.add(scene_id)
-        accepted.append((entry, scene_id))
-
-    try:
-        sink.flush()
-    except Exception as error:
-        logger.error("could not write %d recovered jobs to the queue: %s", len(accepted), error)
-        tally.result.deferred = True
-        for entry, scene_id in accepted:
-            ours.discard(scene_id)
-            tally.count(entry, "failed", f"could not queue: {error}")
-        return
-    for entry, scene_id in accepted:
-        tally.count(entry, "recovered", f"scene {scene_id} re-queued", scene_id=scene_id)
-
-
-def _count_covered(tally: _Tally, sink: JobSink, entry: dict[str, Any], scene_id: int, why: str) -> None:
-    """An entry whose scene already has a job: the ledger records it as covered by that job.
-
-    Without the record, a retry of the window after the worker cleared that job would queue
-    the scene once more.
-    """
-    sink.add_duplicate(entry_identity(entry), scene_id)
-    tally.count(entry, "already_queued", f"scene {scene_id} {why}")
-
-
-def _count_corrupt(tally: _Tally, entry: dict[str, Any], error: Exception) -> None:
-    logger.warning("DLQ entry %s is corrupt and was not recovered: %s", entry.get("id"), error)
-    tally.count(entry, "failed", str(error))
+    def _settle(self, outcome: WriteOutcome) -> None:
+        """Count a job's outcome, and the same fate for the later entries of its scene."""
+        job = outcome.job
+        self.tally.count(job.entry, outcome.outcome, outcome.detail, job.scene_id)
+        if outcome.defer:
+            self.tally.deferred = True
+        for entry, _ in job.followers:
+            if outcome.outcome is Outcome.RECOVERED:
+                detail = f"scene {job.scene_id} is queued by an earlier entry of this run"
+                self.tally.count(entry, Outcome.ALREADY_QUEUED, detail, job.scene_id)
+            else:
+                self.tally.count(entry, outcome.outcome, outcome.detail, job.scene_id)

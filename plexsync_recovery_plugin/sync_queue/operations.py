@@ -1,5 +1,7 @@
 """The live job queue PlexSync's worker drains: creating jobs and seeing what is already queued.
 
+Where PlexSync keeps its own ``sync_queue/operations.py``, so a PlexSync developer finds it here.
+
 The queue is a ``persistqueue.SQLiteAckQueue`` in ``<data_dir>/queue`` (file ``data.db``,
 table ``ack_queue_default``), read and written exactly as PlexSync does.
 """
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -16,15 +17,14 @@ from typing import Any
 
 from persistqueue import SQLiteAckQueue
 
-from ..sqlite_uri import sqlite_uri
-from .safe_pickle import UnsafePickleError, safe_loads
+from .queue_file import QUEUE_FILE_NAME, QueueFile
 
 __all__ = [
     "QUEUE_DIR_NAME",
     "QUEUE_FILE_NAME",
     "QUEUE_TABLE",
-    "QUEUED_STATUSES",
     "enqueue",
+    "get_acked_scene_times",
     "get_queued_scene_ids",
     "make_job",
     "open_queue",
@@ -33,12 +33,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 QUEUE_DIR_NAME = "queue"
-QUEUE_FILE_NAME = "data.db"
 QUEUE_TABLE = "ack_queue_default"
-
-#: persist-queue's AckStatus: inited 0, ready 1, unack 2 (a worker has it), acked 5.
-#: Acked rows stay until the worker clears them, so they are the "recently completed" jobs.
-QUEUED_STATUSES = (0, 1, 2, 5)
 
 _job_ids = itertools.count(time.time_ns() // 1000)
 _job_ids_lock = threading.Lock()
@@ -91,7 +86,10 @@ def enqueue(queue: SQLiteAckQueue, scene_id: int, update_type: str, data: Any) -
 
 
 def get_queued_scene_ids(queue_path: str | Path) -> set[int]:
-    """Return the scene ids of pending, in-progress and recently completed jobs.
+    """Return the scene ids that have a pending or in-progress job (any age).
+
+    Acked rows are not "queued": PlexSync keeps them for ever. Whether an acked job covers a
+    DLQ entry depends on when it was enqueued; see ``get_acked_scene_times``.
 
     Args:
         queue_path: The queue directory (``queue.path``).
@@ -100,43 +98,12 @@ def get_queued_scene_ids(queue_path: str | Path) -> set[int]:
         Scene ids found; an absent queue file gives an empty set. Rows that do not decode
         to a job with a scene id are skipped (and logged), never executed.
     """
-    db_file = Path(queue_path) / QUEUE_FILE_NAME
-    if not db_file.exists():
-        return set()
-    conn = sqlite3.connect(sqlite_uri(db_file, "ro"), uri=True, timeout=30.0)
-    try:
-        try:
-            rows = conn.execute(
-                f"SELECT _id, data FROM {QUEUE_TABLE} WHERE status IN ({','.join('?' * len(QUEUED_STATUSES))})",
-                QUEUED_STATUSES,
-            )
-            scene_ids: set[int] = set()
-            for row_id, blob in rows:
-                scene_id = _scene_id_of_row(blob)
-                if scene_id is None:
-                    logger.warning("queue row %s is not a readable job; ignored for de-duplication", row_id)
-                else:
-                    scene_ids.add(scene_id)
-            return scene_ids
-        except sqlite3.OperationalError as error:
-            if "no such table" in str(error):
-                return set()
-            raise
-    finally:
-        conn.close()
+    return QueueFile(queue_path).snapshot(None, acked=False).live
 
 
-def _scene_id_of_row(blob: Any) -> int | None:
-    try:
-        job = safe_loads(blob)
-    except UnsafePickleError:
-        return None
-    if not isinstance(job, dict):
-        return None
-    scene_id = job.get("scene_id")
-    if isinstance(scene_id, bool) or not isinstance(scene_id, (int, str)):
-        return None
-    try:
-        return int(scene_id)
-    except ValueError:
-        return None
+def get_acked_scene_times(queue_path: str | Path, since: float | None) -> dict[int, float]:
+    """Return scene id -> enqueue time of its newest acked job enqueued at or after ``since``.
+
+    ``since`` bounds the read (rows enqueued earlier are not even decoded); None reads all.
+    """
+    return QueueFile(queue_path).snapshot(since, live=False).acked

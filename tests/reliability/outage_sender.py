@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     deleted = {int(text) for text in argv[4].split(",") if text}
     runs: list[dict] = []
     failures: list[str] = []
-    dlq_recovery.recover_outage_jobs_locked = timed_runs(dlq_recovery.recover_outage_jobs_locked, runs)
+    dlq_recovery.run_recovery = timed_runs(dlq_recovery.run_recovery, runs)
     queue = open_queue(data_dir)
     plugin = RecoveryPlugin(DeadLetterQueue(data_dir), queue, PlainStash(deleted), HealthyPlex(), data_dir).connect()
     recovery_failed.connect(lambda sender, **kw: failures.append(str(kw["error"])), weak=False)

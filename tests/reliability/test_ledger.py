@@ -17,11 +17,13 @@ from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 
 from plexsync_recovery_plugin import outage_ended
-from plexsync_recovery_plugin.sync_queue import job_sinks
+from plexsync_recovery_plugin.sync_queue import ledger
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.ledger import LEDGER_TABLE, RecoveryLedger
+from plexsync_recovery_plugin.sync_queue.ledger import LEDGER_TABLE
 from plexsync_recovery_plugin.sync_queue.operations import make_job
+from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
 from tests.conftest import WINDOW_END, WINDOW_START, drain, plex_error
 from tests.reliability.helpers import (
     HealthyPlex,
@@ -35,6 +37,11 @@ from tests.reliability.helpers import (
 
 def _window(dlq):
     return get_outage_dlq_entries(dlq, WINDOW_START, WINDOW_END, ["PlexServerDown"])
+
+
+def _batched(queue, stash):
+    """The plugin's collaborators: one transaction per chunk (the seed's default path is per job)."""
+    return default_collaborators(queue.path, queue, stash)
 
 
 def _work_off_and_clear(data_dir: Path) -> list[int]:
@@ -59,7 +66,8 @@ def _work_off_and_clear(data_dir: Path) -> list[int]:
 def test_each_redrive_is_recorded_with_its_run_and_queue_row(dlq, queue, data_dir, add_entry):
     ids = [add_entry(scene_id, failed_at=WINDOW_START + scene_id) for scene_id in (4, 5, 6)]
     before = time.time()
-    result = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    stash = PlainStash()
+    result = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir, collaborators=_batched(queue, stash))
     after = time.time()
     records = ledger_rows(data_dir)
     assert [(r["dlq_id"], r["scene_id"], r["run_id"]) for r in records] == [
@@ -72,7 +80,7 @@ def test_each_redrive_is_recorded_with_its_run_and_queue_row(dlq, queue, data_di
     for record in records:
         assert queued[record["queue_row_id"]]["scene_id"] == record["scene_id"]
         assert queued[record["queue_row_id"]]["job_id"] == record["job_id"]
-    assert RecoveryLedger(queue.path).records() == records
+    assert QueueFile(queue.path).all_ledger_records() == records
 
 
 @pytest.mark.parametrize("how", ["clear_acked_data", "delete_rows"])
@@ -112,22 +120,23 @@ def test_ledger_and_jobs_are_one_transaction(dlq, queue, data_dir, add_entry, mo
     """If recording fails half-way through a chunk, none of the chunk's jobs were queued."""
     for scene_id in range(1, 5):
         add_entry(scene_id, failed_at=WINDOW_START + scene_id)
-    real_record = job_sinks.RecoveryLedger.record
+    real_record = ledger.write_record
     calls = []
 
-    def fail_on_third(conn, **kwargs):
-        calls.append(kwargs["dlq_id"])
+    def fail_on_third(conn, record):
+        calls.append(record.dlq_id)
         if len(calls) == 3:
             raise sqlite3.OperationalError("disk I/O error")
-        real_record(conn, **kwargs)
+        real_record(conn, record)
 
-    mocker.patch.object(job_sinks.RecoveryLedger, "record", side_effect=fail_on_third)
-    result = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    mocker.patch.object(ledger, "write_record", side_effect=fail_on_third)
+    stash = PlainStash()
+    result = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir, collaborators=_batched(queue, stash))
     assert (result.recovered, result.failed, result.deferred) == (0, 4, True)
     assert queue_rows(data_dir) == []
     assert ledger_rows(data_dir) == []
     mocker.stopall()
-    retry = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
+    retry = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir, collaborators=_batched(queue, stash))
     assert retry.recovered_scene_ids == [1, 2, 3, 4]
     assert_ledger_matches_queue(data_dir, recovered_scenes={1, 2, 3, 4})
 
@@ -135,14 +144,14 @@ def test_ledger_and_jobs_are_one_transaction(dlq, queue, data_dir, add_entry, mo
 def test_per_job_path_records_too(dlq, queue, data_dir, add_entry):
     add_entry(1)
     add_entry(2, failed_at=WINDOW_START + 120)
-    first = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir, batched=False)
+    first = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
     assert first.recovered == 2
     records = ledger_rows(data_dir)
     assert [(r["scene_id"], r["run_id"]) for r in records] == [(1, first.run_id), (2, first.run_id)]
     jobs = {row["job"]["job_id"]: row["job"]["scene_id"] for row in queue_rows(data_dir)}
     assert all(jobs[record["job_id"]] == record["scene_id"] for record in records)
     _work_off_and_clear(data_dir)
-    second = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir, batched=False)
+    second = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
     assert (second.recovered, second.skipped_already_queued) == (0, 2)
 
 
@@ -210,22 +219,17 @@ class _StashLockedFor:
 
 
 @pytest.mark.parametrize("batched", [True, False])
-def test_repeated_scene_is_not_sent_again_when_a_deferred_window_is_retried(
-    dlq, queue, data_dir, add_entry, batched, mocker
-):
-    if not batched:  # a replaced enqueue takes the per-job path
-        from plexsync_recovery_plugin.sync_queue import dlq_recovery, operations
-
-        mocker.patch.object(dlq_recovery, "enqueue", side_effect=operations.enqueue)
+def test_repeated_scene_is_not_sent_again_when_a_deferred_window_is_retried(dlq, queue, data_dir, add_entry, batched):
     add_entry(12, failed_at=WINDOW_START + 1)
     add_entry(12, failed_at=WINDOW_START + 2)  # the same scene failed twice in the outage
     add_entry(20, failed_at=WINDOW_START + 3)
     stash = _StashLockedFor({20})
-    first = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir)
+    collaborators = (lambda: _batched(queue, stash)) if batched else (lambda: None)  # None: the seed's per-job path
+    first = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir, collaborators=collaborators())
     assert (first.recovered_scene_ids, first.skipped_already_queued, first.deferred) == ([12], 1, True)
     assert _work_off_and_clear(data_dir) == [12]  # the worker synced scene 12 and cleared its row
     stash.heal()
-    second = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir)
+    second = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir, collaborators=collaborators())
     assert second.recovered_scene_ids == [20]
     assert second.skipped_already_queued == 2
     assert sorted(record["dlq_id"] for record in ledger_rows(data_dir)) == [1, 2, 3]

@@ -13,7 +13,7 @@ import sqlite3
 import pytest
 
 from plexsync_recovery_plugin import RecoveryPlugin, outage_ended
-from plexsync_recovery_plugin.sync_queue import job_sinks
+from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile, QueueFileError
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.operations import open_queue
 from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
@@ -69,7 +69,8 @@ def test_pending_window_survives_a_restart_and_is_retried(dlq, queue, stash, dat
     try:
         restarted = RecoveryPlugin(DeadLetterQueue(data_dir), fresh_queue, PlainStash(), SwitchablePlex(), data_dir)
         assert restarted.pending_windows() == [(S, WINDOW_END)]
-        [result] = restarted.retry_pending()
+        [run] = restarted.retry_pending()
+        result = run.result
     finally:
         fresh_queue.close()
     assert (result.recovered, result.deferred) == (2, False)
@@ -144,22 +145,22 @@ def test_stash_error_keeps_the_window_until_stash_answers(dlq, queue, data_dir, 
     result = completed.calls[0]["result"]
     assert (result.skipped_stash_error, result.skipped_scene_missing, result.deferred) == (1, 0, True)
     with RecoveryPlugin(dlq, queue, PlainStash(), SwitchablePlex(), data_dir) as working:
-        assert [r.recovered for r in working.retry_pending()] == [1]
+        assert [r.result.recovered for r in working.retry_pending()] == [1]
         assert working.pending_windows() == []
     assert _scenes(data_dir) == [1]
 
 
 def test_queue_write_failure_keeps_the_window(plugin, data_dir, add_entry, completed, mocker):
     add_entry(1)
-    disk_error = sqlite3.OperationalError("disk I/O error")
-    flush = mocker.patch.object(job_sinks.AckQueueBatchSink, "flush", side_effect=disk_error)
+    disk_error = QueueFileError("cannot write the queue file: disk I/O error")
+    flush = mocker.patch.object(QueueFile, "write_chunk", side_effect=disk_error)
     outage_ended.send("tracker", start=S, end=WINDOW_END)
     result = completed.calls[0]["result"]
     assert (result.failed, result.recovered, result.deferred) == (1, 0, True)
     assert plugin.pending_windows() == [(S, WINDOW_END)]
     assert ledger_rows(data_dir) == []
     mocker.stop(flush)
-    assert [r.recovered for r in plugin.retry_pending()] == [1]
+    assert [r.result.recovered for r in plugin.retry_pending()] == [1]
     assert plugin.pending_windows() == []
     assert _scenes(data_dir) == [1]
 
@@ -172,7 +173,7 @@ def test_failed_run_keeps_the_window_and_says_why(plugin, data_dir, add_entry, c
     assert "disk I/O error" in str(failed.calls[0]["error"])
     assert plugin.pending_windows() == [(S, WINDOW_END)]
     mocker.stopall()
-    assert [r.recovered for r in plugin.retry_pending()] == [1]
+    assert [r.result.recovered for r in plugin.retry_pending()] == [1]
     assert plugin.pending_windows() == []
 
 
@@ -180,7 +181,7 @@ def test_crash_mid_run_leaves_the_window_pending(dlq, queue, stash, plex, data_d
     """A run that dies (here: an exception no handler expects) must not drop its window."""
     add_entry(1)
     plugin = RecoveryPlugin(dlq, queue, stash, plex, data_dir)
-    mocker.patch("plexsync_recovery_plugin.plugin.dlq_recovery.recover_outage_jobs_locked", side_effect=MemoryError)
+    mocker.patch("plexsync_recovery_plugin.plugin.dlq_recovery.run_recovery", side_effect=MemoryError)
     plugin.recover_window(S, WINDOW_END)
     assert PendingWindows(data_dir).windows() == [(S, WINDOW_END)]
 

@@ -53,7 +53,7 @@ def test_concurrent_outage_ends_queue_each_scene_once(data_dir, dlq, queue, mock
 
     runs: list[dict] = []
     mocker.patch.object(
-        dlq_recovery, "recover_outage_jobs_locked", side_effect=timed_runs(dlq_recovery.recover_outage_jobs_locked, runs)
+        dlq_recovery, "run_recovery", side_effect=timed_runs(dlq_recovery.run_recovery, runs)
     )
     windows = _windows()
     processes = [

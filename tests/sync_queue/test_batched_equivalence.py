@@ -31,7 +31,9 @@ from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
 from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
-from plexsync_recovery_plugin.sync_queue.ledger import RecoveryLedger
+from plexsync_recovery_plugin.sync_queue.ledger import DONE, LedgerRecord
+from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
 from plexsync_recovery_plugin.sync_queue.operations import enqueue, make_job, open_queue
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from tests.conftest import WINDOW_END, WINDOW_START, drain
@@ -128,13 +130,9 @@ def build_dataset(data_dir: Path, seed: int, entries: int) -> None:
     conn.close()
     for scene_id in rng.sample(pool, k=len(pool) // 10):
         enqueue(queue, scene_id, "metadata", {"already": True})
-    ledger = RecoveryLedger(queue.path)
-    conn = ledger.connect()
-    with conn:
-        for dlq_id, failed_at in rng.sample(identities, k=len(identities) // 10):
-            RecoveryLedger.record(conn, dlq_id=dlq_id, failed_at=failed_at, scene_id=1, job_id=None,
-                                  queue_row_id=None, run_id="earlier", recovered_at=1.0)
-    conn.close()
+    queue_file = QueueFile(queue.path)
+    for dlq_id, failed_at in rng.sample(identities, k=len(identities) // 10):
+        queue_file.record(LedgerRecord(dlq_id, failed_at, 1, None, None, "earlier", 1.0, DONE, None))
     queue.close()
 
 
@@ -145,9 +143,10 @@ def run_path(data_dir: Path, stash: Any, plex: Any, *, batched: bool, page_size:
     outcomes: list[tuple[int, str]] = []
     try:
         window = DlqWindow(dlq, WINDOW_START, WINDOW_END, TYPES, page_size=page_size)
+        collaborators = default_collaborators(queue.path, queue, stash) if batched else None  # None: the seed per-entry path
         result = recover_outage_jobs(
-            window, queue, stash, plex, data_dir, batched=batched,
-            observer=lambda entry, outcome, detail: outcomes.append((entry["id"], outcome)),
+            window, queue, stash, plex, data_dir, collaborators=collaborators,
+            observer=lambda seen: outcomes.append((seen.dlq_id, seen.outcome)),
         )
     finally:
         queue.close()
@@ -163,7 +162,7 @@ def run_path(data_dir: Path, stash: Any, plex: Any, *, batched: bool, page_size:
     jobs = [
         {key: value for key, value in job.items() if key not in ("job_id", "enqueued_at")} for job in drain(data_dir)
     ]
-    ledger = sorted((record["dlq_id"], record["scene_id"]) for record in RecoveryLedger(queue.path).records())
+    ledger = sorted((record["dlq_id"], record["scene_id"]) for record in QueueFile(queue.path).all_ledger_records())
     return {"result": summary, "outcomes": outcomes, "rows": rows, "jobs": jobs, "ledger": ledger}
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pickle
 import sqlite3
+import time
 
 from persistqueue import SQLiteAckQueue
 
-from plexsync_recovery_plugin.sync_queue.operations import enqueue, get_queued_scene_ids, make_job
+from plexsync_recovery_plugin.sync_queue.operations import enqueue, get_acked_scene_times, get_queued_scene_ids, make_job
 
 
 def test_job_has_plexsyncs_keys():
@@ -19,14 +20,29 @@ def test_job_has_plexsyncs_keys():
     assert make_job(7, "metadata", {})["job_id"] != make_job(7, "metadata", {})["job_id"]
 
 
-def test_pending_in_progress_and_acked_count_as_queued_but_failed_acks_do_not(queue):
+def test_pending_and_in_progress_are_queued_but_acked_and_failed_acks_are_not(queue):
     for scene_id in (1, 2, 3, 4, 5):
         enqueue(queue, scene_id, "metadata", {})
     taken = [queue.get(block=False) for _ in range(4)]  # scenes 1-4 in progress
-    queue.ack(taken[0])  # 1: recently completed
+    queue.ack(taken[0])  # 1: done; PlexSync keeps the row for ever
     queue.ack_failed(taken[1])  # 2: failed for good, no longer queued
     queue.nack(taken[2])  # 3: back to ready
-    assert get_queued_scene_ids(queue.path) == {1, 3, 4, 5}
+    assert get_queued_scene_ids(queue.path) == {3, 4, 5}
+    acked = get_acked_scene_times(queue.path, None)
+    assert list(acked) == [1] and abs(acked[1] - time.time()) < 60
+
+
+def test_acked_jobs_are_read_only_from_the_bound_on(queue, data_dir):
+    enqueue(queue, 1, "metadata", {})
+    enqueue(queue, 2, "metadata", {})
+    for _ in range(2):
+        queue.ack(queue.get(block=False))
+    conn = sqlite3.connect(data_dir / "queue" / "data.db")
+    with conn:  # scene 1's job was enqueued long ago, scene 2's just now
+        conn.execute("UPDATE ack_queue_default SET timestamp = 1000 WHERE _id = 1")
+    conn.close()
+    assert get_acked_scene_times(queue.path, 2000.0).keys() == {2}
+    assert get_acked_scene_times(queue.path, 1000.0).keys() == {1, 2}
 
 
 def test_cleared_acked_rows_are_no_longer_queued(queue):
@@ -34,6 +50,7 @@ def test_cleared_acked_rows_are_no_longer_queued(queue):
     queue.ack(queue.get(block=False))
     queue.clear_acked_data(keep_latest=0)
     assert get_queued_scene_ids(queue.path) == set()
+    assert get_acked_scene_times(queue.path, None) == {}
 
 
 def test_missing_queue_is_empty(tmp_path):
@@ -71,7 +88,7 @@ def test_what_enqueue_writes_is_read_by_a_plain_queue(data_dir, queue):
 
 def test_data_dir_names_with_uri_characters_are_read_correctly(tmp_path):
     from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-    from plexsync_recovery_plugin.sync_queue.ledger import RecoveryLedger
+    from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
     from plexsync_recovery_plugin.sync_queue.operations import open_queue
 
     data_dir = tmp_path / "plex#2?x=%20y"
@@ -79,7 +96,7 @@ def test_data_dir_names_with_uri_characters_are_read_correctly(tmp_path):
     try:
         enqueue(queue, 7, "metadata", {})
         assert get_queued_scene_ids(queue.path) == {7}
-        assert RecoveryLedger(queue.path).redriven([(1, "x")]) == set()
+        assert QueueFile(queue.path).ledger_records([(1, "x")]) == {}
     finally:
         queue.close()
     DeadLetterQueue(data_dir).add(make_job(7, "metadata", {}), ValueError("x"), 1)

@@ -1,0 +1,233 @@
+"""Where recovered jobs go: a ``JobWriter`` takes a chunk's jobs and reports each one's fate.
+
+``BatchJobWriter`` writes a chunk to PlexSync's ``SQLiteAckQueue`` file in one transaction,
+in exactly the rows ``put`` writes, deciding there whether a scene gained a job meanwhile.
+``PerJobWriter`` goes through an ``enqueue`` function one job at a time (any queue object,
+or the seed's patchable ``enqueue``): it claims the entry in the ledger first and marks it
+done after, so a crash in between is repaired, never doubled, by the next run.
+``DryRunWriter`` writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Mapping, NamedTuple, Protocol
+
+from persistqueue.serializers import pickle as queue_pickle
+
+from .ledger import CLAIMED, DONE, LedgerRecord
+from .operations import make_job
+from .queue_file import QueueFile, QueueFileError, StagedJob
+from .queue_snapshot import QueueSnapshot
+from .recovery_result import Outcome
+
+__all__ = ["BatchJobWriter", "DryRunWriter", "JobWriter", "PendingJob", "PerJobWriter", "WriteOutcome"]
+
+logger = logging.getLogger(__name__)
+
+
+class PendingJob(NamedTuple):
+    """A job that passed every gate, with the entry it comes from."""
+
+    entry: Mapping[str, Any]
+    identity: tuple[int, str]
+    failed_at: float | None
+    scene_id: int
+    update_type: str
+    data: Any
+    #: Later entries of the same chunk for the same scene: they share this job's fate.
+    followers: tuple[tuple[Mapping[str, Any], tuple[int, str]], ...] = ()
+
+
+class WriteOutcome(NamedTuple):
+    """What became of one job: recovered, already queued (covered meanwhile) or failed.
+
+    ``defer`` marks a failure that a later run may not repeat (the queue was not writable),
+    unlike a job that cannot be encoded at all.
+    """
+
+    job: PendingJob
+    outcome: Outcome
+    detail: str
+    defer: bool = False
+
+
+class JobWriter(Protocol):
+    """Takes the jobs of one chunk, then writes them with ``flush``; ``run_id`` is set by the engine."""
+
+    run_id: str
+
+    def add(self, job: PendingJob) -> None:
+        """Accept a job for the next ``flush``."""
+
+    def add_covered(self, identity: tuple[int, str], scene_id: int) -> None:
+        """Record, at the next ``flush``, that entry ``identity`` is covered by the scene's existing job."""
+
+    def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
+        """Write what was accepted; return one outcome per accepted job, in order."""
+
+    def close(self) -> None:
+        """Release what the writer holds."""
+
+
+class DryRunWriter:
+    """Accepts every job and writes none."""
+
+    def __init__(self) -> None:
+        self.run_id = ""
+        self._jobs: list[PendingJob] = []
+
+    def add(self, job: PendingJob) -> None:
+        """Keep the job to report it."""
+        self._jobs.append(job)
+
+    def add_covered(self, identity: tuple[int, str], scene_id: int) -> None:
+        """Nothing is recorded."""
+
+    def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
+        """Every job would be recovered."""
+        jobs, self._jobs = self._jobs, []
+        snapshot.live.update(job.scene_id for job in jobs)
+        return [WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} passes every gate (dry run)") for job in jobs]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class BatchJobWriter:
+    """One transaction per chunk on a ``SQLiteAckQueue``'s file: jobs, ledger records, dedup.
+
+    Args:
+        queue_file: The queue file's owner.
+        run_id: The run's id, recorded in the ledger.
+        on_written: Called with the number of jobs written after each commit (the factory
+            uses it to wake a worker of the same process blocked in ``queue.get()``).
+    """
+
+    def __init__(self, queue_file: QueueFile, run_id: str, on_written: Callable[[int], None] | None = None) -> None:
+        self.queue_file = queue_file
+        self.run_id = run_id
+        self.on_written = on_written
+        self._jobs: list[PendingJob] = []
+        self._covered: list[tuple[tuple[int, str], int]] = []
+        self._jobs_of_run: dict[int, tuple[int | None, int | None]] = {}
+
+    def add(self, job: PendingJob) -> None:
+        """Stage a job."""
+        self._jobs.append(job)
+
+    def add_covered(self, identity: tuple[int, str], scene_id: int) -> None:
+        """Stage a ledger record for an entry whose scene already has a job."""
+        self._covered.append((identity, scene_id))
+
+    def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
+        """Encode each job on its own (one that cannot be encoded fails alone), then write the chunk."""
+        jobs, self._jobs = self._jobs, []
+        covered, self._covered = self._covered, []
+        outcomes: list[WriteOutcome] = []
+        staged: list[tuple[PendingJob, StagedJob]] = []
+        for job in jobs:
+            try:
+                staged.append((job, _encode(job)))
+            except Exception as error:
+                logger.warning("DLQ entry %s: its job cannot be encoded for the queue: %s", job.identity[0], error)
+                outcomes.append(WriteOutcome(job, Outcome.FAILED, f"cannot be encoded: {error}"))
+        if not staged and not covered:
+            return outcomes
+        try:
+            reasons = self.queue_file.write_chunk(
+                [item for _, item in staged], covered, snapshot, self.run_id, self._jobs_of_run
+            )
+        except QueueFileError as error:
+            logger.error("could not write %d recovered jobs: %s", len(staged), error)
+            return outcomes + [WriteOutcome(job, Outcome.FAILED, f"could not queue: {error}", True) for job, _ in staged]
+        for (job, _), reason in zip(staged, reasons):
+            if reason is None:
+                outcomes.append(WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} re-queued"))
+            else:
+                outcomes.append(WriteOutcome(job, Outcome.ALREADY_QUEUED, reason))
+        written = sum(1 for reason in reasons if reason is None)
+        if written and self.on_written is not None:
+            self.on_written(written)
+        return outcomes
+
+    def close(self) -> None:
+        """Nothing to release: each chunk opens and closes its own connection."""
+
+
+def _encode(job: PendingJob) -> StagedJob:
+    queued = make_job(job.scene_id, job.update_type, job.data)
+    followers = tuple(identity for _, identity in job.followers)
+    return StagedJob(job.identity, job.failed_at, job.scene_id, queued["job_id"], queue_pickle.dumps(queued), followers)
+
+
+class PerJobWriter:
+    """Claim, enqueue, mark done: one job at a time through ``enqueue_fn(queue, scene_id, update_type, data)``."""
+
+    def __init__(self, queue: Any, enqueue_fn: Callable[..., Any], queue_file: QueueFile, run_id: str) -> None:
+        self.queue = queue
+        self.enqueue_fn = enqueue_fn
+        self.queue_file = queue_file
+        self.run_id = run_id
+        self._jobs: list[PendingJob] = []
+        self._covered: list[tuple[tuple[int, str], int]] = []
+        self._job_ids: dict[int, int | None] = {}  # scene id -> job id, of the jobs this run queued
+
+    def add(self, job: PendingJob) -> None:
+        """Keep the job for ``flush``."""
+        self._jobs.append(job)
+
+    def add_covered(self, identity: tuple[int, str], scene_id: int) -> None:
+        """Keep the record for ``flush``."""
+        self._covered.append((identity, scene_id))
+
+    def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
+        """Write each job in turn, then the covered records."""
+        jobs, self._jobs = self._jobs, []
+        covered, self._covered = self._covered, []
+        outcomes = [self._write_one(job, snapshot) for job in jobs]
+        for identity, scene_id in covered:
+            try:
+                self._mark(identity, scene_id, self._job_ids.get(scene_id))
+            except QueueFileError as error:
+                logger.error("could not record DLQ entry %s as covered: %s", identity[0], error)
+        return outcomes
+
+    def _write_one(self, job: PendingJob, snapshot: QueueSnapshot) -> WriteOutcome:
+        try:
+            self.queue_file.record(self._record(job.identity, job.scene_id, None, CLAIMED, self.queue_file.high_water()))
+        except QueueFileError as error:
+            return WriteOutcome(job, Outcome.FAILED, f"could not claim: {error}", True)
+        self.queue_file.refresh(snapshot)
+        reason = snapshot.covering_reason(job.scene_id, job.failed_at)
+        if reason is not None:
+            self._mark_all(job, None)
+            return WriteOutcome(job, Outcome.ALREADY_QUEUED, reason)
+        try:
+            queued = self.enqueue_fn(self.queue, job.scene_id, job.update_type, job.data)
+        except Exception as error:
+            logger.error("DLQ entry %s: could not queue its job: %s", job.identity[0], error)
+            self.queue_file.drop_claim(job.identity)
+            return WriteOutcome(job, Outcome.FAILED, f"could not queue: {error}", True)
+        job_id = queued.get("job_id") if isinstance(queued, dict) else None
+        self._job_ids[job.scene_id] = job_id
+        snapshot.live.add(job.scene_id)
+        try:
+            self._mark_all(job, job_id)
+        except QueueFileError as error:  # the claim stays: the next run finds the job queued after it
+            logger.error("queued scene %s but could not mark DLQ entry %s done: %s", job.scene_id, job.identity[0], error)
+        return WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} re-queued")
+
+    def _mark_all(self, job: PendingJob, job_id: int | None) -> None:
+        for identity in (job.identity, *(identity for _, identity in job.followers)):
+            self._mark(identity, job.scene_id, job_id)
+
+    def _mark(self, identity: tuple[int, str], scene_id: int, job_id: int | None) -> None:
+        self.queue_file.record(self._record(identity, scene_id, job_id, DONE, None))
+
+    def _record(self, identity: tuple[int, str], scene_id: int, job_id: Any, state: str, seq: int | None) -> LedgerRecord:
+        return LedgerRecord(*identity, scene_id, job_id, None, self.run_id, time.time(), state, seq)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,301 @@
+"""``QueueFile``: the one owner of PlexSync's queue file, ``<data_dir>/queue/data.db``.
+
+It answers "which scenes are already covered" (live and recently acked jobs), keeps the
+redrive ledger beside persist-queue's table, and writes a chunk of recovered jobs plus
+their ledger records in one short transaction, deciding inside that transaction, against
+every row the queue holds at that moment, whether a scene gained a job meanwhile.
+
+Reads never create a file: the database is opened with ``mode=rw`` (so SQLite removes the
+WAL files it used on close) and a missing file reads as an empty queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple, Sequence
+
+from ..sqlite_uri import sqlite_uri
+from . import ledger
+from .ledger import CLAIMED, DONE, LedgerRecord
+from .queue_snapshot import ACKED, LIVE_STATUSES, QueueRow, QueueSnapshot
+from .safe_pickle import UnsafePickleError, safe_loads
+
+__all__ = ["QUEUE_FILE_NAME", "QueueFile", "QueueFileError", "StagedJob", "scene_id_of_job"]
+
+logger = logging.getLogger(__name__)
+
+QUEUE_FILE_NAME = "data.db"
+_READY = 0  # persist-queue's AckStatus.inited: what put() writes
+
+
+class QueueFileError(sqlite3.OperationalError):
+    """The queue file could not be read or written; the message names the file and the cause."""
+
+
+class StagedJob(NamedTuple):
+    """A job ready to be written: its entry, scene, pickled row data and job id."""
+
+    identity: tuple[int, str]
+    failed_at: float | None
+    scene_id: int
+    job_id: int
+    blob: bytes
+    #: Entries of the same chunk for the same scene, recorded as covered by this job.
+    followers: tuple[tuple[int, str], ...] = ()
+
+
+def scene_id_of_job(blob: Any) -> int | None:
+    """The scene id of a pickled queue job, or None when the row is not a readable job."""
+    try:
+        job = safe_loads(blob)
+    except UnsafePickleError:
+        return None
+    scene_id = job.get("scene_id") if isinstance(job, dict) else None
+    if isinstance(scene_id, bool) or not isinstance(scene_id, (int, str)):
+        return None
+    try:
+        return int(scene_id)
+    except ValueError:
+        return None
+
+
+class QueueFile:
+    """PlexSync's queue file: the live jobs, the ledger, and the batch write.
+
+    Attributes:
+        db_path: ``<queue_path>/data.db``.
+        table: persist-queue's table (``ack_queue_default`` for PlexSync's queue).
+    """
+
+    def __init__(self, queue_path: str | Path, *, name: str = "default", timeout: float = 30.0) -> None:
+        self.db_path = Path(queue_path) / QUEUE_FILE_NAME
+        self.table = f"ack_queue_{name}"
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"QueueFile({str(self.db_path)!r})"
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
+        try:
+            if create:
+                self.db_path.parent.mkdir(parents=True, exist_ok=True)
+                return sqlite3.connect(self.db_path, timeout=self.timeout, isolation_level=None)
+            return sqlite3.connect(sqlite_uri(self.db_path, "rw"), uri=True, timeout=self.timeout, isolation_level=None)
+        except (sqlite3.Error, OSError) as error:
+            raise self._error("cannot open", error) from error
+
+    def _error(self, doing: str, error: BaseException) -> QueueFileError:
+        return QueueFileError(f"{doing} the queue file {self.db_path}: {error}")
+
+    def _has_table(self, conn: sqlite3.Connection, table: str) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+
+    # -- what the queue covers -----------------------------------------------------------
+
+    def snapshot(self, since: float | None, *, live: bool = True, acked: bool = True) -> QueueSnapshot:
+        """Scenes with a live job and acked jobs enqueued at or after ``since`` (all if None).
+
+        Only rows that can matter are decoded: a queue holding a million old acked rows
+        costs one pass over the table in SQLite, not a million unpickles.
+        """
+        snapshot = QueueSnapshot()
+        if not self.db_path.exists():
+            return snapshot
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")  # one read transaction: the rows and the high-water mark agree
+            if not self._has_table(conn, self.table):
+                return snapshot
+            high = self._high_water(conn)
+            conditions = []
+            if live:
+                conditions.append(f"status IN ({', '.join(map(str, LIVE_STATUSES))})")
+            if acked:
+                conditions.append(f"(status = {ACKED} AND timestamp >= :since)")
+            if conditions:
+                sql = f"SELECT _id, data, status, timestamp FROM {self.table} WHERE _id <= :high AND ({' OR '.join(conditions)})"
+                snapshot.absorb(self._decoded(conn.execute(sql, {"high": high, "since": since or 0.0})))
+            snapshot.last_row_id = high
+            return snapshot
+        except sqlite3.Error as error:
+            raise self._error("cannot read", error) from error
+        finally:
+            conn.close()
+
+    def high_water(self) -> int:
+        """The highest row id the queue table has ever given out (0 without a table)."""
+        if not self.db_path.exists():
+            return 0
+        conn = self._connect()
+        try:
+            return self._high_water(conn) if self._has_table(conn, self.table) else 0
+        except sqlite3.Error as error:
+            raise self._error("cannot read", error) from error
+        finally:
+            conn.close()
+
+    def _high_water(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute(
+            f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0),"
+            f" coalesce((SELECT max(_id) FROM {self.table}), 0))",
+            (self.table,),
+        ).fetchone()
+        return int(row[0])
+
+    def refresh(self, snapshot: QueueSnapshot, conn: sqlite3.Connection | None = None) -> None:
+        """Take every row appended since ``snapshot.last_row_id`` into account."""
+        own = conn is None
+        if own:
+            if not self.db_path.exists():
+                return
+            conn = self._connect()
+        assert conn is not None
+        try:
+            if self._has_table(conn, self.table):
+                sql = f"SELECT _id, data, status, timestamp FROM {self.table} WHERE _id > ? ORDER BY _id"
+                snapshot.absorb(self._decoded(conn.execute(sql, (snapshot.last_row_id,))))
+        finally:
+            if own:
+                conn.close()
+
+    def _decoded(self, rows: Iterator[tuple[Any, ...]]) -> Iterator[QueueRow]:
+        for row_id, blob, status, timestamp in rows:
+            scene_id = scene_id_of_job(blob)
+            if scene_id is None and status != 9:
+                logger.warning("queue row %s is not a readable job; ignored for de-duplication", row_id)
+            yield int(row_id), scene_id, int(status), float(timestamp or 0.0)
+
+    # -- the ledger ----------------------------------------------------------------------
+
+    def ledger_records(self, identities: Sequence[tuple[int, str]]) -> dict[tuple[int, str], LedgerRecord]:
+        """The ledger records of those entries that have one (read-only; creates nothing)."""
+        if not identities or not self.db_path.exists():
+            return {}
+        conn = self._connect()
+        try:
+            return ledger.read_records(conn, identities) if self._has_table(conn, ledger.LEDGER_TABLE) else {}
+        except sqlite3.Error as error:
+            raise self._error("cannot read the ledger in", error) from error
+        finally:
+            conn.close()
+
+    def all_ledger_records(self) -> list[dict[str, Any]]:
+        """Every ledger record, oldest first (for audits and tests)."""
+        if not self.db_path.exists():
+            return []
+        conn = self._connect()
+        try:
+            return ledger.all_records(conn) if self._has_table(conn, ledger.LEDGER_TABLE) else []
+        finally:
+            conn.close()
+
+    def claim_verdict(self, record: LedgerRecord) -> str:
+        """What became of an interrupted claim: ``"queued"``, ``"absent"`` or ``"unknown"``.
+
+        ``queued``: a job for the scene was appended after the claim. ``absent``: none was,
+        and no row appended since has been deleted, so the claimed job was never written.
+        ``unknown``: rows appended since were cleared, so the job may have run and gone.
+        """
+        if record.claim_seq is None or not self.db_path.exists():
+            return "unknown"
+        conn = self._connect()
+        try:
+            if not self._has_table(conn, self.table):
+                return "unknown"
+            present = 0
+            rows = conn.execute(f"SELECT _id, data, status, timestamp FROM {self.table} WHERE _id > ?", (record.claim_seq,))
+            for _, scene_id, status, _ in self._decoded(rows):
+                present += 1
+                if scene_id == record.scene_id and status != 9:
+                    return "queued"
+            return "absent" if self._high_water(conn) - record.claim_seq == present else "unknown"
+        finally:
+            conn.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write_chunk(
+        self,
+        jobs: Sequence[StagedJob],
+        covered: Sequence[tuple[tuple[int, str], int]],
+        snapshot: QueueSnapshot,
+        run_id: str,
+        jobs_of_run: dict[int, tuple[int | None, int | None]],
+    ) -> list[str | None]:
+        """Write jobs and ledger records in one transaction; return each job's covering reason.
+
+        Inside the transaction the rows appended since ``snapshot`` are read first: a job
+        whose scene gained a job meanwhile is not written (its reason says why, None means
+        written). ``covered`` entries are recorded as covered by the scene's job of this
+        chunk, if any. On error nothing is written.
+
+        Raises:
+            QueueFileError: The write failed; the message names the file and the cause.
+        """
+        conn = self._connect(create=True)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            ledger.ensure_ledger(conn)
+            self.refresh(snapshot, conn)
+            reasons = [snapshot.covering_reason(job.scene_id, job.failed_at) for job in jobs]
+            now = time.time()
+            written = dict(jobs_of_run)
+            insert = f"INSERT INTO {self.table} (data, timestamp, status) VALUES (?, ?, {_READY})"
+            for job, reason in zip(jobs, reasons):
+                queue_row = None if reason else conn.execute(insert, (job.blob, now)).lastrowid
+                if not reason:
+                    written[job.scene_id] = (job.job_id, queue_row)
+                ids = written.get(job.scene_id, (None, None)) if not reason else (None, None)
+                for identity in (job.identity, *job.followers):
+                    ledger.write_record(conn, LedgerRecord(*identity, job.scene_id, *ids, run_id, now, DONE, None))
+            for identity, scene_id in covered:
+                ids = written.get(scene_id, (None, None))
+                ledger.write_record(conn, LedgerRecord(*identity, scene_id, *ids, run_id, now, DONE, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise self._error("cannot write", error) from self._rolled_back(conn, error)
+        finally:
+            conn.close()
+        jobs_of_run.update(written)
+        snapshot.live.update(written)
+        return reasons
+
+    def _rolled_back(self, conn: sqlite3.Connection, error: BaseException) -> BaseException:
+        """Roll back if SQLite has not already done so; a failed rollback never hides ``error``."""
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as rollback_error:
+                logger.debug("rollback after %s also failed: %s", error, rollback_error)
+        return error
+
+    def record(self, record: LedgerRecord) -> None:
+        """Write one ledger record in its own transaction (the per-job path's claims and marks)."""
+        conn = self._connect(create=True)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            ledger.ensure_ledger(conn)
+            ledger.write_record(conn, record)
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise self._error("cannot write the ledger in", error) from self._rolled_back(conn, error)
+        finally:
+            conn.close()
+
+    def drop_claim(self, identity: tuple[int, str]) -> None:
+        """Forget a claim whose job was not written (its enqueue failed)."""
+        conn = self._connect(create=True)
+        try:
+            conn.execute(
+                f"DELETE FROM {ledger.LEDGER_TABLE} WHERE dlq_id = ? AND failed_at = ? AND state = ?",
+                (*identity, CLAIMED),
+            )
+        except sqlite3.Error as error:
+            raise self._error("cannot write the ledger in", error) from error
+        finally:
+            conn.close()

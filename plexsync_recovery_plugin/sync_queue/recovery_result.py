@@ -1,0 +1,168 @@
+"""What one recovery run did: the outcome of each entry and the frozen result subscribers get.
+
+``RecoveryResult`` is immutable, so a receiver of ``recovery_completed`` cannot change what
+the next receiver sees; ``RecoveryTally`` is the mutable counter the engine fills while it
+runs and freezes at the end. ``counts()`` and ``str()`` are the one rendering every printer
+(CLI, daemon log, Stash plugin) uses.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+__all__ = ["COUNT_FIELDS", "EntryOutcome", "Observer", "Outcome", "RecoveryResult", "RecoveryTally", "SceneIds"]
+
+
+class Outcome(str, enum.Enum):
+    """What happened to one DLQ entry (a ``str``, so ``outcome == "recovered"`` still holds)."""
+
+    RECOVERED = "recovered"
+    ALREADY_QUEUED = "already_queued"
+    PLEX_DOWN = "plex_down"
+    SCENE_MISSING = "scene_missing"
+    STASH_ERROR = "stash_error"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class EntryOutcome:
+    """What a run did (or a dry run would do) with one DLQ entry."""
+
+    dlq_id: Any
+    scene_id: int | None
+    error_type: Any
+    failed_at: Any
+    outcome: Outcome
+    detail: str
+
+
+#: ``observer(entry_outcome)``: told the outcome of every entry, in the order decided.
+Observer = Callable[[EntryOutcome], None]
+
+#: The result's counters, in the order they are printed, with the outcome each one counts.
+COUNT_FIELDS: tuple[tuple[str, Outcome | None], ...] = (
+    ("total_dlq_entries", None),
+    ("recovered", Outcome.RECOVERED),
+    ("skipped_already_queued", Outcome.ALREADY_QUEUED),
+    ("skipped_scene_missing", Outcome.SCENE_MISSING),
+    ("skipped_stash_error", Outcome.STASH_ERROR),
+    ("skipped_plex_down", Outcome.PLEX_DOWN),
+    ("failed", Outcome.FAILED),
+)
+_FIELD_OF = {outcome: name for name, outcome in COUNT_FIELDS if outcome is not None}
+
+
+class SceneIds(list[int]):
+    """A list that cannot be changed: the seed contract's ``list[int]``, frozen like the rest of the result."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("RecoveryResult.recovered_scene_ids cannot be changed")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    """What one recovery run did. The outcome counts add up to ``total_dlq_entries``.
+
+    Attributes:
+        total_dlq_entries: Entries the run read.
+        recovered: Entries put back on the queue (in a dry run: that would be).
+        skipped_already_queued: Entries whose scene already has a live job, or a job enqueued
+            after the entry failed, or that an earlier run already redrove.
+        skipped_plex_down: Entries not tried because Plex failed its health check.
+        skipped_scene_missing: Entries whose scene Stash no longer has.
+        failed: Entries that are corrupt, or whose job could not be written to the queue.
+        recovered_scene_ids: Scene ids re-queued, in order.
+        skipped_stash_error: Entries left for later because Stash could not answer.
+        deferred: True when part of the window must be retried later (Plex down or rejecting
+            the token, Stash error, queue write error); the plugin keeps the window pending.
+        plex_latency_ms: How long Plex took to answer the health check (0.0 if it did not).
+        run_id: Identifies this run in the redrive ledger.
+        dry_run: True when nothing was written.
+    """
+
+    total_dlq_entries: int = 0
+    recovered: int = 0
+    skipped_already_queued: int = 0
+    skipped_plex_down: int = 0
+    skipped_scene_missing: int = 0
+    failed: int = 0
+    recovered_scene_ids: list[int] = field(default_factory=SceneIds)
+    skipped_stash_error: int = 0
+    deferred: bool = False
+    plex_latency_ms: float = 0.0
+    run_id: str = ""
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "recovered_scene_ids", SceneIds(self.recovered_scene_ids))
+
+    def counts(self) -> dict[str, int]:
+        """The counters by field name, in printing order."""
+        return {name: int(getattr(self, name)) for name, _ in COUNT_FIELDS}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: every field, scene ids as a list."""
+        return {**self.counts(), "recovered_scene_ids": list(self.recovered_scene_ids), "deferred": self.deferred,
+                "plex_latency_ms": self.plex_latency_ms, "run_id": self.run_id, "dry_run": self.dry_run}
+
+    def __str__(self) -> str:
+        verb = "would recover" if self.dry_run else "recovered"
+        skipped = ", ".join(
+            f"{name.removeprefix('skipped_').replace('_', ' ')} {value}"
+            for name, value in self.counts().items()
+            if name not in ("total_dlq_entries", "recovered")
+        )
+        tail = " - window kept pending for a retry" if self.deferred else ""
+        return f"{verb} {self.recovered} of {self.total_dlq_entries} DLQ entries ({skipped}){tail}"
+
+
+@dataclass
+class RecoveryTally:
+    """The engine's running count: one ``count`` per entry, then ``freeze``."""
+
+    run_id: str
+    dry_run: bool = False
+    observer: Observer | None = None
+    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    scene_ids: list[int] = field(default_factory=list)
+    seen: int = 0
+    deferred: bool = False
+    plex_latency_ms: float = 0.0
+
+    def count(self, entry: Mapping[str, Any], outcome: Outcome, detail: str = "", scene_id: int | None = None) -> None:
+        """Record one entry's outcome (``scene_id`` as decoded, when known) and tell the observer."""
+        self.counts[outcome] += 1
+        if outcome is Outcome.RECOVERED and scene_id is not None:
+            self.scene_ids.append(scene_id)
+        if outcome in (Outcome.PLEX_DOWN, Outcome.STASH_ERROR):
+            self.deferred = True
+        if self.observer is not None:
+            column = entry.get("scene_id")
+            if scene_id is None and isinstance(column, int) and not isinstance(column, bool):
+                scene_id = column
+            self.observer(
+                EntryOutcome(entry.get("id"), scene_id, entry.get("error_type"), entry.get("failed_at"), outcome, detail)
+            )
+
+    def freeze(self) -> RecoveryResult:
+        """The immutable result; ``total_dlq_entries`` is what was read."""
+        result = RecoveryResult(
+            total_dlq_entries=self.seen,
+            recovered_scene_ids=self.scene_ids,
+            deferred=self.deferred,
+            plex_latency_ms=self.plex_latency_ms,
+            run_id=self.run_id,
+            dry_run=self.dry_run,
+        )
+        return replace(result, **{_FIELD_OF[outcome]: number for outcome, number in self.counts.items()})
