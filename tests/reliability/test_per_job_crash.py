@@ -1,0 +1,92 @@
+"""The per-job path (claim, enqueue, mark done) under SIGKILL, with a worker that clears acked rows.
+
+A queue written one job at a time cannot share a transaction with the ledger. Before the
+claim, a crash between a job's write and its ledger row, followed by PlexSync's worker
+taking, acking and clearing that job, made the next run queue the scene again (2 of 8
+trials). Here a recovery worker on the per-job path is killed at random moments; after
+each kill a PlexSync worker takes every job, acks it and clears the acked rows; a last run
+finishes. Every eligible scene must have been synced exactly once. Budget: a few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from persistqueue import SQLiteAckQueue
+from persistqueue.exceptions import Empty
+
+from tests.conftest import WINDOW_END, WINDOW_START
+from tests.reliability.helpers import insert_dlq_rows
+
+pytestmark = pytest.mark.slow
+
+WORKER = Path(__file__).with_name("recovery_worker.py")
+ENTRIES = 150
+TRIALS = 8
+CHUNK = 20
+DELETED = {scene_id for scene_id in range(1, ENTRIES + 1) if scene_id % 9 == 0}
+
+
+def _start(data_dir: Path) -> subprocess.Popen[str]:
+    args = [sys.executable, str(WORKER), str(data_dir), repr(WINDOW_START), repr(WINDOW_END), str(CHUNK),
+            "plain:" + ",".join(map(str, sorted(DELETED))), "per-job"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line != "started\n":
+        process.kill()
+        pytest.fail(f"recovery worker did not start: {line!r} {process.communicate()[1]}")
+    return process
+
+
+def _sync_and_clear(data_dir: Path, synced: Counter[int]) -> None:
+    """PlexSync's worker: take and ack every job, count its scene as synced, then clear acked rows."""
+    worker = SQLiteAckQueue(str(data_dir / "queue"), auto_resume=True)
+    try:
+        while True:
+            try:
+                job = worker.get(block=False)
+            except Empty:
+                break
+            synced[job["scene_id"]] += 1
+            worker.ack(job)
+        worker.clear_acked_data(max_delete=100_000, keep_latest=0)
+    finally:
+        worker.close()
+
+
+def test_sigkill_on_the_per_job_path_never_sends_a_scene_twice(data_dir, dlq):
+    insert_dlq_rows(data_dir / "dlq.db", [{"scene_id": n, "failed_at": WINDOW_START + n} for n in range(1, ENTRIES + 1)])
+    eligible = set(range(1, ENTRIES + 1)) - DELETED
+    seed = int(os.environ.get("CRASH_SEED", time.time_ns() % 100_000))
+    rng = random.Random(seed)
+    synced: Counter[int] = Counter()
+    started = time.perf_counter()
+    rehearsal = _start(data_dir)  # the first run is also the calibration: killed when it is half done
+    time.sleep(0.3)
+    rehearsal.send_signal(signal.SIGKILL)
+    rehearsal.communicate()
+    guess = max(time.perf_counter() - started, 0.3)
+    _sync_and_clear(data_dir, synced)
+    for _ in range(TRIALS - 1):
+        process = _start(data_dir)
+        time.sleep(rng.uniform(0.0, guess))
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        _sync_and_clear(data_dir, synced)
+    final = _start(data_dir)
+    _, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err
+    _sync_and_clear(data_dir, synced)
+
+    twice = {scene: count for scene, count in synced.items() if count > 1}
+    assert not twice, f"scenes synced more than once (seed {seed}): {sorted(twice)[:10]}"
+    assert set(synced) == eligible, f"seed {seed}: lost {sorted(eligible - set(synced))[:10]}"
