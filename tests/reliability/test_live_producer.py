@@ -1,0 +1,73 @@
+"""No doubles while PlexSync keeps queueing: the dedup check is made inside the write.
+
+The "already queued" gate used to read the queue once, at the start of the run: a scene
+PlexSync queued after that, before the run reached its entry, got a second job (897 of
+1,000 such scenes in a 50,000-entry run). Here a producer process queues jobs for the
+scenes of the window while a recovery of 5,000 entries runs in small chunks, behind a
+Stash that takes a little time per chunk (so the producer gets ahead of the run). No
+scene may end with the run's job queued after PlexSync's own.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plexsync_recovery_plugin.sync_queue import dlq_recovery
+from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
+from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
+from tests.conftest import WINDOW_END, WINDOW_START
+from tests.reliability.helpers import HealthyPlex, PlainStash, insert_dlq_rows, ledger_rows, queue_rows
+
+pytestmark = pytest.mark.slow
+
+PRODUCER = Path(__file__).with_name("live_producer.py")
+ENTRIES = 5000
+
+
+class SlowStash(PlainStash):
+    """Every scene exists; each ``find_scene`` of a chunk's first scene takes a moment."""
+
+    def find_scene(self, scene_id: int) -> dict[str, str] | None:
+        if scene_id % 100 == 0:
+            time.sleep(0.01)
+        return super().find_scene(scene_id)
+
+
+def test_scenes_queued_by_plexsync_during_the_run_get_no_second_job(data_dir, dlq, queue, tmp_path, mocker):
+    insert_dlq_rows(data_dir / "dlq.db", [{"scene_id": n, "failed_at": WINDOW_START + n % 1800} for n in range(1, ENTRIES + 1)])
+    rng = random.Random(5)
+    produced = rng.sample(range(1, ENTRIES + 1), k=1000)
+    scenes_file = tmp_path / "scenes"
+    scenes_file.write_text("\n".join(map(str, produced)))
+    producer = subprocess.Popen([sys.executable, str(PRODUCER), str(data_dir), str(scenes_file)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert producer.stdout is not None and producer.stdin is not None
+    assert producer.stdout.readline() == "ready\n"
+    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 100)
+    stash = SlowStash()
+    window = DlqWindow(dlq, WINDOW_START, WINDOW_END, ["PlexServerDown"])
+    producer.stdin.write("go\n")
+    producer.stdin.flush()
+    result = dlq_recovery.recover_outage_jobs(window, queue, stash, HealthyPlex(), data_dir,
+                                              collaborators=default_collaborators(queue.path, queue, stash))
+    out, _ = producer.communicate(timeout=30)
+    assert out == "done\n"
+
+    rows = queue_rows(data_dir)
+    first_row: dict[int, int] = {}
+    for row in rows:
+        first_row.setdefault(row["job"]["scene_id"], row["_id"])
+    ours = {record["queue_row_id"] for record in ledger_rows(data_dir) if record["queue_row_id"] is not None}
+    doubles = [row["job"]["scene_id"] for row in rows
+               if row["_id"] in ours and first_row[row["job"]["scene_id"]] < row["_id"]]
+    assert doubles == []
+    assert result.recovered + result.skipped_already_queued == ENTRIES
+    # The race was real: some of PlexSync's jobs landed after the run had started writing.
+    first_ours = min(ours)
+    assert any(row["_id"] > first_ours and row["_id"] not in ours for row in rows)
