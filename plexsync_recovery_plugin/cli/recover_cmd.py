@@ -25,6 +25,7 @@ from .settings import (
     open_dlq,
     open_job_queue,
     parse_window,
+    require_stash_key_accepted,
 )
 
 __all__ = ["OUTCOME_LABELS", "last_closed_outage", "register", "run"]
@@ -42,7 +43,8 @@ OUTCOME_LABELS = {
 _EPILOG = f"""{textwrap.fill(TIME_HELP, 78)}
 
 exit status: 0 when every entry was handled, 1 when some failed or the window stays
-pending (Plex or Stash did not answer), 2 on bad flags or configuration."""
+pending (Plex or Stash did not answer), 2 on bad flags or configuration (Stash
+rejecting the API key included)."""
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -121,6 +123,7 @@ def _recover(settings: Settings, out: Output, data_dir: Path, start: float, end:
 
     plex = settings.plex_connection()
     stash = settings.stash_connection()
+    require_stash_key_accepted(stash)
     dlq = open_dlq(data_dir)
     queue = open_job_queue(data_dir)
     completed: list[tuple[Any, Any, Any]] = []
@@ -259,6 +262,7 @@ def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end:
 
     plex = settings.plex_connection()
     stash = settings.stash_connection()
+    require_stash_key_accepted(stash)
     queue = _QueueLocation(data_dir / QUEUE_DIR_NAME)
     try:
         result = recover_outage_jobs(entries, queue, stash, plex, data_dir, dry_run=True, observer=observe)
