@@ -96,5 +96,6 @@ def send_isolated(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any,
             answers.append((receiver, receiver(sender, **kwargs)))
         except (Exception, SystemExit):
             name = getattr(receiver, "__qualname__", None) or repr(receiver)
-            logger.exception("receiver %s of %s failed; the other receivers still ran", name, signal.name)
+            signal_name = getattr(signal, "name", None) or repr(signal)
+            logger.exception("receiver %s of %s failed; the other receivers still ran", name, signal_name)
     return answers
