@@ -105,7 +105,7 @@ def test_a_server_error_quoting_the_key_is_masked_with_plain_logging(plain_loggi
         finally:
             conn.close()
     text = plain_logging.getvalue()
-    assert f'plexsync_recovery_plugin.stashapi ERROR GRAPHQL_ERROR:[\'findScene\'] strconv.Atoi: parsing "{MASK}"' in text
+    assert f"plexsync_recovery_plugin.stashapi ERROR GRAPHQL_ERROR:['findScene'] strconv.Atoi: parsing \"{MASK}\"" in text
     assert key not in text
 
 
