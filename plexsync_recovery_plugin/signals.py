@@ -80,7 +80,10 @@ def send_isolated(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any,
 
     blinker's ``send`` stops at the first receiver that raises and hands the error to the
     sender. Here each receiver runs in its own ``try``; a failure is logged with the
-    receiver's name and the others still run.
+    receiver's name and the others still run. A receiver calling ``sys.exit()`` is such a
+    failure too: its ``SystemExit`` would otherwise end the sender's thread (the watch
+    daemon's loop, your worker) and silence the receivers after it. ``KeyboardInterrupt``
+    still propagates, so Ctrl-C stops the sender as it should.
 
     Returns:
         ``(receiver, return value)`` pairs of the receivers that did not raise.
@@ -91,7 +94,8 @@ def send_isolated(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any,
     for receiver in signal.receivers_for(sender):
         try:
             answers.append((receiver, receiver(sender, **kwargs)))
-        except Exception:
+        except (Exception, SystemExit):
             name = getattr(receiver, "__qualname__", None) or repr(receiver)
-            logger.exception("receiver %s of %s failed; the other receivers still ran", name, signal.name)
+            signal_name = getattr(signal, "name", None) or repr(signal)
+            logger.exception("receiver %s of %s failed; the other receivers still ran", name, signal_name)
     return answers

@@ -8,7 +8,9 @@ log_long_format=True)`` to change how much it logs by default.
 
 Every failure ends as one line on stderr (``plexsync-recovery: error: ...``) with a
 non-zero exit code: 2 for usage and configuration errors, 1 otherwise, 130 on Ctrl-C.
-With ``-v`` an unexpected error also shows its traceback. Secrets are masked everywhere.
+With ``-v`` an unexpected error also shows its traceback. Secrets are masked everywhere,
+by the package's one redactor (``redaction.REDACTOR``), which learns them from the
+command line before parsing and from the resolved settings.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import traceback
 from typing import NoReturn, Sequence
 
 from .. import __version__
+from ..redaction import REDACTOR
 from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, watch_cmd
-from .logging_setup import LoggingHandle, SecretRedactor, configure_logging
+from .logging_setup import LoggingHandle, configure_logging
 from .output import PROG, Output
 from .settings import CliError, Settings, UsageError, add_common_arguments, early_secrets, resolve
 
@@ -82,14 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments after the program name; ``sys.argv[1:]`` when None.
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
-    redactor = SecretRedactor(early_secrets(arguments, os.environ))
+    redactor = REDACTOR
+    redactor.add(*early_secrets(arguments, os.environ))  # quietly ignores values too short to mask
     out = Output(redactor)
     settings: Settings | None = None
     handle: LoggingHandle | None = None
     try:
         args = build_parser().parse_args(arguments)
-        settings = resolve(args)
-        redactor.add(*settings.secrets())
+        settings = resolve(args)  # registers the secrets
         out.json_mode = settings.json
         handle = configure_logging(
             _log_level(args, settings),

@@ -1,10 +1,11 @@
 """Logging for the command line: one stderr handler, with every configured secret scrubbed.
 
-The library never logs the Plex token or the Stash API key; this is the second line of
-defence. The handler carries a filter that renders each record's message, replaces every
-secret (and its URL-encoded form) by ``***`` and drops the arguments, and also scrubs the
-traceback text; its formatter scrubs the final line once more. It is attached to the
-``plexsync_recovery_plugin`` logger tree, and (warnings only) to ``plexapi``'s logger.
+The library never logs the Plex token or the Stash API key, and ``redaction`` masks any that
+slips into a record of the package as the record is made; this is one more line of defence,
+with the same redactor. The handler carries a filter that masks each record's message,
+arguments and traceback (``redaction.redact_record``); its formatter scrubs the final line
+once more. It is attached to the ``plexsync_recovery_plugin`` logger tree, and (warnings
+only) to ``plexapi``'s logger, whose records ``redaction`` does not see.
 """
 
 from __future__ import annotations
@@ -12,76 +13,29 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Iterable, TextIO
-from urllib.parse import quote
+from typing import TextIO
+
+from ..redaction import MASK, PACKAGE_LOGGER, SecretRedactor, redact_record
 
 __all__ = ["MASK", "LoggingHandle", "RedactingFilter", "RedactingFormatter", "SecretRedactor", "configure_logging"]
 
-MASK = "***"
-
-PACKAGE_LOGGER = "plexsync_recovery_plugin"
 PLEXAPI_LOGGER = "plexapi"
 
 
-class SecretRedactor:
-    """Replaces every known secret in a text by ``***``."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: list[str] = []
-        self.add(*secrets)
-
-    def __repr__(self) -> str:
-        return f"SecretRedactor({len(self._secrets)} secrets)"
-
-    def add(self, *secrets: str | None) -> None:
-        """Remember more secrets (empty values are ignored); the URL-encoded form is covered too."""
-        for secret in secrets:
-            if not secret:
-                continue
-            for form in (secret, quote(secret, safe="")):
-                if form not in self._secrets:
-                    self._secrets.append(form)
-        self._secrets.sort(key=len, reverse=True)  # a secret inside a longer one must not leave a tail
-
-    def __call__(self, text: str) -> str:
-        """Return ``text`` with every secret masked."""
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
-
-    def redact_data(self, value: Any) -> Any:
-        """Return a copy of JSON-like data with every string (keys too) masked."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, dict):
-            return {self.redact_data(key): self.redact_data(item) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.redact_data(item) for item in value]
-        return value
-
-
 class RedactingFilter(logging.Filter):
-    """Renders the record's message with its args, masks the secrets, and masks the traceback text."""
+    """Masks the secrets of each record passing through (message, arguments, traceback, stack)."""
 
     def __init__(self, redactor: SecretRedactor) -> None:
         super().__init__()
         self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Scrub ``record`` in place; never drops it."""
+        """Scrub ``record`` in place; never drops it (a broken format string is shown without its arguments)."""
         try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: keep what we can, without the args
-            message = f"{record.msg} (unformattable arguments)"
-        record.msg = self.redactor(str(message))
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redactor(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.redactor(record.stack_info)
+            record.getMessage()
+        except Exception:
+            record.msg, record.args = f"{record.msg} (unformattable arguments)", None
+        redact_record(record, self.redactor)
         return True
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, Iterable, Sequence, TextIO
 
-from .logging_setup import SecretRedactor
+from ..redaction import REDACTOR, SecretRedactor
 
 __all__ = [
     "Output",
@@ -116,7 +116,7 @@ class Output:
     """Writes the command's results; every text passes through ``redactor``.
 
     Args:
-        redactor: Masks the secrets.
+        redactor: Masks the secrets; the package's ``REDACTOR`` when None.
         json_mode: Commands print JSON instead of tables when True.
         stdout: Results; ``sys.stdout`` at write time when None.
         stderr: Errors and notes; ``sys.stderr`` at write time when None.
@@ -130,7 +130,7 @@ class Output:
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
     ) -> None:
-        self.redactor = redactor or SecretRedactor()
+        self.redactor = REDACTOR if redactor is None else redactor
         self.json_mode = json_mode
         self._stdout = stdout
         self._stderr = stderr

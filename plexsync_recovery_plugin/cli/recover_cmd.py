@@ -24,6 +24,7 @@ from .settings import (
     add_common_arguments,
     open_dlq,
     parse_window,
+    require_stash_key_accepted,
 )
 
 if TYPE_CHECKING:
@@ -45,7 +46,8 @@ OUTCOME_LABELS = {
 _EPILOG = f"""{textwrap.fill(TIME_HELP, 78)}
 
 exit status: 0 when every entry was handled, 1 when some failed or the window stays
-pending (Plex or Stash did not answer), 2 on bad flags or configuration."""
+pending (Plex or Stash did not answer), 2 on bad flags or configuration (Stash
+rejecting the API key included)."""
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -142,6 +144,7 @@ def _plugin(settings: Settings, data_dir: Path) -> Iterator["RecoveryPlugin"]:
 
 def _recover(settings: Settings, out: Output, data_dir: Path, start: float, end: float, *, again: bool) -> int:
     with _plugin(settings, data_dir) as plugin:
+        require_stash_key_accepted(plugin.stash)
         runs = plugin.recover(start, end, again=again)
         pending = plugin.pending_windows()
     covering = _covering_run(runs, start, end)
@@ -233,6 +236,7 @@ def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end:
         if len(plugin.window_entries(start, end)) == 0:
             _nothing_to_do(out, start, end, why, dry_run=True, entries=[])
             return 0
+        require_stash_key_accepted(plugin.stash)
         preview = plugin.preview(start, end, again=again)
     _print_preview(out, preview)
     return _finish(out, settings, preview.result)

@@ -3,9 +3,10 @@
 The shared flags (``--data-dir``, ``--plex-url`` ...) are accepted both before and after the
 subcommand; every one of them is added with ``default=SUPPRESS`` so that a flag given
 before the subcommand is not overwritten by the subparser's default. ``resolve`` then
-fills the gaps from the environment. This module also turns the settings into the live
-objects the commands use (clients, the DLQ, the queue), failing with one clear
-``CliError`` that names the bad value or file.
+fills the gaps from the environment. Secrets (token, API key) are stripped of surrounding
+whitespace, refused when too short to be real, and registered for masking. This module also
+turns the settings into the live objects the commands use (clients, the DLQ, the queue),
+failing with one clear ``CliError`` that names the bad value or file.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..redaction import clean_secret
+from .secret_args import SECRET_FLAGS, early_secrets, secret_setting
+
 __all__ = [
     "CliError",
     "DEFAULT_PLEX_URL",
     "DEFAULT_STASH_URL",
     "ENVIRONMENT",
+    "SECRET_FLAGS",
     "Settings",
     "TIME_HELP",
     "UsageError",
@@ -37,6 +42,7 @@ __all__ = [
     "parse_window",
     "positive_int",
     "positive_seconds",
+    "require_stash_key_accepted",
     "resolve",
 ]
 
@@ -52,9 +58,8 @@ ENVIRONMENT = {
     "stash_api_key": "STASH_API_KEY",
 }
 
-#: The flags whose values are secrets (scrubbed from every output, even before parsing).
-SECRET_FLAGS = ("--plex-token", "--stash-api-key")
-_SECRET_HINTS = ("tok", "key", "api", "secret", "pass")
+#: Settings attribute -> what the secret is, in messages.
+_SECRET_NAMES = {"plex_token": "Plex token", "stash_api_key": "Stash API key"}
 
 TIME_HELP = (
     "TIME is ISO 8601 (2026-02-15T19:17:49Z, 2026-02-15 19:17:49, 2026-02-15T21:17:49+02:00)"
@@ -139,17 +144,26 @@ class Settings:
         return [value for value in (self.plex_token, self.stash_api_key) if value]
 
     def require_data_dir(self) -> Path:
-        """Return the data directory, which must exist.
+        """Return the data directory, which must exist and hold PlexSync's ``dlq.db`` or ``queue/``.
 
         Raises:
-            UsageError: None was configured, or the path is missing or not a directory.
+            UsageError: None was configured, the path is missing or not a directory, or it
+                holds neither file (a wrong path, which must not be filled with new files).
         """
+        from ..sync_queue.dlq import DLQ_FILE_NAME
+        from ..sync_queue.operations import QUEUE_DIR_NAME
+
         if self.data_dir is None:
             raise UsageError("no data directory: pass --data-dir DIR or set STASH_PLUGIN_DATA")
         if not self.data_dir.exists():
             raise UsageError(f"data directory {str(self.data_dir)!r} does not exist")
         if not self.data_dir.is_dir():
             raise UsageError(f"data directory {str(self.data_dir)!r} is not a directory")
+        if not (self.data_dir / DLQ_FILE_NAME).exists() and not (self.data_dir / QUEUE_DIR_NAME).is_dir():
+            raise UsageError(
+                f"data directory {str(self.data_dir)!r} is not PlexSync's: it has neither {DLQ_FILE_NAME}"
+                f" nor {QUEUE_DIR_NAME}/ (--data-dir / STASH_PLUGIN_DATA must name the directory PlexSync writes to)"
+            )
         return self.data_dir
 
     def plex_connection(self, timeout: float = 5.0) -> Any:
@@ -200,48 +214,36 @@ non_negative_int = _bounded_number(int, minimum=0, inclusive=True, what="a whole
 positive_seconds = _bounded_number(float, minimum=0, inclusive=False, what="a positive number of seconds")
 
 
-def _looks_secret(flag: str) -> bool:
-    # The real secret flags, and any misspelling of them that still looks like one.
-    name = flag.lower()
-    return flag in SECRET_FLAGS or (name.startswith("-") and any(part in name for part in _SECRET_HINTS))
-
-
-def _flag_secrets(argv: list[str]) -> list[str]:
-    found = []
-    for index, token in enumerate(argv):
-        flag, equals, value = token.partition("=")
-        if not _looks_secret(flag):
-            continue
-        if equals:
-            found.append(value)
-        elif index + 1 < len(argv):
-            found.append(argv[index + 1])
-    return found
-
-
-def early_secrets(argv: list[str], environ: Mapping[str, str]) -> list[str]:
-    """Secrets visible before parsing (secret flags' values, secret env vars), to scrub parse errors too."""
-    values = _flag_secrets(argv) + [environ.get("PLEX_TOKEN", ""), environ.get("STASH_API_KEY", "")]
-    return [value for value in values if value]
-
-
 def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from parsed flags, falling back to ``environ`` (default ``os.environ``)."""
+    """Build the settings from parsed flags, falling back to ``environ`` (default ``os.environ``).
+
+    Raises:
+        UsageError: The token or API key is too short to be real.
+    """
     env = os.environ if environ is None else environ
 
     def pick(name: str, default: str | None) -> str | None:
         value = getattr(args, name, None)
+        if name in _SECRET_NAMES:
+            value = clean_secret(value)
         if value in (None, ""):
             value = env.get(ENVIRONMENT[name]) or default
         return value
+
+    def secret(name: str) -> str | None:
+        flag = "--" + name.replace("_", "-")
+        try:
+            return secret_setting(pick(name, None), _SECRET_NAMES[name], f"{flag} / {ENVIRONMENT[name]}")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
 
     data_dir = pick("data_dir", None)
     return Settings(
         data_dir=Path(data_dir).expanduser() if data_dir else None,
         plex_url=pick("plex_url", DEFAULT_PLEX_URL) or DEFAULT_PLEX_URL,
-        plex_token=pick("plex_token", None),
+        plex_token=secret("plex_token"),
         stash_url=pick("stash_url", DEFAULT_STASH_URL) or DEFAULT_STASH_URL,
-        stash_api_key=pick("stash_api_key", None),
+        stash_api_key=secret("stash_api_key"),
         include_optional=bool(getattr(args, "include_optional", False)),
         json=bool(getattr(args, "json", False)),
         verbose=bool(getattr(args, "verbose", False)),
@@ -294,6 +296,24 @@ def parse_window(start: str | None, end: str | None) -> tuple[float, float] | No
     if low > high:
         raise UsageError(f"--start {start!r} is after --end {end!r}")
     return low, high
+
+
+def require_stash_key_accepted(stash: Any) -> None:
+    """Connect to Stash now, so that a rejected API key is a configuration error (exit 2).
+
+    A Stash that cannot be reached is left for the run to report (its entries are deferred).
+
+    Raises:
+        UsageError: Stash answered 401/403; the message names the key's flag and variable.
+    """
+    from ..stash.connection import StashKeyRejected, StashUnavailable
+
+    try:
+        stash.client()
+    except StashKeyRejected as error:
+        raise UsageError(f"{error}: check --stash-api-key / STASH_API_KEY") from None
+    except StashUnavailable:
+        pass
 
 
 def open_dlq(data_dir: Path) -> Any:

@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Protocol
 
 from ..http_url import split_http_url
+from ..redaction import clean_secret, register_secret
 from .exceptions import translate_plex_error
 
 __all__ = ["IDENTITY_PATH", "PlexConnection", "SupportsQuery", "check_plex_health"]
@@ -52,8 +53,9 @@ def check_plex_health(plex_client: SupportsQuery | None, timeout: float = 5.0) -
 class PlexConnection:
     """A Plex client built lazily and rebuilt after any failure.
 
-    Failures are raised as the project's ``PlexError`` types. The token is never part of
-    ``repr`` or of any message.
+    Failures are raised as the project's ``PlexError`` types. The token is stripped of
+    surrounding whitespace, never part of ``repr``, and masked in every log record of the
+    package (see ``redaction``).
     """
 
     def __init__(
@@ -70,7 +72,8 @@ class PlexConnection:
         """
         split_http_url(baseurl, "Plex", "http://host:32400")
         self.baseurl = baseurl.rstrip("/")
-        self._token = token
+        self._token = clean_secret(token)
+        register_secret(self._token, "Plex token")
         self.timeout = timeout
         self._factory = factory
         self._server: Any = None

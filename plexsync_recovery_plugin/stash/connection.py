@@ -3,6 +3,11 @@
 ``StashInterface`` talks to Stash in its constructor (version, API key, schema introspection)
 and sets no HTTP timeout, so it is built on first use, every request gets a timeout, and a
 failed connection is retried on the next call instead of failing the whole process.
+
+A rejected API key is told apart from a Stash that cannot answer: every response passes
+through the connection's session, and a 401 or 403 raises ``StashKeyRejected`` there, before
+``stashapi`` turns it into a bare ``Exception`` (its constructor) or an empty answer.
+Works alike with the ``stashapi`` and the ``stashapp-tools`` distributions of the module.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from typing import Any
 import requests
 
 from ..http_url import split_http_url
+from ..redaction import clean_secret, register_secret
 
-__all__ = ["StashConnection", "StashUnavailable", "stash_connection_dict"]
+__all__ = ["StashConnection", "StashKeyRejected", "StashUnavailable", "stash_connection_dict"]
 
 logger = logging.getLogger(__name__)
 _stashapi_logger = logging.getLogger("plexsync_recovery_plugin.stashapi")
@@ -23,6 +29,23 @@ _stashapi_logger = logging.getLogger("plexsync_recovery_plugin.stashapi")
 
 class StashUnavailable(Exception):
     """Stash could not be asked at all (connection refused, timeout, failed login)."""
+
+
+class StashKeyRejected(StashUnavailable):
+    """Stash answered 401 or 403: the API key is wrong or missing.
+
+    Attributes:
+        status: The HTTP status (401 or 403).
+    """
+
+    def __init__(self, url: str, status: int, reason: str) -> None:
+        what = "rejected the API key" if status == 401 else "refused access"
+        super().__init__(f"Stash at {url} {what} (HTTP {status} {reason})")
+        self.status = status
+
+
+#: HTTP statuses that mean "your credentials are not accepted", not "Stash is unwell".
+_REJECTED = (401, 403)
 
 
 def stash_connection_dict(url: str, api_key: str | None = None) -> dict[str, Any]:
@@ -38,16 +61,17 @@ def stash_connection_dict(url: str, api_key: str | None = None) -> dict[str, Any
         "Port": parts.port or (443 if parts.scheme == "https" else 9999),
         "Logger": _stashapi_logger,
     }
+    api_key = clean_secret(api_key)
     if api_key:
         conn["ApiKey"] = api_key
     return conn
 
 
-def _timed_interface_class(timeout: float) -> type:
+def _timed_interface_class(timeout: float, base_url: str) -> Any:
     from stashapi.stashapp import StashInterface
 
     class _TimedStashInterface(StashInterface):
-        """StashInterface whose HTTP session applies ``timeout`` to every request."""
+        """StashInterface whose HTTP session applies ``timeout`` to every request and raises on 401/403."""
 
         @property
         def s(self) -> Any:
@@ -59,12 +83,40 @@ def _timed_interface_class(timeout: float) -> type:
 
             def request_with_timeout(method: str, url: str, **kwargs: Any) -> Any:
                 kwargs.setdefault("timeout", timeout)
-                return send(method, url, **kwargs)
+                response = send(method, url, **kwargs)
+                if response.status_code in _REJECTED:
+                    response.close()
+                    raise StashKeyRejected(base_url, response.status_code, response.reason or "")
+                return response
 
             session.request = request_with_timeout
             self.__dict__["_session"] = session
 
     return _TimedStashInterface
+
+
+class _ConnectTimeLog:
+    """The logger ``stashapi`` gets while connecting: passes everything on but holds errors back.
+
+    When connecting fails, the ``StashUnavailable`` raised says why, and stashapi's own error
+    lines ("Could not connect ...", then the error again) would only repeat it: they are
+    logged at DEBUG. When it succeeds they are logged as the errors they are.
+    """
+
+    def __init__(self, target: logging.Logger) -> None:
+        self._target = target
+        self._held: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def error(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self._held.append((msg, args))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+    def release(self, level: int) -> None:
+        for msg, args in self._held:
+            self._target.log(level, msg, *args)
+        self._held.clear()
 
 
 def _close_session(client: Any) -> None:
@@ -77,12 +129,14 @@ class StashConnection:
     """Lazily connected Stash client with the few methods recovery needs.
 
     ``find_scene`` and ``call_GQL`` behave as ``StashInterface``'s; connection failures
-    raise ``StashUnavailable`` and the next call connects afresh. The API key is never
-    part of ``repr`` or of any message.
+    raise ``StashUnavailable`` (``StashKeyRejected`` when Stash answers 401/403) and the
+    next call connects afresh. The API key is stripped of surrounding whitespace, never part
+    of ``repr``, and masked in every log record of the package (see ``redaction``).
     """
 
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 10.0) -> None:
         self._conn = stash_connection_dict(url, api_key)
+        register_secret(self._conn.get("ApiKey"), "Stash API key")
         self.url = f"{self._conn['Scheme']}://{self._conn['Host']}:{self._conn['Port']}"
         self.timeout = timeout
         self._client: Any = None
@@ -99,15 +153,21 @@ class StashConnection:
         """
         with self._lock:
             if self._client is None:
-                cls = _timed_interface_class(self.timeout)
+                cls = _timed_interface_class(self.timeout, self.url)
                 client = cls.__new__(cls)
+                log = _ConnectTimeLog(_stashapi_logger)
                 try:
-                    client.__init__(self._conn)
+                    client.__init__({**self._conn, "Logger": log})
                 except Exception as error:
+                    log.release(logging.DEBUG)
                     _close_session(client)  # stashapi leaves its session open when connecting fails
+                    if isinstance(error, StashKeyRejected):
+                        raise
                     raise StashUnavailable(
                         f"cannot connect to Stash at {self.url}: {type(error).__name__}: {error}"
                     ) from None
+                client.log = _stashapi_logger
+                log.release(logging.ERROR)
                 self._client = client
             return self._client
 
@@ -133,6 +193,9 @@ class StashConnection:
         client = self.client()
         try:
             return action(client)
+        except StashKeyRejected:
+            self._reset()
+            raise
         except (requests.ConnectionError, requests.Timeout) as error:
             self._reset()
             raise StashUnavailable(f"Stash at {self.url} stopped answering: {type(error).__name__}") from None

@@ -9,6 +9,9 @@ Why ranges and not ``findScenes(scene_ids: [...])``: real Stash answers that arg
 ``FindMany``, which fails the whole request ("scene with id N not found") as soon as one id
 is missing, and a missing scene is exactly what this gate must detect. An ``id BETWEEN``
 criterion returns the scenes that exist, so one request still answers a thousand ids.
+
+A rejected API key is logged once per lookup (one recovery run), as an error naming the
+key; the lookup then stops asking, since the key cannot become right within the run.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from typing import Any, Protocol
 
 import requests
 
-from .connection import StashConnection, StashUnavailable
+from .connection import StashConnection, StashKeyRejected, StashUnavailable
 
 __all__ = [
     "BatchedStashLookup",
     "PerSceneLookup",
     "SceneLookup",
     "SceneStatus",
+    "StashKeyRejected",
     "StashUnavailable",
     "MAX_RANGES_PER_REQUEST",
     "RANGE_GAP",
@@ -77,11 +81,36 @@ def _is_connection_failure(error: BaseException) -> bool:
     return isinstance(error, (StashUnavailable, requests.ConnectionError, requests.Timeout, ConnectionError))
 
 
-class PerSceneLookup:
+def _is_key_rejection(error: BaseException) -> bool:
+    # A bare StashInterface (not a StashConnection) raises Exception("Authentication error") on 401.
+    return isinstance(error, StashKeyRejected) or (type(error) is Exception and str(error) == "Authentication error")
+
+
+class _KeyRejectionMemory:
+    """Remembers that Stash rejected the API key, so that it is logged once and not asked again."""
+
+    key_rejected = False
+
+    def _note_key_rejection(self, error: BaseException) -> bool:
+        """Log a rejected key (first time only); return whether ``error`` was one."""
+        if not _is_key_rejection(error):
+            return False
+        if not self.key_rejected:
+            self.key_rejected = True
+            logger.error(
+                "%s: check the Stash API key (STASH_API_KEY / --stash-api-key); no scene can be checked,"
+                " so their DLQ entries stay for a retry",
+                error if isinstance(error, StashKeyRejected) else "Stash rejected the API key",
+            )
+        return True
+
+
+class PerSceneLookup(_KeyRejectionMemory):
     """One ``stash.find_scene(id)`` per scene; works with any object that has that method.
 
     After a connection-level failure the remaining ids are marked ``ERROR`` without asking,
-    so a dead Stash costs one timeout, not one per entry.
+    so a dead Stash costs one timeout, not one per entry; after a rejected API key nothing
+    more is asked for the rest of the run.
     """
 
     def __init__(self, stash: Any) -> None:
@@ -89,14 +118,17 @@ class PerSceneLookup:
 
     def statuses(self, scene_ids: list[int]) -> dict[int, SceneStatus]:
         """Ask Stash about each id in turn."""
+        if self.key_rejected:
+            return dict.fromkeys(scene_ids, SceneStatus.ERROR)
         answers: dict[int, SceneStatus] = {}
         for index, scene_id in enumerate(scene_ids):
             try:
                 scene = self.stash.find_scene(scene_id)
             except Exception as error:
-                logger.warning("Stash could not say whether scene %s exists: %s", scene_id, _describe(error))
+                if not self._note_key_rejection(error):
+                    logger.warning("Stash could not say whether scene %s exists: %s", scene_id, _describe(error))
                 answers[scene_id] = SceneStatus.ERROR
-                if _is_connection_failure(error):
+                if _is_connection_failure(error) or self.key_rejected:
                     answers.update(dict.fromkeys(scene_ids[index + 1 :], SceneStatus.ERROR))
                     break
                 continue
@@ -121,13 +153,13 @@ def _range_query(count: int) -> str:
     return f"query PlexSyncRecoverySceneIds({variables}) {{ {fields} }}"
 
 
-class BatchedStashLookup:
+class BatchedStashLookup(_KeyRejectionMemory):
     """``findScenes`` by id range, one aliased field per range, asking only ``id``.
 
     Ids are asked ``chunk_size`` at a time, in one request per ``MAX_RANGES_PER_REQUEST``
     ranges (one request for dense ids). After a failure the remaining ids are marked
-    ``ERROR`` without asking. Ids too large for GraphQL's ``Int`` go through
-    ``find_scene`` one by one, as on the per-scene path.
+    ``ERROR`` without asking; after a rejected API key, those of later calls too. Ids too
+    large for GraphQL's ``Int`` go through ``find_scene`` one by one, as on the per-scene path.
     """
 
     def __init__(self, stash: Any, chunk_size: int = STASH_ID_CHUNK, gap: int = RANGE_GAP) -> None:
@@ -137,6 +169,8 @@ class BatchedStashLookup:
 
     def statuses(self, scene_ids: list[int]) -> dict[int, SceneStatus]:
         """Ask Stash about all ids, ``chunk_size`` at a time."""
+        if self.key_rejected:
+            return dict.fromkeys(scene_ids, SceneStatus.ERROR)
         wanted = sorted(set(scene_ids))
         oversized = [scene_id for scene_id in wanted if scene_id > _MAX_GRAPHQL_INT]
         if oversized:
@@ -147,13 +181,17 @@ class BatchedStashLookup:
             try:
                 found = self._existing(chunk)
             except Exception as error:
-                logger.warning("Stash could not say which of %d scenes exist: %s", len(chunk), _describe(error))
+                if not self._note_key_rejection(error):
+                    logger.warning("Stash could not say which of %d scenes exist: %s", len(chunk), _describe(error))
                 answers.update(dict.fromkeys(wanted[offset:], SceneStatus.ERROR))
                 break
             for scene_id in chunk:
                 answers[scene_id] = SceneStatus.PRESENT if scene_id in found else SceneStatus.MISSING
         if oversized:
-            answers.update(PerSceneLookup(self.stash).statuses(oversized))
+            if self.key_rejected:
+                answers.update(dict.fromkeys(oversized, SceneStatus.ERROR))
+            else:
+                answers.update(PerSceneLookup(self.stash).statuses(oversized))
         return answers
 
     def _existing(self, chunk: list[int]) -> set[int]:

@@ -48,6 +48,16 @@ def run_cli(cli_env: dict[str, str]) -> RunCli:
 
 
 @pytest.fixture
+def data_dir(data_dir: Path) -> Path:
+    """A PlexSync data directory before its first dead letter: ``queue/`` exists, ``dlq.db`` not yet.
+
+    (The commands refuse a directory with neither: it is not PlexSync's.)
+    """
+    (data_dir / "queue").mkdir()
+    return data_dir
+
+
+@pytest.fixture
 def plex_server():
     with PlexTestServer(token="plex-cli-token") as server:
         yield server

@@ -22,7 +22,7 @@ def test_flags_override_the_environment(tmp_path):
         "PLEX_URL": "http://env-plex:32400",
         "PLEX_TOKEN": "env-token",
         "STASH_URL": "http://env-stash:9999",
-        "STASH_API_KEY": "env-key",
+        "STASH_API_KEY": "env-api-key",
     }
     # Common flags are accepted before and after the subcommand.
     args = build_parser().parse_args(["--plex-token", "flag-token", "outages", "--data-dir", str(tmp_path)])
@@ -30,7 +30,7 @@ def test_flags_override_the_environment(tmp_path):
     assert settings.data_dir == tmp_path
     assert settings.plex_token == "flag-token"
     assert (settings.plex_url, settings.stash_url, settings.stash_api_key) == (
-        "http://env-plex:32400", "http://env-stash:9999", "env-key")
+        "http://env-plex:32400", "http://env-stash:9999", "env-api-key")
     defaults = resolve(build_parser().parse_args(["outages"]), {})
     assert (defaults.data_dir, defaults.plex_url, defaults.plex_token) == (None, DEFAULT_PLEX_URL, None)
     assert "env-token" not in repr(resolve(args, env)) and "flag-token" not in repr(settings)

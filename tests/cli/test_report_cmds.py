@@ -140,7 +140,7 @@ def test_dlq_long_messages_are_cut_to_one_line(capsys, data_dir, dlq):
 def test_dlq_report_never_creates_the_dlq(capsys, data_dir):
     assert main(["dlq", "--data-dir", str(data_dir)]) == 0
     assert capsys.readouterr().out.startswith("No DLQ at")
-    assert list(data_dir.iterdir()) == []
+    assert list(data_dir.iterdir()) == [data_dir / "queue"]
 
 
 def test_dlq_file_that_is_not_sqlite_is_one_line(run_cli, data_dir):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 
 import pytest
 
@@ -23,6 +24,10 @@ SIGNALS_LOGGER = "plexsync_recovery_plugin.signals"
 
 def exploding_receiver(sender, **kwargs):
     raise RuntimeError("subscriber bug 42")
+
+
+def exiting_receiver(sender, **kwargs):
+    sys.exit(3)
 
 
 class ExplodingHandler:
@@ -115,6 +120,31 @@ def test_broken_outage_receiver_before_the_plugin_does_not_stop_the_recovery(
     with outage_ended.connected_to(exploding_receiver), outage_started.connected_to(exploding_receiver):
         with RecoveryPlugin(dlq, queue, PlainStash(), HealthyPlex(), data_dir):
             assert history.record_outage_start(WINDOW_START) is not None
+            closed = history.record_outage_end(WINDOW_START + 60)
+    assert closed["ended_at"] == WINDOW_START + 60
+    assert completed.calls[0]["result"].recovered_scene_ids == [1]
+    assert history.get_current_outage() is None
+
+
+def test_a_receiver_calling_sys_exit_is_isolated_like_any_error(caplog):
+    before, after = Recorder(), Recorder()
+    with recovery_completed.connected_to(before), recovery_completed.connected_to(exiting_receiver):
+        with recovery_completed.connected_to(after), caplog.at_level(logging.ERROR, logger=SIGNALS_LOGGER):
+            answers = send_isolated(recovery_completed, "me", result="r", start=1.0, end=2.0)
+    assert len(before.calls) == len(after.calls) == 1
+    assert {receiver for receiver, _ in answers} == {before, after}
+    [record] = [r for r in caplog.records if r.name == SIGNALS_LOGGER]
+    assert "receiver exiting_receiver of recovery_completed failed" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], SystemExit)
+
+
+def test_sys_exit_in_an_outage_receiver_does_not_reach_the_worker(dlq, queue, data_dir, add_entry, completed):
+    """The worker that records the outage's end gets no SystemExit, and the plugin still recovers."""
+    add_entry(1, failed_at=WINDOW_START + 10)
+    history = OutageHistory(data_dir)
+    with outage_ended.connected_to(exiting_receiver):
+        with RecoveryPlugin(dlq, queue, PlainStash(), HealthyPlex(), data_dir):
+            history.record_outage_start(WINDOW_START)
             closed = history.record_outage_end(WINDOW_START + 60)
     assert closed["ended_at"] == WINDOW_START + 60
     assert completed.calls[0]["result"].recovered_scene_ids == [1]

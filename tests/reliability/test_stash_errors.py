@@ -17,6 +17,8 @@ import pytest
 from stashapi.stashapp import StashInterface
 
 from plexsync_recovery_plugin import RecoveryPlugin, StashConnection, outage_ended
+from plexsync_recovery_plugin.stash.connection import StashKeyRejected
+from plexsync_recovery_plugin.stash.lookup import BatchedStashLookup, SceneStatus
 from plexsync_recovery_plugin.testing import StashTestServer
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import SwitchablePlex
@@ -162,3 +164,45 @@ def test_wrong_api_key_is_a_stash_error(dlq, queue, data_dir, add_entry, complet
             conn.close()
     assert (result.skipped_stash_error, result.skipped_scene_missing, result.deferred) == (1, 0, True)
     assert pending == [(WINDOW_START, WINDOW_END)]
+
+
+def _key_lines(caplog) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if "STASH_API_KEY" in record.getMessage()]
+
+
+@pytest.mark.parametrize("per_entry", [False, True], ids=["batched", "per entry"])
+def test_a_rejected_key_defers_the_window_with_one_line_naming_the_key(
+    dlq, queue, data_dir, add_entry, completed, caplog, per_entry
+):
+    for scene_id in (1, 2, 3):
+        add_entry(scene_id, failed_at=WINDOW_START + scene_id)
+    with StashTestServer(api_key="the-right-key", scenes=[1, 2, 3]) as server:
+        conn = StashConnection(server.url, "a-wrong-key", timeout=5.0)
+        try:
+            with caplog.at_level(logging.DEBUG):
+                result, pending = _recover(dlq, queue, PerEntryStash(conn) if per_entry else conn, data_dir, completed)
+        finally:
+            conn.close()
+    assert (result.skipped_stash_error, result.skipped_scene_missing, result.deferred) == (3, 0, True)
+    assert pending == [(WINDOW_START, WINDOW_END)]
+    [line] = _key_lines(caplog)
+    assert line.levelno == logging.ERROR and f"Stash at {conn.url} rejected the API key (HTTP 401" in line.getMessage()
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == [line]  # stashapi's own "Could not connect" lines do not repeat it
+
+
+def test_a_rejected_key_is_reported_once_per_run_not_once_per_chunk(caplog):
+    with StashTestServer(api_key="the-right-key", scenes=range(1, 8)) as server:
+        conn = StashConnection(server.url, "a-wrong-key", timeout=5.0)
+        lookup = BatchedStashLookup(conn, chunk_size=2)
+        try:
+            with pytest.raises(StashKeyRejected, match="rejected the API key"):
+                conn.client()
+            with caplog.at_level(logging.WARNING):
+                first = lookup.statuses([1, 2, 3, 4, 5])  # three chunks
+                second = lookup.statuses([6, 7])  # the recovery's next chunk of entries
+        finally:
+            conn.close()
+    assert set(first.values()) == set(second.values()) == {SceneStatus.ERROR}
+    assert len(_key_lines(caplog)) == 1
+    assert not any("could not say" in record.getMessage() for record in caplog.records)
