@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -31,16 +32,23 @@ ENTRIES = 5000
 
 
 class SlowStash(PlainStash):
-    """Every scene exists; each ``find_scene`` of a chunk's first scene takes a moment."""
+    """Every scene exists; each hundredth ``find_scene`` takes a moment; scene 200 calls ``on_second_chunk``."""
+
+    def __init__(self, on_second_chunk: Callable[[], None]) -> None:
+        super().__init__()
+        self.on_second_chunk = on_second_chunk
 
     def find_scene(self, scene_id: int) -> dict[str, str] | None:
+        if scene_id == 200:
+            self.on_second_chunk()  # the run has written its first chunk: let PlexSync start queueing
         if scene_id % 100 == 0:
             time.sleep(0.01)
         return super().find_scene(scene_id)
 
 
 def test_scenes_queued_by_plexsync_during_the_run_get_no_second_job(data_dir, dlq, queue, tmp_path, mocker):
-    insert_dlq_rows(data_dir / "dlq.db", [{"scene_id": n, "failed_at": WINDOW_START + n % 1800} for n in range(1, ENTRIES + 1)])
+    rows = [{"scene_id": n, "failed_at": WINDOW_START + n * 1800 // ENTRIES} for n in range(1, ENTRIES + 1)]
+    insert_dlq_rows(data_dir / "dlq.db", rows)  # scene n is the n-th entry of the run
     rng = random.Random(5)
     produced = rng.sample(range(1, ENTRIES + 1), k=1000)
     scenes_file = tmp_path / "scenes"
@@ -50,10 +58,13 @@ def test_scenes_queued_by_plexsync_during_the_run_get_no_second_job(data_dir, dl
     assert producer.stdout is not None and producer.stdin is not None
     assert producer.stdout.readline() == "ready\n"
     mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 100)
-    stash = SlowStash()
+
+    def go() -> None:
+        producer.stdin.write("go\n")
+        producer.stdin.flush()
+
+    stash = SlowStash(go)
     window = DlqWindow(dlq, WINDOW_START, WINDOW_END, ["PlexServerDown"])
-    producer.stdin.write("go\n")
-    producer.stdin.flush()
     result = dlq_recovery.recover_outage_jobs(window, queue, stash, HealthyPlex(), data_dir,
                                               collaborators=default_collaborators(queue.path, queue, stash))
     out, _ = producer.communicate(timeout=30)
