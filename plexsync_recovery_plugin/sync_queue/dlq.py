@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..sqlite_uri import sqlite_uri
-from .dlq_window import STORED_TIME_KEY, DlqWindow
+from .dlq_forms import FORMS, STORED_TIME_KEY, StoredForm
+from .dlq_window import DlqWindow
 from .safe_pickle import MAX_PICKLE_BYTES
 
 __all__ = ["DLQ_FILE_NAME", "DeadLetterQueue", "DlqUnavailable"]
@@ -103,12 +104,14 @@ class DeadLetterQueue:
         *,
         page_size: int = 1000,
         max_job_bytes: int = MAX_PICKLE_BYTES,
+        stored_forms: Sequence[StoredForm] = FORMS,
     ) -> DlqWindow:
         """The entries with ``start_time <= failed_at <= end_time`` of ``error_types``, oldest first.
 
         See :class:`DlqWindow` (streamed in pages; ``len()`` counts in SQL).
         """
-        return DlqWindow(self, start_time, end_time, error_types, page_size=page_size, max_job_bytes=max_job_bytes)
+        return DlqWindow(self, start_time, end_time, error_types, page_size=page_size, max_job_bytes=max_job_bytes,
+                         stored_forms=stored_forms)
 
     def get_count(self) -> int:
         """Return how many entries the DLQ holds."""

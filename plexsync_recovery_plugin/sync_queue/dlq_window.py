@@ -99,6 +99,8 @@ class DlqWindow(Sequence[dict]):
     ``page_size`` rows at a time per stored form, so memory does not grow with the window.
     Blobs larger than ``max_job_bytes`` are not read: their ``job_data`` is None and
     ``job_data_size`` says why. Indexing loads everything; prefer iteration.
+    ``stored_forms`` limits the read to some forms of ``failed_at`` (all by default; the
+    benchmark times PlexSync's own form alone to price the others).
 
     Raises:
         ValueError: A bound is NaN, or ``page_size`` is not a positive integer.
@@ -113,8 +115,10 @@ class DlqWindow(Sequence[dict]):
         *,
         page_size: int = 1000,
         max_job_bytes: int = MAX_PICKLE_BYTES,
+        stored_forms: Sequence[StoredForm] = FORMS,
     ) -> None:
         self.dlq = dlq
+        self.stored_forms = tuple(stored_forms)
         self.start_time = float(start_time)
         self.end_time = float(end_time)
         self.error_types = [str(name) for name in error_types]
@@ -138,7 +142,7 @@ class DlqWindow(Sequence[dict]):
                     params = self._params(conn)
                     types = self._types_sql()
                     self._count = sum(int(conn.execute(form.count_sql(types), form.bounds(params)).fetchone()[0])
-                                      for form in FORMS)
+                                      for form in self.stored_forms)
         return self._count
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -146,7 +150,7 @@ class DlqWindow(Sequence[dict]):
             return
         with self.dlq.reader() as conn:
             params = self._params(conn)
-            streams = [self._stream(conn, form, params) for form in FORMS]
+            streams = [self._stream(conn, form, params) for form in self.stored_forms]
             for row in heapq.merge(*streams, key=row_order):
                 yield dict(zip(_ENTRY_KEYS, row))
 
@@ -217,7 +221,7 @@ class DlqWindow(Sequence[dict]):
         types = self._types_sql()
         with self.dlq.reader() as conn:
             params = self._params(conn)
-            for form in FORMS:
+            for form in self.stored_forms:
                 bounds = dict(form.bounds(params), next=form.first_value(params["high_second"]),
                               raw=form.first_value(params["low_second"]), after_id=0, after_key="")
                 for name, sql in form.statements(types).items():

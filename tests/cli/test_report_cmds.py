@@ -128,10 +128,11 @@ def test_dlq_limit_truncates_the_listing(capsys, data_dir, filled_dlq):
     assert "... and 2 more" in capsys.readouterr().out
 
 
-def test_dlq_long_messages_are_cut_to_one_line(capsys, data_dir, dlq):
+def test_dlq_long_messages_are_cut_to_one_line(capsys, data_dir, plexsync_dir):
     from plexsync_recovery_plugin.sync_queue.operations import make_job
 
-    dlq.add(make_job(5, "metadata", {}), RuntimeError("first line\n" + "x" * 200), 1, failed_at=WINDOW_START + 5)
+    plexsync_dir.add_dead_letter(make_job(5, "metadata", {}), error_type="RuntimeError",
+                                 error_message="first line\n" + "x" * 200, retry_count=1, failed_at=WINDOW_START + 5)
     assert main(["dlq", "--data-dir", str(data_dir), "--start", str(WINDOW_START), "--end", str(WINDOW_END)]) == 0
     row = capsys.readouterr().out.splitlines()[-1]
     assert "first line xxx" in row and row.endswith("...") and "x" * 100 not in row
