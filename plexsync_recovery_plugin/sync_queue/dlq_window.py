@@ -92,7 +92,7 @@ def _second_and_millis(millis: int) -> tuple[int, int]:
     return divmod(max(0, min(millis, _LAST_SECOND * 1000 + 999)), 1000)
 
 
-class DlqWindow(Sequence[dict]):
+class DlqWindow(Sequence[dict[str, Any]]):
     """Entries with ``start <= failed_at <= end`` and ``error_type`` in ``error_types``.
 
     Oldest first (``failed_at``, then ``id``). ``len()`` counts in SQL and iteration reads

@@ -170,3 +170,16 @@ def test_include_optional_adds_the_optional_error_types(capsys, data_dir, add_en
         assert main([*base, "--include-optional"]) == 1  # found, but Plex is down
         report = json.loads(capsys.readouterr().out)
     assert [(row["id"], row["outcome"]) for row in report["entries"]] == [(optional, "plex down")]
+
+
+def test_dry_run_in_a_subprocess_leaves_the_dlq_file_as_it_was(run_cli, data_dir, add_entry, plex_server,
+                                                               stash_server):
+    add_entry(1, failed_at=WINDOW_START + 1)
+    add_entry(2, failed_at=WINDOW_START + 2, error_type="PlexAuthError")
+    before = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in data_dir.glob("dlq.db*")}
+    proc = run_cli("recover", *WINDOW, "--dry-run", "--json", "--data-dir", data_dir,
+                   *server_flags(plex_server, stash_server))
+    assert proc.returncode == 0, proc.stderr
+    assert [entry["id"] for entry in json.loads(proc.stdout)["entries"]] == [1]
+    after = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in data_dir.glob("dlq.db*")}
+    assert after == before and list(after) == ["dlq.db"]  # no index added, no -journal/-wal/-shm left
