@@ -45,7 +45,7 @@ DLQ_SCHEMA = (
 PLEXSYNC_DLQ_INDEXES = ("idx_failed_at", "idx_scene_id")
 #: The columns a row tuple of :meth:`PlexSyncData.insert_dead_letter_rows` gives, in order.
 DLQ_COLUMNS = ("job_id", "scene_id", "job_data", "error_type", "error_message", "stack_trace", "retry_count", "failed_at")
-_QUEUE_STATUSES = ("ready", "unack", "acked", "ack_failed")
+_QUEUE_STATUSES = ("pending", "unack", "acked", "ack_failed")
 _DEFAULT = object()
 
 
@@ -183,14 +183,14 @@ class PlexSyncData:
             conn.close()
 
     def queue_jobs(
-        self, jobs: Iterable[Mapping[str, Any]], *, status: str = "ready", timestamp: float | None = None
+        self, jobs: Iterable[Mapping[str, Any]], *, status: str = "pending", timestamp: float | None = None
     ) -> list[int]:
         """Put jobs on PlexSync's queue through a real ``SQLiteAckQueue``; return their row ids.
 
         Args:
             jobs: Job dicts, put in order.
-            status: ``ready`` (pending), ``unack`` (taken by a worker), ``acked`` (recently
-                completed) or ``ack_failed``: reached with the queue's own ``get``/``ack``.
+            status: ``pending`` (as ``put`` leaves it), ``unack`` (taken by a worker), ``acked``
+                (recently completed) or ``ack_failed``: reached with the queue's own ``get``/``ack``.
             timestamp: The rows' ``timestamp`` (Unix seconds) instead of the time of the put.
 
         Raises:
@@ -203,7 +203,7 @@ class PlexSyncData:
         queue = SQLiteAckQueue(str(self.data_dir / "queue"), auto_resume=False)
         try:
             ids = [int(queue.put(dict(job)) or 0) for job in jobs]
-            for row_id in ids if status != "ready" else []:
+            for row_id in ids if status != "pending" else []:
                 queue.get(id=row_id, raw=True)
                 if status == "acked":
                     queue.ack(id=row_id)
