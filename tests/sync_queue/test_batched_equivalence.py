@@ -29,12 +29,12 @@ from plexsync_recovery_plugin.stash import lookup
 from plexsync_recovery_plugin.stash.lookup import BatchedStashLookup, PerSceneLookup
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData, plexsync_timestamp
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
 from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
 from plexsync_recovery_plugin.sync_queue.ledger import RecoveryLedger
 from plexsync_recovery_plugin.sync_queue.operations import enqueue, make_job, open_queue
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData, plexsync_timestamp
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 
 STASH_LOG = logging.getLogger("test.stash")
