@@ -10,7 +10,7 @@ fresh subprocess (``python -m plexsync_recovery_plugin.bench``, the spec on stdi
 own copy of the data, because peak RSS is a per-process high-water mark that never goes
 down; the test servers stay in the parent, as Stash and Plex are other processes in life.
 
-It also times the DLQ window query alone over a large DLQ (:func:`run_window_query_bench`).
+:mod:`.bench_window` times the DLQ window query alone over a large DLQ.
 ``plexsync-recovery bench`` (:mod:`.cli.bench_cmd`) is the command-line face of both.
 """
 
@@ -32,19 +32,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue, format_timestamp
+from .sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
 from .sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
+from .testing.plexsync_data import PlexSyncData, plexsync_timestamp
 
 __all__ = [
     "BENCH_PATHS",
     "BenchReport",
     "Dataset",
     "PathRun",
-    "WindowQueryReport",
     "build_data_dir",
-    "build_window_query_dlq",
     "run_bench",
-    "run_window_query_bench",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,14 +95,6 @@ def _is_queued(scene_id: int) -> bool:
     return scene_id % 10 == _QUEUED_REMAINDER
 
 
-def _fast_connection(path: Path) -> sqlite3.Connection:
-    """A connection for bulk loading a brand-new file: no fsync, journal in memory."""
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA journal_mode = MEMORY")
-    return conn
-
-
 def _dlq_rows(entries: int, noise: int) -> Iterator[tuple[Any, ...]]:
     """DLQ rows in insertion order: window entries spread over the window, noise between them.
 
@@ -125,7 +115,7 @@ def _dlq_rows(entries: int, noise: int) -> Iterator[tuple[Any, ...]]:
             "job_key": f"scene_{scene_id}",
         }
         yield (job["job_id"], scene_id, pickle.dumps(job), "PlexServerDown", "Plex did not answer",
-               _STACK, 3, format_timestamp(failed_at))
+               _STACK, 3, plexsync_timestamp(failed_at))
         due = int((index + 1) * noise_per_entry)
         while emitted_noise < due:
             yield _noise_row(emitted_noise, entries)
@@ -147,20 +137,14 @@ def _noise_row(index: int, entries: int) -> tuple[Any, ...]:
         error_type = _NOISE_TYPES[index % len(_NOISE_TYPES)]
     job = {"job_id": _BASE_JOB_ID + scene_id, "scene_id": scene_id, "update_type": "metadata",
            "data": {"title": f"Scene {scene_id}"}, "enqueued_at": failed_at - 30.0, "job_key": f"scene_{scene_id}"}
-    return (job["job_id"], scene_id, pickle.dumps(job), error_type, "boom", _STACK, 3, format_timestamp(failed_at))
-
-
-_INSERT_DLQ = (
-    "INSERT INTO dead_letters (job_id, scene_id, job_data, error_type, error_message, stack_trace,"
-    " retry_count, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+    return (job["job_id"], scene_id, pickle.dumps(job), error_type, "boom", _STACK, 3, plexsync_timestamp(failed_at))
 
 
 def build_data_dir(data_dir: str | Path, entries: int, *, noise: int | None = None) -> Dataset:
     """Write a PlexSync data directory holding a DLQ of ``entries`` in-window entries and a queue.
 
-    The DLQ and queue schemas are created by ``DeadLetterQueue`` and ``SQLiteAckQueue``
-    themselves; rows are then bulk-inserted. Scenes ``1..entries`` each have one in-window
+    The DLQ is written by :class:`~.testing.plexsync_data.PlexSyncData` (PlexSync's schema
+    and indexes, one ``executemany``); the queue's schema by ``SQLiteAckQueue`` itself. Scenes ``1..entries`` each have one in-window
     ``PlexServerDown`` entry; every tenth scene (``id % 10 == 0``) is meant to be deleted
     from Stash, and every tenth (``id % 10 == 5``) is already queued, as ``put`` would have.
 
@@ -181,13 +165,7 @@ def build_data_dir(data_dir: str | Path, entries: int, *, noise: int | None = No
     data_dir = Path(data_dir)
     if (data_dir / DLQ_FILE_NAME).exists():
         raise ValueError(f"{data_dir} already holds a DLQ; the bench needs a fresh directory")
-    DeadLetterQueue(data_dir)  # creates the file and PlexSync's schema
-    conn = _fast_connection(data_dir / DLQ_FILE_NAME)
-    try:
-        with conn:
-            conn.executemany(_INSERT_DLQ, _dlq_rows(entries, noise))
-    finally:
-        conn.close()
+    PlexSyncData(data_dir).insert_dead_letter_rows(_dlq_rows(entries, noise))  # PlexSync's schema and rows
 
     queue = open_queue(data_dir)  # creates PlexSync's queue file and table
     serializer = queue._serializer
@@ -457,109 +435,6 @@ def run_bench(
     outcomes = [(run.result, run.queue_rows) for run in runs]
     report.same_result = all(not run.error for run in runs) and all(outcome == outcomes[0] for outcome in outcomes)
     return report
-
-
-# -- the window query alone --------------------------------------------------------------------------
-
-
-@dataclass
-class WindowQueryReport:
-    """The DLQ window query over a large DLQ.
-
-    Attributes:
-        rows: Rows in the DLQ.
-        window_rows: Rows the window selects.
-        build_seconds: Time to bulk-insert the rows.
-        index_seconds: Time to create the window index (once, by the first ``DlqWindow``).
-        query_seconds: Each timed read of the whole window (every page), in order.
-        returned: Rows the last read returned.
-        plan: ``EXPLAIN QUERY PLAN`` details of each page statement (``DlqWindow.query_plan``).
-    """
-
-    rows: int
-    window_rows: int
-    build_seconds: float
-    index_seconds: float
-    query_seconds: list[float]
-    returned: int
-    plan: dict[str, list[str]]
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report as plain JSON-ready values."""
-        return asdict(self)
-
-
-def build_window_query_dlq(data_dir: str | Path, rows: int, window_rows: int) -> tuple[float, float]:
-    """Write a DLQ of ``rows`` entries over ~a year, ``window_rows`` of them in the bench window.
-
-    Returns:
-        The window ``(start, end)`` in Unix seconds.
-
-    Raises:
-        ValueError: ``window_rows`` is negative or larger than ``rows``.
-    """
-    if not 0 <= window_rows <= rows:
-        raise ValueError(f"window rows must be between 0 and {rows}, got {window_rows!r}")
-    DeadLetterQueue(data_dir)
-    blob = pickle.dumps({"job_id": 1, "scene_id": 1, "update_type": "metadata", "data": {"title": "Scene"}})
-    outside = rows - window_rows
-    year = 365 * 86_400
-
-    def generate() -> Iterator[tuple[Any, ...]]:
-        # Outside rows spread over the year before the window; window rows inside it.
-        for index in range(outside):
-            failed_at = WINDOW_START - year + (index * (year - 1)) // max(outside, 1)
-            yield (index, index + 1, blob, "PlexServerDown", "boom", "", 3, format_timestamp(failed_at))
-        for index in range(window_rows):
-            failed_at = WINDOW_START + (index * WINDOW_SECONDS) // max(window_rows, 1)
-            yield (outside + index, outside + index + 1, blob, "PlexServerDown", "boom", "", 3,
-                   format_timestamp(failed_at))
-
-    conn = _fast_connection(Path(data_dir) / DLQ_FILE_NAME)
-    try:
-        with conn:
-            conn.executemany(_INSERT_DLQ, generate())
-    finally:
-        conn.close()
-    return WINDOW_START, WINDOW_START + WINDOW_SECONDS
-
-
-def run_window_query_bench(
-    rows: int = 1_000_000,
-    window_rows: int = 10_000,
-    *,
-    repeat: int = 3,
-    work_dir: str | Path | None = None,
-) -> WindowQueryReport:
-    """Time reading one outage window (every page) out of a DLQ of ``rows`` entries.
-
-    The index is created before the timed reads (as the first recovery on a DLQ does), and
-    its creation time is reported on its own.
-
-    Raises:
-        ValueError: ``rows`` is below 1, ``window_rows`` outside ``0..rows`` or ``repeat`` below 1.
-    """
-    from .sync_queue.dlq_window import DlqWindow
-
-    if rows < 1 or repeat < 1:
-        raise ValueError(f"rows and repeat must be positive, got {rows!r} and {repeat!r}")
-    with tempfile.TemporaryDirectory(prefix="plexsync-bench-window-", dir=work_dir) as tmp:
-        started = time.perf_counter()
-        start, end = build_window_query_dlq(tmp, rows, window_rows)
-        build_seconds = time.perf_counter() - started
-        dlq = DeadLetterQueue(tmp)
-        window = DlqWindow(dlq, start, end, ["PlexServerDown"])
-        started = time.perf_counter()
-        window._connect().close()  # creates the index
-        index_seconds = time.perf_counter() - started
-        timings: list[float] = []
-        returned = 0
-        for _ in range(repeat):
-            started = time.perf_counter()
-            returned = sum(1 for _ in DlqWindow(dlq, start, end, ["PlexServerDown"]))
-            timings.append(time.perf_counter() - started)
-        plan = window.query_plan()
-    return WindowQueryReport(rows, window_rows, build_seconds, index_seconds, timings, returned, plan)
 
 
 if __name__ == "__main__":

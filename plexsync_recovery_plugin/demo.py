@@ -27,6 +27,7 @@ from .sync_queue.dlq import DeadLetterQueue
 from .sync_queue.dlq_recovery import RecoveryResult
 from .sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, enqueue, make_job, open_queue
 from .sync_queue.safe_pickle import safe_loads
+from .testing.plexsync_data import PlexSyncData
 from .worker.watch import WatchDaemon, WatchSettings
 
 __all__ = ["DemoReport", "run_demo"]
@@ -84,18 +85,20 @@ class _Timeline:
         self.completed.set()
 
 
-def _dead_letter(dlq: DeadLetterQueue, scene_id: int, error: Exception, failed_at: float) -> None:
+def _dead_letter(plexsync: PlexSyncData, scene_id: int, error: Exception, failed_at: float) -> None:
+    """Dead-letter a job as PlexSync's worker does (the plugin itself never writes ``dlq.db``)."""
     job = make_job(scene_id, "metadata", {"title": f"Scene {scene_id}", "studio": "Demo Studio"})
-    dlq.add(job, error, retry_count=3, failed_at=failed_at)
+    plexsync.add_dead_letter(job, error_type=type(error).__name__, error_message=str(error), retry_count=3,
+                             failed_at=failed_at)
 
 
-def _fill_dlq_during_outage(dlq: DeadLetterQueue, now: float) -> None:
+def _fill_dlq_during_outage(plexsync: PlexSyncData, now: float) -> None:
     """What PlexSync's worker dead-letters while Plex is down."""
     for scene_id in _OUTAGE_SCENES:
-        _dead_letter(dlq, scene_id, PlexServerDown(f"Cannot reach Plex to update scene {scene_id}"), now)
-    _dead_letter(dlq, 11, PlexServerDown("Cannot reach Plex (second attempt of scene 11)"), now)
-    _dead_letter(dlq, 20, PlexAuthError("(401) unauthorized"), now)
-    _dead_letter(dlq, 21, PlexTemporaryError("(503) service_unavailable"), now)
+        _dead_letter(plexsync, scene_id, PlexServerDown(f"Cannot reach Plex to update scene {scene_id}"), now)
+    _dead_letter(plexsync, 11, PlexServerDown("Cannot reach Plex (second attempt of scene 11)"), now)
+    _dead_letter(plexsync, 20, PlexAuthError("(401) unauthorized"), now)
+    _dead_letter(plexsync, 21, PlexTemporaryError("(503) service_unavailable"), now)
 
 
 def _pending_jobs(queue_dir: Path, recovered: set[int]) -> list[tuple[int, str, str]]:
@@ -134,6 +137,8 @@ def run_demo(say: Callable[[str], None], *, interval: float = 0.2, timeout: floa
     ) as plex_server, StashTestServer(scenes=_STASH_SCENES) as stash_server:
         data_dir = Path(temp)
         say(f"data dir {data_dir}; Plex test server at {plex_server.url}, Stash test server at {stash_server.url}")
+        plexsync = PlexSyncData(data_dir)
+        plexsync.create_dlq()  # PlexSync creates dlq.db when its worker starts
         dlq = DeadLetterQueue(data_dir)
         queue = open_queue(data_dir)
         plex = PlexConnection(plex_server.url, token, timeout=1.0)
@@ -144,7 +149,7 @@ def run_demo(say: Callable[[str], None], *, interval: float = 0.2, timeout: floa
             enqueue(queue, scene_id, "metadata", {"title": f"Scene {scene_id}"})
         yesterday = time.time() - 86400
         for scene_id in (30, 31, 32):
-            _dead_letter(dlq, scene_id, PlexServerDown("an outage yesterday, outside this window"), yesterday)
+            _dead_letter(plexsync, scene_id, PlexServerDown("an outage yesterday, outside this window"), yesterday)
         say(
             f"Stash has scenes 1-40 except {list(_DELETED_FROM_STASH)}; scenes {list(_ALREADY_QUEUED)} are already"
             " queued; the DLQ holds 3 entries from yesterday's outage"
@@ -166,7 +171,7 @@ def run_demo(say: Callable[[str], None], *, interval: float = 0.2, timeout: floa
                 if not timeline.started.wait(timeout):
                     raise TimeoutError("the watch loop never reported the outage")
                 say("outage_started received; PlexSync dead-letters its jobs while Plex is down")
-                _fill_dlq_during_outage(dlq, time.time())
+                _fill_dlq_during_outage(plexsync, time.time())
                 dlq_before = dlq.get_count()
                 time.sleep(interval * 3)
                 say("bringing Plex back up ...")

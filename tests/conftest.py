@@ -11,6 +11,7 @@ import pytest
 from plexsync_recovery_plugin.plex import exceptions as plex_exceptions
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
+from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
 from tests.fakes import Recorder
 
 #: A fixed outage window used across tests: 2026-02-15 19:00:00 .. 19:30:00 UTC.
@@ -32,8 +33,16 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def dlq(data_dir: Path) -> DeadLetterQueue:
-    return DeadLetterQueue(data_dir)
+def plexsync_dir(data_dir: Path) -> PlexSyncData:
+    """Writes PlexSync's files into ``data_dir`` as PlexSync does."""
+    return PlexSyncData(data_dir)
+
+
+@pytest.fixture
+def dlq(plexsync_dir: PlexSyncData) -> DeadLetterQueue:
+    """The read-only DLQ over a ``dlq.db`` PlexSync has created (empty)."""
+    plexsync_dir.create_dlq()
+    return DeadLetterQueue(plexsync_dir.data_dir)
 
 
 @pytest.fixture
@@ -93,8 +102,8 @@ AddEntry = Callable[..., int]
 
 
 @pytest.fixture
-def add_entry(dlq: DeadLetterQueue) -> AddEntry:
-    """Dead-letter a job for ``scene_id`` that failed at ``failed_at`` with ``error_type``."""
+def add_entry(plexsync_dir: PlexSyncData, dlq: DeadLetterQueue) -> AddEntry:
+    """Dead-letter a job for ``scene_id`` that failed at ``failed_at`` with ``error_type``, as PlexSync does."""
 
     def add(
         scene_id: int,
@@ -105,7 +114,7 @@ def add_entry(dlq: DeadLetterQueue) -> AddEntry:
         data: Any = None,
     ) -> int:
         job = make_job(scene_id, update_type, data if data is not None else {"title": f"Scene {scene_id}"})
-        return dlq.add(job, plex_error(error_type), retry_count=3, failed_at=failed_at)
+        return plexsync_dir.add_dead_letter(job, error_type=error_type, retry_count=3, failed_at=failed_at)
 
     return add
 

@@ -79,7 +79,10 @@ def test_window_query_mode_reads_the_window_through_the_index(capsys: pytest.Cap
     report = json.loads(capsys.readouterr().out)
     assert (report["rows"], report["window_rows"], report["returned"]) == (3000, 250, 250)
     assert len(report["query_seconds"]) == 3
-    assert all("USING INDEX idx_dead_letters_recovery_window" in details[0] for details in report["plan"].values())
+    assert report["mixed_returned"] == 250
+    assert len(report["plexsync_form_only_seconds"]) == len(report["mixed_query_seconds"]) == 3
+    assert all(details[0].startswith("SEARCH dead_letters USING INDEX idx_failed_at (")
+               for details in report["plan"].values())
 
 
 def test_built_data_dir_is_plexsync_shaped(tmp_path: Path) -> None:

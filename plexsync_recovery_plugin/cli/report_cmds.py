@@ -1,9 +1,8 @@
 """``plexsync-recovery outages`` and ``plexsync-recovery dlq``: read-only reports on a data directory.
 
 ``outages`` lists the outage history with MTTR, MTBF and availability; ``dlq`` counts the
-dead letters by error type and by day and lists the entries of a window. Neither changes a
-row (a missing DLQ reads as an empty one); listing a window may add the window query's index
-to ``dlq.db``, as any recovery does.
+dead letters by error type and by day and lists the entries of a window. Neither writes
+anything: ``dlq.db`` is opened read-only and a missing one reads as an empty DLQ.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import Any, Sequence
 from .output import Output, format_duration, format_time, truncate
 from .settings import TIME_HELP, Settings, add_common_arguments, non_negative_int, open_dlq, parse_window
 
-__all__ = ["OutageSummary", "dlq_counts_by_day", "register", "run_dlq", "run_outages", "summarize_outages"]
+__all__ = ["OutageSummary", "register", "run_dlq", "run_outages", "summarize_outages"]
 
 DEFAULT_ENTRY_LIMIT = 50
 
@@ -170,33 +169,9 @@ def run_outages(args: argparse.Namespace) -> int:
 # -- dlq -------------------------------------------------------------------------------------
 
 
-def dlq_counts_by_day(dlq: Any, error_types: Sequence[str] | None = None) -> list[tuple[str | None, int]]:
-    """Count DLQ entries per UTC day of ``failed_at``, oldest day first.
-
-    Args:
-        dlq: A ``DeadLetterQueue``.
-        error_types: Only these types; all when None or empty.
-
-    Returns:
-        ``(day, count)`` pairs; ``day`` is ``YYYY-MM-DD``, or None for unparseable times.
-    """
-    sql = "SELECT date(failed_at) AS day, COUNT(*) FROM dead_letters"
-    params: list[Any] = []
-    if error_types:
-        sql += f" WHERE error_type IN ({', '.join('?' * len(error_types))})"
-        params.extend(error_types)
-    sql += " GROUP BY day ORDER BY day"
-    conn = dlq._get_connection()
-    try:
-        return [(row[0], int(row[1])) for row in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
 def run_dlq(args: argparse.Namespace) -> int:
     """Print the DLQ counts (and a window's entries); return the exit code."""
     from ..sync_queue.dlq import DLQ_FILE_NAME
-    from ..sync_queue.dlq_window import DlqWindow
 
     settings: Settings = args.settings
     out: Output = args.out
@@ -212,10 +187,10 @@ def run_dlq(args: argparse.Namespace) -> int:
     if path.exists():  # a missing DLQ is an empty one; a report never creates it
         dlq = open_dlq(data_dir)
         by_type = dlq.get_error_summary()
-        by_day = dlq_counts_by_day(dlq, wanted)
+        by_day = dlq.counts_by_day(wanted)
         if window is not None:
             types = wanted or [name for name in by_type if name is not None]
-            selection = DlqWindow(dlq, window[0], window[1], types)
+            selection = dlq.window(window[0], window[1], types)
             in_window = len(selection)
             for entry in selection:
                 if args.limit and len(entries) >= args.limit:

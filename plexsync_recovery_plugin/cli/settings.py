@@ -317,18 +317,14 @@ def require_stash_key_accepted(stash: Any) -> None:
 
 
 def open_dlq(data_dir: Path) -> Any:
-    """Open ``<data_dir>/dlq.db`` as a ``DeadLetterQueue`` (creating it if absent, as PlexSync does).
+    """``<data_dir>/dlq.db`` as a read-only ``DeadLetterQueue``.
 
-    Raises:
-        CliError: The file is not a usable SQLite database, or cannot be opened.
+    Opening touches nothing (the file is never created); a missing or unreadable file
+    raises ``DlqUnavailable`` (a ``sqlite3.DatabaseError`` naming the file) on the first read.
     """
-    from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
+    from ..sync_queue.dlq import DeadLetterQueue
 
-    path = data_dir / DLQ_FILE_NAME
-    try:
-        return DeadLetterQueue(data_dir)
-    except sqlite3.DatabaseError as error:
-        raise CliError(f"cannot use the DLQ {str(path)!r}: {error}") from None
+    return DeadLetterQueue(data_dir)
 
 
 def open_job_queue(data_dir: Path) -> Any:

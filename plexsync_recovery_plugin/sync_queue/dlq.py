@@ -1,49 +1,30 @@
-"""PlexSync's dead-letter queue: a SQLite table of jobs that kept failing.
+"""PlexSync's dead-letter queue, read only: the one owner of ``<data_dir>/dlq.db``.
 
-The file and schema are PlexSync's own (``<data_dir>/dlq.db``, table ``dead_letters``), so
-this class can open a real PlexSync data directory and PlexSync can open ours.
+The file, its table ``dead_letters`` and its indexes are PlexSync's; PlexSync alone writes
+them. This class opens the file with SQLite's ``mode=ro`` on every read, so no statement of
+the plugin can change it: no table, index or pragma is ever created, a missing file is an
+error rather than a new empty DLQ, and no ``-journal``, ``-wal`` or ``-shm`` file appears.
+Every query of the file lives here or in :mod:`.dlq_window` (the window query).
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import sqlite3
-import time
-import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from ..sqlite_uri import sqlite_uri
+from .dlq_forms import FORMS, STORED_TIME_KEY, StoredForm
+from .dlq_window import DlqWindow
+from .safe_pickle import MAX_PICKLE_BYTES
 
-__all__ = ["DeadLetterQueue", "DLQ_FILE_NAME", "DlqUnavailable", "format_timestamp"]
+__all__ = ["DLQ_FILE_NAME", "DeadLetterQueue", "DlqUnavailable"]
 
 logger = logging.getLogger(__name__)
 
 DLQ_FILE_NAME = "dlq.db"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER,
-    scene_id INTEGER,
-    job_data BLOB,
-    error_type TEXT,
-    error_message TEXT,
-    stack_trace TEXT,
-    retry_count INTEGER,
-    failed_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
-);
-CREATE INDEX IF NOT EXISTS idx_dlq_failed_at ON dead_letters(failed_at);
-CREATE INDEX IF NOT EXISTS idx_dlq_scene_id ON dead_letters(scene_id);
-"""
-
-_COLUMNS = "id, job_id, scene_id, job_data, error_type, error_message, stack_trace, retry_count, failed_at"
-
-
-def format_timestamp(unix_seconds: float) -> str:
-    """Render Unix seconds as SQLite's ``CURRENT_TIMESTAMP`` text (UTC, whole seconds)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_seconds))
 
 
 class DlqUnavailable(sqlite3.DatabaseError):
@@ -53,37 +34,31 @@ class DlqUnavailable(sqlite3.DatabaseError):
     """
 
 
-def _row_to_dict(row: sqlite3.Row) -> dict[str, Any]:
-    return {key: row[key] for key in row.keys()}
+def _type_filter(error_types: Sequence[str] | None) -> tuple[str, list[str]]:
+    if not error_types:
+        return "", []
+    return f" WHERE error_type IN ({', '.join('?' * len(error_types))})", list(error_types)
 
 
 class DeadLetterQueue:
-    """The dead-letter queue in ``<data_dir>/dlq.db``.
+    """PlexSync's dead-letter queue in ``<data_dir>/dlq.db``, opened read-only.
+
+    Constructing it touches nothing; each read opens the file (``mode=ro``) and closes it.
 
     Attributes:
         data_dir: The PlexSync data directory.
         db_path: Path of the SQLite file.
-        timeout: Seconds a connection waits for another writer's lock.
+        timeout: Seconds a read waits while PlexSync holds a write lock.
     """
 
     def __init__(self, data_dir: str | Path, *, timeout: float = 30.0) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / DLQ_FILE_NAME
         self.timeout = timeout
-        self._uri = sqlite_uri(self.db_path, "rw")  # never creates the file
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.db_path, timeout=self.timeout)
-        try:
-            with conn:
-                conn.executescript(_SCHEMA)
-        finally:
-            conn.close()
+        self._uri = sqlite_uri(self.db_path, "ro")
 
     def _get_connection(self) -> sqlite3.Connection:
-        """Open a new connection to the DLQ file; the caller closes it.
-
-        The file is never created here: a DLQ that vanished after start-up is an error, not a
-        new empty DLQ. A read-only file opens read-only.
+        """Open a new read-only connection to the DLQ file; the caller closes it.
 
         Raises:
             DlqUnavailable: The file is missing, is not a SQLite database, has no
@@ -99,84 +74,65 @@ class DeadLetterQueue:
         except sqlite3.Error as error:
             conn.close()
             raise DlqUnavailable(f"cannot read the DLQ {self.db_path}: {error}") from None
-        conn.row_factory = sqlite3.Row
         return conn
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        conn = self._get_connection()
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection for the window query, closed on exit.
 
-    def add(self, job: dict[str, Any], error: BaseException, retry_count: int, *, failed_at: float | None = None) -> int:
-        """Store a job that failed for good.
+        ``mode=ro`` makes any write through it fail, so handing it to :class:`DlqWindow`
+        keeps this class the only one that opens the file.
 
-        Args:
-            job: The job dict as queued (``scene_id`` and ``job_id`` are copied into columns).
-            error: The final error; its class name becomes ``error_type``.
-            retry_count: How many times the job was tried.
-            failed_at: Unix seconds of the failure; now when omitted (as PlexSync does).
-
-        Returns:
-            The new row's id.
+        Raises:
+            DlqUnavailable: As :meth:`_get_connection`.
         """
-        stack = "".join(traceback.format_exception(error))
-        values: tuple[Any, ...] = (
-            job.get("job_id"),
-            job.get("scene_id"),
-            pickle.dumps(job),
-            type(error).__name__,
-            str(error),
-            stack,
-            retry_count,
-        )
-        columns = "job_id, scene_id, job_data, error_type, error_message, stack_trace, retry_count"
-        placeholders = "?, ?, ?, ?, ?, ?, ?"
-        if failed_at is not None:
-            columns += ", failed_at"
-            placeholders += ", ?"
-            values += (format_timestamp(failed_at),)
         conn = self._get_connection()
         try:
-            with conn:
-                cursor = conn.execute(f"INSERT INTO dead_letters ({columns}) VALUES ({placeholders})", values)
-            row_id = int(cursor.lastrowid or 0)
+            yield conn
         finally:
             conn.close()
-        logger.debug("dead-lettered job for scene %s as entry %d (%s)", job.get("scene_id"), row_id, values[3])
-        return row_id
 
-    def get_recent(self, limit: int = 10) -> list[dict[str, Any]]:
-        """Return the ``limit`` newest entries, newest first."""
-        rows = self._query(f"SELECT {_COLUMNS} FROM dead_letters ORDER BY failed_at DESC, id DESC LIMIT ?", (limit,))
-        return [_row_to_dict(row) for row in rows]
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.reader() as conn:
+            return conn.execute(sql, tuple(params)).fetchall()
 
-    def get_by_id(self, entry_id: int) -> dict[str, Any] | None:
-        """Return one entry, or None if there is no such id."""
-        rows = self._query(f"SELECT {_COLUMNS} FROM dead_letters WHERE id = ?", (entry_id,))
-        return _row_to_dict(rows[0]) if rows else None
+    def window(
+        self,
+        start_time: float,
+        end_time: float,
+        error_types: Sequence[str],
+        *,
+        page_size: int = 1000,
+        max_job_bytes: int = MAX_PICKLE_BYTES,
+        stored_forms: Sequence[StoredForm] = FORMS,
+    ) -> DlqWindow:
+        """The entries with ``start_time <= failed_at <= end_time`` of ``error_types``, oldest first.
+
+        See :class:`DlqWindow` (streamed in pages; ``len()`` counts in SQL).
+        """
+        return DlqWindow(self, start_time, end_time, error_types, page_size=page_size, max_job_bytes=max_job_bytes,
+                         stored_forms=stored_forms)
 
     def get_count(self) -> int:
         """Return how many entries the DLQ holds."""
         return int(self._query("SELECT COUNT(*) FROM dead_letters")[0][0])
 
-    def delete_older_than(self, days: int) -> int:
-        """Delete entries older than ``days`` days (PlexSync's retention); return how many.
-
-        Recovery never calls this: it is the retention job's tool, kept for parity with PlexSync.
-        """
-        conn = self._get_connection()
-        try:
-            with conn:
-                cursor = conn.execute(
-                    "DELETE FROM dead_letters WHERE failed_at < datetime('now', ?)", (f"-{int(days)} days",)
-                )
-            return cursor.rowcount
-        finally:
-            conn.close()
-
     def get_error_summary(self) -> dict[str, int]:
-        """Return the number of entries per ``error_type``."""
+        """Return the number of entries per ``error_type``, by type name."""
         rows = self._query("SELECT error_type, COUNT(*) FROM dead_letters GROUP BY error_type ORDER BY error_type")
         return {row[0]: int(row[1]) for row in rows}
+
+    def counts_by_day(self, error_types: Sequence[str] | None = None) -> list[tuple[str | None, int]]:
+        """Count entries per UTC day of ``failed_at``, oldest day first.
+
+        Text times and Unix numbers are both dated (a number is Unix seconds).
+
+        Args:
+            error_types: Only these types; all when None or empty.
+
+        Returns:
+            ``(day, count)`` pairs; ``day`` is ``YYYY-MM-DD``, or None for a time SQLite cannot read.
+        """
+        where, params = _type_filter(error_types)
+        sql = f"SELECT substr({STORED_TIME_KEY}, 1, 10) AS day, COUNT(*) FROM dead_letters{where} GROUP BY day ORDER BY day"
+        return [(row[0], int(row[1])) for row in self._query(sql, params)]

@@ -1,19 +1,28 @@
-"""The DLQ entries of one outage window, read page by page.
+"""The DLQ entries of one outage window, read page by page on PlexSync's own index.
 
-``failed_at`` is SQLite text (``"2026-02-15 19:17:49"``, UTC; sometimes with fractional
-seconds or a ``T``) while windows are Unix float seconds. Both sides are compared as
-SQLite's normalized ``YYYY-MM-DD HH:MM:SS.SSS`` text, so a window is exact to SQLite's
-millisecond and the comparison can use an index on that same expression.
+Windows are Unix float seconds; ``failed_at`` is whatever was stored in a column of
+NUMERIC affinity. PlexSync stores ``CURRENT_TIMESTAMP`` text (``"2026-02-15 19:17:49"``,
+UTC); a hand edit or another tool may store ISO text with ``T``, ``Z``, ``+00:00`` or
+fractional seconds, or a Unix number. Each entry's time is SQLite's normalized
+``YYYY-MM-DD HH:MM:SS.SSS`` text of that value (numbers read as Unix seconds), and the
+window is compared on it: windows are inclusive and exact to SQLite's millisecond.
+
+The DLQ is read-only, so the query must do with PlexSync's index ``idx_failed_at`` on the
+raw column, which orders numbers before text and text byte by byte. A window is therefore
+read as one index range per stored form (``:mod:`.dlq_forms```): the space text, the ``T``
+text and the numbers. Each range is paged in index order, re-sorted a whole second at a
+time, and the ranges are merged by (time, id). Memory holds about one page per range.
 """
 
 from __future__ import annotations
 
-import logging
+import heapq
 import math
 import sqlite3
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+from .dlq_forms import FORMS, RAW, SECOND, STORED_TIME_KEY, StoredForm, row_order
 from .safe_pickle import MAX_PICKLE_BYTES
 
 if TYPE_CHECKING:
@@ -21,38 +30,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DlqWindow",
-    "FAILED_AT_KEY",
-    "WINDOW_INDEX",
+    "FAILED_AT_INDEX",
+    "STORED_TIME_KEY",
     "selected_milliseconds",
     "validate_window",
     "whole_seconds",
 ]
 
-logger = logging.getLogger(__name__)
-
-#: ``failed_at`` as comparable text at millisecond precision (NULL when it is not a time).
-FAILED_AT_KEY = "strftime('%Y-%m-%d %H:%M:%f', failed_at)"
-WINDOW_INDEX = "idx_dead_letters_recovery_window"
-_CREATE_INDEX = f"CREATE INDEX IF NOT EXISTS {WINDOW_INDEX} ON dead_letters({FAILED_AT_KEY}, id)"
-_BOUND_KEY = "datetime(?, 'unixepoch') || printf('.%03d', ?)"
+#: PlexSync's own index on ``dead_letters(failed_at)``: the one the window query seeks.
+FAILED_AT_INDEX = "idx_failed_at"
 _LAST_SECOND = 253402300799  # 9999-12-31 23:59:59, the last time SQLite's text can hold
-
-#: The keys of each entry, in the order of ``_SELECT``'s columns (the key column is dropped).
+_BOUND_KEY = "datetime(?, 'unixepoch') || printf('.%03d', ?)"
+#: The keys of each entry, in the order of the statements' first columns.
 _ENTRY_KEYS = ("id", "scene_id", "error_type", "error_message", "failed_at", "job_data", "job_data_size")
-_SELECT = (
-    "SELECT id, scene_id, error_type, error_message, failed_at,"
-    " CASE WHEN length(job_data) <= :max_bytes THEN job_data END, length(job_data),"
-    f" {FAILED_AT_KEY} FROM dead_letters WHERE "
-)
-# Keyset paging, each page a pure index seek on (key, id): the first page from the window's
-# start; later ones finish the cursor's key (ties: PlexSync's failed_at has whole seconds,
-# so a burst shares one value) and then go on after it. One statement with
-# "key > k OR (key = k AND id > i)" would restart every page from the window's start.
-_FIRST_PAGE = f"{FAILED_AT_KEY} >= :low AND {FAILED_AT_KEY} <= :high"
-_SAME_KEY_PAGE = f"{FAILED_AT_KEY} = :after_key AND id > :after_id"
-_LATER_KEY_PAGE = f"{FAILED_AT_KEY} > :after_key AND {FAILED_AT_KEY} <= :high"
-_ORDER = f" ORDER BY {FAILED_AT_KEY}, id LIMIT :limit"
-_SAME_KEY_ORDER = " ORDER BY id LIMIT :limit"  # the key is fixed; ordering by it too would make SQLite sort
 
 
 def validate_window(start: Any, end: Any) -> tuple[float, float]:
@@ -102,13 +92,15 @@ def _second_and_millis(millis: int) -> tuple[int, int]:
     return divmod(max(0, min(millis, _LAST_SECOND * 1000 + 999)), 1000)
 
 
-class DlqWindow(Sequence[dict]):
+class DlqWindow(Sequence[dict[str, Any]]):
     """Entries with ``start <= failed_at <= end`` and ``error_type`` in ``error_types``.
 
     Oldest first (``failed_at``, then ``id``). ``len()`` counts in SQL and iteration reads
-    ``page_size`` rows at a time, so memory does not grow with the window. Blobs larger
-    than ``max_job_bytes`` are not read: their ``job_data`` is None and ``job_data_size``
-    says why. Indexing loads everything; prefer iteration.
+    ``page_size`` rows at a time per stored form, so memory does not grow with the window.
+    Blobs larger than ``max_job_bytes`` are not read: their ``job_data`` is None and
+    ``job_data_size`` says why. Indexing loads everything; prefer iteration.
+    ``stored_forms`` limits the read to some forms of ``failed_at`` (all by default; the
+    benchmark times PlexSync's own form alone to price the others).
 
     Raises:
         ValueError: A bound is NaN, or ``page_size`` is not a positive integer.
@@ -123,8 +115,10 @@ class DlqWindow(Sequence[dict]):
         *,
         page_size: int = 1000,
         max_job_bytes: int = MAX_PICKLE_BYTES,
+        stored_forms: Sequence[StoredForm] = FORMS,
     ) -> None:
         self.dlq = dlq
+        self.stored_forms = tuple(stored_forms)
         self.start_time = float(start_time)
         self.end_time = float(end_time)
         self.error_types = [str(name) for name in error_types]
@@ -140,89 +134,99 @@ class DlqWindow(Sequence[dict]):
     def _empty(self) -> bool:
         return not self.error_types or self.start_time > self.end_time or self.end_time < 0
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = self.dlq._get_connection()
-        try:
-            with conn:
-                conn.execute(_CREATE_INDEX)
-        except sqlite3.OperationalError as error:  # read-only or locked DLQ: correct, only slower
-            logger.debug("could not create the window index on %s: %s", self.dlq.db_path, error)
-        return conn
-
     def __len__(self) -> int:
         if self._count is None:
-            if self._empty:
-                self._count = 0
-            else:
-                conn = self._connect()
-                try:
-                    sql = "SELECT COUNT(*) FROM dead_letters WHERE " + _FIRST_PAGE + self._type_filter()
-                    self._count = int(conn.execute(sql, self._page_params(conn)).fetchone()[0])
-                finally:
-                    conn.close()
+            self._count = 0
+            if not self._empty:
+                with self.dlq.reader() as conn:
+                    params = self._params(conn)
+                    types = self._types_sql()
+                    self._count = sum(int(conn.execute(form.count_sql(types), form.bounds(params)).fetchone()[0])
+                                      for form in self.stored_forms)
         return self._count
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._empty:
             return
-        conn = self._connect()
-        conn.row_factory = None  # plain tuples: the dicts are built here, faster than sqlite3.Row
-        try:
-            params = self._page_params(conn)
-            while True:
-                rows = self._fetch_page(conn, params)
-                for row in rows:
-                    yield dict(zip(_ENTRY_KEYS, row))
-                if len(rows) < self.page_size:
-                    return
-                params["after_key"], params["after_id"] = rows[-1][-1], rows[-1][0]
-        finally:
-            conn.close()
+        with self.dlq.reader() as conn:
+            params = self._params(conn)
+            streams = [self._stream(conn, form, params) for form in self.stored_forms]
+            for row in heapq.merge(*streams, key=row_order):
+                yield dict(zip(_ENTRY_KEYS, row))
 
-    def _page_params(self, conn: sqlite3.Connection) -> dict[str, Any]:
+    def _params(self, conn: sqlite3.Connection) -> dict[str, Any]:
+        """Named parameters shared by every statement: the exact keys, the seconds, the types."""
         low, high = (_second_and_millis(millis) for millis in selected_milliseconds(self.start_time, self.end_time))
         low_key, high_key = conn.execute(f"SELECT {_BOUND_KEY}, {_BOUND_KEY}", (*low, *high)).fetchone()
         params: dict[str, Any] = {"low": low_key, "high": high_key, "max_bytes": self.max_job_bytes,
-                                  "after_key": None, "after_id": None, "limit": self.page_size}
+                                  "limit": self.page_size,
+                                  # a value may round up by half a millisecond into the next second
+                                  "low_second": max(0, low[0] - 1), "high_second": high[0]}
         params.update((f"type{index}", name) for index, name in enumerate(self.error_types))
         return params
 
-    def _type_filter(self) -> str:
+    def _types_sql(self) -> str:
         return " AND error_type IN (" + ", ".join(f":type{index}" for index in range(len(self.error_types))) + ")"
 
-    def _fetch_page(self, conn: sqlite3.Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Up to ``page_size`` rows after the cursor (``after_key``, ``after_id``), or from the start."""
-        types = self._type_filter()
-        if params["after_key"] is None:
-            return conn.execute(_SELECT + _FIRST_PAGE + types + _ORDER, params).fetchall()
-        rows = conn.execute(_SELECT + _SAME_KEY_PAGE + types + _SAME_KEY_ORDER, params).fetchall()
-        if len(rows) < self.page_size:
-            rest = dict(params, limit=self.page_size - len(rows))
-            rows.extend(conn.execute(_SELECT + _LATER_KEY_PAGE + types + _ORDER, rest).fetchall())
-        return rows
+    def _stream(self, conn: sqlite3.Connection, form: StoredForm, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+        """One stored form's rows of the window, ordered by (second, time, id), a page at a time.
+
+        A page in index order is cut after its last complete second (the rest is read
+        again from that second on) and sorted: spellings of one second (``.5`` before
+        ``Z``) sort by text, not by time. A second filling a whole page is read alone.
+        """
+        types = self._types_sql()
+        bounds = form.bounds(params)
+        while True:
+            rows = conn.execute(form.page_sql(types), bounds).fetchall()
+            if len(rows) < self.page_size:
+                yield from sorted(rows, key=form.group_order)
+                return
+            last_second = rows[-1][SECOND]
+            cut = next(index for index, row in enumerate(rows) if row[SECOND] == last_second)
+            if cut:
+                yield from sorted(rows[:cut], key=form.group_order)
+                bounds["lo"] = rows[cut][RAW]  # the first stored value of the unfinished second
+                continue
+            yield from self._one_second(conn, form, dict(bounds, next=form.first_value(last_second + 1)), rows)
+            bounds["lo"] = form.first_value(last_second + 1)
+
+    def _one_second(
+        self, conn: sqlite3.Connection, form: StoredForm, bounds: dict[str, Any], first_page: list[tuple[Any, ...]]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Every row of one second that fills a page: by id when stored in one spelling, else sorted in SQL."""
+        types = self._types_sql()
+        raw = first_page[0][RAW]
+        uniform = all(row[RAW] == raw for row in first_page)
+        if uniform and not conn.execute(form.other_value_sql(types), dict(bounds, raw=raw)).fetchone():
+            yield from first_page  # one stored value: one time, rows already in id order
+            params = dict(bounds, raw=raw, after_id=first_page[-1][0])
+            while rows := conn.execute(form.same_value_sql(types), params).fetchall():
+                yield from rows
+                params["after_id"] = rows[-1][0]
+            return
+        params = dict(bounds, after_key="", after_id=0)  # several spellings: SQLite sorts this second per page
+        while rows := conn.execute(form.sorted_second_sql(types), params).fetchall():
+            yield from rows
+            params["after_key"], params["after_id"] = row_order(rows[-1])
 
     def query_plan(self) -> dict[str, list[str]]:
-        """``EXPLAIN QUERY PLAN`` of the page statements (``first``, ``same_key``, ``later_key``).
+        """``EXPLAIN QUERY PLAN`` of each statement, by ``<form>.<statement>``.
 
-        Each should be one ``SEARCH ... USING INDEX idx_dead_letters_recovery_window`` with
-        no temporary B-tree: a page costs an index seek, not a scan or a sort.
+        ``page``, ``same_value`` and ``count`` should each be one ``SEARCH ... USING INDEX
+        idx_failed_at`` without a temporary B-tree; ``sorted_second`` (a second stored in
+        several spellings and filling a page) sorts that one second.
         """
-        conn = self._connect()
-        try:
-            params = self._page_params(conn)
-            params.update(after_key=params["low"], after_id=0)
-            plans: dict[str, list[str]] = {}
-            statements = (
-                ("first", _FIRST_PAGE, _ORDER),
-                ("same_key", _SAME_KEY_PAGE, _SAME_KEY_ORDER),
-                ("later_key", _LATER_KEY_PAGE, _ORDER),
-            )
-            for name, where, order in statements:
-                sql = "EXPLAIN QUERY PLAN " + _SELECT + where + self._type_filter() + order
-                plans[name] = [str(row[-1]) for row in conn.execute(sql, params)]
-            return plans
-        finally:
-            conn.close()
+        plans: dict[str, list[str]] = {}
+        types = self._types_sql()
+        with self.dlq.reader() as conn:
+            params = self._params(conn)
+            for form in self.stored_forms:
+                bounds = dict(form.bounds(params), next=form.first_value(params["high_second"]),
+                              raw=form.first_value(params["low_second"]), after_id=0, after_key="")
+                for name, sql in form.statements(types).items():
+                    plans[f"{form.name}.{name}"] = [str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, bounds)]
+        return plans
 
     def __getitem__(self, index: Any) -> Any:
         return list(self)[index]

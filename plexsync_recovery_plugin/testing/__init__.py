@@ -1,12 +1,28 @@
-"""Loopback stand-ins for Plex and Stash, for tests, the demo and the benchmark.
+"""Test kit: loopback stand-ins for Plex and Stash, and PlexSync's files written as PlexSync writes them.
 
-Both are real HTTP servers on 127.0.0.1 (ephemeral ports, daemon threads) that the real
-clients (``plexapi``, ``stashapi``) talk to unchanged, and whose failure mode (down,
+Both servers are real HTTP servers on 127.0.0.1 (ephemeral ports, daemon threads) that the
+real clients (``plexapi``, ``stashapi``) talk to unchanged, and whose failure mode (down,
 starting, slow, database locked) can be switched while a test runs. See
-:class:`PlexTestServer` and :class:`StashTestServer`.
+:class:`PlexTestServer` and :class:`StashTestServer`. :mod:`.plexsync_data` writes a PlexSync
+data directory (``dlq.db``, the queue, ``outage_history.json``).
+
+The servers load on first use, so ``plexsync_data`` imports without them.
 """
 
-from .plex_server import PlexTestServer
-from .stash_server import StashTestServer
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["PlexTestServer", "StashTestServer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PlexTestServer":
+        from .plex_server import PlexTestServer
+
+        return PlexTestServer
+    if name == "StashTestServer":
+        from .stash_server import StashTestServer
+
+        return StashTestServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

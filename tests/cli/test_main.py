@@ -76,7 +76,7 @@ def test_data_dir_that_is_a_file(capsys, tmp_path):
 def test_unreadable_dlq_is_one_line(capsys, data_dir):
     (data_dir / "dlq.db").mkdir()  # root can read any file, but nobody can open a directory as SQLite
     assert main(["dlq", "--data-dir", str(data_dir)]) == 1
-    assert_one_error_line(capsys.readouterr().err, str(data_dir / "dlq.db"), "unable to open")
+    assert_one_error_line(capsys.readouterr().err, str(data_dir / "dlq.db"), "cannot open the DLQ")
 
 
 def test_read_only_database_error_is_one_line(capsys, data_dir, monkeypatch):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -74,18 +73,13 @@ def _snapshot(data_dir):
     }
 
 
-def test_dry_run_shows_each_entry_and_changes_nothing(capsys, data_dir, dlq, queue, add_entry, plex_server,
-                                                      stash_server):
+def test_dry_run_shows_each_entry_and_changes_nothing(capsys, data_dir, dlq, queue, add_entry, plexsync_dir,
+                                                      plex_server, stash_server):
     would = add_entry(1, failed_at=WINDOW_START + 1)
     queued = add_entry(2, failed_at=WINDOW_START + 2)
     missing = add_entry(9, failed_at=WINDOW_START + 3)
-    conn = sqlite3.connect(dlq.db_path)
-    with conn:
-        corrupt = conn.execute(
-            "INSERT INTO dead_letters (scene_id, job_data, error_type, error_message, failed_at)"
-            " VALUES (NULL, x'00ff', 'PlexServerDown', 'bad', '2026-02-15 19:00:04')"
-        ).lastrowid
-    conn.close()
+    corrupt = plexsync_dir.add_dead_letter({}, scene_id=None, job_data=b"\x00\xff", error_message="bad",
+                                           failed_at="2026-02-15 19:00:04")
     enqueue(queue, 2, "metadata", {"title": "already there"})
     before = _snapshot(data_dir)
     assert len(before["dlq"]) == 4 and len(before["queue"]) == 1
@@ -176,3 +170,16 @@ def test_include_optional_adds_the_optional_error_types(capsys, data_dir, add_en
         assert main([*base, "--include-optional"]) == 1  # found, but Plex is down
         report = json.loads(capsys.readouterr().out)
     assert [(row["id"], row["outcome"]) for row in report["entries"]] == [(optional, "plex down")]
+
+
+def test_dry_run_in_a_subprocess_leaves_the_dlq_file_as_it_was(run_cli, data_dir, add_entry, plex_server,
+                                                               stash_server):
+    add_entry(1, failed_at=WINDOW_START + 1)
+    add_entry(2, failed_at=WINDOW_START + 2, error_type="PlexAuthError")
+    before = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in data_dir.glob("dlq.db*")}
+    proc = run_cli("recover", *WINDOW, "--dry-run", "--json", "--data-dir", data_dir,
+                   *server_flags(plex_server, stash_server))
+    assert proc.returncode == 0, proc.stderr
+    assert [entry["id"] for entry in json.loads(proc.stdout)["entries"]] == [1]
+    after = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in data_dir.glob("dlq.db*")}
+    assert after == before and list(after) == ["dlq.db"]  # no index added, no -journal/-wal/-shm left

@@ -128,10 +128,11 @@ def test_dlq_limit_truncates_the_listing(capsys, data_dir, filled_dlq):
     assert "... and 2 more" in capsys.readouterr().out
 
 
-def test_dlq_long_messages_are_cut_to_one_line(capsys, data_dir, dlq):
+def test_dlq_long_messages_are_cut_to_one_line(capsys, data_dir, plexsync_dir):
     from plexsync_recovery_plugin.sync_queue.operations import make_job
 
-    dlq.add(make_job(5, "metadata", {}), RuntimeError("first line\n" + "x" * 200), 1, failed_at=WINDOW_START + 5)
+    plexsync_dir.add_dead_letter(make_job(5, "metadata", {}), error_type="RuntimeError",
+                                 error_message="first line\n" + "x" * 200, retry_count=1, failed_at=WINDOW_START + 5)
     assert main(["dlq", "--data-dir", str(data_dir), "--start", str(WINDOW_START), "--end", str(WINDOW_END)]) == 0
     row = capsys.readouterr().out.splitlines()[-1]
     assert "first line xxx" in row and row.endswith("...") and "x" * 100 not in row
@@ -148,3 +149,19 @@ def test_dlq_file_that_is_not_sqlite_is_one_line(run_cli, data_dir):
     proc = run_cli("dlq", "--data-dir", data_dir)
     assert proc.returncode == 1
     assert_one_error_line(proc.stderr, str(data_dir / "dlq.db"), "not a database")
+
+
+def _dlq_files(data_dir):
+    """dlq.db and any journal beside it: name -> (mtime, bytes)."""
+    return {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in sorted(data_dir.glob("dlq.db*"))}
+
+
+def test_dlq_report_changes_no_byte_and_adds_no_file(run_cli, data_dir, filled_dlq):
+    files_before = sorted(path.name for path in data_dir.rglob("*"))
+    dlq_before = _dlq_files(data_dir)
+    for argv in (["dlq"], ["dlq", "--start", str(WINDOW_START), "--end", str(WINDOW_END), "--json"]):
+        proc = run_cli(*argv, "--data-dir", data_dir)
+        assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["entries_in_window"] == 3
+    assert _dlq_files(data_dir) == dlq_before  # same bytes, same mtime: no index, no pragma, no journal
+    assert sorted(path.name for path in data_dir.rglob("*")) == files_before

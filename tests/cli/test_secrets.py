@@ -35,10 +35,11 @@ def _assert_files_clean(data_dir) -> None:
                 assert secret.encode() not in content, path
 
 
-def test_a_token_stored_in_a_dlq_message_is_masked_on_output(run_cli, data_dir, dlq):
+def test_a_token_stored_in_a_dlq_message_is_masked_on_output(run_cli, data_dir, plexsync_dir):
     # PlexSync may have stored a URL with the token in an error message.
-    dlq.add(make_job(3, "metadata", {}), RuntimeError(f"GET /library?X-Plex-Token={PLEX_SECRET} failed"), 1,
-            failed_at=WINDOW_START + 5)
+    plexsync_dir.add_dead_letter(make_job(3, "metadata", {}), error_type="RuntimeError",
+                                 error_message=f"GET /library?X-Plex-Token={PLEX_SECRET} failed", retry_count=1,
+                                 failed_at=WINDOW_START + 5)
     for extra in ([], ["--json"]):
         listing = run_cli("dlq", "--data-dir", data_dir, *WINDOW, *extra, env={"PLEX_TOKEN": PLEX_SECRET})
         assert listing.returncode == 0 and "X-Plex-Token=***" in listing.stdout

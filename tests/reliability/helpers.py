@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from plexsync_recovery_plugin.sync_queue.dlq import format_timestamp
 from plexsync_recovery_plugin.sync_queue.operations import make_job
+from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData, Stored
 from tests.fakes import DownPlex, HealthyPlex, PlainStash, Recorder, SwitchablePlex
 
 __all__ = [
@@ -35,38 +35,30 @@ DLQ_COLUMNS = "id, job_id, scene_id, job_data, error_type, error_message, stack_
 
 
 def insert_dlq_rows(dlq_path: Path, rows: Iterable[dict[str, Any]]) -> list[int]:
-    """Insert raw DLQ rows in one transaction (fast for thousands); return their ids.
+    """Dead-letter raw rows in one transaction through PlexSync's data factory; return their ids.
 
     Each row may give ``scene_id`` (the column; may be None or any value), ``job_data`` (raw
     bytes or None; when absent, a pickled job for ``scene_id``, or for scene 0 if that is None),
-    ``error_type`` (``PlexServerDown``), ``failed_at`` (Unix seconds or raw text) and ``job_id``.
+    ``error_type`` (``PlexServerDown``), ``failed_at`` (Unix seconds, raw text, or a
+    :class:`Stored` value; NULL when absent) and ``job_id``.
     """
-    conn = sqlite3.connect(dlq_path)
-    ids: list[int] = []
-    try:
-        with conn:
-            for row in rows:
-                scene_id = row.get("scene_id")
-                job = make_job(scene_id if scene_id is not None else 0, row.get("update_type", "metadata"), {"n": 1})
-                job_data = row["job_data"] if "job_data" in row else pickle.dumps(job)
-                failed_at = row.get("failed_at")
-                if isinstance(failed_at, (int, float)):
-                    failed_at = format_timestamp(failed_at)
-                cursor = conn.execute(
-                    "INSERT INTO dead_letters (job_id, scene_id, job_data, error_type, error_message,"
-                    " stack_trace, retry_count, failed_at) VALUES (?, ?, ?, ?, 'boom', 'trace', 3, ?)",
-                    (
-                        row.get("job_id", job["job_id"]),
-                        scene_id,
-                        job_data,
-                        row.get("error_type", "PlexServerDown"),
-                        failed_at,
-                    ),
-                )
-                ids.append(int(cursor.lastrowid))
-    finally:
-        conn.close()
-    return ids
+    entries = []
+    for row in rows:
+        scene_id = row.get("scene_id")
+        job = make_job(scene_id if scene_id is not None else 0, row.get("update_type", "metadata"), {"n": 1})
+        failed_at = row.get("failed_at")
+        entry: dict[str, Any] = {
+            "job": job,
+            "scene_id": scene_id,
+            "job_id": row.get("job_id", job["job_id"]),
+            "error_type": row.get("error_type", "PlexServerDown"),
+            "stack_trace": "trace",
+            "failed_at": Stored(None) if failed_at is None else failed_at,
+        }
+        if "job_data" in row:
+            entry["job_data"] = row["job_data"]
+        entries.append(entry)
+    return PlexSyncData(Path(dlq_path).parent).add_dead_letters(entries)
 
 
 def dlq_rows(dlq_path: Path) -> list[tuple[Any, ...]]:

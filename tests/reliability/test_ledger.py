@@ -19,12 +19,13 @@ from persistqueue.exceptions import Empty
 from plexsync_recovery_plugin import outage_ended
 from plexsync_recovery_plugin.sync_queue import ledger
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
+from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
 from plexsync_recovery_plugin.sync_queue.ledger import LEDGER_TABLE
 from plexsync_recovery_plugin.sync_queue.operations import make_job
 from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
 from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
-from tests.conftest import WINDOW_END, WINDOW_START, drain, plex_error
+from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import (
     HealthyPlex,
     PlainStash,
@@ -196,8 +197,8 @@ def test_a_recreated_dlq_reusing_an_id_is_not_taken_for_redriven(dlq, queue, dat
     recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir)
     _work_off_and_clear(data_dir)
     (data_dir / "dlq.db").unlink()
+    reused_id = PlexSyncData(data_dir).add_dead_letter(make_job(2, "metadata", {}), failed_at=WINDOW_START + 5)
     fresh = DeadLetterQueue(data_dir)
-    reused_id = fresh.add(make_job(2, "metadata", {}), plex_error("PlexServerDown"), 3, failed_at=WINDOW_START + 5)
     assert reused_id == 1
     result = recover_outage_jobs(_window(fresh), queue, PlainStash(), HealthyPlex(), data_dir)
     assert result.recovered_scene_ids == [2]

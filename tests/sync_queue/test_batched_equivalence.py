@@ -36,6 +36,7 @@ from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
 from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
 from plexsync_recovery_plugin.sync_queue.operations import enqueue, make_job, open_queue
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData, plexsync_timestamp
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 
 STASH_LOG = logging.getLogger("test.stash")
@@ -99,7 +100,7 @@ def _corrupt_blob(rng: random.Random, scene_id: int) -> tuple[int | None, bytes 
 def build_dataset(data_dir: Path, seed: int, entries: int) -> None:
     """A random DLQ, queue and ledger: queued, redriven, deleted, corrupt, duplicate, out-of-window entries."""
     rng = random.Random(seed)
-    dlq = DeadLetterQueue(data_dir)
+    plexsync = PlexSyncData(data_dir)
     queue = open_queue(data_dir)
     pool = rng.sample(range(1, LIBRARY + 1), k=entries // 2)  # sparse ids: gaps wider than one range
     rows: list[tuple[Any, ...]] = []
@@ -119,15 +120,10 @@ def build_dataset(data_dir: Path, seed: int, entries: int) -> None:
         rows.append((column, blob, error_type, failed_at))
     if seed % 2:
         rows.append((HUGE_SCENE, pickle.dumps(make_job(HUGE_SCENE, "metadata", {})), "PlexServerDown", WINDOW_START))
-    conn = sqlite3.connect(dlq.db_path)
-    with conn:
-        conn.executemany(
-            "INSERT INTO dead_letters (scene_id, job_data, error_type, error_message, retry_count, failed_at)"
-            " VALUES (?, ?, ?, 'boom', 3, datetime(?, 'unixepoch'))",
-            rows,
-        )
-        identities = [(row[0], row[1]) for row in conn.execute("SELECT id, failed_at FROM dead_letters ORDER BY id")]
-    conn.close()
+    stored = [(None, column, blob, error_type, "boom", "trace", 3, plexsync_timestamp(failed_at))
+              for column, blob, error_type, failed_at in rows]
+    plexsync.insert_dead_letter_rows(stored)
+    identities = [(index + 1, row[-1]) for index, row in enumerate(stored)]  # a fresh file numbers from 1
     for scene_id in rng.sample(pool, k=len(pool) // 10):
         enqueue(queue, scene_id, "metadata", {"already": True})
     queue_file = QueueFile(queue.path)

@@ -19,8 +19,9 @@ from plexsync_recovery_plugin.sync_queue.dlq_recovery import (
     get_outage_dlq_entries,
     recover_outage_jobs,
 )
-from plexsync_recovery_plugin.sync_queue.operations import enqueue, get_queued_scene_ids
+from plexsync_recovery_plugin.sync_queue.operations import enqueue, get_queued_scene_ids, make_job
 from tests.conftest import WINDOW_END, WINDOW_START, drain
+from tests.reliability.helpers import dlq_rows
 
 
 def recover(entries, queue, stash, plex, data_dir) -> RecoveryResult:
@@ -215,13 +216,9 @@ def test_enqueue_failure_is_counted_and_the_run_goes_on(dlq, queue, stash, plex,
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 3]
 
 
-def test_corrupt_job_data_is_counted_as_failed(dlq, queue, stash, plex, data_dir, add_entry):
-    bad_id = add_entry(1)
+def test_corrupt_job_data_is_counted_as_failed(dlq, queue, stash, plex, data_dir, plexsync_dir, add_entry):
+    plexsync_dir.add_dead_letter(make_job(1, "metadata", {}), job_data=b"not a pickle", failed_at=WINDOW_START + 60)
     add_entry(2)
-    conn = dlq._get_connection()
-    with conn:
-        conn.execute("UPDATE dead_letters SET job_data = ? WHERE id = ?", (b"not a pickle", bad_id))
-    conn.close()
     result = recover(window(dlq), queue, stash, plex, data_dir)
     assert (result.recovered, result.failed) == (1, 1)
     assert [job["scene_id"] for job in drain(data_dir)] == [2]
@@ -240,9 +237,9 @@ def test_second_run_on_the_same_entries_recovers_nothing(dlq, queue, stash, plex
 def test_recovery_never_deletes_dlq_rows(dlq, queue, stash, plex, data_dir, add_entry):
     for scene_id in range(1, 4):
         add_entry(scene_id)
-    before = [(row["id"], row["job_data"]) for row in dlq.get_recent(10)]
+    before = dlq_rows(dlq.db_path)
     recover(window(dlq), queue, stash, plex, data_dir)
-    assert [(row["id"], row["job_data"]) for row in dlq.get_recent(10)] == before
+    assert dlq_rows(dlq.db_path) == before
 
 
 def test_gate_functions_are_looked_up_at_call_time(dlq, queue, stash, plex, data_dir, add_entry, mocker):

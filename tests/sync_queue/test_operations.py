@@ -90,6 +90,7 @@ def test_data_dir_names_with_uri_characters_are_read_correctly(tmp_path):
     from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
     from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
     from plexsync_recovery_plugin.sync_queue.operations import open_queue
+    from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
 
     data_dir = tmp_path / "plex#2?x=%20y"
     queue = open_queue(data_dir)
@@ -99,6 +100,6 @@ def test_data_dir_names_with_uri_characters_are_read_correctly(tmp_path):
         assert QueueFile(queue.path).ledger_records([(1, "x")]) == {}
     finally:
         queue.close()
-    DeadLetterQueue(data_dir).add(make_job(7, "metadata", {}), ValueError("x"), 1)
+    PlexSyncData(data_dir).add_dead_letter(make_job(7, "metadata", {}), error_type="ValueError", retry_count=1)
     assert DeadLetterQueue(data_dir).get_count() == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["plex#2?x=%20y"]  # no stray file beside it
