@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from plexsync_recovery_plugin.cli import main
-from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
+from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
 from plexsync_recovery_plugin.testing import StashTestServer
 from tests.cli.conftest import assert_one_error_line
@@ -41,7 +41,7 @@ def test_a_directory_that_is_not_plexsyncs_is_refused(capsys, monkeypatch, tmp_p
 
 
 def test_a_directory_with_only_dlq_db_is_accepted(capsys, tmp_path):
-    DeadLetterQueue(tmp_path)  # creates dlq.db, as PlexSync does; no queue/
+    PlexSyncData(tmp_path).create_dlq()  # dlq.db as PlexSync creates it; no queue/
     assert main(["dlq", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith("DLQ entries by error type")
 

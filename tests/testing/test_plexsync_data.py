@@ -43,7 +43,7 @@ def test_dead_letters_hold_the_pickled_job_and_each_failed_at_as_asked(plexsync_
     assert rows[3][9].startswith("Traceback") and rows[3][9].endswith("PlexAuthError: 401\n")
 
 
-@pytest.mark.parametrize(("status", "still_queued"), [("pending", True), ("unack", True), ("acked", True),
+@pytest.mark.parametrize(("status", "still_queued"), [("pending", True), ("unack", True), ("acked", False),
                                                        ("ack_failed", False)])
 def test_queue_rows_go_through_a_real_sqlite_ack_queue(plexsync_dir, data_dir, status, still_queued):
     ids = plexsync_dir.queue_jobs([make_job(3, "metadata", {}), make_job(4, "metadata", {})], status=status,
