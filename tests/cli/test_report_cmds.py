@@ -54,9 +54,9 @@ def test_outages_table(capsys, data_dir):
     (data_dir / "outage_history.json").write_text(json.dumps(history))
     assert main(["outages", "--data-dir", str(data_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["start", "end", "duration", "jobs", "affected"]
-    assert lines[2].split() == ["2026-02-15", "19:00:00Z", "2026-02-15", "19:30:00Z", "30m", "00s", "7"]
-    assert "ongoing" in lines[3] and "so far" in lines[3]
+    assert lines[0].split() == ["source", "start", "end", "duration", "jobs", "affected"]
+    assert lines[2].split() == ["plexsync", "2026-02-15", "19:00:00Z", "2026-02-15", "19:30:00Z", "30m", "00s", "7"]
+    assert "ongoing" in lines[3] and "so far" in lines[3] and lines[3].startswith("plexsync")
     summary = {line.split("  ")[0]: line.split("  ")[-1].strip() for line in lines[5:]}
     assert summary["outages"] == "2 (one ongoing)"
     assert summary["MTTR (mean outage duration)"] == "30m 00s"
@@ -70,7 +70,9 @@ def test_outages_json_in_a_subprocess(run_cli, data_dir):
     proc = run_cli("outages", "--json", env={"STASH_PLUGIN_DATA": str(data_dir)})
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["outages"] == history
+    assert report["outages"] == [
+        {**history[0], "source": "plexsync", "ongoing": False, "records": 1},
+    ]
     assert report["summary"]["count"] == 1 and report["summary"]["mtbf_seconds"] is None
     assert report["summary"]["mttr_seconds"] == 1800.0
 

@@ -13,6 +13,7 @@ import time
 
 from plexsync_recovery_plugin.cli.watch_cmd import SignalSafeEvent
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from tests.cli.conftest import Daemon
 
 
@@ -31,11 +32,14 @@ def test_daemon_keeps_running_while_plex_and_stash_are_down(cli_env, data_dir):
     with PlexTestServer(initial_mode="down") as plex, StashTestServer(initial_mode="down") as stash:
         daemon = Daemon(cli_env, data_dir, "--plex-url", plex.url, "--stash-url", stash.url, "--fail-threshold", "2")
         daemon.wait_for("outage started")
-        history = json.loads((data_dir / "outage_history.json").read_text())
         code = daemon.stop(signal.SIGINT)
     assert code == 0
     assert "Traceback" not in daemon.stderr
-    assert len(history) == 1 and history[0]["ended_at"] is None
+    [outage] = DetectedOutages(data_dir).outages()
+    assert outage.ongoing and outage.source == "watch"
+    # The daemon never creates PlexSync's files: no history, no DLQ, no queue.
+    assert sorted(path.name for path in data_dir.iterdir()) == ["recovery_state.db"]
+    assert daemon.stderr.count("there is no dlq.db in") == 1
     assert "stopped by SIGINT" in daemon.stderr
 
 
