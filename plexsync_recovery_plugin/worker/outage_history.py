@@ -63,7 +63,8 @@ def _read_settled(path: Path) -> tuple[list[dict[str, Any]] | None, ValueError |
     """Parse ``path``; re-read while it does not parse and keeps changing, within ``REREAD_PAUSES``.
 
     Returns ``(records, None)``, ``(None, error)`` for a file that stays unreadable, or
-    ``([], None)`` for a missing file. Garbage that stops changing is judged after two equal re-reads.
+    ``([], None)`` for a missing file. Non-empty garbage that stops changing is judged after two
+    equal re-reads (about 30 ms); an empty file gets the whole wait.
     """
     previous: bytes | None = None
     last_error: ValueError | None = None
@@ -78,7 +79,9 @@ def _read_settled(path: Path) -> tuple[list[dict[str, Any]] | None, ValueError |
             return _parse(data), None
         except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors too
             last_error = error
-        unchanged = unchanged + 1 if data == previous else 0
+        # An empty file is what an in-place rewrite leaves between its truncate and its write:
+        # always worth the whole wait. Garbage that stops changing is not being written.
+        unchanged = unchanged + 1 if data and data == previous else 0
         if unchanged >= 2:
             break
         previous = data

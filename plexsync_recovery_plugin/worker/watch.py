@@ -146,7 +146,8 @@ class WatchDaemon:
         recovery_failed.connect(self._log_failed, sender=self.plugin, weak=False)
         self._attached = True
 
-    def _detach(self) -> None:
+    def detach(self) -> None:
+        """Unsubscribe what this daemon subscribed (``run`` does so when it stops)."""
         if self.plugin is None or not self._attached:
             return
         recovery_completed.disconnect(self._log_completed, sender=self.plugin)
@@ -173,7 +174,7 @@ class WatchDaemon:
                     logger.exception("watch tick failed; trying again in %.1f s", self.settings.interval)
                 stop.wait(self.settings.interval)
         finally:
-            self._detach()
+            self.detach()
             logger.info("watch stopped")
 
     def tick(self) -> None:

@@ -176,3 +176,18 @@ def test_include_optional_adds_the_optional_error_types(capsys, data_dir, add_en
         assert main([*base, "--include-optional"]) == 1  # found, but Plex is down
         report = json.loads(capsys.readouterr().out)
     assert [(row["id"], row["outcome"]) for row in report["entries"]] == [(optional, "plex down")]
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+@pytest.mark.parametrize("token", ["wrong-token-1234", None])
+def test_a_rejected_plex_token_fails_fast_with_exit_2(capsys, data_dir, add_entry, plex_server, stash_server,
+                                                      dry_run, token):
+    add_entry(1)
+    token_flags = ["--plex-token", token] if token else []
+    code = main(["recover", *WINDOW, *dry_run, "--data-dir", str(data_dir), "--plex-url", plex_server.url,
+                 *token_flags, "--stash-url", stash_server.url])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert_one_error_line(captured.err, plex_server.url, "PLEX_TOKEN", "--plex-token")
+    assert captured.out == "" and (token is None or token not in captured.err)
+    assert drain(data_dir) == [] and PendingWindows(data_dir).windows() == []

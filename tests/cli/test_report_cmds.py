@@ -150,3 +150,38 @@ def test_dlq_file_that_is_not_sqlite_is_one_line(run_cli, data_dir):
     proc = run_cli("dlq", "--data-dir", data_dir)
     assert proc.returncode == 1
     assert_one_error_line(proc.stderr, str(data_dir / "dlq.db"), "not a database")
+
+
+def test_outages_shows_both_sources_labelled_and_counts_an_overlap_once(capsys, data_dir):
+    from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
+
+    # PlexSync's breaker reopened twice during one outage; the watch daemon saw it too, and one more.
+    history = [_record(WINDOW_START + 60), _record(WINDOW_START + 120), _record(WINDOW_START + 180, WINDOW_END, jobs=4)]
+    (data_dir / "outage_history.json").write_text(json.dumps(history))
+    detected = DetectedOutages(data_dir)
+    detected.open(WINDOW_START, "last_healthy_probe")
+    detected.close(WINDOW_START, WINDOW_END - 30, 3, "last_healthy_probe")
+    detected.open(WINDOW_START + HOUR, "last_healthy_probe")
+    detected.close(WINDOW_START + HOUR, WINDOW_START + HOUR + 600, 0, "last_healthy_probe")
+
+    assert main(["outages", "--data-dir", str(data_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[2:5]] == ["watch", "plexsync", "watch"]
+    assert lines[3].split()[1:5] == ["2026-02-15", "19:01:00Z", "2026-02-15", "19:30:00Z"]
+
+    assert main(["outages", "--json", "--data-dir", str(data_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(o["source"], o["started_at"], o["ended_at"], o["records"]) for o in report["outages"]] == [
+        ("watch", WINDOW_START, WINDOW_END - 30, 1),
+        ("plexsync", WINDOW_START + 60, WINDOW_END, 3),
+        ("watch", WINDOW_START + HOUR, WINDOW_START + HOUR + 600, 1),
+    ]
+    summary = report["summary"]
+    assert summary["count"] == 2 and summary["ongoing"] is False
+    assert summary["downtime_seconds"] == pytest.approx(1800 + 600)
+    assert summary["downtime_seconds"] <= summary["span_seconds"]
+
+
+def test_outages_report_never_creates_the_state_file(capsys, data_dir):
+    assert main(["outages", "--data-dir", str(data_dir)]) == 0
+    assert list(data_dir.iterdir()) == []
