@@ -1,7 +1,9 @@
 """The plugin's own small SQLite file, ``<data_dir>/recovery_state.db``.
 
 It holds what the plugin must remember across restarts (pending windows, outages already
-handled) and nothing of PlexSync's, so PlexSync's files stay as PlexSync wrote them.
+handled, the outages the watch daemon detected) and nothing of PlexSync's, so PlexSync's
+files stay as PlexSync wrote them. Reports read it with ``read_state_rows``, which never
+creates the file or a table.
 
 A state file that is not a sound SQLite database (garbage, truncated) is moved aside and a
 fresh one started, with a warning: a broken state file must not stop every later recovery.
@@ -15,8 +17,9 @@ import sqlite3
 from pathlib import Path
 
 from .file_backup import free_backup_name
+from .sqlite_uri import sqlite_uri
 
-__all__ = ["STATE_FILE_NAME", "connect_state_db"]
+__all__ = ["STATE_FILE_NAME", "connect_state_db", "read_state_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,26 @@ def connect_state_db(data_dir: str | Path, schema: str, *, timeout: float = 30.0
             backup,
         )
         return _open(path, schema, timeout)
+
+
+def read_state_rows(data_dir: str | Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Run a query on the state file opened read-only; no file or no such table reads as no rows.
+
+    Raises:
+        sqlite3.DatabaseError: The file exists but cannot be read (locked too long, not SQLite).
+    """
+    path = Path(data_dir) / STATE_FILE_NAME
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True, timeout=5.0)
+    try:
+        return [tuple(row) for row in conn.execute(sql, params)]
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return []
+        raise
+    finally:
+        conn.close()
 
 
 def _open(path: Path, schema: str, timeout: float) -> sqlite3.Connection:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .output import Output, format_time, truncate
+from .plex_token import refuse_rejected_plex_token
 from .settings import (
     TIME_HELP,
     CliError,
@@ -98,19 +99,17 @@ def run(args: argparse.Namespace) -> int:
     elif window is None:
         raise UsageError("give the window: --start TIME --end TIME, or --last-outage")
     start, end = window
+    refuse_rejected_plex_token(settings)
     if args.dry_run:
         return _dry_run(settings, out, data_dir, start, end, again=args.again)
     return _recover(settings, out, data_dir, start, end, again=args.again)
 
 
 def last_closed_outage(data_dir: Path) -> tuple[float, float] | None:
-    """Return ``(started_at, ended_at)`` of the newest closed outage in the history, or None."""
-    from ..worker.outage_history import OutageHistory
+    """Return ``(start, end)`` of the newest closed outage (PlexSync's history or the watch daemon's), or None."""
+    from ..worker.outages import last_closed_outage as newest_closed
 
-    for record in reversed(OutageHistory(data_dir).get_history()):
-        if record.get("ended_at") is not None:
-            return float(record["started_at"]), float(record["ended_at"])
-    return None
+    return newest_closed(data_dir)
 
 
 def _span(start: float | None, end: float | None) -> str:

@@ -1,8 +1,8 @@
 """``plexsync-recovery outages`` and ``plexsync-recovery dlq``: read-only reports on a data directory.
 
-``outages`` lists the outage history with MTTR, MTBF and availability; ``dlq`` counts the
-dead letters by error type and by day and lists the entries of a window. Neither writes
-anything: ``dlq.db`` is opened read-only and a missing one reads as an empty DLQ.
+``outages`` lists PlexSync's and the watch daemon's outages with MTTR, MTBF and availability;
+``dlq`` counts the dead letters by error type and by day and lists the entries of a window.
+Neither writes anything: ``dlq.db`` is opened read-only and a missing one reads as an empty DLQ.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..worker.outages import Outage, merged_outages, union_of_outages
 from .output import Output, format_duration, format_time, truncate
 from .settings import TIME_HELP, Settings, add_common_arguments, non_negative_int, open_dlq, parse_window
 
-__all__ = ["OutageSummary", "register", "run_dlq", "run_outages", "summarize_outages"]
+__all__ = ["OutageSummary", "register", "run_dlq", "run_outages", "summarize_intervals", "summarize_outages"]
 
 DEFAULT_ENTRY_LIMIT = 50
 
@@ -26,9 +27,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     outages = subparsers.add_parser(
         "outages",
         help="list recorded Plex outages with MTTR, MTBF and availability",
-        description="List <data-dir>/outage_history.json (newest 30 outages) and summarize it: MTTR is the mean "
-        "duration of closed outages, MTBF the mean time between consecutive outage starts, availability "
-        "1 - downtime/span from the first recorded start to now.",
+        description="List the outages PlexSync recorded in <data-dir>/outage_history.json (source plexsync; "
+        "its records of one outage are shown as one) and those the watch daemon detected (source watch), "
+        "and summarize them, counting overlapping outages once: MTTR is the mean duration of closed "
+        "outages, MTBF the mean time between consecutive outage starts, availability 1 - downtime/span "
+        "from the first recorded start to now.",
     )
     add_common_arguments(outages)
     outages.set_defaults(func=run_outages)
@@ -64,10 +67,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 @dataclass(frozen=True)
 class OutageSummary:
-    """Figures over an outage history (seconds; None where they cannot be computed).
+    """Figures over outages (seconds; None where they cannot be computed).
+
+    Outages that overlap (PlexSync's records of one outage, or PlexSync and the watch daemon
+    seeing the same one) count once, so downtime never exceeds the span.
 
     Attributes:
-        count: Outages recorded.
+        count: Outages, after merging.
         ongoing: Whether the newest one is still open.
         mttr_seconds: Mean duration of the closed outages.
         mtbf_seconds: Mean time between the starts of consecutive outages (needs 2).
@@ -85,82 +91,75 @@ class OutageSummary:
     availability_percent: float | None
 
 
-def _duration(record: dict[str, Any]) -> float | None:
-    if record.get("ended_at") is None:
-        return None
-    duration = record.get("duration")
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
-        return max(0.0, float(duration))
-    return max(0.0, float(record["ended_at"]) - float(record["started_at"]))
-
-
-def summarize_outages(records: Sequence[dict[str, Any]], now: float) -> OutageSummary:
-    """Compute MTTR, MTBF and availability of ``records`` as seen at ``now`` (Unix seconds)."""
-    if not records:
+def summarize_intervals(outages: Sequence[Outage], now: float) -> OutageSummary:
+    """Compute MTTR, MTBF and availability of ``outages`` (any sources) as seen at ``now``."""
+    merged = union_of_outages(outages)
+    if not merged:
         return OutageSummary(0, False, None, None, None, 0.0, None)
-    starts = sorted(float(record["started_at"]) for record in records)
-    closed = [d for d in (_duration(record) for record in records) if d is not None]
+    first = merged[0].started_at
+    span = now - first
+    # Clipped to [first start, now]: a clock that ran ahead cannot make downtime exceed the span.
+    downtime = sum(max(0.0, min(o.ended_at if o.ended_at is not None else now, now) - o.started_at) for o in merged)
+    closed = [o.duration(now) for o in merged if o.ended_at is not None]
+    starts = [o.started_at for o in merged]
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
-    downtime = 0.0
-    for record in records:
-        started = float(record["started_at"])
-        duration = _duration(record)
-        downtime += duration if duration is not None else max(0.0, now - started)
-    span = now - starts[0]
-    availability = None
-    if span > 0:
-        availability = 100.0 * (1.0 - min(downtime, span) / span)
     return OutageSummary(
-        count=len(records),
-        ongoing=records[-1].get("ended_at") is None,
+        count=len(merged),
+        ongoing=merged[-1].ongoing,
         mttr_seconds=sum(closed) / len(closed) if closed else None,
         mtbf_seconds=sum(gaps) / len(gaps) if gaps else None,
         span_seconds=span if span > 0 else None,
         downtime_seconds=downtime,
-        availability_percent=availability,
+        availability_percent=100.0 * (1.0 - min(downtime, span) / span) if span > 0 else None,
     )
 
 
+def summarize_outages(records: Sequence[dict[str, Any]], now: float) -> OutageSummary:
+    """Compute the figures of PlexSync history records (merged into outages first) at ``now``."""
+    return summarize_intervals(merged_outages(records), now)
+
+
 def run_outages(args: argparse.Namespace) -> int:
-    """Print the outage history and its summary; return the exit code."""
-    from ..worker.outage_history import OutageHistory
+    """Print both sources' outages and their summary; return the exit code."""
+    from ..worker.detected_outages import DetectedOutages
+    from ..worker.outage_history import HISTORY_FILE_NAME
+    from ..worker.outages import plexsync_outages
 
     settings: Settings = args.settings
     out: Output = args.out
-    history = OutageHistory(settings.require_data_dir())
-    records = history.get_history()
+    data_dir = settings.require_data_dir()
+    outages = sorted(
+        plexsync_outages(data_dir) + DetectedOutages(data_dir).outages(), key=lambda o: (o.started_at, o.source)
+    )
     now = time.time()
-    summary = summarize_outages(records, now)
+    summary = summarize_intervals(outages, now)
     if out.json_mode:
-        out.json({"outages": records, "summary": asdict(summary), "now": now})
+        out.json({"outages": [o.as_dict(now) for o in outages], "summary": asdict(summary), "now": now})
         return 0
-    if not records:
-        out.line(f"No outage recorded in {history.path}.")
+    if not outages:
+        out.line(f"No outage recorded in {data_dir / HISTORY_FILE_NAME} or by the watch daemon.")
         return 0
-    rows = []
-    for record in records:
-        duration = _duration(record)
-        ongoing = record.get("ended_at") is None
-        rows.append(
-            (
-                format_time(record["started_at"]),
-                "ongoing" if ongoing else format_time(record["ended_at"]),
-                format_duration(max(0.0, now - float(record["started_at"])) if ongoing else duration)
-                + (" so far" if ongoing else ""),
-                record.get("jobs_affected"),
-            )
+    rows = [
+        (
+            o.source,
+            format_time(o.started_at),
+            "ongoing" if o.ongoing else format_time(o.ended_at),
+            format_duration(o.duration(now)) + (" so far" if o.ongoing else ""),
+            o.jobs_affected,
         )
-    out.table(["start", "end", "duration", "jobs affected"], rows, align="lllr")
+        for o in outages
+    ]
+    out.table(["source", "start", "end", "duration", "jobs affected"], rows, align="llllr")
     out.line()
     availability = "n/a" if summary.availability_percent is None else f"{summary.availability_percent:.3f}%"
     out.table(
-        ["summary", "value"],
+        ["summary (overlapping outages counted once)", "value"],
         [
             ("outages", f"{summary.count}{' (one ongoing)' if summary.ongoing else ''}"),
             ("MTTR (mean outage duration)", format_duration(summary.mttr_seconds)),
             ("MTBF (mean time between starts)", format_duration(summary.mtbf_seconds)),
             ("downtime", format_duration(summary.downtime_seconds)),
-            (f"availability since {format_time(float(min(r['started_at'] for r in records)))}", availability),
+            (f"availability since {format_time(outages[0].started_at)}", availability),
         ],
     )
     return 0

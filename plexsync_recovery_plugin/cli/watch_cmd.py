@@ -1,7 +1,8 @@
 """``plexsync-recovery watch``: run the watch daemon in the foreground until SIGINT or SIGTERM.
 
 The daemon runs on the main thread. The clients are lazy, so it starts, and keeps
-probing, while Plex and Stash are both down. SIGINT and SIGTERM ask it to stop; it
+probing, while Plex and Stash are both down, and while PlexSync has not created ``dlq.db``
+yet (it waits for the file and never creates it). SIGINT and SIGTERM ask it to stop; it
 finishes the tick it is in and returns, and the command exits 0 without a traceback. A
 second signal while it is finishing interrupts it (exit 130).
 """
@@ -13,9 +14,11 @@ import logging
 import os
 import select
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import Any, Callable
 
+from .plex_token import TOKEN_HINT
 from .settings import (
     Settings,
     UsageError,
@@ -80,8 +83,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "watch",
         help="probe Plex, record outages, and recover each one when it ends (foreground)",
         description="Probe Plex's /identity every --interval seconds. --fail-threshold failed probes in a row "
-        "open an outage (dated at the first of them), --recover-threshold healthy ones close it, and the "
-        "closed outage's DLQ entries are recovered. Stops cleanly on SIGINT or SIGTERM.",
+        "open an outage (dated from the last healthy probe before them), --recover-threshold healthy ones "
+        "close it, and the closed outage's DLQ entries are recovered. Outages PlexSync records in "
+        "outage_history.json are recovered too; the daemon keeps its own in recovery_state.db and never "
+        "writes PlexSync's files. A token Plex rejects is reported, not taken for an outage. Logs state "
+        "changes (-v: every probe). Stops cleanly on SIGINT or SIGTERM.",
     )
     parser.add_argument("--interval", type=positive_seconds, default=5.0, metavar="SECONDS", help="between probes (default 5)")
     parser.add_argument(
@@ -109,7 +115,7 @@ def _install_handlers(stop: SignalSafeEvent, received: list[int]) -> dict[int, A
         received.append(signum)
         stop.set()
 
-    previous = {}
+    previous: dict[int, Any] = {}
     for signum in STOP_SIGNALS:
         previous[signum] = signal.signal(signum, handle)
     return previous
@@ -130,7 +136,6 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
     Raises:
         UsageError: A setting is out of range (the message names it).
     """
-    from ..plugin import RecoveryPlugin
     from ..worker.watch import WatchDaemon, WatchSettings
 
     settings: Settings = args.settings
@@ -142,20 +147,22 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
             fail_threshold=args.fail_threshold,
             recover_threshold=args.recover_threshold,
             probe_timeout=probe_timeout,
+            token_hint=TOKEN_HINT,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
 
     plex = settings.plex_connection(timeout=probe_timeout)
     stash = settings.stash_connection()
-    dlq = open_dlq(data_dir)
-    queue = open_job_queue(data_dir)
+    queues: list[Any] = []
+    opener = _plugin_opener(settings, data_dir, plex, stash, queues)
     stop = SignalSafeEvent()
     received: list[int] = []
     previous = _install_handlers(stop, received)
     try:
-        plugin = RecoveryPlugin(dlq, queue, stash, plex, data_dir, include_optional=settings.include_optional)
-        daemon = WatchDaemon(plex, plugin, watch_settings)
+        # PlexSync creates dlq.db; until it has, the daemon watches and waits (it never creates it).
+        plugin = opener() if _dlq_path(data_dir).exists() else opener
+        daemon = WatchDaemon(plex, plugin, watch_settings, data_dir=data_dir)
         if on_ready is not None:
             on_ready(daemon)
         daemon.run(stop)  # type: ignore[arg-type]  # duck-typed threading.Event
@@ -164,7 +171,31 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
     finally:
         _restore_handlers(previous)
         stop.close()
-        queue.close()
+        for queue in queues:
+            queue.close()
         plex.close()
         stash.close()
     return 0
+
+
+def _dlq_path(data_dir: Path) -> Path:
+    from ..sync_queue.dlq import DLQ_FILE_NAME
+
+    return data_dir / DLQ_FILE_NAME
+
+
+def _plugin_opener(settings: Settings, data_dir: Path, plex: Any, stash: Any, queues: list[Any]) -> Any:
+    """A function that opens the DLQ, the job queue and the plugin, refusing while ``dlq.db`` is missing."""
+    from ..plugin import RecoveryPlugin
+    from ..sync_queue.dlq import DlqUnavailable
+
+    def open_plugin() -> RecoveryPlugin:
+        path = _dlq_path(data_dir)
+        if not path.exists():
+            raise DlqUnavailable(f"there is no {path.name} in {data_dir} yet (PlexSync creates it)")
+        dlq = open_dlq(data_dir)
+        queue = open_job_queue(data_dir)
+        queues.append(queue)
+        return RecoveryPlugin(dlq, queue, stash, plex, data_dir, include_optional=settings.include_optional)
+
+    return open_plugin

@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 _STATUS_IN_MESSAGE = re.compile(r"^\((\d{3})\)")
+# How far down a chain of ``raise ... from ...`` a translation looks.
+_MAX_CAUSE_DEPTH = 5
 
 
 class PlexError(Exception):
@@ -65,6 +67,18 @@ def _from_status(status: int, message: str) -> PlexError:
     return PlexPermanentError(message)
 
 
+def _translate_cause(error: BaseException) -> PlexError | None:
+    """Translate the explicit cause of an error this module does not know, if it knows the cause."""
+    cause = error.__cause__
+    for _ in range(_MAX_CAUSE_DEPTH):
+        if cause is None:
+            return None
+        if isinstance(cause, (requests.RequestException, OSError, PlexError)) or _STATUS_IN_MESSAGE.match(str(cause)):
+            return translate_plex_error(cause)
+        cause = cause.__cause__
+    return None
+
+
 def translate_plex_error(error: BaseException) -> PlexError:
     """Map an exception raised by ``plexapi`` or ``requests`` onto the taxonomy.
 
@@ -89,6 +103,9 @@ def translate_plex_error(error: BaseException) -> PlexError:
     elif (match := _STATUS_IN_MESSAGE.match(message)) is not None:
         # plexapi's Unauthorized / NotFound / BadRequest carry "(status) reason; url ..."
         translated = _from_status(int(match.group(1)), message)
+    elif (from_cause := _translate_cause(error)) is not None:
+        # A wrapper's own error raised ``from`` the client's (PlexSync's PlexClient does so).
+        translated = type(from_cause)(message)
     elif isinstance(error, OSError):
         translated = PlexServerDown(message)
     else:

@@ -1,4 +1,12 @@
-"""Is Plex answering? The probe recovery gates on, and a Plex client that survives Plex being down.
+"""Is Plex answering, and does it take our token? The probe recovery gates on, and a Plex client
+that survives Plex being down.
+
+``probe_plex`` asks Plex's ``/identity`` and tells three states apart: up, down (refused,
+timed out, 5xx while Plex loads its database) and token rejected (401/403). Plex answers
+``/identity`` without a token, so a wrong token shows only where the client first builds its
+``PlexServer``, whose constructor requests ``/`` with the token: the probe goes through that
+lazy build (``PlexConnection.query``, or the ``.server`` property of PlexSync's own client
+wrapper) and so sees the 401.
 
 ``plexapi.server.PlexServer`` talks to the server in its constructor, so it cannot be built
 while Plex is down. ``PlexConnection`` builds it on first use and again after any failure.
@@ -9,17 +17,38 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from ..http_url import split_http_url
 from ..redaction import clean_secret, register_secret
-from .exceptions import translate_plex_error
+from .exceptions import PlexAuthError, PlexPermissionError, translate_plex_error
 
-__all__ = ["IDENTITY_PATH", "PlexConnection", "SupportsQuery", "check_plex_health"]
+__all__ = [
+    "IDENTITY_PATH",
+    "PLEX_DOWN",
+    "PLEX_TOKEN_REJECTED",
+    "PLEX_UP",
+    "PlexConnection",
+    "PlexProbe",
+    "SupportsQuery",
+    "check_plex_health",
+    "probe_plex",
+]
 
 logger = logging.getLogger(__name__)
 
 IDENTITY_PATH = "/identity"
+
+#: Plex answered ``/identity``.
+PLEX_UP = "up"
+#: Plex did not answer usefully: refused, timed out, or an error status other than 401/403.
+PLEX_DOWN = "down"
+#: Plex answered, but refused the token (401, or 403): fixing the token is the cure, not waiting.
+PLEX_TOKEN_REJECTED = "token_rejected"
+
+# Longest detail kept from an error message (it is logged; the rest is noise).
+_DETAIL_LENGTH = 200
 
 
 class SupportsQuery(Protocol):
@@ -29,25 +58,77 @@ class SupportsQuery(Protocol):
         """Request ``key`` from Plex."""
 
 
-def check_plex_health(plex_client: SupportsQuery | None, timeout: float = 5.0) -> tuple[bool, float]:
-    """Probe Plex's ``/identity`` endpoint.
+@dataclass(frozen=True)
+class PlexProbe:
+    """What one probe of Plex found.
+
+    Attributes:
+        state: ``PLEX_UP``, ``PLEX_DOWN`` or ``PLEX_TOKEN_REJECTED``.
+        latency_ms: How long Plex took to answer (0.0 unless up).
+        detail: Why it is not up: the error's type and first line (never the token).
+    """
+
+    state: str
+    latency_ms: float = 0.0
+    detail: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        """Whether Plex answered its health check."""
+        return self.state == PLEX_UP
+
+
+def _query_identity(plex_client: Any, timeout: float) -> Any:
+    """Ask ``/identity`` through whatever Plex object the caller holds."""
+    if plex_client is None:
+        raise ConnectionError("no Plex client is configured")
+    query = getattr(plex_client, "query", None)
+    if callable(query):  # PlexServer, PlexConnection
+        return query(IDENTITY_PATH, timeout=timeout)
+    # PlexSync's client wrapper: the PlexServer is built lazily behind ``.server``.
+    return plex_client.server.query(IDENTITY_PATH, timeout=timeout)
+
+
+def probe_plex(plex_client: Any, timeout: float = 5.0) -> PlexProbe:
+    """Probe Plex's ``/identity`` and classify the answer; never raises.
 
     Args:
-        plex_client: A ``PlexServer``, a ``PlexConnection`` or anything with ``query(path, timeout=)``.
+        plex_client: A ``PlexServer``, a ``PlexConnection``, PlexSync's client wrapper (a
+            ``.server`` holding the ``PlexServer``), or anything with ``query(path, timeout=)``.
+        timeout: Seconds to wait for the answer (a wrapper builds its server with its own timeout).
+
+    Returns:
+        The probe's state, latency and, when not up, a short detail.
+    """
+    started = time.perf_counter()
+    try:
+        _query_identity(plex_client, timeout)
+    except Exception as error:
+        translated = translate_plex_error(error)
+        rejected = isinstance(translated, (PlexAuthError, PlexPermissionError))
+        first_line = (str(translated).splitlines() or [""])[0][:_DETAIL_LENGTH]
+        detail = f"{type(translated).__name__}: {first_line}"
+        logger.debug("Plex probe: %s", detail)
+        return PlexProbe(PLEX_TOKEN_REJECTED if rejected else PLEX_DOWN, 0.0, detail)
+    return PlexProbe(PLEX_UP, (time.perf_counter() - started) * 1000.0)
+
+
+def check_plex_health(plex_client: Any, timeout: float = 5.0) -> tuple[bool, float]:
+    """Probe Plex's ``/identity`` endpoint (the recovery gate).
+
+    Args:
+        plex_client: As for ``probe_plex``.
         timeout: Seconds to wait for the answer.
 
     Returns:
         ``(True, latency_ms)`` when Plex answered, else ``(False, 0.0)``; never raises.
     """
-    started = time.perf_counter()
-    try:
-        plex_client.query(IDENTITY_PATH, timeout=timeout)  # type: ignore[union-attr]
-    except Exception as error:
-        translated = translate_plex_error(error)
-        logger.info("Plex health check failed: %s", type(translated).__name__)
-        logger.debug("Plex health check error detail: %s", translated)
-        return False, 0.0
-    return True, (time.perf_counter() - started) * 1000.0
+    probe = probe_plex(plex_client, timeout)
+    if not probe.healthy:
+        logger.info("Plex health check failed: %s", probe.detail.split(":", 1)[0])
+        if probe.state == PLEX_TOKEN_REJECTED:
+            logger.error("Plex rejected the token: %s", probe.detail)
+    return probe.healthy, probe.latency_ms
 
 
 class PlexConnection:
@@ -90,7 +171,7 @@ class PlexConnection:
 
         session = requests.Session()  # ours, so that it can be closed (PlexServer never closes its own)
         try:
-            return PlexServer(self.baseurl, self._token, session=session, timeout=self.timeout)
+            return PlexServer(self.baseurl, self._token, session=session, timeout=self.timeout)  # type: ignore[no-untyped-call]
         except BaseException:
             session.close()
             raise

@@ -35,7 +35,7 @@ LOGGER = logging.getLogger("plexsync_recovery_plugin.testing")
 DEFAULT_SLOW_DELAY = 2.0
 
 #: Modes :meth:`PlexTestServer.set_mode` accepts.
-PLEX_MODES = frozenset({"up", "down", "starting", "slow"})
+PLEX_MODES = frozenset({"up", "down", "starting", "slow", "revoked"})
 
 # How often the accept loop checks for shutdown; bounds how long going "down" takes.
 _POLL_INTERVAL = 0.05
@@ -364,11 +364,15 @@ class _PlexRequestHandler(QuietRequestHandler):
             return
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
+        token = self.headers.get("X-Plex-Token") or parse_qs(url.query).get("X-Plex-Token", [None])[0]
+        if mode == "revoked" and token is not None:
+            # The server no longer accepts any token it is sent, /identity included.
+            self.respond(401, _UNAUTHORIZED_BODY, "text/html; charset=utf-8")
+            return
         if path == "/identity":
             # Plex answers /identity without a token: clients use it to find servers.
             self.respond(200, plex._identity_body, _XML, _PLEX_HEADERS)
             return
-        token = self.headers.get("X-Plex-Token") or parse_qs(url.query).get("X-Plex-Token", [None])[0]
         if not plex._token_matches(token):
             self.respond(401, _UNAUTHORIZED_BODY, "text/html; charset=utf-8")
         elif path == "/":
@@ -387,7 +391,7 @@ _NOT_FOUND_BODY = b"<html><head><title>Not Found</title></head><body><h1>404 Not
 
 def _xml_document(tag: str, attributes: Mapping[str, str]) -> bytes:
     element = ElementTree.Element(tag, dict(attributes))
-    return ElementTree.tostring(element, encoding="utf-8", xml_declaration=True)
+    return bytes(ElementTree.tostring(element, encoding="utf-8", xml_declaration=True))
 
 
 class PlexTestServer(LoopbackHTTPService):
@@ -400,6 +404,9 @@ class PlexTestServer(LoopbackHTTPService):
       are closed. Going up again listens on the same port.
     * ``"starting"``: every request gets ``503``, as Plex answers while loading its database.
     * ``"slow"``: every answer is delayed by ``delay`` seconds.
+    * ``"revoked"``: the token was revoked (or the server re-claimed): every request that
+      carries a token, even the right one and even to ``/identity``, gets ``401``; a client
+      that connected before keeps its ``PlexServer`` and meets the 401 on its next request.
 
     ``GET /`` needs the token (``X-Plex-Token`` header or query parameter) and answers the
     server description ``PlexServer`` parses; ``GET /identity`` answers without a token,
@@ -473,7 +480,7 @@ class PlexTestServer(LoopbackHTTPService):
 
     @property
     def mode(self) -> str:
-        """The current mode: ``"up"``, ``"down"``, ``"starting"`` or ``"slow"``."""
+        """The current mode: ``"up"``, ``"down"``, ``"starting"``, ``"slow"`` or ``"revoked"``."""
         return self._mode_state[0]
 
     @property
@@ -489,7 +496,7 @@ class PlexTestServer(LoopbackHTTPService):
         listens again on the same port.
 
         Args:
-            mode: ``"up"``, ``"down"``, ``"starting"`` or ``"slow"``.
+            mode: ``"up"``, ``"down"``, ``"starting"``, ``"slow"`` or ``"revoked"``.
             delay: New delay for ``"slow"`` mode; None keeps the current one (default 2.0 s).
 
         Raises:

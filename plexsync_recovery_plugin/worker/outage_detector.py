@@ -1,25 +1,37 @@
 """Deciding from health probes when an outage starts and ends, with thresholds against flapping.
 
 A pure state machine (no I/O, no clock), so the rules are easy to test: an outage starts
-after ``fail_threshold`` consecutive failed probes, dated at the *first* of them, so DLQ
-entries written while the threshold was being reached fall inside the window; it ends after
-``recover_threshold`` consecutive healthy probes, dated at the last of them.
+after ``fail_threshold`` consecutive failed probes. It is dated from the *last healthy probe*
+before them, the earliest moment Plex may have failed, so a DLQ entry written between that
+probe and the first failed one falls inside the window; with no healthy probe seen yet it is
+dated from the first failed probe. It ends after ``recover_threshold`` consecutive healthy
+probes, dated at the last of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["OutageDetector", "OutageEvent"]
+__all__ = ["DATED_FROM_FIRST_FAILURE", "DATED_FROM_LAST_HEALTHY", "OutageDetector", "OutageEvent"]
+
+#: The start is the last healthy probe before the failures.
+DATED_FROM_LAST_HEALTHY = "last_healthy_probe"
+#: No healthy probe had been seen: the start is the first failed probe.
+DATED_FROM_FIRST_FAILURE = "first_failed_probe"
 
 
 @dataclass(frozen=True)
 class OutageEvent:
-    """A transition: ``kind`` is ``"started"`` or ``"ended"``; ``start``/``end`` are Unix seconds."""
+    """A transition: ``kind`` is ``"started"`` or ``"ended"``; ``start``/``end`` are Unix seconds.
+
+    ``dated_from`` says which probe ``start`` is (``DATED_FROM_*``); None for an outage that
+    was already open when the detector was made.
+    """
 
     kind: str
     start: float
     end: float | None = None
+    dated_from: str | None = None
 
 
 class OutageDetector:
@@ -30,7 +42,7 @@ class OutageDetector:
         Args:
             fail_threshold: Consecutive failed probes that open an outage.
             recover_threshold: Consecutive healthy probes that close it.
-            open_since: Start of an outage already open (read from the history at start-up).
+            open_since: Start of an outage already open (read from the state at start-up).
 
         Raises:
             ValueError: A threshold is below 1.
@@ -41,6 +53,8 @@ class OutageDetector:
         self.fail_threshold = fail_threshold
         self.recover_threshold = recover_threshold
         self.outage_start: float | None = open_since
+        self.dated_from: str | None = None
+        self._last_healthy: float | None = None
         self._first_failure: float | None = None
         self._failures = 0
         self._successes = 0
@@ -54,13 +68,14 @@ class OutageDetector:
         """Feed one probe taken at ``at``; return the transition it causes, if any."""
         if healthy:
             self._failures, self._first_failure = 0, None
+            self._last_healthy = at
             if self.outage_start is None:
                 return None
             self._successes += 1
             if self._successes < self.recover_threshold:
                 return None
-            event = OutageEvent("ended", self.outage_start, at)
-            self.outage_start, self._successes = None, 0
+            event = OutageEvent("ended", self.outage_start, at, self.dated_from)
+            self.outage_start, self.dated_from, self._successes = None, None, 0
             return event
         self._successes = 0
         if self.outage_start is not None:
@@ -71,5 +86,9 @@ class OutageDetector:
         if self._failures < self.fail_threshold:
             return None
         assert self._first_failure is not None
-        self.outage_start, self._failures = self._first_failure, 0
-        return OutageEvent("started", self.outage_start)
+        if self._last_healthy is not None:
+            self.outage_start, self.dated_from = self._last_healthy, DATED_FROM_LAST_HEALTHY
+        else:
+            self.outage_start, self.dated_from = self._first_failure, DATED_FROM_FIRST_FAILURE
+        self._failures = 0
+        return OutageEvent("started", self.outage_start, None, self.dated_from)

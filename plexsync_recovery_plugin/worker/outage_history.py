@@ -2,8 +2,14 @@
 
 ``<data_dir>/outage_history.json`` is a list of ``{"started_at", "ended_at", "duration",
 "jobs_affected"}`` (Unix seconds; ``ended_at`` and ``duration`` are null while the outage
-lasts), newest last, at most 30 records, replaced atomically on every write. The file is
-re-read before every change because a PlexSync worker may write it too.
+lasts), newest last, at most 30 records (PlexSync keeps them in a deque of 30: the oldest
+drop off), replaced atomically on every write. The file is re-read before every change.
+
+This class writes the file only where the plugin's tracker *is* the PlexSync worker's
+tracker (in-process). The watch daemon keeps its own detections in the plugin's state
+(``detected_outages.py``), and every other reader reads through ``read_history_file``,
+which never moves a file it does not own. What the records mean (runs of open records,
+overlaps) is worked out in one place: ``outages.merged_outages``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 from ..file_backup import free_backup_name
 from ..signals import outage_ended, outage_started, send_isolated
 
-__all__ = ["HISTORY_FILE_NAME", "MAX_RECORDS", "OutageHistory", "read_history_file"]
+__all__ = ["HISTORY_FILE_NAME", "MAX_RECORDS", "REREAD_PAUSES", "OutageHistory", "read_history_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,35 +47,70 @@ def _is_record(value: Any) -> bool:
     )
 
 
+#: Pauses before each re-read of a history that does not parse: a writer that rewrites the file
+#: in place (truncate, then write) may be caught half-way. At most about half a second in all.
+REREAD_PAUSES = (0.01, 0.02, 0.04, 0.08, 0.16, 0.2)
+
+
+def _parse(data: bytes) -> list[dict[str, Any]]:
+    records = json.loads(data.decode("utf-8"))
+    if not isinstance(records, list) or not all(_is_record(record) for record in records):
+        raise ValueError("not a list of outage records with numeric times")
+    return records
+
+
+def _read_settled(path: Path) -> tuple[list[dict[str, Any]] | None, ValueError | None]:
+    """Parse ``path``; re-read while it does not parse and keeps changing, within ``REREAD_PAUSES``.
+
+    Returns ``(records, None)``, ``(None, error)`` for a file that stays unreadable, or
+    ``([], None)`` for a missing file. Non-empty garbage that stops changing is judged after two
+    equal re-reads (about 30 ms); an empty file gets the whole wait.
+    """
+    previous: bytes | None = None
+    last_error: ValueError | None = None
+    unchanged = 0
+    for pause in (0.0, *REREAD_PAUSES):
+        time.sleep(pause)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return [], None
+        try:
+            return _parse(data), None
+        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors too
+            last_error = error
+        # An empty file is what an in-place rewrite leaves between its truncate and its write:
+        # always worth the whole wait. Garbage that stops changing is not being written.
+        unchanged = unchanged + 1 if data and data == previous else 0
+        if unchanged >= 2:
+            break
+        previous = data
+    return None, last_error
+
+
 def read_history_file(path: Path, *, set_aside: bool = False) -> list[dict[str, Any]]:
     """Read a history file; a missing file is an empty history.
 
-    A file that is not a UTF-8 JSON list of records (truncated, binary garbage, a time that
-    is not a number, ...) reads as empty, with a warning. Only a writer passes
+    A file that does not parse is re-read briefly first (another process may be rewriting
+    it in place). One that stays unreadable (truncated, binary garbage, a time that is not a
+    number, ...) reads as empty, with a warning. Only the file's writer passes
     ``set_aside=True``: the bad file is then moved to ``<name>.corrupt-<time>-<pid>[-<n>]``
-    (kept for the user, never deleted or overwritten) before the history starts afresh, so
-    a mere reader never moves a file another process may be writing.
+    (kept for the user, never deleted or overwritten) before the history starts afresh; a
+    mere reader never moves, renames or rewrites it.
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    records, error = _read_settled(path)
+    if records is not None:
+        return records
+    if not set_aside:
+        logger.warning("outage history %s is unreadable (%s); read as empty", path, error)
         return []
+    backup = free_backup_name(path)
     try:
-        records = json.loads(data.decode("utf-8"))
-        if not isinstance(records, list) or not all(_is_record(record) for record in records):
-            raise ValueError("not a list of outage records with numeric times")
-    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors too
-        if not set_aside:
-            logger.warning("outage history %s is unreadable (%s); read as empty", path, error)
-            return []
-        backup = free_backup_name(path)
-        try:
-            os.replace(path, backup)
-        except FileNotFoundError:  # another process already moved it
-            return []
-        logger.warning("outage history %s was unreadable (%s); kept it as %s and started afresh", path, error, backup)
+        os.replace(path, backup)
+    except FileNotFoundError:  # another process already moved it
         return []
-    return records
+    logger.warning("outage history %s was unreadable (%s); kept it as %s and started afresh", path, error, backup)
+    return []
 
 
 class OutageHistory:
@@ -161,4 +202,4 @@ def _file_mode(path: Path) -> int:
 
 
 def _clock(unix_seconds: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix_seconds))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_seconds))

@@ -1,9 +1,16 @@
-"""The watch daemon: probes Plex, records outages, and lets the plugin recover them.
+"""The watch daemon: probes Plex, records the outages it detects, and lets the plugin recover them.
 
-Each tick probes Plex's ``/identity``, feeds the result to an ``OutageDetector`` and, on a
-transition, to ``OutageHistory`` (which sends ``outage_started`` / ``outage_ended``; the
-connected ``RecoveryPlugin`` recovers). It also follows outages another process records in
-the same history file, and retries pending windows once Plex answers again.
+Each tick probes Plex (``probe_plex``) and feeds the outcome to an ``OutageDetector``. An
+outage it opens or closes is recorded in the plugin's own state (``DetectedOutages``, never
+PlexSync's ``outage_history.json``) and announced with ``outage_started`` /
+``outage_ended``, so the connected ``RecoveryPlugin`` recovers it. The daemon also follows
+the outages PlexSync's worker records (``HistoryFollower``) and retries pending windows once
+Plex answers again.
+
+A token Plex rejects is not an outage: no outage opens or closes, nothing is retried, one
+error says so, and probing goes on. A data directory without ``dlq.db`` yet is watched all
+the same; recovery starts once PlexSync has created the file. Logs carry state changes; every
+probe is logged at DEBUG.
 """
 
 from __future__ import annotations
@@ -12,20 +19,25 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
-from ..plex.health import check_plex_health
+from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, probe_plex
 from ..plugin import RecoveryPlugin
-from ..signals import outage_ended, recovery_completed, recovery_failed, send_isolated
+from ..signals import outage_ended, outage_started, recovery_completed, recovery_failed, send_isolated
 from ..sync_queue.dlq_recovery import get_error_types_for_recovery
 from ..sync_queue.dlq_window import DlqWindow, whole_seconds
+from .detected_outages import DetectedOutages
 from .history_follower import HistoryFollower
-from .outage_detector import OutageDetector
-from .outage_history import OutageHistory
+from .outage_detector import DATED_FROM_FIRST_FAILURE, OutageDetector, OutageEvent
+from .outages import iso_utc
 
-__all__ = ["WatchDaemon", "WatchSettings", "describe_result"]
+__all__ = ["PluginOpener", "WatchDaemon", "WatchSettings", "describe_result"]
 
 logger = logging.getLogger(__name__)
+
+#: Builds the plugin once PlexSync's files are there; raises (e.g. ``DlqUnavailable``) until then.
+PluginOpener = Callable[[], RecoveryPlugin]
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class WatchSettings:
         recover_threshold: Consecutive healthy probes that close it.
         probe_timeout: Seconds a probe waits for Plex.
         retry_interval: Least seconds between retries of pending windows while Plex is up.
+        token_hint: How to fix a token Plex rejects (the CLI names its flag and variable).
     """
 
     interval: float = 5.0
@@ -45,6 +58,7 @@ class WatchSettings:
     recover_threshold: int = 2
     probe_timeout: float = 3.0
     retry_interval: float = 60.0
+    token_hint: str = "configure a valid Plex token"
 
     def __post_init__(self) -> None:
         for name in ("interval", "probe_timeout", "retry_interval"):
@@ -60,7 +74,7 @@ class WatchSettings:
 def describe_result(result: Any, start: Any, end: Any) -> str:
     """One log line with a recovery's counts."""
     text = (
-        f"recovered {result.recovered}/{result.total_dlq_entries} DLQ entries for outage {start}..{end}"
+        f"recovered {result.recovered}/{result.total_dlq_entries} DLQ entries for outage {_when(start)}..{_when(end)}"
         f" (already queued {result.skipped_already_queued}, plex down {result.skipped_plex_down},"
         f" scene missing {result.skipped_scene_missing}, stash error {result.skipped_stash_error},"
         f" failed {result.failed})"
@@ -68,45 +82,83 @@ def describe_result(result: Any, start: Any, end: Any) -> str:
     return text + (" - window kept pending for a retry" if result.deferred else "")
 
 
+def _when(value: Any) -> str:
+    return iso_utc(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+
+
 class WatchDaemon:
-    """Probe loop; call ``run(stop)`` on the thread that should do the work."""
+    """Probe loop; call ``run(stop)`` on the thread that should do the work.
+
+    Args:
+        plex_client: What to probe (``PlexConnection``, ``PlexServer``, PlexSync's client wrapper).
+        plugin: The ``RecoveryPlugin``, or a ``PluginOpener`` tried every tick until it succeeds
+            (the daemon then owns the plugin it got).
+        settings: Probe timing and thresholds.
+        clock: Unix time source (tests drive it).
+        data_dir: The data directory; required with an opener, else the plugin's.
+    """
 
     def __init__(
         self,
         plex_client: Any,
-        plugin: RecoveryPlugin,
+        plugin: RecoveryPlugin | PluginOpener,
         settings: WatchSettings | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        data_dir: str | Path | None = None,
     ) -> None:
         self.plex_client = plex_client
-        self.plugin = plugin
+        self.plugin: RecoveryPlugin | None = plugin if isinstance(plugin, RecoveryPlugin) else None
+        self._open_plugin = None if isinstance(plugin, RecoveryPlugin) else plugin
+        if data_dir is None and self.plugin is None:
+            raise ValueError("data_dir is required when the plugin is opened later")
+        self.data_dir = Path(data_dir) if data_dir is not None else self.plugin.data_dir  # type: ignore[union-attr]
         self.settings = settings or WatchSettings()
         self.clock = clock
-        self.history = OutageHistory(plugin.data_dir)
-        self.follower = HistoryFollower(plugin.data_dir)
-        current = self.history.get_current_outage()
+        self.detected = DetectedOutages(self.data_dir)
+        self.follower = HistoryFollower(self.data_dir)
+        current = self.detected.current()
         self.detector = OutageDetector(
             self.settings.fail_threshold,
             self.settings.recover_threshold,
-            open_since=float(current["started_at"]) if current else None,
+            open_since=current.started_at if current else None,
         )
+        self.plex_state: str | None = None
         self._last_retry = float("-inf")
-        self._was_healthy: bool | None = None
+        self._waiting_for: str | None = None
+        self._attached = False
+        self._connected_here = False
 
     def _log_completed(self, sender: Any, *, result: Any, start: Any, end: Any, **kwargs: Any) -> None:
         logger.info(describe_result(result, start, end))
 
     def _log_failed(self, sender: Any, *, error: Any, start: Any, end: Any, **kwargs: Any) -> None:
-        logger.error("recovery for outage %s..%s failed: %s", start, end, error)
+        logger.error("recovery for outage %s..%s failed: %s", _when(start), _when(end), error)
+
+    def _attach(self) -> None:
+        """Subscribe the plugin (if nobody did) and the result loggers; idempotent."""
+        if self.plugin is None or self._attached:
+            return
+        if not self.plugin.connected:
+            self.plugin.connect()
+            self._connected_here = True
+        recovery_completed.connect(self._log_completed, sender=self.plugin, weak=False)
+        recovery_failed.connect(self._log_failed, sender=self.plugin, weak=False)
+        self._attached = True
+
+    def detach(self) -> None:
+        """Unsubscribe what this daemon subscribed (``run`` does so when it stops)."""
+        if self.plugin is None or not self._attached:
+            return
+        recovery_completed.disconnect(self._log_completed, sender=self.plugin)
+        recovery_failed.disconnect(self._log_failed, sender=self.plugin)
+        if self._connected_here:
+            self.plugin.disconnect()
+        self._attached = self._connected_here = False
 
     def run(self, stop: threading.Event) -> None:
         """Probe every ``interval`` seconds until ``stop`` is set; never raises on a failed tick."""
-        connected_here = not self.plugin.connected
-        if connected_here:
-            self.plugin.connect()
-        recovery_completed.connect(self._log_completed, sender=self.plugin, weak=False)
-        recovery_failed.connect(self._log_failed, sender=self.plugin, weak=False)
+        self._attach()
         logger.info(
             "watching Plex every %.1f s (outage after %d failed probes, over after %d healthy ones)",
             self.settings.interval,
@@ -122,44 +174,94 @@ class WatchDaemon:
                     logger.exception("watch tick failed; trying again in %.1f s", self.settings.interval)
                 stop.wait(self.settings.interval)
         finally:
-            recovery_completed.disconnect(self._log_completed, sender=self.plugin)
-            recovery_failed.disconnect(self._log_failed, sender=self.plugin)
-            if connected_here:
-                self.plugin.disconnect()
+            self.detach()
             logger.info("watch stopped")
 
     def tick(self) -> None:
         """Probe once and act on the outcome."""
         at = self.clock()
-        healthy, latency_ms = check_plex_health(self.plex_client, timeout=self.settings.probe_timeout)
-        if healthy != self._was_healthy:
-            logger.info("Plex is %s", f"up ({latency_ms:.0f} ms)" if healthy else "not answering")
-        event = self.detector.observe(at, healthy)
-        if event is not None and event.kind == "started":
-            self.history.record_outage_start(event.start)
-        elif event is not None and event.end is not None:
-            self._end_outage(event.start, event.end)
-            self._last_retry = self.clock()  # that outage_ended already retried what was pending
+        probe = probe_plex(self.plex_client, timeout=self.settings.probe_timeout)
+        logger.debug("probe at %s: %s", iso_utc(at), _describe_probe(probe))
+        previous, self.plex_state = self.plex_state, probe.state
+        if probe.state != previous:
+            self._log_plex_state(probe)
+        self._ensure_plugin()
+        if probe.state == PLEX_TOKEN_REJECTED:
+            return  # not an outage, and nothing can be recovered until the token is accepted
+        event = self.detector.observe(at, probe.healthy)
+        if event is not None:
+            self._on_event(event)
+        if self.plugin is None:
+            return
+        self._announce_closed()
         self.follower.poll()
-        if healthy and not self.detector.in_outage:
+        if probe.healthy and not self.detector.in_outage:
             # An outage that ended in this tick has just retried the pending windows.
-            self._retry_pending(recovered=self._was_healthy is False and event is None)
-        self._was_healthy = healthy
+            self._retry_pending(recovered=previous not in (None, PLEX_UP) and event is None)
 
-    def _end_outage(self, start: float, end: float) -> None:
+    def _log_plex_state(self, probe: PlexProbe) -> None:
+        if probe.state == PLEX_UP:
+            logger.info("Plex is up (%.0f ms)", probe.latency_ms)
+        elif probe.state == PLEX_DOWN:
+            logger.warning("Plex is not answering (%s)", probe.detail)
+        else:
+            logger.error(
+                "Plex rejected the token (%s): %s. This is not an outage: none is recorded and nothing is"
+                " retried until Plex accepts the token; probing goes on",
+                probe.detail,
+                self.settings.token_hint,
+            )
+
+    def _ensure_plugin(self) -> None:
+        """Open the plugin if it is still missing; say once per reason why it cannot be yet."""
+        if self.plugin is not None or self._open_plugin is None:
+            return
         try:
-            record = self.history.record_outage_end(end, jobs_affected=self._jobs_affected(start, end))
-        except Exception as error:
-            logger.error("could not record the end of the outage in %s: %s", self.history.path, error)
-            record = None
-        if record is None:
-            # The history lost the open record (rewritten by another process, unwritable, reset
-            # after corruption): the outage still happened, so its window is recovered anyway.
-            send_isolated(outage_ended, self.history, start=start, end=end)
-            record = {"started_at": start, "ended_at": end}
-        self.follower.mark_handled(record["started_at"], record["ended_at"])
+            self.plugin = self._open_plugin()
+        except Exception as error:  # DlqUnavailable, a missing file, anything: keep watching
+            reason = str(error) or type(error).__name__
+            if reason != self._waiting_for:
+                logger.warning("cannot recover yet: %s; waiting for it (Plex is still watched)", reason)
+                self._waiting_for = reason
+            return
+        if self._waiting_for is not None:
+            logger.info("PlexSync's files are there now: outages are recovered from here on")
+        self._waiting_for = None
+        self._attach()
+
+    def _on_event(self, event: OutageEvent) -> None:
+        if event.kind == "started":
+            dated = event.dated_from or DATED_FROM_FIRST_FAILURE
+            self.detected.open(event.start, dated)
+            logger.warning(
+                "Plex outage started at %s (dated from the %s)", iso_utc(event.start), dated.replace("_", " ")
+            )
+            send_isolated(outage_started, self.detected, start=event.start)
+            return
+        assert event.end is not None
+        jobs = self._jobs_affected(event.start, event.end)
+        self.detected.close(event.start, event.end, jobs, event.dated_from or DATED_FROM_FIRST_FAILURE)
+        logger.warning(
+            "Plex outage ended at %s after %.1f s (%d DLQ entries in its window)",
+            iso_utc(event.end),
+            event.end - event.start,
+            jobs,
+        )
+        self._announce_closed()
+        self._last_retry = self.clock()  # that outage_ended already retried what was pending
+
+    def _announce_closed(self) -> None:
+        """Send ``outage_ended`` for each closed outage not announced yet (needs the plugin)."""
+        if self.plugin is None:
+            return
+        for outage in self.detected.unannounced():
+            assert outage.ended_at is not None
+            send_isolated(outage_ended, self.detected, start=outage.started_at, end=outage.ended_at)
+            self.detected.mark_announced(outage.id)
 
     def _jobs_affected(self, start: float, end: float) -> int:
+        if self.plugin is None:
+            return 0
         types = get_error_types_for_recovery(self.plugin.include_optional)
         try:
             return len(DlqWindow(self.plugin.dlq, *whole_seconds(start, end), types))
@@ -172,6 +274,12 @@ class WatchDaemon:
         if not recovered and now - self._last_retry < self.settings.retry_interval:
             return
         self._last_retry = now
-        if self.plugin.pending_windows():
+        if self.plugin is not None and self.plugin.pending_windows():
             logger.info("Plex answers: retrying pending outage windows")
             self.plugin.retry_pending()
+
+
+def _describe_probe(probe: PlexProbe) -> str:
+    if probe.healthy:
+        return f"up ({probe.latency_ms:.0f} ms)"
+    return f"{probe.state.replace('_', ' ')} ({probe.detail})"

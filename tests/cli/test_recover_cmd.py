@@ -183,3 +183,18 @@ def test_dry_run_in_a_subprocess_leaves_the_dlq_file_as_it_was(run_cli, data_dir
     assert [entry["id"] for entry in json.loads(proc.stdout)["entries"]] == [1]
     after = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in data_dir.glob("dlq.db*")}
     assert after == before and list(after) == ["dlq.db"]  # no index added, no -journal/-wal/-shm left
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+@pytest.mark.parametrize("token", ["wrong-token-1234", None])
+def test_a_rejected_plex_token_fails_fast_with_exit_2(capsys, data_dir, add_entry, plex_server, stash_server,
+                                                      dry_run, token):
+    add_entry(1)
+    token_flags = ["--plex-token", token] if token else []
+    code = main(["recover", *WINDOW, *dry_run, "--data-dir", str(data_dir), "--plex-url", plex_server.url,
+                 *token_flags, "--stash-url", stash_server.url])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert_one_error_line(captured.err, plex_server.url, "PLEX_TOKEN", "--plex-token")
+    assert captured.out == "" and (token is None or token not in captured.err)
+    assert drain(data_dir) == [] and PendingWindows(data_dir).windows() == []

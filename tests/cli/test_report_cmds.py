@@ -54,9 +54,9 @@ def test_outages_table(capsys, data_dir):
     (data_dir / "outage_history.json").write_text(json.dumps(history))
     assert main(["outages", "--data-dir", str(data_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["start", "end", "duration", "jobs", "affected"]
-    assert lines[2].split() == ["2026-02-15", "19:00:00Z", "2026-02-15", "19:30:00Z", "30m", "00s", "7"]
-    assert "ongoing" in lines[3] and "so far" in lines[3]
+    assert lines[0].split() == ["source", "start", "end", "duration", "jobs", "affected"]
+    assert lines[2].split() == ["plexsync", "2026-02-15", "19:00:00Z", "2026-02-15", "19:30:00Z", "30m", "00s", "7"]
+    assert "ongoing" in lines[3] and "so far" in lines[3] and lines[3].startswith("plexsync")
     summary = {line.split("  ")[0]: line.split("  ")[-1].strip() for line in lines[5:]}
     assert summary["outages"] == "2 (one ongoing)"
     assert summary["MTTR (mean outage duration)"] == "30m 00s"
@@ -70,7 +70,9 @@ def test_outages_json_in_a_subprocess(run_cli, data_dir):
     proc = run_cli("outages", "--json", env={"STASH_PLUGIN_DATA": str(data_dir)})
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["outages"] == history
+    assert report["outages"] == [
+        {**history[0], "source": "plexsync", "ongoing": False, "records": 1},
+    ]
     assert report["summary"]["count"] == 1 and report["summary"]["mtbf_seconds"] is None
     assert report["summary"]["mttr_seconds"] == 1800.0
 
@@ -165,3 +167,38 @@ def test_dlq_report_changes_no_byte_and_adds_no_file(run_cli, data_dir, filled_d
     assert json.loads(proc.stdout)["entries_in_window"] == 3
     assert _dlq_files(data_dir) == dlq_before  # same bytes, same mtime: no index, no pragma, no journal
     assert sorted(path.name for path in data_dir.rglob("*")) == files_before
+
+
+def test_outages_shows_both_sources_labelled_and_counts_an_overlap_once(capsys, data_dir):
+    from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
+
+    # PlexSync's breaker reopened twice during one outage; the watch daemon saw it too, and one more.
+    history = [_record(WINDOW_START + 60), _record(WINDOW_START + 120), _record(WINDOW_START + 180, WINDOW_END, jobs=4)]
+    (data_dir / "outage_history.json").write_text(json.dumps(history))
+    detected = DetectedOutages(data_dir)
+    detected.open(WINDOW_START, "last_healthy_probe")
+    detected.close(WINDOW_START, WINDOW_END - 30, 3, "last_healthy_probe")
+    detected.open(WINDOW_START + HOUR, "last_healthy_probe")
+    detected.close(WINDOW_START + HOUR, WINDOW_START + HOUR + 600, 0, "last_healthy_probe")
+
+    assert main(["outages", "--data-dir", str(data_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[2:5]] == ["watch", "plexsync", "watch"]
+    assert lines[3].split()[1:5] == ["2026-02-15", "19:01:00Z", "2026-02-15", "19:30:00Z"]
+
+    assert main(["outages", "--json", "--data-dir", str(data_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(o["source"], o["started_at"], o["ended_at"], o["records"]) for o in report["outages"]] == [
+        ("watch", WINDOW_START, WINDOW_END - 30, 1),
+        ("plexsync", WINDOW_START + 60, WINDOW_END, 3),
+        ("watch", WINDOW_START + HOUR, WINDOW_START + HOUR + 600, 1),
+    ]
+    summary = report["summary"]
+    assert summary["count"] == 2 and summary["ongoing"] is False
+    assert summary["downtime_seconds"] == pytest.approx(1800 + 600)
+    assert summary["downtime_seconds"] <= summary["span_seconds"]
+
+
+def test_outages_report_never_creates_the_state_file(capsys, data_dir):
+    assert main(["outages", "--data-dir", str(data_dir)]) == 0
+    assert list(data_dir.iterdir()) == []

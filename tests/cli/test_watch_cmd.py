@@ -5,7 +5,6 @@ Time budget: each subprocess test runs about 1 s (probe interval 0.2 s), 5 s at 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -13,6 +12,7 @@ import time
 
 from plexsync_recovery_plugin.cli.watch_cmd import SignalSafeEvent
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from tests.cli.conftest import Daemon
 
 
@@ -31,11 +31,14 @@ def test_daemon_keeps_running_while_plex_and_stash_are_down(cli_env, data_dir):
     with PlexTestServer(initial_mode="down") as plex, StashTestServer(initial_mode="down") as stash:
         daemon = Daemon(cli_env, data_dir, "--plex-url", plex.url, "--stash-url", stash.url, "--fail-threshold", "2")
         daemon.wait_for("outage started")
-        history = json.loads((data_dir / "outage_history.json").read_text())
         code = daemon.stop(signal.SIGINT)
     assert code == 0
     assert "Traceback" not in daemon.stderr
-    assert len(history) == 1 and history[0]["ended_at"] is None
+    [outage] = DetectedOutages(data_dir).outages()
+    assert outage.ongoing and outage.source == "watch"
+    # The daemon never creates PlexSync's files: no history, no DLQ, no queue.
+    assert sorted(path.name for path in data_dir.iterdir()) == ["recovery_state.db"]
+    assert daemon.stderr.count("there is no dlq.db in") == 1
     assert "stopped by SIGINT" in daemon.stderr
 
 
@@ -95,3 +98,17 @@ def test_an_outage_end_recovers_its_window_once(data_dir, dlq, queue, add_entry)
             now[0] = WINDOW_START + 20
             daemon.tick()  # it ends: one recovery, deferred because Stash is locked
     assert [(run.total_dlq_entries, run.skipped_stash_error, run.deferred) for run in runs] == [(1, 1, True)]
+
+
+def test_a_rejected_token_is_reported_once_and_is_no_outage(cli_env, data_dir, dlq, queue):
+    with PlexTestServer() as plex, StashTestServer() as stash:
+        daemon = Daemon(cli_env, data_dir, "--plex-url", plex.url, "--plex-token", "not-the-token",
+                        "--stash-url", stash.url, "--fail-threshold", "1")
+        daemon.wait_for("rejected the token")
+        time.sleep(1.0)  # about five more probes
+        code = daemon.stop(signal.SIGTERM)
+    assert code == 0
+    errors = [line for line in daemon.stderr.splitlines() if "rejected the token" in line]
+    assert len(errors) == 1 and "PLEX_TOKEN" in errors[0] and "--plex-token" in errors[0]
+    assert "not-the-token" not in daemon.stderr
+    assert "outage started" not in daemon.stderr and DetectedOutages(data_dir).outages() == []

@@ -20,7 +20,7 @@ import pytest
 
 from plexsync_recovery_plugin import PlexConnection, RecoveryPlugin, StashConnection, outage_ended
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
-from plexsync_recovery_plugin.worker.outage_history import OutageHistory
+from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 
@@ -124,7 +124,7 @@ def test_no_secret_leaks_in_any_condition(
         "recovered at last": 3,
     }
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2, 3]
-    assert OutageHistory(data_dir).get_history()  # the daemon wrote its history file too
+    assert DetectedOutages(data_dir).outages()  # the daemon recorded its outage in the plugin's state too
     heard = {record.name for record in everything_logged.records}
     assert {"plexapi", "urllib3.connectionpool", "plexsync_recovery_plugin.stashapi"} <= heard  # the clients' DEBUG too
     _assert_no_secret_anywhere(everything_logged, failed.calls, data_dir)

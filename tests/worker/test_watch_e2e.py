@@ -15,6 +15,7 @@ from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.signals import outage_ended, outage_started
 from plexsync_recovery_plugin.stash.connection import StashConnection
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.conftest import drain, wait_until
 
@@ -87,25 +88,28 @@ def test_outage_detected_and_recovered_through_the_real_clients(
     with outage_ended.connected_to(lambda sender, **kw: windows.append((kw["start"], kw["end"]))):
         tick(daemon, clock, 2)  # up at T0, T0+5
         plex_server.set_mode("down")
-        tick(daemon, clock, 3)  # fails at T0+10, +15, +20: outage dated T0+10
+        tick(daemon, clock, 3)  # fails at T0+10, +15, +20: outage dated from the last healthy probe, T0+5
         assert daemon.detector.in_outage
-        add_entry(1, failed_at=T0 + 11)
+        add_entry(1, failed_at=T0 + 7)  # failed between the last healthy probe and the first failed one
         add_entry(2, failed_at=T0 + 19)
         add_entry(3, failed_at=T0 + 21)  # deleted from Stash below
-        add_entry(4, failed_at=T0 + 5)  # before the outage
+        add_entry(4, failed_at=T0 + 4)  # before the outage
         stash_server.delete_scene(3)
         tick(daemon, clock, 2)  # still down at T0+25, T0+30
         plex_server.set_mode("up")
         tick(daemon, clock, 2)  # healthy at T0+35, T0+40: outage ends at T0+40
     plugin.disconnect()
-    assert windows == [(T0 + 10, T0 + 40)]
+    assert windows == [(T0 + 5, T0 + 40)]
     [(result, start, end)] = results
-    assert (start, end) == (T0 + 10, T0 + 40)
+    assert (start, end) == (T0 + 5, T0 + 40)
     assert (result.total_dlq_entries, result.recovered, result.skipped_scene_missing) == (3, 2, 1)
     assert result.recovered_scene_ids == [1, 2]
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2]
-    history = json.loads((data_dir / "outage_history.json").read_text())
-    assert history == [{"started_at": T0 + 10, "ended_at": T0 + 40, "duration": 30.0, "jobs_affected": 3}]
+    # The daemon keeps its detections in the plugin's own state, never in PlexSync's history.
+    assert not (data_dir / "outage_history.json").exists()
+    assert DetectedOutages(data_dir).unannounced() == []  # announced: nothing left to send
+    [outage] = DetectedOutages(data_dir).outages()
+    assert (outage.started_at, outage.ended_at, outage.jobs_affected, outage.source) == (T0 + 5, T0 + 40, 3, "watch")
 
 
 def test_flapping_plex_opens_no_outage(plugin, plex, plex_server, results):
@@ -201,16 +205,17 @@ def test_free_running_watch_started_while_plex_is_down(data_dir, dlq, queue, sta
     assert [job["scene_id"] for job in drain(data_dir)] == [42]
 
 
-def test_outage_end_is_recovered_even_if_the_history_lost_its_record(plugin, plex, plex_server, add_entry, data_dir, results):
+def test_outage_end_is_recovered_even_if_the_state_lost_its_record(plugin, plex, plex_server, add_entry, data_dir, results):
     clock = Clock(T0)
     daemon = WatchDaemon(plex, plugin.connect(), WatchSettings(fail_threshold=1, recover_threshold=1), clock=clock)
     plex_server.set_mode("down")
     tick(daemon, clock)  # outage opens at T0
     add_entry(9, failed_at=T0 + 1)
-    (data_dir / "outage_history.json").write_text("garbage")  # the open record is gone
+    (data_dir / "recovery_state.db").unlink()  # the open record is gone
     plex_server.set_mode("up")
     tick(daemon, clock)
     plugin.disconnect()
     [(result, start, end)] = results
     assert (start, end) == (T0, T0 + 5)
     assert result.recovered_scene_ids == [9]
+    assert [(o.started_at, o.ended_at) for o in DetectedOutages(data_dir).outages()] == [(T0, T0 + 5)]
