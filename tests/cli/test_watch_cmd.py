@@ -37,7 +37,7 @@ def test_daemon_keeps_running_while_plex_and_stash_are_down(cli_env, data_dir):
     [outage] = DetectedOutages(data_dir).outages()
     assert outage.ongoing and outage.source == "watch"
     # The daemon never creates PlexSync's files: no history, no DLQ, no queue.
-    assert sorted(path.name for path in data_dir.iterdir()) == ["recovery_state.db"]
+    assert sorted(path.name for path in data_dir.iterdir()) == ["queue", "recovery_state.db"]  # queue/: the fixture's
     assert daemon.stderr.count("there is no dlq.db in") == 1
     assert "stopped by SIGINT" in daemon.stderr
 

@@ -16,9 +16,10 @@ from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavaila
 from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
 from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
-from tests.conftest import drain, plex_error
+from tests.conftest import drain
 
 TOKEN = "watch-states-token-2112"
 T0 = 1_780_000_000.0
@@ -158,7 +159,7 @@ def test_without_dlq_db_the_daemon_watches_waits_and_recovers_once_it_appears(
         assert not (data_dir / "dlq.db").exists()  # never created by the daemon
         assert [e for e in signals_seen if e[0] != "started"] == []
         # PlexSync starts, creates its DLQ and dead-letters a job that failed in the outage.
-        DeadLetterQueue(data_dir).add(make_job(4, "metadata", {}), plex_error("PlexServerDown"), 3, failed_at=T0 + 8)
+        PlexSyncData(data_dir).add_dead_letter(make_job(4, "metadata", {}), failed_at=T0 + 8)
         ticks(daemon, clock, 1)
     finally:
         daemon.detach()
