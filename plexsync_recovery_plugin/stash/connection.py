@@ -25,8 +25,10 @@ class StashUnavailable(Exception):
     """Stash could not be asked at all (connection refused, timeout, failed login)."""
 
 
-def stash_connection_dict(url: str, api_key: str | None = None) -> dict[str, Any]:
+def stash_connection_dict(url: str, api_key: str | None = None, session_cookie: str | None = None) -> dict[str, Any]:
     """Turn ``http://host:port[/graphql]`` into the connection dict ``StashInterface`` takes.
+
+    ``session_cookie`` is the value of the ``session`` cookie Stash hands a plugin it runs.
 
     Raises:
         ValueError: The URL has no http(s) scheme, no host, or a bad port.
@@ -40,6 +42,8 @@ def stash_connection_dict(url: str, api_key: str | None = None) -> dict[str, Any
     }
     if api_key:
         conn["ApiKey"] = api_key
+    if session_cookie:
+        conn["SessionCookie"] = {"Name": "session", "Value": session_cookie}
     return conn
 
 
@@ -77,12 +81,14 @@ class StashConnection:
     """Lazily connected Stash client with the few methods recovery needs.
 
     ``find_scene`` and ``call_GQL`` behave as ``StashInterface``'s; connection failures
-    raise ``StashUnavailable`` and the next call connects afresh. The API key is never
-    part of ``repr`` or of any message.
+    raise ``StashUnavailable`` and the next call connects afresh. The API key and the
+    session cookie (what Stash gives the plugins it runs) are never part of ``repr`` or of any message.
     """
 
-    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 10.0) -> None:
-        self._conn = stash_connection_dict(url, api_key)
+    def __init__(
+        self, url: str, api_key: str | None = None, *, timeout: float = 10.0, session_cookie: str | None = None
+    ) -> None:
+        self._conn = stash_connection_dict(url, api_key, session_cookie)
         self.url = f"{self._conn['Scheme']}://{self._conn['Host']}:{self._conn['Port']}"
         self.timeout = timeout
         self._client: Any = None
