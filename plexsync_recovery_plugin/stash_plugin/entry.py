@@ -33,7 +33,8 @@ logger = logging.getLogger("plexsync_recovery_plugin.stash_plugin")
 
 def find_data_dir(server: ServerConnection, environ: Mapping[str, str]) -> Path | None:
     """PlexSync's data directory: ``$STASH_PLUGIN_DATA``, else ``data`` in PlexSync's plugin folder."""
-    for plugins_dir in server.plugins_dirs() or [None]:
+    candidates: list[Path | None] = [*server.plugins_dirs()] or [None]
+    for plugins_dir in candidates:
         found = plexsync_data_dir(plugins_dir, environ)
         if found is not None:
             return found

@@ -18,7 +18,7 @@ import functools
 from datetime import datetime
 from typing import Any, Protocol
 
-from graphql import GraphQLResolveInfo, GraphQLSchema, build_schema
+from graphql import GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema, build_schema
 
 __all__ = ["SCENE_FIELDS", "STASH_SDL", "StashBackend", "stash_schema"]
 
@@ -234,5 +234,7 @@ def stash_schema() -> GraphQLSchema:
     query_fields["findScene"].resolve = _find_scene
     query_fields["findScenes"].resolve = _find_scenes
     schema.type_map["Time"].serialize = _serialize_time  # type: ignore[union-attr]
-    schema.type_map["ConfigResult"].fields["plugins"].resolve = _plugins  # type: ignore[union-attr]
+    config_result = schema.type_map["ConfigResult"]
+    assert isinstance(config_result, GraphQLObjectType)
+    config_result.fields["plugins"].resolve = _plugins
     return schema
