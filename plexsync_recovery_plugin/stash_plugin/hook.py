@@ -75,22 +75,20 @@ def check_for_work(data_dir: Path, now: float) -> HookCheck | None:
     """Return what is new since the last check, or None when nothing is (and nothing was written)."""
     signature = _signature(data_dir / _HISTORY_FILE_NAME)  # before reading: a write after it shows next time
     marker = HookMarker(data_dir).read()
+    history_changed = marker is None or marker.history_signature != signature
     retry_time = marker is None or now - marker.retried_at >= RETRY_PENDING_SECONDS
-    if marker is not None and marker.history_signature == signature and not retry_time:
+    if not history_changed and not retry_time:
         return None
     retry_due = retry_time and _pending_exists(data_dir)
-    if marker is not None and marker.history_signature == signature and not retry_due:
+    if not history_changed and not retry_due:
         return None
-    if marker is None or marker.history_signature != signature:
-        closed = _closed_outages(data_dir)
-    else:
-        closed = []
+    closed = _closed_outages(data_dir) if history_changed else []
     if marker is None:  # the first check takes the history as it is: old outages are not recovered
         newest = max((end for _, end in closed), default=None)
         return HookCheck(Marker(signature, newest, now), [], retry_due, first_check=True)
     seen = marker.newest_ended
     ended = [(start, end) for start, end in closed if seen is None or end > seen]
-    newest = max([end for _, end in ended] + ([seen] if seen is not None else []), default=None)
+    newest = max([end for _, end in ended], default=seen)
     retried_at = now if ended or retry_due else marker.retried_at
     return HookCheck(Marker(signature, newest, retried_at), ended, retry_due)
 

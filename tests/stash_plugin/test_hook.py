@@ -141,3 +141,39 @@ def test_unreadable_input_and_a_missing_package_are_one_log_line(run_plugin, plu
     assert missing.code == 0
     assert len(missing.texts("e")) == 1 and "pip install plexsync-recovery-plugin" in missing.texts("e")[0]
     assert missing.non_protocol_lines() == []
+
+
+def test_pending_windows_are_retried_at_most_once_per_interval(data_dir):
+    from plexsync_recovery_plugin.stash_plugin.hook import RETRY_PENDING_SECONDS, check_for_work
+    from plexsync_recovery_plugin.stash_plugin.hook_marker import HookMarker
+
+    write_history(data_dir, OUTAGE)
+    first = check_for_work(data_dir, now=1000.0)
+    assert first.first_check and first.ended == [] and not first.retry_due
+    assert first.marker.newest_ended == WINDOW_END  # the outage before the plugin came is the baseline
+    HookMarker(data_dir).write(first.marker)
+    assert check_for_work(data_dir, now=1000.0 + RETRY_PENDING_SECONDS) is None  # no pending window
+
+    PendingWindows(data_dir).add(WINDOW_START, WINDOW_END)
+    assert check_for_work(data_dir, now=1000.0 + RETRY_PENDING_SECONDS - 1) is None
+    due = check_for_work(data_dir, now=1000.0 + RETRY_PENDING_SECONDS)
+    assert due.retry_due and due.ended == [] and due.marker.retried_at == 1000.0 + RETRY_PENDING_SECONDS
+
+
+def test_only_outages_that_ended_after_the_last_check_count(data_dir):
+    from plexsync_recovery_plugin.stash_plugin.hook import check_for_work
+    from plexsync_recovery_plugin.stash_plugin.hook_marker import HookMarker
+
+    older = (WINDOW_START - 7200, WINDOW_START - 3600)
+    write_history(data_dir, older, (WINDOW_START, None))
+    HookMarker(data_dir).write(check_for_work(data_dir, now=0.0).marker)
+    later = (WINDOW_END + 600, WINDOW_END + 900)
+    write_history(data_dir, older, OUTAGE, later)
+
+    found = check_for_work(data_dir, now=1.0)
+
+    assert found.ended == [OUTAGE, later] and found.marker.newest_ended == later[1]
+    HookMarker(data_dir).write(found.marker)
+    os.utime(data_dir / "outage_history.json", ns=(1, 1))  # rewritten, same content
+    touched = check_for_work(data_dir, now=2.0)
+    assert touched.ended == [] and not touched.first_check
