@@ -109,7 +109,8 @@ def test_install_print_shows_the_files_and_writes_nothing(run_cli, tmp_path):
     assert shown.returncode == 0
     assert list(plugins.iterdir()) == []
     assert f"# {plugins / 'PlexSyncRecovery' / MANIFEST} (create)" in shown.stdout
-    assert "interface: raw" in shown.stdout and "from plexsync_recovery_plugin.stash_plugin.entry import main" in shown.stdout
+    assert "interface: raw" in shown.stdout
+    assert "from plexsync_recovery_plugin.stash_plugin.entry import main" in shown.stdout
 
 
 def test_install_into_a_missing_plugins_folder_is_one_error_line(run_cli, tmp_path):

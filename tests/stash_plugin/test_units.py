@@ -21,7 +21,8 @@ def test_plexsync_data_dir_follows_plexsyncs_own_rule(tmp_path):
     assert plexsync_data_dir(plugins, environ={}) is None  # no manifest: PlexSync is not there
     (plugins / "Stash2Plex" / "Stash2Plex.yml").write_text("name: Stash2Plex\n")
     assert plexsync_data_dir(plugins, environ={}) == plugins / "Stash2Plex" / "data"
-    assert plexsync_data_dir(plugins, environ={"STASH_PLUGIN_DATA": str(tmp_path / "elsewhere")}) == tmp_path / "elsewhere"
+    elsewhere = tmp_path / "elsewhere"
+    assert plexsync_data_dir(plugins, environ={"STASH_PLUGIN_DATA": str(elsewhere)}) == elsewhere
     assert plexsync_data_dir(None, environ={}) is None
 
 
