@@ -2,63 +2,92 @@
 
 Connect a ``RecoveryPlugin`` and every ``outage_ended`` signal recovers the DLQ entries of
 that outage; subscribe to ``recovery_completed`` to hear what happened.
+
+The names below are imported on first use (PEP 562), so that importing one light module of
+the package (the Stash plugin's hook check) does not load the Plex and Stash clients.
 """
 
-from .plex.exceptions import (
-    PlexAuthError,
-    PlexError,
-    PlexNotFound,
-    PlexPermanentError,
-    PlexPermissionError,
-    PlexServerDown,
-    PlexTemporaryError,
-)
-from .plex.health import PlexConnection, check_plex_health
-from .plugin import RecoveryPlugin
-from .signals import outage_ended, outage_started, recovery_completed, recovery_failed
-from .stash.connection import StashConnection, StashUnavailable
-from .sync_queue.dlq import DeadLetterQueue
-from .sync_queue.dlq_recovery import (
-    OPTIONAL_RETRY_ERROR_TYPES,
-    PERMANENT_ERROR_TYPES,
-    SAFE_RETRY_ERROR_TYPES,
-    RecoveryResult,
-    get_error_types_for_recovery,
-    get_outage_dlq_entries,
-    recover_outage_jobs,
-)
-from .sync_queue.operations import enqueue, get_queued_scene_ids, open_queue
-from .worker.outage_history import OutageHistory
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .plex.exceptions import (
+        PlexAuthError,
+        PlexError,
+        PlexNotFound,
+        PlexPermanentError,
+        PlexPermissionError,
+        PlexServerDown,
+        PlexTemporaryError,
+    )
+    from .plex.health import PlexConnection, check_plex_health
+    from .plugin import RecoveryPlugin
+    from .signals import outage_ended, outage_started, recovery_completed, recovery_failed
+    from .stash.connection import StashConnection, StashUnavailable
+    from .sync_queue.dlq import DeadLetterQueue
+    from .sync_queue.dlq_recovery import (
+        OPTIONAL_RETRY_ERROR_TYPES,
+        PERMANENT_ERROR_TYPES,
+        SAFE_RETRY_ERROR_TYPES,
+        RecoveryResult,
+        get_error_types_for_recovery,
+        get_outage_dlq_entries,
+        recover_outage_jobs,
+    )
+    from .sync_queue.operations import enqueue, get_queued_scene_ids, open_queue
+    from .worker.outage_history import OutageHistory
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DeadLetterQueue",
-    "OPTIONAL_RETRY_ERROR_TYPES",
-    "OutageHistory",
-    "PERMANENT_ERROR_TYPES",
-    "PlexAuthError",
-    "PlexConnection",
-    "PlexError",
-    "PlexNotFound",
-    "PlexPermanentError",
-    "PlexPermissionError",
-    "PlexServerDown",
-    "PlexTemporaryError",
-    "RecoveryPlugin",
-    "RecoveryResult",
-    "SAFE_RETRY_ERROR_TYPES",
-    "StashConnection",
-    "StashUnavailable",
-    "check_plex_health",
-    "enqueue",
-    "get_error_types_for_recovery",
-    "get_outage_dlq_entries",
-    "get_queued_scene_ids",
-    "open_queue",
-    "outage_ended",
-    "outage_started",
-    "recover_outage_jobs",
-    "recovery_completed",
-    "recovery_failed",
-]
+#: Public name -> the submodule that defines it.
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "PlexAuthError",
+            "PlexError",
+            "PlexNotFound",
+            "PlexPermanentError",
+            "PlexPermissionError",
+            "PlexServerDown",
+            "PlexTemporaryError",
+        ),
+        ".plex.exceptions",
+    ),
+    **dict.fromkeys(("PlexConnection", "check_plex_health"), ".plex.health"),
+    "RecoveryPlugin": ".plugin",
+    **dict.fromkeys(("outage_ended", "outage_started", "recovery_completed", "recovery_failed"), ".signals"),
+    **dict.fromkeys(("StashConnection", "StashUnavailable"), ".stash.connection"),
+    "DeadLetterQueue": ".sync_queue.dlq",
+    **dict.fromkeys(
+        (
+            "OPTIONAL_RETRY_ERROR_TYPES",
+            "PERMANENT_ERROR_TYPES",
+            "SAFE_RETRY_ERROR_TYPES",
+            "RecoveryResult",
+            "get_error_types_for_recovery",
+            "get_outage_dlq_entries",
+            "recover_outage_jobs",
+        ),
+        ".sync_queue.dlq_recovery",
+    ),
+    **dict.fromkeys(("enqueue", "get_queued_scene_ids", "open_queue"), ".sync_queue.operations"),
+    "OutageHistory": ".worker.outage_history",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` on first access, and keep the value."""
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

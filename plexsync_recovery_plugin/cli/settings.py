@@ -89,7 +89,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("common options (flags override the environment)")
     quiet = argparse.SUPPRESS
     group.add_argument(
-        "--data-dir", metavar="DIR", default=quiet, help="PlexSync data directory (env STASH_PLUGIN_DATA)"
+        "--data-dir",
+        metavar="DIR",
+        default=quiet,
+        help="PlexSync data directory (env STASH_PLUGIN_DATA; else PlexSync's under ~/.stash/plugins, if there)",
     )
     group.add_argument(
         "--plex-url", metavar="URL", default=quiet, help=f"Plex server (env PLEX_URL; default {DEFAULT_PLEX_URL})"
@@ -237,7 +240,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         except ValueError as error:
             raise UsageError(str(error)) from None
 
-    data_dir = pick("data_dir", None)
+    data_dir = pick("data_dir", None) or _plexsync_default_data_dir()
     return Settings(
         data_dir=Path(data_dir).expanduser() if data_dir else None,
         plex_url=pick("plex_url", DEFAULT_PLEX_URL) or DEFAULT_PLEX_URL,
@@ -249,6 +252,14 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         verbose=bool(getattr(args, "verbose", False)),
         quiet=bool(getattr(args, "quiet", False)),
     )
+
+
+def _plexsync_default_data_dir() -> str | None:
+    """PlexSync's own data folder under Stash's default plugins folder, when it exists."""
+    from ..plexsync_paths import cli_default_data_dir
+
+    found = cli_default_data_dir()
+    return str(found) if found is not None else None
 
 
 _LAST_SECOND = 253402300799.0  # 9999-12-31 23:59:59 UTC, the last time SQLite and the DLQ can hold

@@ -48,8 +48,10 @@ class StashKeyRejected(StashUnavailable):
 _REJECTED = (401, 403)
 
 
-def stash_connection_dict(url: str, api_key: str | None = None) -> dict[str, Any]:
+def stash_connection_dict(url: str, api_key: str | None = None, session_cookie: str | None = None) -> dict[str, Any]:
     """Turn ``http://host:port[/graphql]`` into the connection dict ``StashInterface`` takes.
+
+    ``session_cookie`` is the value of the ``session`` cookie Stash hands a plugin it runs.
 
     Raises:
         ValueError: The URL has no http(s) scheme, no host, or a bad port.
@@ -64,6 +66,8 @@ def stash_connection_dict(url: str, api_key: str | None = None) -> dict[str, Any
     api_key = clean_secret(api_key)
     if api_key:
         conn["ApiKey"] = api_key
+    if session_cookie:
+        conn["SessionCookie"] = {"Name": "session", "Value": session_cookie}
     return conn
 
 
@@ -130,13 +134,17 @@ class StashConnection:
 
     ``find_scene`` and ``call_GQL`` behave as ``StashInterface``'s; connection failures
     raise ``StashUnavailable`` (``StashKeyRejected`` when Stash answers 401/403) and the
-    next call connects afresh. The API key is stripped of surrounding whitespace, never part
-    of ``repr``, and masked in every log record of the package (see ``redaction``).
+    next call connects afresh. The API key and the session cookie (what Stash gives the
+    plugins it runs) are stripped of surrounding whitespace, never part of ``repr``, and
+    masked in every log record of the package (see ``redaction``).
     """
 
-    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 10.0) -> None:
-        self._conn = stash_connection_dict(url, api_key)
+    def __init__(
+        self, url: str, api_key: str | None = None, *, timeout: float = 10.0, session_cookie: str | None = None
+    ) -> None:
+        self._conn = stash_connection_dict(url, api_key, session_cookie)
         register_secret(self._conn.get("ApiKey"), "Stash API key")
+        register_secret((self._conn.get("SessionCookie") or {}).get("Value"), "Stash session cookie")
         self.url = f"{self._conn['Scheme']}://{self._conn['Host']}:{self._conn['Port']}"
         self.timeout = timeout
         self._client: Any = None

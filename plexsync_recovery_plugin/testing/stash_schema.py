@@ -5,7 +5,8 @@ builds its query fragments (``...Scene``) from what it finds, so types and field
 be Stash's, letter for letter (checked against ``graphql/schema/schema.graphql`` and
 ``graphql/schema/types/{scene,filters,version,config,scalars}.graphql`` in stashapp/stash).
 Only what the plugin asks for is here: the ``version`` and ``configuration`` queries
-``StashInterface`` runs on connect, ``findScene`` and ``findScenes``.
+``StashInterface`` runs on connect, ``findScene`` and ``findScenes``, and
+``configuration { plugins }`` (the settings of Stash's plugins, which the Stash plugin reads).
 
 The schema is built once per process (:func:`stash_schema`); its resolvers are thin and
 delegate to the ``root_value`` of each request, a :class:`StashBackend`.
@@ -17,7 +18,7 @@ import functools
 from datetime import datetime
 from typing import Any, Protocol
 
-from graphql import GraphQLResolveInfo, GraphQLSchema, build_schema
+from graphql import GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema, build_schema
 
 __all__ = ["SCENE_FIELDS", "STASH_SDL", "StashBackend", "stash_schema"]
 
@@ -117,8 +118,13 @@ type ConfigGeneralResult {
   apiKey: String!
 }
 
+"Plugin id -> that plugin's settings (a JSON object), as Stash keeps them."
+scalar PluginConfigMap
+
 type ConfigResult {
   general: ConfigGeneralResult!
+  "Settings of every plugin that has any, or only of the ids in include."
+  plugins(include: [ID!]): PluginConfigMap!
 }
 
 type Query {
@@ -159,6 +165,9 @@ class StashBackend(Protocol):
     def resolve_configuration(self) -> dict[str, Any]:
         """Return the ``ConfigResult`` object."""
 
+    def resolve_plugin_settings(self, include: list[str] | None) -> dict[str, Any]:
+        """Return ``ConfigResult.plugins``: plugin id -> settings."""
+
     def resolve_find_scene(self, scene_id: str | None, checksum: str | None) -> dict[str, Any] | None:
         """Return one ``Scene`` or None."""
 
@@ -178,6 +187,11 @@ def _version(root: StashBackend, info: GraphQLResolveInfo) -> dict[str, Any]:
 
 def _configuration(root: StashBackend, info: GraphQLResolveInfo) -> dict[str, Any]:
     return root.resolve_configuration()
+
+
+def _plugins(config: Any, info: GraphQLResolveInfo, include: list[str] | None = None) -> dict[str, Any]:
+    backend: StashBackend = info.root_value
+    return backend.resolve_plugin_settings(include)
 
 
 def _find_scene(
@@ -220,4 +234,7 @@ def stash_schema() -> GraphQLSchema:
     query_fields["findScene"].resolve = _find_scene
     query_fields["findScenes"].resolve = _find_scenes
     schema.type_map["Time"].serialize = _serialize_time  # type: ignore[union-attr]
+    config_result = schema.type_map["ConfigResult"]
+    assert isinstance(config_result, GraphQLObjectType)
+    config_result.fields["plugins"].resolve = _plugins
     return schema

@@ -19,6 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,7 +56,7 @@ class _StashRequestHandler(QuietRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        if not stash._api_key_matches(self.headers.get("ApiKey")):
+        if not stash._authorized(self.headers.get("ApiKey"), self.headers.get("Cookie")):
             self.respond(401, b"Unauthorized\n", "text/plain; charset=utf-8")
         elif urlsplit(self.path).path != "/graphql":
             self.respond(404, b"404 page not found\n", "text/plain; charset=utf-8")
@@ -145,6 +146,8 @@ class StashTestServer(LoopbackHTTPService):
         host: str = "127.0.0.1",
         initial_mode: str = "up",
         strict_ids: bool = True,
+        session_cookie: str | None = None,
+        plugin_settings: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Describe the server; call :meth:`start` (or use ``with``) to run it.
 
@@ -156,6 +159,10 @@ class StashTestServer(LoopbackHTTPService):
             host: Loopback address to bind.
             initial_mode: Mode at start; ``"down"`` reserves the port without listening.
             strict_ids: Fail ``findScenes`` on a missing id, as real Stash does (False: lenient).
+            session_cookie: If set, a request carrying the cookie ``session=<this>`` is let in
+                (as Stash lets in the plugins it runs) even without the API key; with
+                neither configured every request is let in.
+            plugin_settings: ``configuration { plugins }``: plugin id -> its settings.
 
         Raises:
             ValueError: Unknown mode or a bad scene id.
@@ -164,6 +171,10 @@ class StashTestServer(LoopbackHTTPService):
         _check_mode(initial_mode)
         self._mode = initial_mode  # read by handlers without a lock (a str swap is atomic)
         self._api_key = api_key
+        self._session_cookie = session_cookie
+        self._plugin_settings: dict[str, dict[str, Any]] = {
+            plugin_id: dict(values) for plugin_id, values in (plugin_settings or {}).items()
+        }
         self.version = version
         self.strict_ids = strict_ids
         self._scenes: dict[int, dict[str, Any]] = {}
@@ -197,6 +208,33 @@ class StashTestServer(LoopbackHTTPService):
         if self._api_key:
             conn["ApiKey"] = self._api_key
         return conn
+
+    @property
+    def session_cookie(self) -> str | None:
+        """The ``session`` cookie value that lets a request in, or None."""
+        return self._session_cookie
+
+    def plugin_connection(self, plugin_dir: str = "", config_dir: str = "") -> dict[str, Any]:
+        """The ``server_connection`` object Stash writes to a plugin's standard input.
+
+        Args:
+            plugin_dir: The folder of the plugin's manifest (``PluginDir``).
+            config_dir: Stash's configuration folder (``Dir``).
+        """
+        cookie = None
+        if self._session_cookie:
+            cookie = {"Name": "session", "Value": self._session_cookie, "Path": "", "Domain": "", "MaxAge": 0,
+                      "Secure": False, "HttpOnly": False, "SameSite": 0, "Raw": "", "Unparsed": None}
+        return {"Scheme": "http", "Host": self.host, "Port": self.port, "SessionCookie": cookie,
+                "Dir": config_dir, "PluginDir": plugin_dir}
+
+    def set_plugin_settings(self, plugin_id: str, settings: dict[str, Any] | None) -> None:
+        """Replace one plugin's settings (None removes them, as for a plugin never configured)."""
+        with self._scenes_lock:
+            if settings is None:
+                self._plugin_settings.pop(plugin_id, None)
+            else:
+                self._plugin_settings[plugin_id] = dict(settings)
 
     # -- modes ------------------------------------------------------------------------------
 
@@ -309,6 +347,20 @@ class StashTestServer(LoopbackHTTPService):
         if self._mode == "locked" and name in _DATABASE_FIELDS:
             raise GraphQLError(DATABASE_LOCKED_MESSAGE)
 
+    def _authorized(self, api_key: str | None, cookie_header: str | None) -> bool:
+        if self._session_cookie and cookie_header:
+            cookies = SimpleCookie()
+            try:
+                cookies.load(cookie_header)
+            except CookieError:
+                return False
+            given = cookies.get("session")
+            if given is not None and hmac.compare_digest(given.value.encode(), self._session_cookie.encode()):
+                return True
+        if not self._api_key and self._session_cookie:
+            return False
+        return self._api_key_matches(api_key)
+
     def _api_key_matches(self, given: str | None) -> bool:
         if not self._api_key:
             return True
@@ -350,6 +402,15 @@ class StashTestServer(LoopbackHTTPService):
     def resolve_configuration(self) -> dict[str, Any]:
         """``Query.configuration``: only ``general.apiKey``, ``""`` when none is set."""
         return {"general": {"apiKey": self._api_key or ""}}
+
+    def resolve_plugin_settings(self, include: list[str] | None) -> dict[str, Any]:
+        """``ConfigResult.plugins``: every plugin's settings, or only those of ``include``."""
+        with self._scenes_lock:
+            return {
+                plugin_id: dict(values)
+                for plugin_id, values in self._plugin_settings.items()
+                if include is None or plugin_id in include
+            }
 
     def resolve_find_scene(self, scene_id: str | None, checksum: str | None) -> dict[str, Any] | None:
         """``Query.findScene``: the scene, or None (the test scenes have no checksums)."""

@@ -1,0 +1,110 @@
+"""The plugin process Stash starts: read Stash's JSON from stdin, run a task or the hook, answer on stdout.
+
+Log lines and progress go to stderr in Stash's protocol (:mod:`.stash_log`); the result is
+one JSON object ``{"output": ..., "error": ...}`` on stdout, which Stash shows for a task.
+A task that fails sets ``error`` and exits 1; the hook always exits 0 (it must never fail
+the scene update that triggered it). The Stash session cookie and the Plex token are masked
+in everything written.
+
+Only the standard library and the package's light modules are imported at module level, so
+the hook's "nothing new" answer costs little more than the interpreter's start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, TextIO
+
+from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, plexsync_data_dir
+from .hook import run_hook
+from .plugin_settings import SettingsError
+from .stash_input import PluginInputError, ServerConnection, parse_plugin_input
+from .stash_log import StashLogHandler, install_stash_logging
+
+__all__ = ["find_data_dir", "main"]
+
+logger = logging.getLogger("plexsync_recovery_plugin.stash_plugin")
+
+
+def find_data_dir(server: ServerConnection, environ: Mapping[str, str]) -> Path | None:
+    """PlexSync's data directory: ``$STASH_PLUGIN_DATA``, else ``data`` in PlexSync's plugin folder."""
+    candidates: list[Path | None] = [*server.plugins_dirs()] or [None]
+    for plugins_dir in candidates:
+        found = plexsync_data_dir(plugins_dir, environ)
+        if found is not None:
+            return found
+    return None
+
+
+def _answer(stdout: TextIO, handler: StashLogHandler, output: str | None, error: str | None) -> None:
+    payload = {"output": handler.mask(output) if output else output, "error": handler.mask(error) if error else None}
+    stdout.write(json.dumps(payload) + "\n")
+    stdout.flush()
+
+
+def _run_task(mode: str | None, server: ServerConnection, data_dir: Path | None, handler: StashLogHandler) -> Any:
+    from . import tasks
+    from .task_modes import TASK_MODES, TaskOutcome, TaskRun
+
+    task = TASK_MODES.get(mode or "")
+    if task is None:
+        known = ", ".join(sorted(TASK_MODES))
+        return TaskOutcome(f"unknown task mode {mode!r} (known: {known})", ok=False)
+    if data_dir is None or not data_dir.is_dir():
+        where = data_dir or f"a {PLEXSYNC_PLUGIN_ID} folder under {', '.join(map(str, server.plugins_dirs()))}"
+        return TaskOutcome(
+            f"PlexSync's data directory was not found ({where}): is {PLEXSYNC_PLUGIN_ID} installed"
+            " and has it run once? (STASH_PLUGIN_DATA in Stash's environment points elsewhere)",
+            ok=False,
+        )
+    run = TaskRun(data_dir, handler.progress, lambda: tasks.open_context(data_dir, server, handler.add_secrets))
+    try:
+        return task(run)
+    finally:
+        run.close()
+
+
+def main(
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Run one plugin invocation; return the exit code."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    env = os.environ if environ is None else environ
+    handler = install_stash_logging(stream=stderr)
+    try:
+        plugin_input = parse_plugin_input(stdin.read())
+    except (PluginInputError, OSError, UnicodeDecodeError) as error:
+        logger.error("PlexSync Recovery: %s", error)
+        _answer(stdout, handler, None, str(error))
+        return 1
+    handler.add_secrets(plugin_input.server.session_cookie)
+    data_dir = find_data_dir(plugin_input.server, env)
+    if plugin_input.is_hook:
+        summary = run_hook(data_dir, plugin_input.server, time.time(), handler.add_secrets)
+        _answer(stdout, handler, summary, None)
+        return 0
+    try:
+        outcome = _run_task(plugin_input.mode, plugin_input.server, data_dir, handler)
+    except SettingsError as error:
+        logger.error("%s", error)
+        _answer(stdout, handler, None, str(error))
+        return 1
+    except Exception as error:  # one line in Stash's log, never a bare traceback
+        logger.error("task failed: %s: %s", type(error).__name__, error)
+        logger.debug("detail", exc_info=error)
+        _answer(stdout, handler, None, f"{type(error).__name__}: {error}")
+        return 1
+    if not outcome.ok:
+        logger.error("%s", outcome.summary)
+        _answer(stdout, handler, None, outcome.summary)
+        return 1
+    _answer(stdout, handler, outcome.summary, None)
+    return 0

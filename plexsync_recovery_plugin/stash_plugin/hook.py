@@ -1,0 +1,159 @@
+"""The hook: on each scene create/update Stash runs the plugin; recover an outage that ended since last time.
+
+The check is made to cost almost nothing when nothing is new, because Stash runs it on every
+scene update: a ``stat`` of PlexSync's ``outage_history.json`` compared with the marker the
+last check left (:mod:`.hook_marker`), and, at most once per ``RETRY_PENDING_SECONDS``, a
+look at the plugin's pending windows. No lock is taken, no DLQ opened, neither Plex nor
+Stash asked, and nothing but the standard library is imported on that path. Only when the
+history changed is it read; only when an outage ended since the last check (or a pending
+window is due for a retry) are Stash's settings read and the recovery run.
+
+A hook never fails the scene update that triggered it: every error is logged, and the
+caller exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .hook_marker import HookMarker, Marker
+
+__all__ = ["HookCheck", "RETRY_PENDING_SECONDS", "check_for_work", "run_hook"]
+
+logger = logging.getLogger(__name__)
+
+#: Least seconds between two retries of pending windows from the hook (while Plex stays down,
+#: a busy library would otherwise probe it on every scene update).
+RETRY_PENDING_SECONDS = 60.0
+
+_HISTORY_FILE_NAME = "outage_history.json"  # worker.outage_history.HISTORY_FILE_NAME, not imported: it loads blinker
+
+
+@dataclass(frozen=True)
+class HookCheck:
+    """What the check found.
+
+    Attributes:
+        marker: The marker to leave for the next check.
+        ended: Outages ``(start, end)`` that ended since the last check, oldest first.
+        retry_due: Pending windows exist and are due for a retry.
+        first_check: No marker existed: the history was taken as the baseline, nothing recovered.
+    """
+
+    marker: Marker
+    ended: list[tuple[float, float]] = field(default_factory=list)
+    retry_due: bool = False
+    first_check: bool = False
+
+
+def _signature(path: Path) -> str | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+
+
+def _closed_outages(data_dir: Path) -> list[tuple[float, float]]:
+    from ..worker.outage_history import read_history_file
+
+    records = read_history_file(data_dir / _HISTORY_FILE_NAME)
+    return sorted((float(r["started_at"]), float(r["ended_at"])) for r in records if r.get("ended_at") is not None)
+
+
+def _pending_exists(data_dir: Path) -> bool:
+    from ..sync_queue.pending_windows import PendingWindows
+
+    return bool(PendingWindows(data_dir).windows())
+
+
+def check_for_work(data_dir: Path, now: float) -> HookCheck | None:
+    """Return what is new since the last check, or None when nothing is (and nothing was written)."""
+    signature = _signature(data_dir / _HISTORY_FILE_NAME)  # before reading: a write after it shows next time
+    marker = HookMarker(data_dir).read()
+    history_changed = marker is None or marker.history_signature != signature
+    retry_time = marker is None or now - marker.retried_at >= RETRY_PENDING_SECONDS
+    if not history_changed and not retry_time:
+        return None
+    retry_due = retry_time and _pending_exists(data_dir)
+    if not history_changed and not retry_due:
+        return None
+    closed = _closed_outages(data_dir) if history_changed else []
+    if marker is None:  # the first check takes the history as it is: old outages are not recovered
+        newest = max((end for _, end in closed), default=None)
+        return HookCheck(Marker(signature, newest, now), [], retry_due, first_check=True)
+    seen = marker.newest_ended
+    ended = [(start, end) for start, end in closed if seen is None or end > seen]
+    newest = max([end for _, end in ended], default=seen)
+    retried_at = now if ended or retry_due else marker.retried_at
+    return HookCheck(Marker(signature, newest, retried_at), ended, retry_due)
+
+
+def run_hook(data_dir: Path | None, server: Any, now: float, on_secret: Callable[[str], None]) -> str:
+    """Check and, if something is new, recover; return a one-line summary. Never raises.
+
+    Args:
+        data_dir: PlexSync's data directory, or None when it could not be found.
+        server: Stash's ``ServerConnection`` from the plugin input.
+        now: The current time (Unix seconds).
+        on_secret: Told the Plex token once the settings are read.
+    """
+    try:
+        if data_dir is None or not data_dir.is_dir():
+            logger.debug("no PlexSync data directory found: nothing to check")
+            return "no PlexSync data directory"
+        found = check_for_work(data_dir, now)
+        if found is None:
+            return "nothing new"
+        try:
+            return _act(data_dir, server, found, on_secret)
+        finally:
+            HookMarker(data_dir).write(found.marker)
+    except Exception as error:  # a hook never fails the scene update
+        logger.error("automatic recovery check failed: %s: %s", type(error).__name__, error)
+        logger.debug("detail", exc_info=error)
+        return "check failed (see the log)"
+
+
+def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str], None]) -> str:
+    if found.first_check:
+        logger.info("automatic recovery is watching %s from now on", data_dir)
+    if not found.ended and not found.retry_due:
+        return "no outage ended since the last check"
+    from . import tasks
+
+    try:
+        context = tasks.open_context(data_dir, server, on_secret)
+    except Exception as error:
+        for start, end in found.ended:  # retried once the settings or Stash are right again
+            tasks.keep_pending(data_dir, start, end)
+        logger.error("cannot recover now, the outage stays pending: %s", error)
+        return "recovery could not start (see the log)"
+    try:
+        for start, end in found.ended:
+            logger.info("Plex outage %s..%s ended: recovering its dead-lettered jobs", _clock(start), _clock(end))
+            runs = tasks.recover(context, start, end)
+            tasks.note_outage_handled(data_dir, start, end)
+            _log_runs(runs)
+        if not found.ended:
+            _log_runs(tasks.retry_pending(context))
+    finally:
+        context.close()
+    return f"{len(found.ended)} outage(s) recovered" if found.ended else "pending windows retried"
+
+
+def _log_runs(runs: Any) -> None:
+    recovered = sum(result.recovered for result in runs.results)
+    logger.info("automatic recovery re-queued %d job(s) in %d run(s)", recovered, len(runs.results))
+    for start, end in runs.pending:
+        logger.warning("outage window %s..%s stays pending; it is retried later", _clock(start), _clock(end))
+
+
+def _clock(unix_seconds: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(unix_seconds))

@@ -1,0 +1,80 @@
+"""The Stash hook's "last checked" marker, a small table in the plugin's own ``recovery_state.db``.
+
+It remembers what the hook saw of PlexSync's ``outage_history.json`` (its stat signature
+and the newest outage end it acted on) and when it last retried pending windows, so a scene
+update finds out that nothing is new from a ``stat`` and one small read. Nothing of
+PlexSync's is written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..state_db import STATE_FILE_NAME, connect_state_db
+
+__all__ = ["HookMarker", "Marker"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stash_hook_marker (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+_KEY = "last_check"
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the hook had seen at its last check.
+
+    Attributes:
+        history_signature: ``inode:mtime_ns:size`` of the history file, or None when it was absent.
+        newest_ended: The latest ``ended_at`` the hook has acted on (or took as its baseline).
+        retried_at: When pending windows were last looked at for a retry (Unix seconds).
+    """
+
+    history_signature: str | None
+    newest_ended: float | None
+    retried_at: float
+
+
+class HookMarker:
+    """Reads and writes the marker of one data directory."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir)
+
+    def read(self) -> Marker | None:
+        """Return the marker, or None before the hook's first check (the state file is not created)."""
+        if not (self.data_dir / STATE_FILE_NAME).exists():
+            return None
+        conn = connect_state_db(self.data_dir, _SCHEMA)
+        try:
+            row = conn.execute("SELECT value FROM stash_hook_marker WHERE key = ?", (_KEY,)).fetchone()
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        try:
+            data = json.loads(row[0])
+            return Marker(data["history_signature"], data["newest_ended"], float(data["retried_at"]))
+        except (ValueError, KeyError, TypeError):  # unreadable: start again from a baseline
+            return None
+
+    def write(self, marker: Marker) -> None:
+        """Replace the marker."""
+        value = json.dumps(
+            {
+                "history_signature": marker.history_signature,
+                "newest_ended": marker.newest_ended,
+                "retried_at": marker.retried_at,
+            }
+        )
+        conn = connect_state_db(self.data_dir, _SCHEMA)
+        try:
+            with conn:
+                conn.execute("INSERT OR REPLACE INTO stash_hook_marker (key, value) VALUES (?, ?)", (_KEY, value))
+        finally:
+            conn.close()

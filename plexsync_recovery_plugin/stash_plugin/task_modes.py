@@ -1,0 +1,190 @@
+"""The plugin's four tasks, as Stash runs them from Settings > Tasks: call the library, log what it did.
+
+Each task is a thin front door over :mod:`.tasks`; what it shows goes to Stash's log (one
+line per fact) and its progress to Stash's task bar.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..cli.output import format_duration, format_time, truncate
+from ..cli.recover_cmd import OUTCOME_LABELS
+from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, Observer, RecoveryResult
+from . import tasks
+
+__all__ = ["PREVIEW_LINE_LIMIT", "TASK_MODES", "TaskOutcome", "TaskRun", "chunk_progress"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float], None]
+
+#: A preview logs at most this many entries one by one (then counts the rest).
+PREVIEW_LINE_LIMIT = 1000
+
+
+class TaskRun:
+    """What a task works with: the data directory, the task bar, and a recovery context opened on first use.
+
+    Args:
+        data_dir: PlexSync's data directory.
+        show: Shows a fraction done in Stash's task bar.
+        opener: Opens the context (reads the settings from Stash); called at most once.
+    """
+
+    def __init__(self, data_dir: Path, show: Progress, opener: Callable[[], tasks.RecoveryContext]) -> None:
+        self.data_dir = data_dir
+        self.show = show
+        self._opener = opener
+        self._context: tasks.RecoveryContext | None = None
+
+    def context(self) -> tasks.RecoveryContext:
+        """The recovery context (Plex and Stash clients), opened now if needed."""
+        if self._context is None:
+            self._context = self._opener()
+        return self._context
+
+    def close(self) -> None:
+        """Close the context's sessions, if it was opened."""
+        if self._context is not None:
+            self._context.close()
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """A task's one-line summary and whether it completed (False: Stash shows it as an error)."""
+
+    summary: str
+    ok: bool = True
+
+
+def chunk_progress(total: int, show: Progress, then: Observer | None = None) -> Observer:
+    """An observer that counts entries and shows the fraction done once per chunk and at the end.
+
+    The one place progress is computed; ``then`` is also told every entry.
+    """
+    done = 0
+
+    def observe(entry: dict[str, Any], outcome: str, detail: str) -> None:
+        nonlocal done
+        done += 1
+        if then is not None:
+            then(entry, outcome, detail)
+        if done % RECOVERY_CHUNK == 0 or done >= total:
+            show(done / total if total else 1.0)
+
+    return observe
+
+
+def _span(start: float, end: float) -> str:
+    return f"{format_time(start)} .. {format_time(end)}"
+
+
+def _counts(result: RecoveryResult, recovered: str = "re-queued") -> str:
+    return (
+        f"{recovered} {result.recovered} of {result.total_dlq_entries} DLQ entries (already queued"
+        f" {result.skipped_already_queued}, scene missing {result.skipped_scene_missing}, Plex down"
+        f" {result.skipped_plex_down}, Stash error {result.skipped_stash_error}, failed {result.failed})"
+    )
+
+
+def _no_outage(run: TaskRun) -> TaskOutcome:
+    logger.info("no closed outage is recorded in %s: nothing to do", run.data_dir / "outage_history.json")
+    return TaskOutcome("nothing to do: no closed outage recorded")
+
+
+def preview_last_outage(run: TaskRun) -> TaskOutcome:
+    """Dry run of the newest closed outage: every entry's outcome in the log, nothing changed."""
+    window = tasks.last_outage(run.data_dir)
+    if window is None:
+        return _no_outage(run)
+    context, show = run.context(), run.show
+    total = tasks.preview_size(context, *window)
+    logger.info("preview of outage %s: %d DLQ entries to judge; nothing is changed", _span(*window), total)
+    rows: list[tuple[Any, ...]] = []
+
+    def remember(entry: dict[str, Any], outcome: str, detail: str) -> None:
+        if outcome == "recovered":
+            detail = "passes every gate; not queued (preview)"
+        row = (entry.get("failed_at"), entry.get("id"), entry.get("scene_id"), entry.get("error_type"))
+        rows.append((*row, OUTCOME_LABELS.get(outcome, outcome), detail))
+
+    show(0.0)
+    result = tasks.preview(context, *window, chunk_progress(total, show, remember))
+    rows.sort(key=lambda row: (str(row[0]), row[1] or 0))  # the observer hears gate by gate
+    for failed_at, entry_id, scene_id, error_type, label, detail in rows[:PREVIEW_LINE_LIMIT]:
+        logger.info("DLQ entry %s (scene %s, %s, failed %s): %s - %s",
+                    entry_id, scene_id, error_type, failed_at, label, truncate(detail, 120))
+    if len(rows) > PREVIEW_LINE_LIMIT:
+        logger.info("... and %d more entries (counted below)", len(rows) - PREVIEW_LINE_LIMIT)
+    logger.info("preview: %s", _counts(result, "would re-queue"))
+    show(1.0)
+    return TaskOutcome(f"preview: would re-queue {result.recovered} of {result.total_dlq_entries}")
+
+
+def _report_runs(runs: tasks.RecoveryRuns, what: str) -> TaskOutcome:
+    for result in runs.results:
+        logger.info("run %s: %s", result.run_id, _counts(result))
+    for start, end in runs.pending:
+        logger.warning("window %s stays pending: Plex or Stash did not answer; it is retried later", _span(start, end))
+    recovered = sum(result.recovered for result in runs.results)
+    ok = not runs.pending and all(not result.failed for result in runs.results)
+    return TaskOutcome(f"{what}: re-queued {recovered} jobs; {len(runs.pending)} windows pending", ok)
+
+
+def recover_last_outage(run: TaskRun) -> TaskOutcome:
+    """Recover the newest closed outage (and any pending window it touches)."""
+    window = tasks.last_outage(run.data_dir)
+    if window is None:
+        return _no_outage(run)
+    context = run.context()
+    logger.info("recovering outage %s", _span(*window))
+    run.show(0.0)
+    runs = tasks.recover(context, *window)
+    run.show(1.0)
+    if runs.covering is None:
+        return TaskOutcome(f"recovery of {_span(*window)} failed (see the log)", ok=False)
+    return _report_runs(runs, "recovery")
+
+
+def retry_pending_windows(run: TaskRun) -> TaskOutcome:
+    """Retry every window a deferred run left pending."""
+    context = run.context()
+    run.show(0.0)
+    runs = tasks.retry_pending(context)
+    run.show(1.0)
+    if not runs.results and not runs.pending:
+        logger.info("no pending window: nothing to retry")
+        return TaskOutcome("nothing to retry")
+    return _report_runs(runs, "retry")
+
+
+def outage_report(run: TaskRun) -> TaskOutcome:
+    """PlexSync's outage history with MTTR, MTBF and availability (Plex and Stash are not asked)."""
+    records, summary = tasks.outage_report(run.data_dir)
+    if not records:
+        logger.info("no outage recorded in %s", run.data_dir / "outage_history.json")
+        return TaskOutcome("no outage recorded")
+    for record in records:
+        ended = record.get("ended_at")
+        lasted = "ongoing" if ended is None else format_duration(float(ended) - float(record["started_at"]))
+        logger.info("outage from %s to %s (%s), %s jobs affected", format_time(record["started_at"]),
+                    format_time(ended), lasted, record.get("jobs_affected"))
+    availability = "n/a" if summary.availability_percent is None else f"{summary.availability_percent:.3f}%"
+    text = (f"{summary.count} outages{' (one ongoing)' if summary.ongoing else ''}; MTTR"
+            f" {format_duration(summary.mttr_seconds)}; MTBF {format_duration(summary.mtbf_seconds)};"
+            f" downtime {format_duration(summary.downtime_seconds)}; availability {availability}")
+    logger.info("%s", text)
+    return TaskOutcome(text)
+
+
+#: ``defaultArgs.mode`` of each task in the manifest -> what it runs.
+TASK_MODES: dict[str, Callable[[TaskRun], TaskOutcome]] = {
+    "preview_last_outage": preview_last_outage,
+    "recover_last_outage": recover_last_outage,
+    "retry_pending": retry_pending_windows,
+    "outage_report": outage_report,
+}

@@ -1,0 +1,198 @@
+"""Every call the Stash plugin makes into the recovery library, in one place.
+
+The Stash plugin is a front door like the command line: its tasks and its hook call these
+thin functions, which call the same library the CLI calls (``RecoveryPlugin`` for real runs,
+the engine's dry run for a preview, the outage history and its summary for the report).
+Nothing here selects entries or decides an outcome itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..cli.recover_cmd import last_closed_outage
+from ..cli.report_cmds import OutageSummary, summarize_outages
+from ..plex.health import PlexConnection
+from ..plugin import RecoveryPlugin
+from ..stash.connection import StashConnection
+from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
+from ..sync_queue.dlq_recovery import Observer, RecoveryResult, get_error_types_for_recovery, recover_outage_jobs
+from ..sync_queue.dlq_window import DlqWindow, whole_seconds
+from ..sync_queue.operations import QUEUE_DIR_NAME, open_queue
+from ..sync_queue.pending_windows import PendingWindows
+from ..sync_queue.recovery_lock import recovery_lock
+from ..worker.history_follower import HistoryFollower
+from ..worker.outage_history import OutageHistory
+from .plugin_settings import RecoverySettings, SettingsError, read_settings
+from .stash_input import ServerConnection
+
+__all__ = [
+    "RecoveryContext",
+    "RecoveryRuns",
+    "keep_pending",
+    "last_outage",
+    "note_outage_handled",
+    "open_context",
+    "outage_report",
+    "preview",
+    "preview_size",
+    "recover",
+    "retry_pending",
+]
+
+#: Seconds Plex and Stash get to answer one request.
+PLEX_TIMEOUT = 5.0
+STASH_TIMEOUT = 10.0
+
+
+@dataclass
+class RecoveryContext:
+    """The data directory and the (lazy) Plex and Stash clients a run uses; ``close`` when done.
+
+    Attributes:
+        data_dir: PlexSync's data directory.
+        plex: A lazily connected Plex client.
+        stash: A lazily connected Stash client (Stash's plugin session).
+        settings: Where Plex is, and what to recover.
+    """
+
+    data_dir: Path
+    plex: Any
+    stash: Any
+    settings: RecoverySettings = field(repr=False)
+
+    def close(self) -> None:
+        """Close both HTTP sessions."""
+        self.plex.close()
+        self.stash.close()
+
+
+@dataclass(frozen=True)
+class RecoveryRuns:
+    """What a real run did.
+
+    Attributes:
+        results: Each completed run (a window, and any pending window retried with it).
+        covering: The run that covered the asked window, or None when it failed.
+        pending: The windows still waiting for a retry afterwards.
+    """
+
+    results: list[RecoveryResult]
+    covering: RecoveryResult | None
+    pending: list[tuple[float, float]]
+
+
+def open_context(
+    data_dir: Path, server: ServerConnection, on_secret: Callable[[str], None] = lambda secret: None
+) -> RecoveryContext:
+    """Read the settings from Stash (over its plugin session) and prepare the Plex client.
+
+    Args:
+        data_dir: PlexSync's data directory.
+        server: Stash's connection details from the plugin input.
+        on_secret: Told the Plex token before anything could log it.
+
+    Raises:
+        SettingsError: A setting is missing or unusable (the message names it).
+        StashUnavailable: Stash could not be asked.
+    """
+    stash = StashConnection(server.url, timeout=STASH_TIMEOUT, session_cookie=server.session_cookie)
+    try:
+        settings = read_settings(stash)
+        on_secret(settings.plex_token)
+        plex = PlexConnection(settings.plex_url, settings.plex_token, timeout=PLEX_TIMEOUT)
+    except ValueError as error:
+        stash.close()
+        raise SettingsError(f"setting plex_url: {error}") from None
+    except BaseException:
+        stash.close()
+        raise
+    return RecoveryContext(data_dir, plex, stash, settings)
+
+
+def last_outage(data_dir: Path) -> tuple[float, float] | None:
+    """The newest closed outage of PlexSync's history, as ``recover --last-outage`` picks it."""
+    return last_closed_outage(data_dir)
+
+
+def _dry_run_window(context: RecoveryContext, start: float, end: float) -> DlqWindow | None:
+    if not (context.data_dir / DLQ_FILE_NAME).exists():  # a preview never creates PlexSync's file
+        return None
+    types = get_error_types_for_recovery(context.settings.include_optional)
+    return DlqWindow(DeadLetterQueue(context.data_dir), *whole_seconds(start, end), types)
+
+
+def preview_size(context: RecoveryContext, start: float, end: float) -> int:
+    """How many DLQ entries a preview of the window will judge."""
+    window = _dry_run_window(context, start, end)
+    return 0 if window is None else len(window)
+
+
+class _QueueLocation:
+    """Where the queue lives, without opening it: all a dry run reads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+
+def preview(context: RecoveryContext, start: float, end: float, observer: Observer) -> RecoveryResult:
+    """The CLI's ``recover --dry-run``: ask every gate for the window, write nothing.
+
+    ``observer(entry, outcome, detail)`` hears each entry's outcome.
+    """
+    window = _dry_run_window(context, start, end)
+    if window is None or len(window) == 0:
+        return RecoveryResult()
+    queue = _QueueLocation(context.data_dir / QUEUE_DIR_NAME)
+    return recover_outage_jobs(
+        window, queue, context.stash, context.plex, context.data_dir, dry_run=True, observer=observer
+    )
+
+
+def _plugin_run(context: RecoveryContext, action: Callable[[RecoveryPlugin], Any]) -> tuple[Any, list[Any]]:
+    queue = open_queue(context.data_dir)
+    try:
+        plugin = RecoveryPlugin(
+            DeadLetterQueue(context.data_dir),
+            queue,
+            context.stash,
+            context.plex,
+            context.data_dir,
+            include_optional=context.settings.include_optional,
+        )
+        outcome = action(plugin)
+        return outcome, plugin.pending_windows()
+    finally:
+        queue.close()
+
+
+def recover(context: RecoveryContext, start: float, end: float) -> RecoveryRuns:
+    """Recover one window through ``RecoveryPlugin.recover_window`` (pending windows are retried with it)."""
+    covering, pending = _plugin_run(context, lambda plugin: plugin.recover_window(start, end))
+    return RecoveryRuns([covering] if covering is not None else [], covering, pending)
+
+
+def retry_pending(context: RecoveryContext) -> RecoveryRuns:
+    """Retry every pending window through ``RecoveryPlugin.retry_pending``."""
+    results, pending = _plugin_run(context, lambda plugin: plugin.retry_pending())
+    return RecoveryRuns(results, None, pending)
+
+
+def outage_report(data_dir: Path, now: float | None = None) -> tuple[list[dict[str, Any]], OutageSummary]:
+    """PlexSync's outage history and its summary, as ``plexsync-recovery outages`` shows them."""
+    records = OutageHistory(data_dir).get_history()
+    return records, summarize_outages(records, time.time() if now is None else now)
+
+
+def note_outage_handled(data_dir: Path, start: float, end: float) -> None:
+    """Record the outage as handled where the ``watch`` daemon looks, so it is not recovered twice."""
+    HistoryFollower(data_dir).mark_handled(start, end)
+
+
+def keep_pending(data_dir: Path, start: float, end: float) -> None:
+    """Keep a window pending for a later retry when its recovery could not even start."""
+    with recovery_lock(data_dir):
+        PendingWindows(data_dir).add(*whole_seconds(start, end))

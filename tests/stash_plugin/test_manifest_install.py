@@ -1,0 +1,126 @@
+"""The manifest against Stash's plugin config format, and ``stash-plugin install``."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from plexsync_recovery_plugin import __version__
+from plexsync_recovery_plugin.stash_plugin import install as installer
+from plexsync_recovery_plugin.stash_plugin.task_modes import TASK_MODES
+from tests.cli.conftest import assert_one_error_line, cli_env, run_cli  # noqa: F401 - fixtures
+
+MANIFEST = "PlexSyncRecovery.yml"
+LAUNCHER = "plexsync_recovery_launcher.py"
+# pkg/plugin/config.go: Config, OperationConfig, HookConfig, SettingConfig (decoded strictly:
+# an unknown key makes Stash refuse the plugin); PluginSettingTypeEnum; hook.TriggerEnum.
+CONFIG_KEYS = {"name", "description", "url", "version", "interface", "exec", "errLog", "tasks", "hooks", "ui",
+               "settings"}
+OPERATION_KEYS = {"name", "description", "execArgs", "defaultArgs"}
+SETTING_KEYS = {"type", "displayName", "description"}
+SETTING_TYPES = {"STRING", "NUMBER", "BOOLEAN"}
+PLEXSYNC_TRIGGERS = ["Scene.Update.Post", "Scene.Create.Post"]  # Stash2Plex.yml's hook
+
+
+@pytest.fixture
+def manifest():
+    return yaml.safe_load(installer.plan_install("/nonexistent")[0].content)
+
+
+def test_manifest_follows_stashs_plugin_config_format(manifest):
+    assert set(manifest) <= CONFIG_KEYS
+    assert manifest["name"] == "PlexSync Recovery" and manifest["description"]
+    assert manifest["version"] == __version__
+    assert manifest["interface"] == "raw"
+    assert manifest["exec"] == ["python3", "{pluginDir}/" + LAUNCHER]  # Stash runs python3 with its configured Python
+    assert installer.FILE_NAMES == (MANIFEST, LAUNCHER)
+
+
+def test_manifest_tasks_name_the_four_modes(manifest):
+    names = {task["name"]: task["defaultArgs"]["mode"] for task in manifest["tasks"]}
+    assert names == {
+        "Preview recovery of the last outage": "preview_last_outage",
+        "Recover the last outage": "recover_last_outage",
+        "Retry pending windows": "retry_pending",
+        "Outage report": "outage_report",
+    }
+    assert set(names.values()) == set(TASK_MODES)
+    for task in manifest["tasks"]:
+        assert set(task) <= OPERATION_KEYS and task["description"]
+        assert all(isinstance(value, str) for value in task["defaultArgs"].values())  # map[string]string
+
+
+def test_manifest_hook_and_settings(manifest):
+    (hook,) = manifest["hooks"]
+    assert set(hook) <= OPERATION_KEYS | {"triggeredBy"} and hook["name"] and hook["description"]
+    assert hook["triggeredBy"] == PLEXSYNC_TRIGGERS
+    assert set(manifest["settings"]) == {"plex_url", "plex_token", "include_optional"}
+    for setting in manifest["settings"].values():
+        assert set(setting) <= SETTING_KEYS and setting["type"] in SETTING_TYPES and setting["displayName"]
+
+
+def test_install_writes_the_plugin_and_is_idempotent(run_cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    first = run_cli("stash-plugin", "install", "--plugins-dir", plugins)
+    assert first.returncode == 0, first.stderr
+    folder = plugins / "PlexSyncRecovery"
+    assert sorted(path.name for path in folder.iterdir()) == sorted(installer.FILE_NAMES)
+    assert "wrote: " in first.stdout
+    stamps = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+
+    second = run_cli("stash-plugin", "install", "--plugins-dir", plugins)
+    assert second.returncode == 0
+    assert second.stdout.count("unchanged: ") == 2 and "wrote" not in second.stdout
+    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == stamps
+
+
+def test_install_updates_its_own_older_files_and_refuses_foreign_ones(run_cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    folder = plugins / "PlexSyncRecovery"
+    folder.mkdir(parents=True)
+    (folder / LAUNCHER).write_text(installer.OWN_MARKER + " (an older version)\nprint('old')\n")
+    (folder / MANIFEST).write_text("name: Someone else's plugin\n")
+    (folder / "notes.txt").write_text("mine")
+
+    refused = run_cli("stash-plugin", "install", "--plugins-dir", plugins)
+
+    assert refused.returncode == 1
+    assert_one_error_line(refused.stderr, MANIFEST, "not written by this installer")
+    assert (folder / MANIFEST).read_text() == "name: Someone else's plugin\n"
+    assert "print('old')" in (folder / LAUNCHER).read_text()  # nothing written when any file is foreign
+
+    (folder / MANIFEST).unlink()
+    done = run_cli("stash-plugin", "install", "--plugins-dir", plugins)
+    assert done.returncode == 0, done.stderr
+    assert f"updated: {folder / LAUNCHER}" in done.stdout and f"wrote: {folder / MANIFEST}" in done.stdout
+    assert "print('old')" not in (folder / LAUNCHER).read_text()
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_install_print_shows_the_files_and_writes_nothing(run_cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+
+    shown = run_cli("stash-plugin", "install", "--plugins-dir", plugins, "--print")
+
+    assert shown.returncode == 0
+    assert list(plugins.iterdir()) == []
+    assert f"# {plugins / 'PlexSyncRecovery' / MANIFEST} (create)" in shown.stdout
+    assert "interface: raw" in shown.stdout
+    assert "from plexsync_recovery_plugin.stash_plugin.entry import main" in shown.stdout
+
+
+def test_install_into_a_missing_plugins_folder_is_one_error_line(run_cli, tmp_path):
+    missing = run_cli("stash-plugin", "install", "--plugins-dir", tmp_path / "nope")
+    assert missing.returncode == 1
+    assert_one_error_line(missing.stderr, "nope", "does not exist")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_installed_files_are_readable_by_stash(tmp_path):
+    installer.install(tmp_path)
+    for name in installer.FILE_NAMES:
+        assert os.stat(tmp_path / "PlexSyncRecovery" / name).st_mode & 0o444 == 0o444
