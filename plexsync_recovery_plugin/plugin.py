@@ -23,7 +23,7 @@ from .sync_queue.operations import QUEUE_DIR_NAME, open_queue
 from .sync_queue.pending_windows import PendingWindows
 from .sync_queue.recovery_collaborators import default_collaborators
 from .sync_queue.recovery_lock import recovery_lock
-from .sync_queue.recovery_result import EntryOutcome
+from .sync_queue.recovery_result import EntryOutcome, Observer
 
 __all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]
 
@@ -141,8 +141,10 @@ class RecoveryPlugin:
         """The DLQ entries a run over ``start..end`` (already whole seconds) reads."""
         return DlqWindow(self.dlq, start, end, self.error_types)
 
-    def preview(self, start: Any, end: Any, *, again: bool = False) -> Preview:
+    def preview(self, start: Any, end: Any, *, again: bool = False, observer: Observer | None = None) -> Preview:
         """What recovering the window would do to each entry; writes nothing, takes no lock.
+
+        ``observer`` also hears each entry as it is decided (for progress on long previews).
 
         Raises:
             ValueError: The window makes no sense (the message names the bad value).
@@ -150,10 +152,16 @@ class RecoveryPlugin:
         """
         window = whole_seconds(*validate_window(start, end))
         rows: list[EntryOutcome] = []
+
+        def observe(seen: EntryOutcome) -> None:
+            rows.append(seen)
+            if observer is not None:
+                observer(seen)
+
         entries = self.window_entries(*window)
         collaborators = self.collaborators(self.queue_path, self.queue, self.stash, dry_run=True)
         result = dlq_recovery.run_recovery(
-            entries, self.plex_client, collaborators, since=window[0], again=again, dry_run=True, observer=rows.append
+            entries, self.plex_client, collaborators, since=window[0], again=again, dry_run=True, observer=observe
         )
         rows.sort(key=lambda row: (str(row.failed_at), row.dlq_id or 0))
         return Preview(window[0], window[1], result, tuple(rows))

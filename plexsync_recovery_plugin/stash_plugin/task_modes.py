@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..cli.output import format_duration, format_time, truncate
 from ..cli.recover_cmd import OUTCOME_LABELS
-from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, Observer, RecoveryResult
+from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, EntryOutcome, Observer, RecoveryResult
 from . import tasks
 
 __all__ = ["PREVIEW_LINE_LIMIT", "TASK_MODES", "TaskOutcome", "TaskRun", "chunk_progress"]
@@ -68,11 +68,11 @@ def chunk_progress(total: int, show: Progress, then: Observer | None = None) -> 
     """
     done = 0
 
-    def observe(entry: dict[str, Any], outcome: str, detail: str) -> None:
+    def observe(seen: EntryOutcome) -> None:
         nonlocal done
         done += 1
         if then is not None:
-            then(entry, outcome, detail)
+            then(seen)
         if done % RECOVERY_CHUNK == 0 or done >= total:
             show(done / total if total else 1.0)
 
@@ -81,14 +81,6 @@ def chunk_progress(total: int, show: Progress, then: Observer | None = None) -> 
 
 def _span(start: float, end: float) -> str:
     return f"{format_time(start)} .. {format_time(end)}"
-
-
-def _counts(result: RecoveryResult, recovered: str = "re-queued") -> str:
-    return (
-        f"{recovered} {result.recovered} of {result.total_dlq_entries} DLQ entries (already queued"
-        f" {result.skipped_already_queued}, scene missing {result.skipped_scene_missing}, Plex down"
-        f" {result.skipped_plex_down}, Stash error {result.skipped_stash_error}, failed {result.failed})"
-    )
 
 
 def _no_outage(run: TaskRun) -> TaskOutcome:
@@ -104,30 +96,22 @@ def preview_last_outage(run: TaskRun) -> TaskOutcome:
     context, show = run.context(), run.show
     total = tasks.preview_size(context, *window)
     logger.info("preview of outage %s: %d DLQ entries to judge; nothing is changed", _span(*window), total)
-    rows: list[tuple[Any, ...]] = []
-
-    def remember(entry: dict[str, Any], outcome: str, detail: str) -> None:
-        if outcome == "recovered":
-            detail = "passes every gate; not queued (preview)"
-        row = (entry.get("failed_at"), entry.get("id"), entry.get("scene_id"), entry.get("error_type"))
-        rows.append((*row, OUTCOME_LABELS.get(outcome, outcome), detail))
-
     show(0.0)
-    result = tasks.preview(context, *window, chunk_progress(total, show, remember))
-    rows.sort(key=lambda row: (str(row[0]), row[1] or 0))  # the observer hears gate by gate
-    for failed_at, entry_id, scene_id, error_type, label, detail in rows[:PREVIEW_LINE_LIMIT]:
-        logger.info("DLQ entry %s (scene %s, %s, failed %s): %s - %s",
-                    entry_id, scene_id, error_type, failed_at, label, truncate(detail, 120))
+    preview = tasks.preview(context, *window, chunk_progress(total, show))
+    result, rows = preview.result, preview.entries
+    for seen in rows[:PREVIEW_LINE_LIMIT]:
+        logger.info("DLQ entry %s (scene %s, %s, failed %s): %s - %s", seen.dlq_id, seen.scene_id, seen.error_type,
+                    seen.failed_at, OUTCOME_LABELS.get(seen.outcome.value, seen.outcome.value), truncate(seen.detail, 120))
     if len(rows) > PREVIEW_LINE_LIMIT:
         logger.info("... and %d more entries (counted below)", len(rows) - PREVIEW_LINE_LIMIT)
-    logger.info("preview: %s", _counts(result, "would re-queue"))
+    logger.info("preview: %s", result)
     show(1.0)
     return TaskOutcome(f"preview: would re-queue {result.recovered} of {result.total_dlq_entries}")
 
 
 def _report_runs(runs: tasks.RecoveryRuns, what: str) -> TaskOutcome:
     for result in runs.results:
-        logger.info("run %s: %s", result.run_id, _counts(result))
+        logger.info("run %s: %s", result.run_id, result)
     for start, end in runs.pending:
         logger.warning("window %s stays pending: Plex or Stash did not answer; it is retried later", _span(start, end))
     recovered = sum(result.recovered for result in runs.results)

@@ -16,12 +16,11 @@ from typing import Any, Callable
 from ..cli.recover_cmd import last_closed_outage
 from ..cli.report_cmds import OutageSummary, summarize_outages
 from ..plex.health import PlexConnection
-from ..plugin import RecoveryPlugin
+from ..plugin import Preview, RecoveryPlugin, Run
 from ..stash.connection import StashConnection
 from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
-from ..sync_queue.dlq_recovery import Observer, RecoveryResult, get_error_types_for_recovery, recover_outage_jobs
+from ..sync_queue.dlq_recovery import Observer, RecoveryResult, get_error_types_for_recovery
 from ..sync_queue.dlq_window import DlqWindow, whole_seconds
-from ..sync_queue.operations import QUEUE_DIR_NAME, open_queue
 from ..sync_queue.pending_windows import PendingWindows
 from ..sync_queue.recovery_lock import recovery_lock
 from ..worker.history_follower import HistoryFollower
@@ -131,54 +130,44 @@ def preview_size(context: RecoveryContext, start: float, end: float) -> int:
     return 0 if window is None else len(window)
 
 
-class _QueueLocation:
-    """Where the queue lives, without opening it: all a dry run reads."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-
-
-def preview(context: RecoveryContext, start: float, end: float, observer: Observer) -> RecoveryResult:
-    """The CLI's ``recover --dry-run``: ask every gate for the window, write nothing.
-
-    ``observer(entry, outcome, detail)`` hears each entry's outcome.
-    """
-    window = _dry_run_window(context, start, end)
-    if window is None or len(window) == 0:
-        return RecoveryResult()
-    queue = _QueueLocation(context.data_dir / QUEUE_DIR_NAME)
-    return recover_outage_jobs(
-        window, queue, context.stash, context.plex, context.data_dir, dry_run=True, observer=observer
-    )
+def preview(context: RecoveryContext, start: float, end: float, observer: Observer) -> Preview:
+    """The CLI's ``recover --dry-run``: ask every gate for the window, write nothing; ``observer`` hears each entry."""
+    if _dry_run_window(context, start, end) is None:
+        return Preview(*whole_seconds(start, end), RecoveryResult(dry_run=True), ())
+    plugin = _plugin(context)
+    return plugin.preview(start, end, observer=observer)
 
 
-def _plugin_run(context: RecoveryContext, action: Callable[[RecoveryPlugin], Any]) -> tuple[Any, list[Any]]:
-    queue = open_queue(context.data_dir)
+def _plugin(context: RecoveryContext) -> RecoveryPlugin:
+    """The recovery API over the context; its queue opens on the first real run (``close`` it)."""
+    return RecoveryPlugin(DeadLetterQueue(context.data_dir), None, context.stash, context.plex, context.data_dir,
+                          include_optional=context.settings.include_optional)
+
+
+def _runs(context: RecoveryContext, action: Callable[[RecoveryPlugin], list[Run]], window: Any = None) -> RecoveryRuns:
+    plugin = _plugin(context)
     try:
-        plugin = RecoveryPlugin(
-            DeadLetterQueue(context.data_dir),
-            queue,
-            context.stash,
-            context.plex,
-            context.data_dir,
-            include_optional=context.settings.include_optional,
-        )
-        outcome = action(plugin)
-        return outcome, plugin.pending_windows()
+        runs = action(plugin)
+        pending = plugin.pending_windows()
     finally:
-        queue.close()
+        plugin.close()
+    results = [run.result for run in runs if run.result is not None]
+    covering = None
+    if window is not None:
+        low, high = whole_seconds(*window)
+        covering = next((run.result for run in reversed(runs) if run.result is not None and run.start is not None
+                         and run.end is not None and run.start <= low and high <= run.end), None)
+    return RecoveryRuns(results, covering, pending)
 
 
 def recover(context: RecoveryContext, start: float, end: float) -> RecoveryRuns:
-    """Recover one window through ``RecoveryPlugin.recover_window`` (pending windows are retried with it)."""
-    covering, pending = _plugin_run(context, lambda plugin: plugin.recover_window(start, end))
-    return RecoveryRuns([covering] if covering is not None else [], covering, pending)
+    """Recover one window through ``RecoveryPlugin.recover`` (pending windows are retried with it)."""
+    return _runs(context, lambda plugin: plugin.recover(start, end), (start, end))
 
 
 def retry_pending(context: RecoveryContext) -> RecoveryRuns:
     """Retry every pending window through ``RecoveryPlugin.retry_pending``."""
-    results, pending = _plugin_run(context, lambda plugin: plugin.retry_pending())
-    return RecoveryRuns(results, None, pending)
+    return _runs(context, lambda plugin: plugin.retry_pending())
 
 
 def outage_report(data_dir: Path, now: float | None = None) -> tuple[list[dict[str, Any]], OutageSummary]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from plexsync_recovery_plugin.sync_queue.recovery_result import EntryOutcome, Outcome
+
 import io
 import json
 import logging
@@ -99,8 +101,8 @@ def test_log_handler_writes_stashs_protocol_and_masks_secrets():
 def test_progress_is_shown_once_per_chunk_and_at_the_end():
     shown: list[float] = []
     heard = []
-    observe = chunk_progress(2500, shown.append, then=lambda *args: heard.append(args))
+    observe = chunk_progress(2500, shown.append, then=heard.append)
     for index in range(2500):
-        observe({"id": index}, "recovered", "")
+        observe(EntryOutcome(index, index, "PlexServerDown", "2026-02-15 19:00:00", Outcome.RECOVERED, ""))
     assert shown == [0.4, 0.8, 1.0]
     assert len(heard) == 2500
