@@ -1,8 +1,11 @@
-"""Decoding of pickled jobs that can never run code.
+"""Decoding of pickled jobs that can never run code, nor take unbounded time, memory or stack.
 
 PlexSync stores jobs as pickles, in the DLQ and in the live queue. A pickle can name any
 importable callable and have the unpickler call it, so a tampered or corrupt row could run
 code. Here only plain builtin values may come back; anything else is refused before it runs.
+A pickle of plain values can still be built to crash or stall whoever loads it (a
+million-deep tuple, a memo bomb with 10**10 shared leaves); ``pickle_scan`` walks its
+opcodes first and refuses it, with the limit it passed, before anything is built.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from __future__ import annotations
 import builtins
 import io
 import pickle
-from typing import Any
+from typing import Any, Callable
+
+from .pickle_limits import PickleLimitError
+from .pickle_scan import check_pickle
 
 __all__ = ["MAX_PICKLE_BYTES", "UnsafePickleError", "safe_loads"]
 
@@ -20,21 +26,44 @@ MAX_PICKLE_BYTES = 4 * 1024 * 1024
 # Names a pickle of plain values may reference: protocols before 4 rebuild sets, bytes and
 # bytearrays by calling these (under Python 2's module name too), never anything else.
 _PLAIN_TYPES = ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float", "bool")
+_MEMBER_TYPES = (str, bytes, int, bool, type(None))  # as the scan allows for dict keys and set members
 
 
-def _without_numbers(kind: type) -> Any:
-    """``kind`` as a pickle may call it: never with a number, so ``bytes(2**31)`` cannot allocate 2 GiB."""
+class UnsafePickleError(ValueError):
+    """A pickle was refused: it names code, is malformed, too large, or passes a structural limit."""
+
+
+def _plain_call(kind: type) -> Callable[..., Any]:
+    """``kind`` as a pickle may call it: only with the arguments a pickler of plain values writes.
+
+    Sets and frozensets take one list of scalar members, bytes and bytearrays their bytes
+    or latin-1 text; nothing takes a number (``bytes(2**31)`` would allocate 2 GiB), and
+    the other types take nothing (``int`` of a 4,300-digit string takes quadratic time).
+    """
 
     def build(*args: Any) -> Any:
         if any(isinstance(arg, (int, float)) for arg in args):
             raise UnsafePickleError(f"pickle calls {kind.__name__} with a number, which could allocate without limit")
-        return kind(*args)
+        if not args or (kind in (set, frozenset) and _are_members(args)) or (kind in (bytes, bytearray) and _are_bytes(args)):
+            return kind(*args)
+        shape = ", ".join(type(arg).__name__ for arg in args)
+        raise UnsafePickleError(f"pickle calls {kind.__name__}({shape}), which no plain value needs")
 
     return build
 
 
+def _are_members(args: tuple[Any, ...]) -> bool:
+    return len(args) == 1 and type(args[0]) in (list, tuple) and all(type(item) in _MEMBER_TYPES for item in args[0])
+
+
+def _are_bytes(args: tuple[Any, ...]) -> bool:
+    if len(args) == 1:
+        return type(args[0]) is bytes
+    return len(args) == 2 and type(args[0]) is str and args[1] in ("latin1", "latin-1")
+
+
 _ALLOWED_GLOBALS = {
-    (module, name): _without_numbers(getattr(builtins, name)) for module in ("builtins", "__builtin__") for name in _PLAIN_TYPES
+    (module, name): _plain_call(getattr(builtins, name)) for module in ("builtins", "__builtin__") for name in _PLAIN_TYPES
 }
 
 
@@ -46,10 +75,6 @@ def _protocol2_bytes(text: str, encoding: str = "latin1") -> bytes:
 
 
 _ALLOWED_GLOBALS[("_codecs", "encode")] = _protocol2_bytes
-
-
-class UnsafePickleError(ValueError):
-    """A pickle was refused: it names code, is malformed, or is too large."""
 
 
 class _PlainValueUnpickler(pickle.Unpickler):
@@ -64,7 +89,7 @@ class _PlainValueUnpickler(pickle.Unpickler):
 
 
 def safe_loads(data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_PICKLE_BYTES) -> Any:
-    """Unpickle ``data`` if it holds only plain builtin values.
+    """Unpickle ``data`` if it holds only plain builtin values, within bounded time and memory.
 
     Args:
         data: The pickled bytes.
@@ -74,15 +99,23 @@ def safe_loads(data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_PIC
         The value: dicts, lists, tuples, sets, str, bytes, int, float, bool and None only.
 
     Raises:
-        UnsafePickleError: The data is not bytes, too large, malformed, or names any
-            callable or class other than the plain builtin containers.
+        UnsafePickleError: The data is not bytes, too large, malformed, names any callable
+            or class other than the plain builtin containers, or passes a limit of
+            ``pickle_limits.DEFAULT_LIMITS`` (nesting, size with shared parts counted
+            in full, opcodes, ...); the message names the limit.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise UnsafePickleError(f"expected pickled bytes, got {type(data).__name__}")
-    if len(data) > max_bytes:
-        raise UnsafePickleError(f"pickle is {len(data)} bytes, more than the {max_bytes}-byte limit")
+    size = data.nbytes if isinstance(data, memoryview) else len(data)
+    if size > max_bytes:
+        raise UnsafePickleError(f"pickle is {size} bytes, more than the {max_bytes}-byte limit")
+    blob = bytes(data)
     try:
-        return _PlainValueUnpickler(io.BytesIO(data)).load()
+        check_pickle(blob)
+    except PickleLimitError as error:
+        raise UnsafePickleError(str(error)) from None
+    try:
+        return _PlainValueUnpickler(io.BytesIO(blob)).load()
     except UnsafePickleError:
         raise
     except Exception as error:  # any malformed input: truncated, wrong opcodes, bad encoding ...
