@@ -266,7 +266,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     data_dir = Path(spec["data_dir"])
     run = PathRun(path=spec["path"], entries=spec["entries"])
     stash = StashInterface({**spec["stash_connection"], "Logger": logging.getLogger(f"{__name__}.stashapi")})
-    plex = PlexServer(spec["plex_url"], spec["plex_token"])
+    plex = PlexServer(spec["plex_url"], spec["plex_token"])  # type: ignore[no-untyped-call]
     dlq = DeadLetterQueue(data_dir)
     queue = open_queue(data_dir)
     outcome: dict[str, Any] = {}

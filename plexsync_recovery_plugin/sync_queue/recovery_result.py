@@ -9,7 +9,7 @@ runs and freezes at the end. ``counts()`` and ``str()`` are the one rendering ev
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 __all__ = ["COUNT_FIELDS", "EntryOutcome", "Observer", "Outcome", "RecoveryResult", "RecoveryTally", "SceneIds"]
@@ -54,7 +54,6 @@ COUNT_FIELDS: tuple[tuple[str, Outcome | None], ...] = (
     ("skipped_plex_down", Outcome.PLEX_DOWN),
     ("failed", Outcome.FAILED),
 )
-_FIELD_OF = {outcome: name for name, outcome in COUNT_FIELDS if outcome is not None}
 
 
 class SceneIds(list[int]):
@@ -157,12 +156,18 @@ class RecoveryTally:
 
     def freeze(self) -> RecoveryResult:
         """The immutable result; ``total_dlq_entries`` is what was read."""
-        result = RecoveryResult(
+        counts = self.counts
+        return RecoveryResult(
             total_dlq_entries=self.seen,
+            recovered=counts[Outcome.RECOVERED],
+            skipped_already_queued=counts[Outcome.ALREADY_QUEUED],
+            skipped_plex_down=counts[Outcome.PLEX_DOWN],
+            skipped_scene_missing=counts[Outcome.SCENE_MISSING],
+            failed=counts[Outcome.FAILED],
             recovered_scene_ids=self.scene_ids,
+            skipped_stash_error=counts[Outcome.STASH_ERROR],
             deferred=self.deferred,
             plex_latency_ms=self.plex_latency_ms,
             run_id=self.run_id,
             dry_run=self.dry_run,
         )
-        return replace(result, **{_FIELD_OF[outcome]: number for outcome, number in self.counts.items()})

@@ -233,7 +233,7 @@ def stash_schema() -> GraphQLSchema:
     query_fields["configuration"].resolve = _configuration
     query_fields["findScene"].resolve = _find_scene
     query_fields["findScenes"].resolve = _find_scenes
-    schema.type_map["Time"].serialize = _serialize_time  # type: ignore[union-attr]
+    schema.type_map["Time"].serialize = _serialize_time  # type: ignore[attr-defined]
     config_result = schema.type_map["ConfigResult"]
     assert isinstance(config_result, GraphQLObjectType)
     config_result.fields["plugins"].resolve = _plugins

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from graphql import GraphQLError, GraphQLResolveInfo, MiddlewareManager, graphql_sync
@@ -478,7 +478,7 @@ def _select_by_id(scenes: dict[int, dict[str, Any]], criterion: dict[str, Any]) 
     modifier, low, high = criterion["modifier"], criterion["value"], criterion.get("value2")
     if modifier in ("BETWEEN", "NOT_BETWEEN") and high is None:
         raise GraphQLError(f"{modifier} needs value2")
-    if modifier == "BETWEEN" and high - low < len(scenes):  # a short range: look its ids up
+    if modifier == "BETWEEN" and high is not None and high - low < len(scenes):  # a short range: look its ids up
         found = (scenes.get(key) for key in range(low, high + 1))
         return [scene for scene in found if scene is not None]
     tests = {
@@ -491,7 +491,7 @@ def _select_by_id(scenes: dict[int, dict[str, Any]], criterion: dict[str, Any]) 
     }
     if modifier not in tests:
         raise GraphQLError(f"modifier {modifier} is not supported for id")
-    matches = tests[modifier]
+    matches: Callable[[int], bool] = tests[modifier]
     return [scene for key, scene in scenes.items() if matches(key)]
 
 
