@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import sqlite3
+from pathlib import Path
 
 import pytest
+from persistqueue.serializers import pickle as persist_queue_pickle
 
+from plexsync_recovery_plugin.sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
 from plexsync_recovery_plugin.sync_queue.safe_pickle import UnsafePickleError, safe_loads
+from tests.sync_queue.pickle_bombs import plexsync_job, timed
 
 
 class RunsACommand:
@@ -58,6 +63,12 @@ def test_oversized_input_is_refused_before_reading():
         safe_loads(b"\x80" * 101, max_bytes=100)
 
 
+def test_size_limit_counts_bytes_of_a_memoryview_not_its_items():
+    wide = memoryview(bytes(808)).cast("Q")  # 101 items of 8 bytes
+    with pytest.raises(UnsafePickleError, match="808 bytes, more than the 800-byte limit"):
+        safe_loads(wide, max_bytes=800)
+
+
 def test_non_bytes_are_refused():
     with pytest.raises(UnsafePickleError, match="str"):
         safe_loads("a string")  # type: ignore[arg-type]
@@ -69,3 +80,37 @@ def test_tiny_pickle_cannot_allocate_gigabytes(name):
     bomb = b"cbuiltins\n" + name + b"\n(J\x00\x94\x35\x77tR."
     with pytest.raises(UnsafePickleError, match="with a number"):
         safe_loads(bomb)
+
+
+# --- real jobs decode, in every protocol and as persist-queue writes them -----------------
+
+
+@pytest.mark.parametrize("heavy", [False, True], ids=["job", "heavy-job"])
+@pytest.mark.parametrize("protocol", range(6))
+def test_plexsync_jobs_decode_in_every_protocol_within_budget(heavy, protocol):
+    job = plexsync_job(heavy=heavy)
+    value, seconds = timed(safe_loads, pickle.dumps(job, protocol=protocol))
+    assert value == job
+    assert seconds < 0.050
+
+
+def test_a_list_shared_by_two_fields_decodes():
+    names = ["Performer A", "Performer B"]
+    job = plexsync_job()
+    job["data"].update(performers=names, performer_names=names)  # one list object: a memo fetch of a container
+    value = safe_loads(pickle.dumps(job, protocol=4))
+    assert value == job and value["data"]["performers"] is value["data"]["performer_names"]
+
+
+def test_jobs_as_persist_queue_writes_them_decode(tmp_path):
+    jobs = [plexsync_job(scene_id, heavy=scene_id % 2 == 0) for scene_id in range(1, 5)]
+    assert [safe_loads(persist_queue_pickle.dumps(job)) for job in jobs] == jobs
+    queue = open_queue(tmp_path)
+    for job in jobs:
+        queue.put(job)
+    queue.close()
+    conn = sqlite3.connect(Path(queue.path) / QUEUE_FILE_NAME)
+    rows = [blob for (blob,) in conn.execute(f"SELECT data FROM {QUEUE_TABLE} ORDER BY _id")]
+    conn.close()
+    assert [bytes(blob[:2]) for blob in rows] == [b"\x80\x04"] * len(jobs)  # persist-queue pickles with protocol 4
+    assert [safe_loads(blob) for blob in rows] == jobs
