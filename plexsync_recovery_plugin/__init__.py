@@ -23,9 +23,9 @@ if TYPE_CHECKING:
         PlexTemporaryError,
     )
     from .plex.health import PlexConnection, check_plex_health
-    from .plugin import RecoveryPlugin
-    from .signals import outage_ended, outage_started, recovery_completed, recovery_failed
-    from .stash.connection import StashConnection, StashUnavailable
+    from .plugin import Preview, RecoveryPlugin, Run
+    from .signals import outage_ended, outage_started, recovery_completed, recovery_failed, recovery_progress
+    from .stash.connection import StashConnection, StashKeyRejected, StashUnavailable
     from .sync_queue.dlq import DeadLetterQueue
     from .sync_queue.dlq_recovery import (
         OPTIONAL_RETRY_ERROR_TYPES,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         recover_outage_jobs,
     )
     from .sync_queue.operations import enqueue, get_queued_scene_ids, open_queue
+    from .sync_queue.recovery_result import EntryOutcome, Outcome
     from .worker.outage_history import OutageHistory
 
 __version__ = "0.1.0"
@@ -56,9 +57,12 @@ _EXPORTS = {
         ".plex.exceptions",
     ),
     **dict.fromkeys(("PlexConnection", "check_plex_health"), ".plex.health"),
-    "RecoveryPlugin": ".plugin",
-    **dict.fromkeys(("outage_ended", "outage_started", "recovery_completed", "recovery_failed"), ".signals"),
-    **dict.fromkeys(("StashConnection", "StashUnavailable"), ".stash.connection"),
+    **dict.fromkeys(("Preview", "RecoveryPlugin", "Run"), ".plugin"),
+    **dict.fromkeys(
+        ("outage_ended", "outage_started", "recovery_completed", "recovery_failed", "recovery_progress"), ".signals"
+    ),
+    **dict.fromkeys(("StashConnection", "StashKeyRejected", "StashUnavailable"), ".stash.connection"),
+    **dict.fromkeys(("EntryOutcome", "Outcome"), ".sync_queue.recovery_result"),
     "DeadLetterQueue": ".sync_queue.dlq",
     **dict.fromkeys(
         (

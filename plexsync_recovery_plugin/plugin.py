@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .signals import outage_ended, recovery_completed, recovery_failed, send_isolated
+from .signals import outage_ended, recovery_completed, recovery_failed, recovery_progress, send_isolated
 from .sync_queue import dlq_recovery
 from .sync_queue.dlq import DeadLetterQueue
 from .sync_queue.dlq_recovery import Collaborators, RecoveryResult
@@ -222,8 +222,10 @@ class RecoveryPlugin:
     def _run_one(self, pending: PendingWindows, start: float, end: float, *, again: bool) -> Run:
         try:
             collaborators = self.collaborators(self.queue_path, self._job_queue(), self.stash)
+            entries = self.window_entries(start, end)
             result = dlq_recovery.run_recovery(
-                self.window_entries(start, end), self.plex_client, collaborators, since=start, again=again
+                entries, self.plex_client, collaborators, since=start, again=again,
+                progress=self._progress_sender(start, end, entries),
             )
         except Exception as error:
             return Run(start, end, error=error)
@@ -235,6 +237,17 @@ class RecoveryPlugin:
         except Exception as error:  # the jobs are queued: report the run; a retry finds them redriven
             logger.error("outage window %s..%s was recovered but stays listed as pending: %s", start, end, error)
         return Run(start, end, result)
+
+    def _progress_sender(self, start: float, end: float, entries: DlqWindow) -> dlq_recovery.Progress | None:
+        """What tells ``recovery_progress`` receivers after each chunk (None when nobody listens)."""
+        if not recovery_progress.receivers:
+            return None
+        total = len(entries)
+
+        def send(done: int, counts: dict[str, int]) -> None:
+            send_isolated(recovery_progress, self, done=done, total=total, counts=counts, start=start, end=end)
+
+        return send
 
     def _announce_failure(self, error: BaseException, start: Any, end: Any) -> None:
         logger.error("recovery of outage window %r..%r failed: %s", start, end, error)

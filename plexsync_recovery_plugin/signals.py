@@ -6,7 +6,11 @@ whatever recorded the outage's end (the watch daemon's loop, or your worker).
 
 Order in the normal scenario, for one outage::
 
-    outage_started -> outage_ended -> recovery_completed        (or recovery_failed)
+    outage_started -> outage_ended -> recovery_progress (once per chunk of 1,000 entries)
+                   -> recovery_completed                        (or recovery_failed)
+
+Each run over a window (the new one, and any pending window retried with it) sends its own
+``recovery_progress`` signals and then its own ``recovery_completed`` or ``recovery_failed``.
 
 When Plex is still down at the end of an outage, ``recovery_completed`` carries a result with
 ``deferred=True`` and the window is retried later. Times are Unix seconds as floats.
@@ -26,6 +30,7 @@ from blinker import Namespace, Signal
 __all__ = [
     "outage_started",
     "outage_ended",
+    "recovery_progress",
     "recovery_completed",
     "recovery_failed",
     "send_isolated",
@@ -39,8 +44,10 @@ outage_started = _signals.signal(
     "outage_started",
     doc="""Plex became unreachable.
 
-    Sender is the ``OutageHistory`` that recorded it.
-    Provides arguments: ``start`` (float, Unix seconds of the first failed probe).
+    Sender is the ``OutageHistory`` that recorded it (in a worker), or the watch daemon's
+    ``DetectedOutages`` (its own detections, kept in ``recovery_state.db``).
+    Provides arguments: ``start`` (float, Unix seconds: the daemon dates an outage from its
+    last healthy probe, the earliest moment Plex may have failed).
     """,
 )
 
@@ -48,9 +55,22 @@ outage_ended = _signals.signal(
     "outage_ended",
     doc="""Plex is back after an outage; DLQ entries that failed in the window can be recovered.
 
-    Sender is the ``OutageHistory`` that closed the outage (or anything else: tests send it
-    with plain values, and the watch daemon sends it for outages another process recorded).
+    Sender is the ``OutageHistory`` that closed the outage, the watch daemon's
+    ``DetectedOutages``, or its ``HistoryFollower`` for outages PlexSync recorded (or anything
+    else: tests send it with plain values).
     Provides arguments: ``start`` and ``end`` (float, Unix seconds, ``start <= end``).
+    """,
+)
+
+recovery_progress = _signals.signal(
+    "recovery_progress",
+    doc="""A recovery run finished one more chunk of its window (at least once per 1,000 entries).
+
+    Sender is the ``RecoveryPlugin`` running it.
+    Provides arguments: ``done`` (int, entries decided so far), ``total`` (int, the entries of
+    the window when the run began; a run may read a few more that failed meanwhile),
+    ``counts`` (dict, ``RecoveryResult.counts()`` so far), ``start`` and ``end`` (float, the window).
+    Not sent by previews or when Plex fails its health check (no entry is looked at).
     """,
 )
 

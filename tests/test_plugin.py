@@ -152,3 +152,27 @@ def test_window_is_widened_to_the_dlq_whole_seconds(plugin, completed, data_dir,
     [call] = completed.calls
     assert (call["start"], call["end"]) == (WINDOW_START, WINDOW_START + 10)
     assert call["result"].recovered_scene_ids == [21, 22]
+
+
+def test_progress_is_sent_after_every_chunk_then_the_result_is_frozen(plugin, completed, data_dir, mocker):
+    from plexsync_recovery_plugin import recovery_progress
+    from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+    from plexsync_recovery_plugin.sync_queue.operations import make_job
+
+    PlexSyncData(data_dir).add_dead_letters(
+        [{"job": make_job(scene_id, "metadata", {}), "failed_at": WINDOW_START + scene_id % 600} for scene_id in
+         range(1, 251)]
+    )
+    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 100)
+    progress = Recorder()
+    with recovery_progress.connected_to(progress, sender=plugin):
+        outage_ended.send("tracker", start=WINDOW_START, end=WINDOW_END)
+    assert [(call["done"], call["total"]) for call in progress.calls] == [(100, 250), (200, 250), (250, 250)]
+    assert [sum(v for k, v in call["counts"].items() if k != "total_dlq_entries") for call in progress.calls] == [
+        100, 200, 250]
+    result = completed.calls[0]["result"]
+    assert result.counts() == progress.calls[-1]["counts"]
+    with pytest.raises(Exception):
+        result.recovered = 0  # frozen: a receiver cannot change what the next one sees
+    with pytest.raises(TypeError):
+        result.recovered_scene_ids.append(1)

@@ -127,7 +127,7 @@ def recover_last_outage(run: TaskRun) -> TaskOutcome:
     context = run.context()
     logger.info("recovering outage %s", _span(*window))
     run.show(0.0)
-    runs = tasks.recover(context, *window)
+    runs = tasks.recover(context, *window, progress=run.show)
     run.show(1.0)
     if runs.covering is None:
         return TaskOutcome(f"recovery of {_span(*window)} failed (see the log)", ok=False)
@@ -138,7 +138,7 @@ def retry_pending_windows(run: TaskRun) -> TaskOutcome:
     """Retry every window a deferred run left pending."""
     context = run.context()
     run.show(0.0)
-    runs = tasks.retry_pending(context)
+    runs = tasks.retry_pending(context, progress=run.show)
     run.show(1.0)
     if not runs.results and not runs.pending:
         logger.info("no pending window: nothing to retry")

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ..cli.recover_cmd import last_closed_outage
 from ..cli.report_cmds import OutageSummary, summarize_outages
 from ..plex.health import PlexConnection
+from ..signals import recovery_progress
 from ..plugin import Preview, RecoveryPlugin, Run
 from ..stash.connection import StashConnection
 from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
@@ -144,10 +145,21 @@ def _plugin(context: RecoveryContext) -> RecoveryPlugin:
                           include_optional=context.settings.include_optional)
 
 
-def _runs(context: RecoveryContext, action: Callable[[RecoveryPlugin], list[Run]], window: Any = None) -> RecoveryRuns:
+def _runs(
+    context: RecoveryContext,
+    action: Callable[[RecoveryPlugin], list[Run]],
+    window: Any = None,
+    progress: Callable[[float], None] | None = None,
+) -> RecoveryRuns:
     plugin = _plugin(context)
+
+    def on_progress(sender: Any, *, done: int, total: int, **kwargs: Any) -> None:
+        if progress is not None and total:
+            progress(min(done / total, 1.0))
+
     try:
-        runs = action(plugin)
+        with recovery_progress.connected_to(on_progress, sender=plugin):
+            runs = action(plugin)
         pending = plugin.pending_windows()
     finally:
         plugin.close()
@@ -160,14 +172,19 @@ def _runs(context: RecoveryContext, action: Callable[[RecoveryPlugin], list[Run]
     return RecoveryRuns(results, covering, pending)
 
 
-def recover(context: RecoveryContext, start: float, end: float) -> RecoveryRuns:
-    """Recover one window through ``RecoveryPlugin.recover`` (pending windows are retried with it)."""
-    return _runs(context, lambda plugin: plugin.recover(start, end), (start, end))
+def recover(
+    context: RecoveryContext, start: float, end: float, progress: Callable[[float], None] | None = None
+) -> RecoveryRuns:
+    """Recover one window through ``RecoveryPlugin.recover`` (pending windows are retried with it).
+
+    ``progress(fraction)`` is told after every chunk of each run (``recovery_progress``).
+    """
+    return _runs(context, lambda plugin: plugin.recover(start, end), (start, end), progress)
 
 
-def retry_pending(context: RecoveryContext) -> RecoveryRuns:
-    """Retry every pending window through ``RecoveryPlugin.retry_pending``."""
-    return _runs(context, lambda plugin: plugin.retry_pending())
+def retry_pending(context: RecoveryContext, progress: Callable[[float], None] | None = None) -> RecoveryRuns:
+    """Retry every pending window through ``RecoveryPlugin.retry_pending``; ``progress`` as for ``recover``."""
+    return _runs(context, lambda plugin: plugin.retry_pending(), progress=progress)
 
 
 def outage_report(data_dir: Path, now: float | None = None) -> tuple[list[dict[str, Any]], OutageSummary]:

@@ -44,6 +44,7 @@ __all__ = [
     "EntryOutcome",
     "Observer",
     "Outcome",
+    "Progress",
     "RECOVERY_CHUNK",
     "RecoveryResult",
     "get_error_types_for_recovery",
@@ -64,6 +65,9 @@ PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionE
 
 #: Entries handled per chunk: one Stash request and one queue transaction each.
 RECOVERY_CHUNK = 1000
+
+#: ``progress(done, counts)``: entries decided so far and ``RecoveryResult.counts()`` so far.
+Progress = Callable[[int, dict[str, int]], None]
 
 
 @dataclass(frozen=True)
@@ -182,11 +186,13 @@ def run_recovery(
     again: bool = False,
     dry_run: bool = False,
     observer: Observer | None = None,
+    progress: Progress | None = None,
 ) -> RecoveryResult:
     """The engine: the three gates over ``entries``, chunk by chunk; the caller holds the lock.
 
     ``since`` bounds which acked jobs are read (the window's start); when omitted it is
     the window's start of a ``DlqWindow``, or the earliest ``failed_at`` of a list.
+    ``progress(done, counts)`` is told after each chunk.
     """
     run = _Run(collaborators, RecoveryTally(uuid.uuid4().hex[:12], dry_run, observer), again)
     if isinstance(entries, Sized) and len(entries) == 0:
@@ -198,6 +204,8 @@ def run_recovery(
     try:
         for chunk in _chunks(entries, RECOVERY_CHUNK):
             run.chunk(chunk)
+            if progress is not None:
+                progress(run.tally.seen, run.tally.freeze().counts())
     finally:
         collaborators.writer.close()
     result = run.tally.freeze()

@@ -52,7 +52,7 @@ def test_recover_requeues_the_last_outage(run_plugin, data_dir, add_entry, plex_
     assert [job["scene_id"] for job in drain(data_dir)] == [1]
     assert run.answer["output"] == "recovery: re-queued 1 jobs; 0 windows pending"
     assert any("recovered 1 of 2 DLQ entries" in line and "scene missing 1" in line for line in run.texts("i"))
-    assert [float(p) for p in run.texts("p")] == [0.0, 1.0]
+    assert [float(p) for p in run.texts("p")] == [0.0, 1.0, 1.0]  # the start, the one chunk (recovery_progress), the end
     assert table_rows(data_dir / "recovery_state.db", "pending_windows") == []
 
 
