@@ -90,7 +90,9 @@ class QueueFile:
             raise self._error("cannot open", error) from error
 
     def _error(self, doing: str, error: BaseException) -> QueueFileError:
-        return QueueFileError(f"{doing} the queue file {self.db_path}: {error}")
+        """The error as the user needs it: what failed, on which file, and SQLite's own code for it."""
+        code = getattr(error, "sqlite_errorname", None)
+        return QueueFileError(f"{doing} the queue file {self.db_path}: {error}" + (f" ({code})" if code else ""))
 
     def _has_table(self, conn: sqlite3.Connection, table: str) -> bool:
         return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
