@@ -95,3 +95,14 @@ def test_built_data_dir_is_plexsync_shaped(tmp_path: Path) -> None:
     assert set(dataset.stash_scene_ids()) == set(range(1, 51)) - {10, 20, 30, 40, 50}
     with pytest.raises(ValueError, match="already holds a DLQ"):
         bench.build_data_dir(tmp_path, 5)
+
+
+def test_bench_dedup_reads_a_long_lived_queue_and_finds_only_what_covers(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "--dedup", "--acked-rows", "3000", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["acked_rows"] == 3000 and len(report["read_seconds"]) == 3
+    # 200 live jobs (enqueued a month before the window) and 800 acked after it began; the 3,000 older
+    # acked rows cover nothing.
+    assert (report["live_scenes"], report["recent_acked_scenes"]) == (200, 800)
