@@ -248,10 +248,12 @@ class QueueFile:
             now = time.time()
             written = dict(jobs_of_run)
             insert = f"INSERT INTO {self.table} (data, timestamp, status) VALUES (?, ?, {_READY})"
+            last_row = snapshot.last_row_id
             for job, reason in zip(jobs, reasons):
                 queue_row = None if reason else conn.execute(insert, (job.blob, now)).lastrowid
                 if not reason:
                     written[job.scene_id] = (job.job_id, queue_row)
+                    last_row = max(last_row, queue_row or 0)
                 ids = written.get(job.scene_id, (None, None)) if not reason else (None, None)
                 for identity in (job.identity, *job.followers):
                     ledger.write_record(conn, LedgerRecord(*identity, job.scene_id, *ids, run_id, now, DONE, None))
@@ -265,6 +267,9 @@ class QueueFile:
             conn.close()
         jobs_of_run.update(written)
         snapshot.live.update(written)
+        # Every row before ours was read inside this transaction, and nobody else wrote while
+        # it held the lock: the next refresh starts after our rows instead of decoding them.
+        snapshot.last_row_id = last_row
         return reasons
 
     def _rolled_back(self, conn: sqlite3.Connection, error: BaseException) -> BaseException:
