@@ -206,7 +206,8 @@ class _Walk:
         items = self._take(count) if count != 0 else []
         if kind == DICT and len(items) % 2:
             raise _malformed("a dict with an odd number of keys and values")
-        self._check_keys(items[0::2] if kind == DICT else items if kind == FROZENSET else [])
+        if kind in (DICT, FROZENSET) and items:
+            self._check_keys(items[0::2] if kind == DICT else items)
         self.containers += 1
         if self.containers > self.limits.max_containers:
             raise self._over("container count", self.containers, "max_containers")
@@ -226,9 +227,12 @@ class _Walk:
             raise PickleLimitError(f"pickle adds items to a {KIND_NAMES[container[2]]}, not to a {KIND_NAMES[kind]}")
         if not container[3]:
             raise PickleLimitError(f"pickle changes a {KIND_NAMES[kind]} after placing it in another value")
-        if kind == DICT and len(items) % 2:
-            raise _malformed("SETITEMS with an odd number of keys and values")
-        self._check_keys(items[0::2] if kind == DICT else items if kind == SET else [])
+        if kind == DICT:
+            if len(items) % 2:
+                raise _malformed("SETITEMS with an odd number of keys and values")
+            self._check_keys(items[0::2])
+        elif kind == SET:
+            self._check_keys(items)
         self._adopt(container, items)
         return pos
 
@@ -252,11 +256,13 @@ class _Walk:
 
     def _check_keys(self, keys: list[_Record]) -> None:
         """Dict keys and set members may only be scalars whose hashes cannot be made to collide."""
+        work = 0
         for key in keys:
             if key[2] != KEY:
                 kind = KIND_NAMES[key[2]]
                 raise PickleLimitError(f"pickle uses a {kind} as a dict key or set member; only str, bytes, int, bool and None may be")
-        self._charge(sum(key[0] for key in keys))
+            work += key[0]
+        self._charge(work)
 
     def _charge(self, work: int) -> None:
         self.work += work
