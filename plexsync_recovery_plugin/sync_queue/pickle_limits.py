@@ -23,7 +23,7 @@ class PickleLimits:
     """Bounds on what one pickle may make the unpickler do.
 
     A PlexSync job (job_id, scene_id, update_type, enqueued_at, job_key and a data dict
-    of about fifteen fields with lists of performers, tags and their ids) is about 200
+    of about fifteen fields with lists of performers, tags and their ids) is about 150
     opcodes, nests 3 deep, holds 6 containers and shares none. The heaviest job its
     fields allow (40 performers, 150 tags, 3 KB of details) is 9 KB and 850 opcodes
     (1,250 in protocol 0). The defaults stay well above that and well below harm.
