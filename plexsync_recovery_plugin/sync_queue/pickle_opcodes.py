@@ -27,7 +27,8 @@ OPCODE_NAMES = {op.code.encode("latin1")[0]: op.name for op in pickletools.opcod
 
 #: Scalars of a fixed width: opcode -> (bytes of argument, kind).
 FIXED_SCALARS = {
-    b"J": (4, KEY), b"K": (1, KEY), b"M": (2, KEY), b"G": (8, VALUE), b"N": (0, KEY), b"\x88": (0, KEY), b"\x89": (0, KEY),
+    b"J": (4, KEY), b"K": (1, KEY), b"M": (2, KEY), b"G": (8, VALUE),
+    b"N": (0, KEY), b"\x88": (0, KEY), b"\x89": (0, KEY),
 }  # fmt: skip
 
 #: Scalars whose length comes first: opcode -> (bytes of the length, signed, kind, is an int).
@@ -48,13 +49,14 @@ STEPS: dict[bytes, tuple[str, Any]] = {
     # the stack
     b"(": ("_mark", None), b"0": ("_pop", False), b"1": ("_pop", True), b"2": ("_dup", None), b".": ("_stop", None),
     # new containers: (kind, values taken: 0 none, None all above the last MARK, n the top n)
-    b"]": ("_build", (LIST, 0)), b"}": ("_build", (DICT, 0)), b")": ("_build", (TUPLE, 0)), b"\x8f": ("_build", (SET, 0)),
+    b"]": ("_build", (LIST, 0)), b"}": ("_build", (DICT, 0)), b")": ("_build", (TUPLE, 0)),
+    b"\x8f": ("_build", (SET, 0)),
     b"l": ("_build", (LIST, None)), b"d": ("_build", (DICT, None)), b"t": ("_build", (TUPLE, None)),
     b"\x91": ("_build", (FROZENSET, None)), b"\x85": ("_build", (TUPLE, 1)), b"\x86": ("_build", (TUPLE, 2)),
     b"\x87": ("_build", (TUPLE, 3)),
     # filling a container: (kind, values taken as above)
-    b"a": ("_fill", (LIST, 1)), b"e": ("_fill", (LIST, None)), b"s": ("_fill", (DICT, 2)), b"u": ("_fill", (DICT, None)),
-    b"\x90": ("_fill", (SET, None)),
+    b"a": ("_fill", (LIST, 1)), b"e": ("_fill", (LIST, None)), b"s": ("_fill", (DICT, 2)),
+    b"u": ("_fill", (DICT, None)), b"\x90": ("_fill", (SET, None)),
     # globals and calls, protocol and frames
     b"c": ("_global", None), b"\x93": ("_stack_global", None), b"R": ("_reduce", None),
     b"\x80": ("_proto", None), b"\x95": ("_frame", None),

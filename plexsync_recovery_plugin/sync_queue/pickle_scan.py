@@ -1,8 +1,7 @@
 """A walk over a pickle's opcodes that enforces ``PickleLimits`` before anything is built.
 
-The walk keeps the unpickler's stack, marks and memo the way CPython's C unpickler does,
-but with a small record per value instead of the value: ``[expanded size, depth, kind,
-open]``. A container stays open (may still be filled) until it is placed in another
+The walk replays the C unpickler's stack, marks and memo (``pickle_stack``) with a
+small record per value instead of the value: ``[expanded size, depth, kind, open]``. A container stays open (may still be filled) until it is placed in another
 value; from then on its record is final, so sizes and depths are summed once, and no
 value can be made to contain itself. The walk refuses at the first opcode over a limit,
 so it never reads more than ``max_opcodes`` opcodes (0.1 to 1.5 us each).
@@ -18,11 +17,11 @@ from .pickle_opcodes import (
     BYTES_MAKER, BYTES_MAKERS, COUNTED_SCALARS, DICT, FIXED_SCALARS, FROZENSET, GLOBAL, KEY, KIND_NAMES, LIST,
     OPCODE_NAMES, SET, STEPS, TUPLE, VALUE,
 )  # fmt: skip
+from .pickle_stack import Record, UnpicklerStack, malformed
 
 __all__ = ["check_pickle"]
 
 _MAX_FLOAT_TEXT = 32  # the repr of any float is at most 24 characters
-_Record = list[Any]  # [expanded size, depth (0 for a scalar), kind, open]
 
 
 def check_pickle(data: bytes, limits: PickleLimits = DEFAULT_LIMITS) -> None:
@@ -39,22 +38,15 @@ def check_pickle(data: bytes, limits: PickleLimits = DEFAULT_LIMITS) -> None:
     try:
         _Walk(data, limits).run()
     except IndexError:  # a fixed-width argument cut off by the end of the data
-        raise _malformed("truncated: an argument runs past its end") from None
+        raise malformed("truncated: an argument runs past its end") from None
 
 
-def _malformed(reason: str) -> PickleLimitError:
-    return PickleLimitError(f"not a valid pickle ({reason})")
-
-
-class _Walk:
-    """One walk over one pickle."""
+class _Walk(UnpicklerStack):
+    """One walk over one pickle: what each value costs, on top of the unpickler's stack."""
 
     def __init__(self, data: bytes, limits: PickleLimits) -> None:
-        self.data, self.limits = data, limits
-        self.stack: list[_Record] = []
-        self.marks: list[int] = []
-        self.memo: dict[int, _Record] = {}
-        self.containers = self.shared = self.work = 0
+        super().__init__(data, limits)
+        self.containers = self.work = 0
         self.max_digits = int(limits.max_int_bits * 0.30103)  # decimal digits that always fit in the bits
         self.text_int = re.compile(rb"-?[0-9]{1,%d}L?" % self.max_digits)
 
@@ -64,7 +56,7 @@ class _Walk:
         pos = 0
         for _ in range(self.limits.max_opcodes):
             if pos >= end:
-                raise _malformed("truncated: it ends before its STOP opcode")
+                raise malformed("truncated: it ends before its STOP opcode")
             op = data[pos]
             pos += 1
             step, arg = steps[op]
@@ -83,12 +75,7 @@ class _Walk:
                 return
             else:
                 pos = step(self, pos, arg)
-        raise self._over("opcode count", self.limits.max_opcodes + 1, "max_opcodes")
-
-    def _over(self, what: str, value: int, limit: str, unit: str = "") -> PickleLimitError:
-        """The refusal for a limit passed: which limit, and the value that passed it."""
-        unit = f" {unit}" if unit else ""
-        return PickleLimitError(f"pickle's {what} is {value}{unit}, over the limit of {getattr(self.limits, limit)}{unit} ({limit})")
+        raise self.over("opcode count", self.limits.max_opcodes + 1, "max_opcodes")
 
     # --- scalars and the memo ------------------------------------------------------------
 
@@ -99,9 +86,9 @@ class _Walk:
         size = data[pos] if width == 1 else int.from_bytes(data[pos : pos + width], "little", signed=signed)
         pos += width + size
         if size < 0 or pos > len(data):
-            raise _malformed("truncated: a length runs past its end")
+            raise malformed("truncated: a length runs past its end")
         if is_int and size * 8 > self.limits.max_int_bits:
-            raise self._over("size of an int", size * 8, "max_int_bits", "bits")
+            raise self.over("size of an int", size * 8, "max_int_bits", "bits")
         self.stack.append([NODE_BYTES + size, 0, kind, False])
         return pos
 
@@ -109,88 +96,15 @@ class _Walk:
         """Protocol 0's text values: INT, LONG, FLOAT, STRING, UNICODE."""
         end = self.data.find(b"\n", pos)
         if end < 0:
-            raise _malformed("truncated: a text line has no end")
+            raise malformed("truncated: a text line has no end")
         if opcode in "IL" and not self.text_int.fullmatch(self.data, pos, end):
-            text = self.data[pos:end][:30]
-            raise PickleLimitError(f"pickle's int {text!r} is not a decimal of at most {self.max_digits} digits (max_int_bits)")
+            text, digits = self.data[pos:end][:30], self.max_digits
+            raise PickleLimitError(f"pickle's int {text!r} is not a decimal of at most {digits} digits (max_int_bits)")
         if opcode == "F" and end - pos > _MAX_FLOAT_TEXT:
-            raise PickleLimitError(f"pickle's float is written in {end - pos} characters, over the limit of {_MAX_FLOAT_TEXT}")
+            length, most = end - pos, _MAX_FLOAT_TEXT
+            raise PickleLimitError(f"pickle's float is written in {length} characters, over the limit of {most}")
         self.stack.append([NODE_BYTES + end - pos, 0, VALUE if opcode == "F" else KEY, False])
         return end + 1
-
-    def _index(self, pos: int, width: int) -> tuple[int, int]:
-        """A memo index: a decimal line (width 0) or a little-endian number of ``width`` bytes."""
-        if width:
-            return int.from_bytes(self.data[pos : pos + width], "little"), pos + width
-        end = self.data.find(b"\n", pos)
-        text = self.data[pos:end]
-        if end < 0 or not text.isdigit() or len(text) > 10:
-            raise _malformed(f"bad memo index {text[:20]!r}")
-        return int(text), end + 1
-
-    def _get(self, pos: int, width: int) -> int:
-        index, pos = self._index(pos, width)
-        record = self.memo.get(index)
-        if record is None:
-            raise _malformed(f"memo entry {index} fetched but never stored")
-        self._push_again(record)
-        return pos
-
-    def _put(self, pos: int, width: int) -> int:
-        index, pos = self._index(pos, width)
-        if index > self.limits.max_opcodes:  # real pickles number entries from 0; the unpickler allocates up to the index
-            raise self._over("memo index", index, "max_opcodes")
-        self.memo[index] = self._top()
-        return pos
-
-    def _memoize(self, pos: int, arg: None) -> int:
-        self.memo[len(self.memo)] = self._top()
-        return pos
-
-    def _push_again(self, record: _Record) -> None:
-        """GET or DUP: the same value once more. A shared container is what multiplies sizes."""
-        if record[1]:
-            self.shared += 1
-            if self.shared > self.limits.max_shared_refs:
-                raise self._over("count of references to shared containers", self.shared, "max_shared_refs")
-        self.stack.append(record)
-
-    # --- the stack and its marks, as the C unpickler keeps them --------------------------
-
-    def _top(self) -> _Record:
-        """The top value; values below the last MARK (the fence) are out of reach until it is closed."""
-        if len(self.stack) <= (self.marks[-1] if self.marks else 0):
-            raise _malformed("it uses a value its stack does not hold")
-        return self.stack[-1]
-
-    def _take(self, count: int | None) -> list[_Record]:
-        """Pop the ``count`` top values, or (``None``) the last MARK and every value above it."""
-        if count is None:
-            if not self.marks:
-                raise _malformed("it closes a MARK it never opened")
-            count = len(self.stack) - self.marks.pop()
-        start = len(self.stack) - count
-        if start < (self.marks[-1] if self.marks else 0):
-            raise _malformed("it uses a value its stack does not hold")
-        taken = self.stack[start:]
-        del self.stack[start:]
-        return taken
-
-    def _mark(self, pos: int, arg: None) -> int:
-        self.marks.append(len(self.stack))
-        return pos
-
-    def _pop(self, pos: int, to_mark: bool) -> int:
-        """POP and POP_MARK. Like the C unpickler, POP drops a MARK sitting on top of the stack."""
-        if not to_mark and self.marks and self.marks[-1] == len(self.stack):
-            self.marks.pop()
-        else:
-            self._take(None if to_mark else 1)
-        return pos
-
-    def _dup(self, pos: int, arg: None) -> int:
-        self._push_again(self._top())
-        return pos
 
     def _stop(self, pos: int, arg: None) -> int:
         """STOP: the value is the top of the stack (``run`` ends the walk)."""
@@ -205,11 +119,12 @@ class _Walk:
         kind, count = arg
         items = self._take(count) if count != 0 else []
         if kind == DICT and len(items) % 2:
-            raise _malformed("a dict with an odd number of keys and values")
-        self._check_keys(items[0::2] if kind == DICT else items if kind == FROZENSET else [])
+            raise malformed("a dict with an odd number of keys and values")
+        if kind in (DICT, FROZENSET) and items:
+            self._check_keys(items[0::2] if kind == DICT else items)
         self.containers += 1
         if self.containers > self.limits.max_containers:
-            raise self._over("container count", self.containers, "max_containers")
+            raise self.over("container count", self.containers, "max_containers")
         record = [NODE_BYTES, 1, kind, kind in (LIST, DICT, SET)]
         self._adopt(record, items)
         self.stack.append(record)
@@ -226,13 +141,16 @@ class _Walk:
             raise PickleLimitError(f"pickle adds items to a {KIND_NAMES[container[2]]}, not to a {KIND_NAMES[kind]}")
         if not container[3]:
             raise PickleLimitError(f"pickle changes a {KIND_NAMES[kind]} after placing it in another value")
-        if kind == DICT and len(items) % 2:
-            raise _malformed("SETITEMS with an odd number of keys and values")
-        self._check_keys(items[0::2] if kind == DICT else items if kind == SET else [])
+        if kind == DICT:
+            if len(items) % 2:
+                raise malformed("SETITEMS with an odd number of keys and values")
+            self._check_keys(items[0::2])
+        elif kind == SET:
+            self._check_keys(items)
         self._adopt(container, items)
         return pos
 
-    def _adopt(self, container: _Record, items: list[_Record]) -> None:
+    def _adopt(self, container: Record, items: list[Record]) -> None:
         """Place ``items`` in ``container``: grow its size and depth, and make each child final."""
         size, depth = container[0], container[1]
         for item in items:
@@ -245,23 +163,26 @@ class _Walk:
                 depth = item[1] + 1
             item[3] = False
         if depth > self.limits.max_depth:
-            raise self._over("nesting depth", depth, "max_depth")
+            raise self.over("nesting depth", depth, "max_depth")
         if size > self.limits.max_expanded:
-            raise self._over("size with shared parts counted in full", size, "max_expanded", "bytes")
+            raise self.over("size with shared parts counted in full", size, "max_expanded", "bytes")
         container[0], container[1] = size, depth
 
-    def _check_keys(self, keys: list[_Record]) -> None:
+    def _check_keys(self, keys: list[Record]) -> None:
         """Dict keys and set members may only be scalars whose hashes cannot be made to collide."""
+        work = 0
         for key in keys:
             if key[2] != KEY:
                 kind = KIND_NAMES[key[2]]
-                raise PickleLimitError(f"pickle uses a {kind} as a dict key or set member; only str, bytes, int, bool and None may be")
-        self._charge(sum(key[0] for key in keys))
+                only = "only str, bytes, int, bool and None may be"
+                raise PickleLimitError(f"pickle uses a {kind} as a dict key or set member; {only}")
+            work += key[0]
+        self._charge(work)
 
     def _charge(self, work: int) -> None:
         self.work += work
         if self.work > self.limits.max_work:
-            raise self._over("bytes hashed as keys or passed to calls", self.work, "max_work")
+            raise self.over("bytes hashed as keys or passed to calls", self.work, "max_work")
 
     # --- globals, calls, protocol and frames ----------------------------------------------
 
@@ -270,8 +191,8 @@ class _Walk:
         first = self.data.find(b"\n", pos)
         end = self.data.find(b"\n", first + 1) if first >= 0 else -1
         if end < 0:
-            raise _malformed("truncated: a GLOBAL has no end")
-        names = (self.data[pos:first].decode("utf-8", "replace"), self.data[first + 1 : end].decode("utf-8", "replace"))
+            raise malformed("truncated: a GLOBAL has no end")
+        names = tuple(self.data[pos:end].decode("utf-8", "replace").split("\n"))
         self.stack.append([NODE_BYTES, 0, BYTES_MAKER if names in BYTES_MAKERS else GLOBAL, False])
         return end + 1
 
@@ -284,9 +205,10 @@ class _Walk:
         """REDUCE: protocols below 4 call set, frozenset, bytes, bytearray or _codecs.encode."""
         callable_, arguments = self._take(2)
         if callable_[2] not in (GLOBAL, BYTES_MAKER) or arguments[2] != TUPLE:
-            raise _malformed("REDUCE needs a global and a tuple")
+            raise malformed("REDUCE needs a global and a tuple")
         if arguments[1] > 2:
-            raise PickleLimitError(f"pickle calls a global with arguments nested {arguments[1]} deep; plain values need 2")
+            depth = arguments[1]
+            raise PickleLimitError(f"pickle calls a global with arguments nested {depth} deep; plain values need 2")
         self._charge(arguments[0])
         makes_bytes = callable_[2] == BYTES_MAKER and arguments[1] == 1
         self.stack.append([arguments[0], arguments[1] - 1, KEY if makes_bytes else VALUE, False])
@@ -294,13 +216,13 @@ class _Walk:
 
     def _proto(self, pos: int, arg: None) -> int:
         if self.data[pos] > 5:
-            raise _malformed(f"unknown protocol {self.data[pos]}")
+            raise malformed(f"unknown protocol {self.data[pos]}")
         return pos + 1
 
     def _frame(self, pos: int, arg: None) -> int:
         """FRAME: a length, then ordinary opcodes."""
         if pos + 8 + int.from_bytes(self.data[pos : pos + 8], "little") > len(self.data):
-            raise _malformed("truncated: a frame runs past its end")
+            raise malformed("truncated: a frame runs past its end")
         return pos + 8
 
 
@@ -310,7 +232,7 @@ _NO_RECORD = [0, 1, VALUE, False]  # depth 1: a BINGET of a missing entry takes 
 
 def _refuse(walk: _Walk, pos: int, op: int) -> int:
     if op not in OPCODE_NAMES:
-        raise _malformed(f"unknown opcode {bytes([op])!r} at byte {pos - 1}")
+        raise malformed(f"unknown opcode {bytes([op])!r} at byte {pos - 1}")
     raise PickleLimitError(f"pickle uses the {OPCODE_NAMES[op]} opcode, which builds no plain value")
 
 

@@ -44,7 +44,9 @@ def _plain_call(kind: type) -> Callable[..., Any]:
     def build(*args: Any) -> Any:
         if any(isinstance(arg, (int, float)) for arg in args):
             raise UnsafePickleError(f"pickle calls {kind.__name__} with a number, which could allocate without limit")
-        if not args or (kind in (set, frozenset) and _are_members(args)) or (kind in (bytes, bytearray) and _are_bytes(args)):
+        if not args or (kind in (set, frozenset) and _are_members(args)):
+            return kind(*args)
+        if kind in (bytes, bytearray) and _are_bytes(args):
             return kind(*args)
         shape = ", ".join(type(arg).__name__ for arg in args)
         raise UnsafePickleError(f"pickle calls {kind.__name__}({shape}), which no plain value needs")
@@ -63,7 +65,9 @@ def _are_bytes(args: tuple[Any, ...]) -> bool:
 
 
 _ALLOWED_GLOBALS = {
-    (module, name): _plain_call(getattr(builtins, name)) for module in ("builtins", "__builtin__") for name in _PLAIN_TYPES
+    (module, name): _plain_call(getattr(builtins, name))
+    for module in ("builtins", "__builtin__")
+    for name in _PLAIN_TYPES
 }
 
 
