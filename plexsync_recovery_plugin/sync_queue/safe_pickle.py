@@ -16,6 +16,7 @@ import pickle
 from typing import Any, Callable
 
 from .pickle_limits import PickleLimitError
+from .pickle_fast import plain_keys, plainly_safe
 from .pickle_scan import check_pickle
 
 __all__ = ["MAX_PICKLE_BYTES", "UnsafePickleError", "safe_loads"]
@@ -114,13 +115,20 @@ def safe_loads(data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_PIC
     if size > max_bytes:
         raise UnsafePickleError(f"pickle is {size} bytes, more than the {max_bytes}-byte limit")
     blob = bytes(data)
+    quick = plainly_safe(blob)  # the common job takes the quick yes; anything else the full check
+    if not quick:
+        try:
+            check_pickle(blob)
+        except PickleLimitError as error:
+            raise UnsafePickleError(str(error)) from None
     try:
-        check_pickle(blob)
-    except PickleLimitError as error:
-        raise UnsafePickleError(str(error)) from None
-    try:
-        return _PlainValueUnpickler(io.BytesIO(blob)).load()
+        value = _PlainValueUnpickler(io.BytesIO(blob)).load()
     except UnsafePickleError:
         raise
     except Exception as error:  # any malformed input: truncated, wrong opcodes, bad encoding ...
         raise UnsafePickleError(f"not a valid pickle ({type(error).__name__}: {error})") from None
+    if quick and not plain_keys(value):
+        raise UnsafePickleError(
+            "pickle uses a float as a dict key or set member; only str, bytes, int, bool and None may be"
+        )
+    return value

@@ -1,0 +1,82 @@
+"""The quick yes: real jobs take it, every hostile pickle goes to the full check, and it never disagrees with it."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+from persistqueue.serializers import pickle as queue_pickle
+
+from plexsync_recovery_plugin.sync_queue.pickle_fast import FAST_MAX_OPCODES, plainly_safe
+from plexsync_recovery_plugin.sync_queue.pickle_limits import PickleLimitError
+from plexsync_recovery_plugin.sync_queue.pickle_scan import check_pickle
+from plexsync_recovery_plugin.sync_queue.safe_pickle import UnsafePickleError, safe_loads
+from tests.sync_queue import pickle_bombs
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_real_jobs_take_the_quick_path_and_decode_as_pickle_does(protocol):
+    job = pickle_bombs.plexsync_job()
+    blob = pickle.dumps(job, protocol=protocol)
+    assert plainly_safe(blob)
+    assert safe_loads(blob) == pickle.loads(blob) == job
+    assert plainly_safe(queue_pickle.dumps(job))  # rows persist-queue writes
+    heavy = pickle.dumps(pickle_bombs.plexsync_job(heavy=True), protocol=protocol)
+    assert safe_loads(heavy) == pickle.loads(heavy)  # over the quick path's opcode budget: the full check
+
+
+@pytest.mark.parametrize("key", [1.5, float("nan")])
+def test_a_float_key_is_refused_on_either_path(key):
+    blob = pickle.dumps({"job": {key: 1}})
+    assert plainly_safe(blob)  # the opcodes look plain: the decoded value is checked
+    with pytest.raises(UnsafePickleError, match="float"):
+        safe_loads(blob)
+    with pytest.raises(PickleLimitError, match="float"):
+        check_pickle(blob)
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        pickle_bombs.dict_keyed_by_deep_tuple(1000, with_marks=False),
+        pickle_bombs.dict_keyed_by_deep_tuple(1000, with_marks=True),
+        pickle_bombs.memo_bomb(100, 5),
+        pickle_bombs.memo_index_bomb(),
+        pickle_bombs.deep_list(5000),
+        pickle_bombs.tiny_opcodes(FAST_MAX_OPCODES * 4),
+        pickle_bombs.long4_int(100),
+        pickle.dumps({(1, 2): "tuple key"}),
+        pickle.dumps({"a": frozenset({1})}),
+        pickle.dumps([10**30]),  # LONG1 over 8 bytes
+        pickle.dumps({"job": 1}, protocol=0),  # text protocols always get the full check
+        pickle.dumps({"job": 1})[:-1],  # truncated
+    ],
+    ids=["deep-tuple-key", "deep-tuple-key-marks", "memo-bomb", "memo-index", "deep-list", "many-opcodes",
+         "long4", "tuple-key", "frozenset", "big-int", "protocol-0", "truncated"],
+)
+def test_anything_hostile_or_unusual_goes_to_the_full_check(blob):
+    assert not plainly_safe(blob)
+
+
+def test_a_quick_yes_is_never_a_no_of_the_full_check():
+    """Random mutations of real jobs: whatever the quick path accepts, the full check accepts too."""
+    rng = random.Random(7)
+    seeds = [pickle.dumps(pickle_bombs.plexsync_job(heavy=heavy), protocol=p) for p in (2, 4, 5) for heavy in (0, 1)]
+    accepted = 0
+    for _ in range(3000):
+        blob = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            blob[rng.randrange(len(blob))] = rng.randrange(256)
+        if plainly_safe(bytes(blob)):
+            accepted += 1
+            try:
+                quick: object = safe_loads(bytes(blob))
+            except UnsafePickleError as error:
+                quick = type(error)
+            try:
+                check_pickle(bytes(blob))
+                full: object = pickle.loads(bytes(blob))
+            except Exception as error:  # malformed for the full check (or for pickle itself)
+                full = UnsafePickleError
+            assert quick == full or (quick is UnsafePickleError and full is UnsafePickleError), bytes(blob)
+    assert accepted > 100  # the mutations exercised the quick path, not just its refusals
