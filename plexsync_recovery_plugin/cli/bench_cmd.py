@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import bench, bench_window
-from .settings import UsageError, add_common_arguments, non_negative_int, positive_int, positive_seconds
+from .errors import UsageError
+from .number_args import non_negative_int, positive_int, positive_seconds
+from .settings import add_common_arguments
 
 __all__ = ["register", "run"]
 

@@ -10,8 +10,9 @@ import argparse
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from .errors import CliError
+from .number_args import positive_seconds
 from .output import Output, format_time
-from .settings import CliError, positive_seconds
 
 if TYPE_CHECKING:
     from ..demo import DemoReport

@@ -15,18 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from .errors import CliError, UsageError
+from .open_objects import open_dlq, require_stash_key_accepted
 from .output import Output, format_time, truncate
 from .plex_token import refuse_rejected_plex_token
-from .settings import (
-    TIME_HELP,
-    CliError,
-    Settings,
-    UsageError,
-    add_common_arguments,
-    open_dlq,
-    parse_window,
-    require_stash_key_accepted,
-)
+from .settings import Settings, add_common_arguments
+from .time_args import TIME_HELP, parse_window
 
 if TYPE_CHECKING:
     from ..plugin import Preview, RecoveryPlugin, Run

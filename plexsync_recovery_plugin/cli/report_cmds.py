@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..worker.outages import Outage, merged_outages, union_of_outages
+from .number_args import non_negative_int
+from .open_objects import open_dlq
 from .output import Output, format_duration, format_time, truncate
-from .settings import TIME_HELP, Settings, add_common_arguments, non_negative_int, open_dlq, parse_window
+from .settings import Settings, add_common_arguments
+from .time_args import TIME_HELP, parse_window
 
 __all__ = ["OutageSummary", "register", "run_dlq", "run_outages", "summarize_intervals", "summarize_outages"]
 
