@@ -28,6 +28,7 @@ from .sync_queue.dlq_recovery import RecoveryResult
 from .sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, enqueue, make_job, open_queue
 from .sync_queue.safe_pickle import safe_loads
 from .testing.plexsync_data import PlexSyncData
+from .worker.detected_outages import DetectedOutages
 from .worker.watch import WatchDaemon, WatchSettings
 
 __all__ = ["DemoReport", "run_demo"]
@@ -45,7 +46,7 @@ class DemoReport:
     """What the demo saw.
 
     Attributes:
-        outage: The outage record written to ``outage_history.json``.
+        outage: The outage the watch daemon recorded (``Outage.as_dict``).
         result: The ``RecoveryResult`` carried by ``recovery_completed``.
         queue: Pending jobs in the queue afterwards: ``(scene_id, update_type, origin)``.
         dlq_entries: DLQ rows before and after (recovery never deletes one).
@@ -129,73 +130,96 @@ def run_demo(say: Callable[[str], None], *, interval: float = 0.2, timeout: floa
     from .testing import PlexTestServer, StashTestServer
 
     began = time.monotonic()
-    report = DemoReport()
-    timeline = _Timeline()
     token = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="plexsync-recovery-demo-") as temp, PlexTestServer(
         token=token
     ) as plex_server, StashTestServer(scenes=_STASH_SCENES) as stash_server:
         data_dir = Path(temp)
         say(f"data dir {data_dir}; Plex test server at {plex_server.url}, Stash test server at {stash_server.url}")
-        plexsync = PlexSyncData(data_dir)
-        plexsync.create_dlq()  # PlexSync creates dlq.db when its worker starts
-        dlq = DeadLetterQueue(data_dir)
-        queue = open_queue(data_dir)
-        plex = PlexConnection(plex_server.url, token, timeout=1.0)
-        stash = StashConnection(stash_server.url, timeout=5.0)
+        stage = _Stage(data_dir, PlexConnection(plex_server.url, token, timeout=1.0),
+                       StashConnection(stash_server.url, timeout=5.0))
+        try:
+            stage.set_up(stash_server)
+            say(
+                f"Stash has scenes 1-40 except {list(_DELETED_FROM_STASH)}; scenes {list(_ALREADY_QUEUED)} are"
+                " already queued; the DLQ holds 3 entries from yesterday's outage"
+            )
+            report = stage.outage(plex_server, say, interval=interval, timeout=timeout)
+        finally:
+            stage.close()
+    report.seconds = time.monotonic() - began
+    return report
+
+
+class _Stage:
+    """The demo's data directory, files and clients, and the outage played on them."""
+
+    def __init__(self, data_dir: Path, plex: PlexConnection, stash: StashConnection) -> None:
+        self.data_dir = data_dir
+        self.plexsync = PlexSyncData(data_dir)
+        self.plexsync.create_dlq()  # PlexSync creates dlq.db when its worker starts
+        self.dlq = DeadLetterQueue(data_dir)
+        self.queue = open_queue(data_dir)
+        self.plex, self.stash = plex, stash
+
+    def close(self) -> None:
+        self.plex.close()
+        self.stash.close()
+        self.queue.close()
+
+    def set_up(self, stash_server: Any) -> None:
+        """Scenes deleted from Stash, jobs already queued, and dead letters of an older outage."""
         for scene_id in _DELETED_FROM_STASH:
             stash_server.delete_scene(scene_id)
         for scene_id in _ALREADY_QUEUED:
-            enqueue(queue, scene_id, "metadata", {"title": f"Scene {scene_id}"})
+            enqueue(self.queue, scene_id, "metadata", {"title": f"Scene {scene_id}"})
         yesterday = time.time() - 86400
         for scene_id in (30, 31, 32):
-            _dead_letter(plexsync, scene_id, PlexServerDown("an outage yesterday, outside this window"), yesterday)
-        say(
-            f"Stash has scenes 1-40 except {list(_DELETED_FROM_STASH)}; scenes {list(_ALREADY_QUEUED)} are already"
-            " queued; the DLQ holds 3 entries from yesterday's outage"
-        )
+            _dead_letter(self.plexsync, scene_id, PlexServerDown("an outage yesterday, outside this window"), yesterday)
 
-        plugin = RecoveryPlugin(dlq, queue, stash, plex, data_dir)
+    def outage(self, plex_server: Any, say: Callable[[str], None], *, interval: float, timeout: float) -> DemoReport:
+        """Take Plex down and up under the real watch loop; report what the plugin recovered."""
+        plugin = RecoveryPlugin(self.dlq, self.queue, self.stash, self.plex, self.data_dir)
         settings = WatchSettings(interval=interval, fail_threshold=3, recover_threshold=2, probe_timeout=0.5)
-        daemon = WatchDaemon(plex, plugin, settings)
         stop = threading.Event()
-        watcher = threading.Thread(target=daemon.run, args=(stop,), name="demo-watch", daemon=True)
+        watcher = threading.Thread(target=WatchDaemon(self.plex, plugin, settings).run, args=(stop,),
+                                   name="demo-watch", daemon=True)
+        timeline = _Timeline()
         with outage_started.connected_to(timeline.on_started), outage_ended.connected_to(
             timeline.on_ended
         ), recovery_completed.connected_to(timeline.on_completed, sender=plugin):
             watcher.start()
             try:
-                time.sleep(interval * 3)
-                say("taking Plex down (connection refused) ...")
-                plex_server.set_mode("down")
-                if not timeline.started.wait(timeout):
-                    raise TimeoutError("the watch loop never reported the outage")
-                say("outage_started received; PlexSync dead-letters its jobs while Plex is down")
-                _fill_dlq_during_outage(plexsync, time.time())
-                dlq_before = dlq.get_count()
-                time.sleep(interval * 3)
-                say("bringing Plex back up ...")
-                plex_server.set_mode("up")
-                if not timeline.completed.wait(timeout):
-                    raise TimeoutError("no recovery_completed after Plex came back")
+                dlq_before = self._down_and_up(plex_server, timeline, say, interval=interval, timeout=timeout)
             finally:
                 stop.set()
                 watcher.join(timeout)
-                plex.close()
-                stash.close()
-                queue.close()
-        report.result = timeline.result
-        report.signals = timeline.seen
-        report.outage = plugin_history(data_dir)
-        report.queue = _pending_jobs(data_dir / "queue", set(report.result.recovered_scene_ids if report.result else ()))
-        report.dlq_entries = (dlq_before, dlq.get_count())
-    report.seconds = time.monotonic() - began
-    return report
+        recovered = set(timeline.result.recovered_scene_ids if timeline.result else ())
+        return DemoReport(outage=_detected_outage(self.data_dir), result=timeline.result,
+                          queue=_pending_jobs(self.data_dir / "queue", recovered),
+                          dlq_entries=(dlq_before, self.dlq.get_count()), signals=timeline.seen)
+
+    def _down_and_up(
+        self, plex_server: Any, timeline: _Timeline, say: Callable[[str], None], *, interval: float, timeout: float
+    ) -> int:
+        """Play the outage; return how many DLQ rows there were before the recovery."""
+        time.sleep(interval * 3)
+        say("taking Plex down (connection refused) ...")
+        plex_server.set_mode("down")
+        if not timeline.started.wait(timeout):
+            raise TimeoutError("the watch loop never reported the outage")
+        say("outage_started received; PlexSync dead-letters its jobs while Plex is down")
+        _fill_dlq_during_outage(self.plexsync, time.time())
+        dlq_before = self.dlq.get_count()
+        time.sleep(interval * 3)
+        say("bringing Plex back up ...")
+        plex_server.set_mode("up")
+        if not timeline.completed.wait(timeout):
+            raise TimeoutError("no recovery_completed after Plex came back")
+        return dlq_before
 
 
-def plugin_history(data_dir: Path) -> dict[str, Any]:
-    """The newest outage record of ``data_dir``."""
-    from .worker.outage_history import OutageHistory
-
-    history = OutageHistory(data_dir).get_history()
-    return history[-1] if history else {}
+def _detected_outage(data_dir: Path) -> dict[str, Any]:
+    """The newest outage the watch daemon recorded in ``data_dir`` (it keeps them in the plugin's own state)."""
+    outages = DetectedOutages(data_dir).outages()
+    return outages[-1].as_dict(time.time()) if outages else {}

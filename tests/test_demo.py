@@ -21,3 +21,8 @@ def test_demo_recovers_and_skips_and_exits_zero(capsys):
     assert queued == [1, 2, 4, 5, 6, 8, 9, 10, 11, 12]
     before, after = report["dlq_entries_before_after"]
     assert before == after == 18
+    # The outage the watch loop recorded (in the plugin's own state): 15 entries failed inside it,
+    # 13 of them of the types recovered by default (not the PlexAuthError or PlexTemporaryError one).
+    outage = report["outage"]
+    assert (outage["source"], outage["ongoing"], outage["jobs_affected"]) == ("watch", False, 13)
+    assert 0 < outage["ended_at"] - outage["started_at"] == outage["duration"] < 12

@@ -2,7 +2,8 @@
 
 Thin glue over :mod:`plexsync_recovery_plugin.bench`, which builds the data and times the
 runs. It needs no Plex, Stash or data directory of the user's: everything runs on
-loopback test servers over temporary files.
+loopback test servers over temporary files. The bench and the test servers are imported
+only when the command runs, so no other command pays for them.
 """
 
 from __future__ import annotations
@@ -10,16 +11,23 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import bench, bench_window
-from .settings import UsageError, add_common_arguments, non_negative_int, positive_int, positive_seconds
+from .errors import UsageError
+from .number_args import non_negative_int, positive_int, positive_seconds
+from .settings import add_common_arguments
+
+if TYPE_CHECKING:
+    from ..bench import BenchReport
+    from ..bench_window import WindowQueryReport
 
 __all__ = ["register", "run"]
 
 
 def _paths(text: str) -> list[str]:
     """``argparse`` type: a comma-separated list of distinct paths among ``bench.BENCH_PATHS``."""
+    from .. import bench
+
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in bench.BENCH_PATHS]
     if unknown:
@@ -46,7 +54,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.add_argument("--entries", type=positive_int, default=5000, metavar="N",
                         help="in-window PlexServerDown entries (default 5000)")
-    parser.add_argument("--paths", type=_paths, default=list(bench.BENCH_PATHS), metavar="LIST",
+    parser.add_argument("--paths", type=_paths, default=None, metavar="LIST",
                         help="comma-separated paths to run, in order (default batched,per-entry)")
     parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
                         help="give up on a path after this long (default: no limit)")
@@ -83,10 +91,14 @@ def run(args: argparse.Namespace) -> int:
     if args.window_query:
         if args.window_rows > args.rows:
             raise UsageError(f"--window-rows {args.window_rows} is larger than --rows {args.rows}")
-        window_report = bench_window.run_window_query_bench(args.rows, args.window_rows, work_dir=args.work_dir)
+        from ..bench_window import run_window_query_bench
+
+        window_report = run_window_query_bench(args.rows, args.window_rows, work_dir=args.work_dir)
         _print_window_query(out, window_report)
         return 0
-    report = bench.run_bench(args.entries, args.paths, timeout=args.timeout, work_dir=args.work_dir)
+    from ..bench import BENCH_PATHS, run_bench
+
+    report = run_bench(args.entries, args.paths or BENCH_PATHS, timeout=args.timeout, work_dir=args.work_dir)
     _print_bench(out, report)
     return 0 if report.same_result and not any(run.error for run in report.runs) else 1
 
@@ -101,7 +113,7 @@ def _print_dedup(out: Any, report: Any) -> None:
     out.line(f"found {report.live_scenes} scenes with a live job, {report.recent_acked_scenes} acked since the window")
 
 
-def _print_bench(out: Any, report: bench.BenchReport) -> None:
+def _print_bench(out: Any, report: "BenchReport") -> None:
     if out.json_mode:
         out.json(report.as_dict())
         return
@@ -127,7 +139,7 @@ def _print_bench(out: Any, report: bench.BenchReport) -> None:
             out.line(f"{run.path}: Stash resolved {asked}")
 
 
-def _print_window_query(out: Any, report: bench_window.WindowQueryReport) -> None:
+def _print_window_query(out: Any, report: "WindowQueryReport") -> None:
     if out.json_mode:
         out.json(report.as_dict())
         return

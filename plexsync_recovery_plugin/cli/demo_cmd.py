@@ -7,11 +7,11 @@ step, then the ``recovery_completed`` result and the jobs now in the queue.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from .output import Output, format_time
-from .settings import CliError, positive_seconds
+from .errors import CliError
+from .number_args import positive_seconds
+from .output import Output, count_rows, format_time
 
 if TYPE_CHECKING:
     from ..demo import DemoReport
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         out.json(
             {
                 "outage": report.outage,
-                "result": asdict(result) if result else None,
+                "result": result.as_dict() if result else None,
                 "queue": [{"scene_id": s, "update_type": u, "origin": o} for s, u, o in report.queue],
                 "dlq_entries_before_after": list(report.dlq_entries),
                 "signals": [name for name, _ in report.signals],
@@ -76,16 +76,7 @@ def _show(out: Output, report: "DemoReport") -> None:
         f" ({outage.get('duration', 0):.1f} s, {outage.get('jobs_affected', 0)} DLQ entries in the window)"
     )
     out.line()
-    rows = [
-        ("DLQ entries in the window", result.total_dlq_entries),
-        ("recovered (re-queued)", result.recovered),
-        ("skipped: already queued", result.skipped_already_queued),
-        ("skipped: scene deleted from Stash", result.skipped_scene_missing),
-        ("skipped: Plex down", result.skipped_plex_down),
-        ("skipped: Stash error", result.skipped_stash_error),
-        ("failed", result.failed),
-    ]
-    out.table(("recovery_completed", "count"), rows, title="RecoveryResult")
+    out.table(("recovery_completed", "count"), count_rows(result), title="RecoveryResult")
     out.line(f"recovered scene ids: {result.recovered_scene_ids}")
     out.line()
     out.table(("scene", "update", "origin"), report.queue, title="Jobs now pending in the queue")

@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, Iterable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, TextIO
 
 from ..redaction import REDACTOR, SecretRedactor
+
+if TYPE_CHECKING:
+    from ..sync_queue.recovery_result import RecoveryResult
 
 __all__ = [
     "Output",
     "PROG",
+    "count_rows",
     "format_duration",
     "format_table",
     "format_time",
@@ -176,3 +180,20 @@ class Output:
         """Write multi-line diagnostics (a ``-v`` traceback), masked."""
         self.stderr.write(self.redactor(text))
         self.stderr.flush()
+
+
+#: How a table names each counter of ``RecoveryResult.counts()``: (real run, dry run).
+_COUNT_LABELS = {
+    "total_dlq_entries": ("DLQ entries in window", "DLQ entries in window"),
+    "recovered": ("recovered", "would recover"),
+    "skipped_already_queued": ("already queued", "already queued"),
+    "skipped_scene_missing": ("scene missing", "scene missing"),
+    "skipped_stash_error": ("stash error (deferred)", "stash error (deferred)"),
+    "skipped_plex_down": ("plex down (deferred)", "plex down (deferred)"),
+    "failed": ("failed", "corrupt"),  # a dry run writes nothing, so only an unreadable entry can fail
+}
+
+
+def count_rows(result: RecoveryResult) -> list[tuple[str, int]]:
+    """The result's counters (``result.counts()``, in its order) as labelled table rows."""
+    return [(_COUNT_LABELS[name][result.dry_run], value) for name, value in result.counts().items()]

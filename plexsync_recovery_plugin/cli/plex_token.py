@@ -7,7 +7,8 @@ command stops at once (exit 2) with one line that names where the token comes fr
 from __future__ import annotations
 
 from ..plex.health import PLEX_TOKEN_REJECTED, probe_plex
-from .settings import Settings, UsageError
+from .errors import UsageError
+from .settings import Settings
 
 __all__ = ["TOKEN_HINT", "refuse_rejected_plex_token"]
 

@@ -15,18 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .output import Output, format_time, truncate
+from .errors import CliError, UsageError
+from .open_objects import open_dlq, require_stash_key_accepted
+from .output import Output, count_rows, format_time, truncate
 from .plex_token import refuse_rejected_plex_token
-from .settings import (
-    TIME_HELP,
-    CliError,
-    Settings,
-    UsageError,
-    add_common_arguments,
-    open_dlq,
-    parse_window,
-    require_stash_key_accepted,
-)
+from .settings import Settings, add_common_arguments
+from .time_args import TIME_HELP, parse_window
 
 if TYPE_CHECKING:
     from ..plugin import Preview, RecoveryPlugin, Run
@@ -162,7 +156,7 @@ def _recover(settings: Settings, out: Output, data_dir: Path, start: float, end:
         out.line(f"Nothing to do: no DLQ entry to recover in {_span(covering.start, covering.end)}.")
     else:
         out.line(f"Recovery of {_span(covering.start, covering.end)} (run {result.run_id})")
-        out.table(["outcome", "entries"], _count_rows(result))
+        out.table(["outcome", "entries"], count_rows(result))
         if result.recovered_scene_ids:
             out.line("re-queued scenes: " + truncate(", ".join(map(str, result.recovered_scene_ids)), 200))
     for run in others:
@@ -181,22 +175,6 @@ def _covering_run(runs: list["Run"], start: float, end: float) -> "Run":
         if run.start is not None and run.end is not None and run.start <= low and high <= run.end:
             return run
     return runs[-1]
-
-
-#: How the table names each counter (``RecoveryResult.counts()``), for a real run and a dry run.
-_COUNT_LABELS = {
-    "total_dlq_entries": ("DLQ entries in window", "DLQ entries in window"),
-    "recovered": ("recovered", "would recover"),
-    "skipped_already_queued": ("already queued", "already queued"),
-    "skipped_scene_missing": ("scene missing", "scene missing"),
-    "skipped_stash_error": ("stash error (deferred)", "stash error (deferred)"),
-    "skipped_plex_down": ("plex down (deferred)", "plex down (deferred)"),
-    "failed": ("failed", "corrupt"),
-}
-
-
-def _count_rows(result: "RecoveryResult") -> list[tuple[str, int]]:
-    return [(_COUNT_LABELS[name][result.dry_run], value) for name, value in result.counts().items()]
 
 
 def _finish(out: Output, settings: Settings, result: "RecoveryResult") -> int:
@@ -256,4 +234,4 @@ def _print_preview(out: Output, preview: "Preview") -> None:
         [(r["id"], r["scene_id"], r["error_type"], r["failed_at"], r["outcome"], truncate(r["detail"], 70)) for r in rows],
     )
     out.line()
-    out.table(["outcome", "entries"], _count_rows(preview.result))
+    out.table(["outcome", "entries"], count_rows(preview.result))

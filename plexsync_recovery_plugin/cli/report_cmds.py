@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..worker.outages import Outage, merged_outages, union_of_outages
+from .number_args import non_negative_int
+from .open_objects import open_dlq
 from .output import Output, format_duration, format_time, truncate
-from .settings import TIME_HELP, Settings, add_common_arguments, non_negative_int, open_dlq, parse_window
+from .settings import Settings, add_common_arguments
+from .time_args import TIME_HELP, parse_window
 
 __all__ = ["OutageSummary", "register", "run_dlq", "run_outages", "summarize_intervals", "summarize_outages"]
 
@@ -168,6 +171,32 @@ def run_outages(args: argparse.Namespace) -> int:
 # -- dlq -------------------------------------------------------------------------------------
 
 
+@dataclass
+class _DlqCounts:
+    """What the ``dlq`` report read: counts, and a window's first entries when one was given."""
+
+    path: Path
+    wanted: list[str]
+    window: tuple[float, float] | None
+    by_type: dict[str, int] = field(default_factory=dict)
+    by_day: list[tuple[str | None, int]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    in_window: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "dlq": str(self.path),
+            "total": sum(self.by_type.values()),
+            "by_error_type": self.by_type,
+            "by_day": [{"day": day, "count": count} for day, count in self.by_day],
+            "error_types": self.wanted or None,
+        }
+        if self.window is not None:
+            data.update(start=self.window[0], end=self.window[1], entries_in_window=self.in_window,
+                        entries=self.entries)
+        return data
+
+
 def run_dlq(args: argparse.Namespace) -> int:
     """Print the DLQ counts (and a window's entries); return the exit code."""
     from ..sync_queue.dlq import DLQ_FILE_NAME
@@ -175,56 +204,50 @@ def run_dlq(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     out: Output = args.out
     data_dir: Path = settings.require_data_dir()
-    window = parse_window(args.start, args.end)
-    wanted = list(dict.fromkeys(args.error_type or []))
-    path = data_dir / DLQ_FILE_NAME
-
-    by_type: dict[str, int] = {}
-    by_day: list[tuple[str | None, int]] = []
-    entries: list[dict[str, Any]] = []
-    in_window = 0
-    if path.exists():  # a missing DLQ is an empty one; a report never creates it
-        dlq = open_dlq(data_dir)
-        by_type = dlq.get_error_summary()
-        by_day = dlq.counts_by_day(wanted)
-        if window is not None:
-            types = wanted or [name for name in by_type if name is not None]
-            selection = dlq.window(window[0], window[1], types)
-            in_window = len(selection)
-            for entry in selection:
-                if args.limit and len(entries) >= args.limit:
-                    break
-                entries.append({key: entry[key] for key in ("id", "scene_id", "error_type", "failed_at", "error_message")})
-
+    report = _DlqCounts(data_dir / DLQ_FILE_NAME, list(dict.fromkeys(args.error_type or [])),
+                        parse_window(args.start, args.end))
+    if report.path.exists():  # a missing DLQ is an empty one; a report never creates it
+        _read_dlq(report, data_dir, args.limit)
     if out.json_mode:
-        data: dict[str, Any] = {
-            "dlq": str(path),
-            "total": sum(by_type.values()),
-            "by_error_type": by_type,
-            "by_day": [{"day": day, "count": count} for day, count in by_day],
-            "error_types": wanted or None,
-        }
-        if window is not None:
-            data.update(start=window[0], end=window[1], entries_in_window=in_window, entries=entries)
-        out.json(data)
-        return 0
+        out.json(report.as_dict())
+    elif not report.path.exists():
+        out.line(f"No DLQ at {report.path}: nothing has been dead-lettered yet.")
+    else:
+        _print_dlq(out, report)
+    return 0
 
-    if not path.exists():
-        out.line(f"No DLQ at {path}: nothing has been dead-lettered yet.")
-        return 0
+
+def _read_dlq(report: _DlqCounts, data_dir: Path, limit: int) -> None:
+    dlq = open_dlq(data_dir)
+    report.by_type = dlq.get_error_summary()
+    report.by_day = dlq.counts_by_day(report.wanted)
+    if report.window is None:
+        return
+    types = report.wanted or [name for name in report.by_type if name is not None]
+    selection = dlq.window(report.window[0], report.window[1], types)
+    report.in_window = len(selection)
+    for entry in selection:
+        if limit and len(report.entries) >= limit:
+            break
+        report.entries.append({key: entry[key] for key in ("id", "scene_id", "error_type", "failed_at", "error_message")})
+
+
+def _print_dlq(out: Output, report: _DlqCounts) -> None:
+    by_type, entries = report.by_type, report.entries
     out.table(["error type", "entries"], [*by_type.items(), ("total", sum(by_type.values()))],
               title="DLQ entries by error type")
     out.line()
-    scope = f" ({', '.join(wanted)})" if wanted else ""
-    out.table(["day (UTC)", "entries"], by_day or [("-", 0)], title=f"DLQ entries by day{scope}", align="lr")
-    if window is not None:
-        out.line()
-        out.line(f"Entries failed between {format_time(window[0])} and {format_time(window[1])}{scope}: {in_window}")
-        if entries:
-            out.table(
-                ["id", "scene", "error type", "failed at", "message"],
-                [(e["id"], e["scene_id"], e["error_type"], e["failed_at"], truncate(e["error_message"])) for e in entries],
-            )
-        if in_window > len(entries):
-            out.line(f"... and {in_window - len(entries)} more (--limit 0 lists all)")
-    return 0
+    scope = f" ({', '.join(report.wanted)})" if report.wanted else ""
+    out.table(["day (UTC)", "entries"], report.by_day or [("-", 0)], title=f"DLQ entries by day{scope}", align="lr")
+    if report.window is None:
+        return
+    out.line()
+    out.line(f"Entries failed between {format_time(report.window[0])} and {format_time(report.window[1])}{scope}:"
+             f" {report.in_window}")
+    if entries:
+        out.table(
+            ["id", "scene", "error type", "failed at", "message"],
+            [(e["id"], e["scene_id"], e["error_type"], e["failed_at"], truncate(e["error_message"])) for e in entries],
+        )
+    if report.in_window > len(entries):
+        out.line(f"... and {report.in_window - len(entries)} more (--limit 0 lists all)")

@@ -4,25 +4,29 @@ The shared flags (``--data-dir``, ``--plex-url`` ...) are accepted both before a
 subcommand; every one of them is added with ``default=SUPPRESS`` so that a flag given
 before the subcommand is not overwritten by the subparser's default. ``resolve`` then
 fills the gaps from the environment. Secrets (token, API key) are stripped of surrounding
-whitespace, refused when too short to be real, and registered for masking. This module also
-turns the settings into the live objects the commands use (clients, the DLQ, the queue),
-failing with one clear ``CliError`` that names the bad value or file.
+whitespace, refused when too short to be real, and registered for masking. ``Settings`` also
+builds the lazy Plex and Stash connections the commands use, failing with one clear
+``UsageError`` that names the bad value.
+
+The errors (:mod:`.errors`), number types (:mod:`.number_args`), time parsing
+(:mod:`.time_args`) and opening PlexSync's files (:mod:`.open_objects`) live in their own
+modules; their names are re-exported here for the callers that import them from this one.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import re
-import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from ..redaction import clean_secret
+from .errors import CliError, UsageError
+from .number_args import non_negative_int, positive_int, positive_seconds
+from .open_objects import open_dlq, open_job_queue, require_stash_key_accepted
 from .secret_args import SECRET_FLAGS, early_secrets, secret_setting
+from .time_args import TIME_HELP, parse_time, parse_window
 
 __all__ = [
     "CliError",
@@ -60,28 +64,6 @@ ENVIRONMENT = {
 
 #: Settings attribute -> what the secret is, in messages.
 _SECRET_NAMES = {"plex_token": "Plex token", "stash_api_key": "Stash API key"}
-
-TIME_HELP = (
-    "TIME is ISO 8601 (2026-02-15T19:17:49Z, 2026-02-15 19:17:49, 2026-02-15T21:17:49+02:00)"
-    " or Unix seconds (1771183069); a time without a zone is UTC."
-)
-
-_UNIX_SECONDS = re.compile(r"^\d+(\.\d+)?$")
-
-
-class CliError(Exception):
-    """A failure the user can act on; ``main`` prints it as one line and exits with ``exit_code``."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class UsageError(CliError):
-    """Bad flags or flag values: exit code 2."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, exit_code=2)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,27 +178,6 @@ class Settings:
             raise UsageError(str(error)) from None
 
 
-def _bounded_number(convert: Callable[[str], Any], *, minimum: float, inclusive: bool, what: str) -> Callable[[str], Any]:
-    """An ``argparse`` type: ``convert`` the text and require a finite value above ``minimum``."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return parse
-
-
-#: ``argparse`` types for counts and durations, each naming the bad value in its error.
-positive_int = _bounded_number(int, minimum=1, inclusive=True, what="a positive whole number")
-non_negative_int = _bounded_number(int, minimum=0, inclusive=True, what="a whole number >= 0")
-positive_seconds = _bounded_number(float, minimum=0, inclusive=False, what="a positive number of seconds")
-
-
 def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from parsed flags, falling back to ``environ`` (default ``os.environ``).
 
@@ -260,94 +221,3 @@ def _plexsync_default_data_dir() -> str | None:
 
     found = cli_default_data_dir()
     return str(found) if found is not None else None
-
-
-_LAST_SECOND = 253402300799.0  # 9999-12-31 23:59:59 UTC, the last time SQLite and the DLQ can hold
-
-
-def parse_time(text: str, flag: str = "time") -> float:
-    """Parse a window bound given on the command line into Unix seconds.
-
-    Args:
-        text: ISO 8601 (a naive time is UTC) or Unix seconds.
-        flag: The flag's name, for the error message.
-
-    Raises:
-        UsageError: The text is neither, or is before 1970 or after 9999; the message names the value.
-    """
-    value = text.strip()
-    if _UNIX_SECONDS.match(value):
-        seconds = float(value)
-    else:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise UsageError(f"bad {flag} {text!r}: {TIME_HELP}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        seconds = moment.timestamp()
-    if seconds < 0:
-        raise UsageError(f"bad {flag} {text!r}: times before 1970-01-01 are not supported")
-    if not seconds <= _LAST_SECOND:
-        raise UsageError(f"bad {flag} {text!r}: times after 9999-12-31 are not supported")
-    return seconds
-
-
-def parse_window(start: str | None, end: str | None) -> tuple[float, float] | None:
-    """Parse ``--start``/``--end``; None when neither was given.
-
-    Raises:
-        UsageError: Only one was given, one is not a time, or start is after end.
-    """
-    if start is None and end is None:
-        return None
-    if start is None or end is None:
-        raise UsageError("--start and --end go together: give both")
-    low, high = parse_time(start, "--start"), parse_time(end, "--end")
-    if low > high:
-        raise UsageError(f"--start {start!r} is after --end {end!r}")
-    return low, high
-
-
-def require_stash_key_accepted(stash: Any) -> None:
-    """Connect to Stash now, so that a rejected API key is a configuration error (exit 2).
-
-    A Stash that cannot be reached is left for the run to report (its entries are deferred).
-
-    Raises:
-        UsageError: Stash answered 401/403; the message names the key's flag and variable.
-    """
-    from ..stash.connection import StashKeyRejected, StashUnavailable
-
-    try:
-        stash.client()
-    except StashKeyRejected as error:
-        raise UsageError(f"{error}: check --stash-api-key / STASH_API_KEY") from None
-    except StashUnavailable:
-        pass
-
-
-def open_dlq(data_dir: Path) -> Any:
-    """``<data_dir>/dlq.db`` as a read-only ``DeadLetterQueue``.
-
-    Opening touches nothing (the file is never created); a missing or unreadable file
-    raises ``DlqUnavailable`` (a ``sqlite3.DatabaseError`` naming the file) on the first read.
-    """
-    from ..sync_queue.dlq import DeadLetterQueue
-
-    return DeadLetterQueue(data_dir)
-
-
-def open_job_queue(data_dir: Path) -> Any:
-    """Open PlexSync's job queue in ``<data_dir>/queue``.
-
-    Raises:
-        CliError: The queue file is not a usable SQLite database, or cannot be opened.
-    """
-    from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, open_queue
-
-    path = data_dir / QUEUE_DIR_NAME / QUEUE_FILE_NAME
-    try:
-        return open_queue(data_dir)
-    except sqlite3.DatabaseError as error:
-        raise CliError(f"cannot use the queue {str(path)!r}: {error}") from None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .errors import CliError
 from .output import Output
-from .settings import CliError
 
 __all__ = ["register", "run"]
 

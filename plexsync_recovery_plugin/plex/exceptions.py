@@ -1,5 +1,7 @@
 """The Plex error taxonomy shared with PlexSync, and the one place that maps client errors onto it.
 
+Where PlexSync keeps its own ``plex/exceptions.py``, so a PlexSync developer finds it here.
+
 PlexSync's dead-letter queue stores ``type(error).__name__``; recovery decides what is
 safe to retry from those names, so every name here must stay stable.
 """

@@ -1,6 +1,8 @@
 """Is Plex answering, and does it take our token? The probe recovery gates on, and a Plex client
 that survives Plex being down.
 
+Where PlexSync keeps its own ``plex/health.py``, so a PlexSync developer finds it here.
+
 ``probe_plex`` asks Plex's ``/identity`` and tells three states apart: up, down (refused,
 timed out, 5xx while Plex loads its database) and token rejected (401/403). Plex answers
 ``/identity`` without a token, so a wrong token shows only where the client first builds its

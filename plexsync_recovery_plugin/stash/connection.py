@@ -186,9 +186,6 @@ class StashConnection:
         if client is not None:
             _close_session(client)
 
-    def _reset(self) -> None:
-        self.close()
-
     def find_scene(self, scene_id: int) -> Any:
         """``StashInterface.find_scene``, over the lazy connection."""
         return self._call(lambda client: client.find_scene(scene_id, fragment="id"))
@@ -202,8 +199,8 @@ class StashConnection:
         try:
             return action(client)
         except StashKeyRejected:
-            self._reset()
+            self.close()
             raise
         except (requests.ConnectionError, requests.Timeout) as error:
-            self._reset()
+            self.close()
             raise StashUnavailable(f"Stash at {self.url} stopped answering: {type(error).__name__}") from None

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..cli.output import format_duration, format_time, truncate
 from ..cli.recover_cmd import OUTCOME_LABELS
-from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, EntryOutcome, Observer, RecoveryResult
+from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, EntryOutcome, Observer
 from . import tasks
 
 __all__ = ["PREVIEW_LINE_LIMIT", "TASK_MODES", "TaskOutcome", "TaskRun", "chunk_progress"]

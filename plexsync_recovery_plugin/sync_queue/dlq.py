@@ -1,5 +1,7 @@
 """PlexSync's dead-letter queue, read only: the one owner of ``<data_dir>/dlq.db``.
 
+Where PlexSync keeps its own ``sync_queue/dlq.py``, so a PlexSync developer finds it here.
+
 The file, its table ``dead_letters`` and its indexes are PlexSync's; PlexSync alone writes
 them. This class opens the file with SQLite's ``mode=ro`` on every read, so no statement of
 the plugin can change it: no table, index or pragma is ever created, a missing file is an

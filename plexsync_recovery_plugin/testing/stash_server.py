@@ -12,21 +12,17 @@ count the root fields clients asked for.
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timezone
-from http.cookies import CookieError, SimpleCookie
-from typing import Any, Callable
-from urllib.parse import urlsplit
+from typing import Any
 
-from graphql import GraphQLError, GraphQLResolveInfo, MiddlewareManager, graphql_sync
+from graphql import GraphQLError, MiddlewareManager
 
-from .plex_server import LoopbackHTTPService, QuietRequestHandler
-from .stash_schema import SCENE_FIELDS, stash_schema
+from .loopback_http import LoopbackHTTPService
+from .stash_http import RootFieldMiddleware, StashRequestHandler, credentials_accepted, execute_graphql
+from .stash_scenes import SceneStore, parse_id, parse_id_list
 
 __all__ = ["DATABASE_LOCKED_MESSAGE", "STASH_MODES", "StashTestServer"]
 
@@ -40,71 +36,6 @@ DATABASE_LOCKED_MESSAGE = "database is locked"
 
 # Root fields that read the database in real Stash, hence fail while it is locked.
 _DATABASE_FIELDS = frozenset({"findScene", "findScenes"})
-_DEFAULT_PER_PAGE = 25
-_MAX_BODY = 16 * 1024 * 1024
-_JSON = "application/json"
-
-
-class _StashRequestHandler(QuietRequestHandler):
-    """POST ``/graphql`` with a JSON body, as Stash's gqlgen endpoint takes it."""
-
-    server_version = "stash"
-
-    def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
-        """Check the API key, run the GraphQL request and send the JSON result."""
-        stash: StashTestServer = self.service
-        body = self._read_body()
-        if body is None:
-            return
-        if not stash._authorized(self.headers.get("ApiKey"), self.headers.get("Cookie")):
-            self.respond(401, b"Unauthorized\n", "text/plain; charset=utf-8")
-        elif urlsplit(self.path).path != "/graphql":
-            self.respond(404, b"404 page not found\n", "text/plain; charset=utf-8")
-        else:
-            status, payload = stash._execute(body)
-            self.respond(status, json.dumps(payload, separators=(",", ":")).encode(), _JSON)
-
-    def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
-        """Only POST is served; say so."""
-        if urlsplit(self.path).path == "/graphql":
-            self.respond(405, b"use POST\n", "text/plain; charset=utf-8", {"Allow": "POST"})
-        else:
-            self.respond(404, b"404 page not found\n", "text/plain; charset=utf-8")
-
-    def _read_body(self) -> bytes | None:
-        """Read the request body, or answer an error and return None (closing the connection)."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            self.respond(411, b"Content-Length required\n", "text/plain; charset=utf-8")
-            return None
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if not 0 <= length <= _MAX_BODY:
-            self.close_connection = True
-            status = 413 if length > _MAX_BODY else 400
-            self.respond(status, b"bad Content-Length\n", "text/plain; charset=utf-8")
-            return None
-        return self.rfile.read(length)
-
-
-def _request_error(message: str) -> dict[str, Any]:
-    """The JSON envelope for an error found before GraphQL execution starts."""
-    return {"errors": [{"message": message}], "data": None}
-
-
-class _RootFieldMiddleware:
-    """graphql-core middleware: counts root fields, fails database reads while locked."""
-
-    def __init__(self, server: StashTestServer) -> None:
-        self._server = server
-
-    def resolve(self, next_: Any, root: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
-        """Run for every field; only root fields (no parent path) are counted or failed."""
-        if info.path.prev is None:
-            self._server._count_root_field(info.field_name)
-        return next_(root, info, **args)
 
 
 class StashTestServer(LoopbackHTTPService):
@@ -135,7 +66,7 @@ class StashTestServer(LoopbackHTTPService):
         'Scene 3'
     """
 
-    handler_class = _StashRequestHandler
+    handler_class = StashRequestHandler
 
     def __init__(
         self,
@@ -177,12 +108,12 @@ class StashTestServer(LoopbackHTTPService):
         }
         self.version = version
         self.strict_ids = strict_ids
-        self._scenes: dict[int, dict[str, Any]] = {}
-        self._scenes_lock = threading.Lock()
+        self._scenes = SceneStore()
+        self._settings_lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         # graphql-core takes plain functions or objects with ``resolve``; it silently skips bound methods.
-        self._middleware = MiddlewareManager(_RootFieldMiddleware(self))
+        self._middleware = MiddlewareManager(RootFieldMiddleware(self))
         self.add_scenes(scenes)
 
     # -- connection details -------------------------------------------------------------
@@ -230,7 +161,7 @@ class StashTestServer(LoopbackHTTPService):
 
     def set_plugin_settings(self, plugin_id: str, settings: dict[str, Any] | None) -> None:
         """Replace one plugin's settings (None removes them, as for a plugin never configured)."""
-        with self._scenes_lock:
+        with self._settings_lock:
             if settings is None:
                 self._plugin_settings.pop(plugin_id, None)
             else:
@@ -282,18 +213,7 @@ class StashTestServer(LoopbackHTTPService):
             ValueError: ``scene_id`` is not a positive integer.
             TypeError: An unknown field was given.
         """
-        unknown = set(fields) - set(SCENE_FIELDS)
-        if unknown:
-            raise TypeError(f"unknown Scene fields: {sorted(unknown)}")
-        record = _new_scene(_check_scene_id(scene_id), _now())
-        record.update(fields)
-        record["urls"] = tuple(record["urls"])
-        for stamp in ("created_at", "updated_at"):
-            if isinstance(record[stamp], datetime):
-                record[stamp] = record[stamp].isoformat()
-        with self._scenes_lock:
-            self._scenes[scene_id] = record
-        return dict(record)
+        return self._scenes.add(scene_id, **fields)
 
     def add_scenes(self, scene_ids: Iterable[int]) -> None:
         """Create or replace many scenes with default fields (thread-safe, fast).
@@ -304,10 +224,7 @@ class StashTestServer(LoopbackHTTPService):
         Raises:
             ValueError: An id is not a positive integer (no scene is added then).
         """
-        stamp = _now()
-        records = {_check_scene_id(scene_id): _new_scene(scene_id, stamp) for scene_id in scene_ids}
-        with self._scenes_lock:
-            self._scenes.update(records)
+        self._scenes.add_many(scene_ids)
 
     def delete_scene(self, scene_id: int) -> bool:
         """Delete one scene (thread-safe).
@@ -315,13 +232,11 @@ class StashTestServer(LoopbackHTTPService):
         Returns:
             True if the scene existed.
         """
-        with self._scenes_lock:
-            return self._scenes.pop(scene_id, None) is not None
+        return self._scenes.delete(scene_id)
 
     def scene_ids(self) -> set[int]:
         """A copy of the ids of all scenes (thread-safe)."""
-        with self._scenes_lock:
-            return set(self._scenes)
+        return self._scenes.ids()
 
     # -- statistics -----------------------------------------------------------------------------
 
@@ -348,50 +263,11 @@ class StashTestServer(LoopbackHTTPService):
             raise GraphQLError(DATABASE_LOCKED_MESSAGE)
 
     def _authorized(self, api_key: str | None, cookie_header: str | None) -> bool:
-        if self._session_cookie and cookie_header:
-            cookies = SimpleCookie()
-            try:
-                cookies.load(cookie_header)
-            except CookieError:
-                return False
-            given = cookies.get("session")
-            if given is not None and hmac.compare_digest(given.value.encode(), self._session_cookie.encode()):
-                return True
-        if not self._api_key and self._session_cookie:
-            return False
-        return self._api_key_matches(api_key)
-
-    def _api_key_matches(self, given: str | None) -> bool:
-        if not self._api_key:
-            return True
-        return given is not None and hmac.compare_digest(given.encode(), self._api_key.encode())
+        return credentials_accepted(self._api_key, self._session_cookie, api_key, cookie_header)
 
     def _execute(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """Run one GraphQL request; return the HTTP status and the JSON payload."""
-        try:
-            request = json.loads(body)
-        except ValueError as error:
-            return 400, _request_error(f"json request body could not be decoded: {error}")
-        if not isinstance(request, dict) or not isinstance(request.get("query"), str):
-            return 400, _request_error("no query given in request body")
-        variables = request.get("variables")
-        operation_name = request.get("operationName")
-        if variables is not None and not isinstance(variables, dict):
-            return 400, _request_error("variables must be an object")
-        if operation_name is not None and not isinstance(operation_name, str):
-            return 400, _request_error("operationName must be a string")
-        result = graphql_sync(
-            stash_schema(),
-            request["query"],
-            root_value=self,
-            variable_values=variables,
-            operation_name=operation_name,
-            middleware=self._middleware,
-        )
-        # Stash's gqlgen answers parse and validation failures (errors without a path) with 422.
-        errors = result.errors or []
-        failed_early = result.data is None and bool(errors) and all(error.path is None for error in errors)
-        return (422 if failed_early else 200), result.formatted  # type: ignore[return-value]
+        return execute_graphql(body, self, self._middleware)
 
     # StashBackend: called by the resolvers in stash_schema, with this server as root_value.
 
@@ -405,7 +281,7 @@ class StashTestServer(LoopbackHTTPService):
 
     def resolve_plugin_settings(self, include: list[str] | None) -> dict[str, Any]:
         """``ConfigResult.plugins``: every plugin's settings, or only those of ``include``."""
-        with self._scenes_lock:
+        with self._settings_lock:
             return {
                 plugin_id: dict(values)
                 for plugin_id, values in self._plugin_settings.items()
@@ -416,9 +292,7 @@ class StashTestServer(LoopbackHTTPService):
         """``Query.findScene``: the scene, or None (the test scenes have no checksums)."""
         if scene_id is None:
             return None
-        key = _parse_id(scene_id)
-        with self._scenes_lock:
-            return self._scenes.get(key)
+        return self._scenes.get(parse_id(scene_id))
 
     def resolve_find_scenes(
         self,
@@ -429,125 +303,10 @@ class StashTestServer(LoopbackHTTPService):
     ) -> dict[str, Any]:
         """``Query.findScenes``; ``ids`` wins over ``scene_ids``, either over the filters (as in Stash)."""
         find_filter = find_filter or {}
-        wanted: list[int] = _parse_id_list(ids) if ids else list(scene_ids or ())
-        if wanted and self.strict_ids:
-            return self._find_many_strict(wanted)
+        wanted: list[int] = parse_id_list(ids) if ids else list(scene_ids or ())
         if wanted:
-            with self._scenes_lock:
-                found = (self._scenes.get(key) for key in sorted(set(wanted)))
-                scenes = [scene for scene in found if scene is not None]
-        else:
-            scenes = self._query(find_filter, (scene_filter or {}).get("id"))
-        return {"count": len(scenes), "duration": 0.0, "filesize": 0.0, "scenes": _page(scenes, find_filter)}
-
-    def _find_many_strict(self, wanted: list[int]) -> dict[str, Any]:
-        """Real Stash's FindMany: every id must exist, input order, no paging."""
-        found: list[dict[str, Any]] = []
-        seen: set[int] = set()
-        with self._scenes_lock:
-            for key in wanted:
-                scene = self._scenes.get(key)
-                # Stash places each row at the first index of its id, so a repeated id is "not found".
-                if scene is None or key in seen:
-                    raise GraphQLError(f"scene with id {key} not found")
-                seen.add(key)
-                found.append(scene)
-        return {"count": len(found), "duration": 0.0, "filesize": 0.0, "scenes": found}
-
-    def _query(self, find_filter: dict[str, Any], id_criterion: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """Scenes matching the id criterion and ``q`` (case-insensitive title substring), sorted as asked."""
-        with self._scenes_lock:
-            if id_criterion is None:
-                scenes = list(self._scenes.values())
-            else:
-                scenes = _select_by_id(self._scenes, id_criterion)
-        text = (find_filter.get("q") or "").casefold()
-        if text:
-            scenes = [scene for scene in scenes if text in (scene["title"] or "").casefold()]
-        reverse = find_filter.get("direction") == "DESC"
-        if find_filter.get("sort") == "title":
-            scenes.sort(key=lambda scene: ((scene["title"] or "").casefold(), int(scene["id"])),
-                        reverse=reverse)
-        else:
-            scenes.sort(key=lambda scene: int(scene["id"]), reverse=reverse)
-        return scenes
-
-
-def _select_by_id(scenes: dict[int, dict[str, Any]], criterion: dict[str, Any]) -> list[dict[str, Any]]:
-    """Apply ``scene_filter: {id: IntCriterionInput}`` the way Stash's SQL does (BETWEEN is inclusive)."""
-    modifier, low, high = criterion["modifier"], criterion["value"], criterion.get("value2")
-    if modifier in ("BETWEEN", "NOT_BETWEEN") and high is None:
-        raise GraphQLError(f"{modifier} needs value2")
-    if modifier == "BETWEEN" and high is not None and high - low < len(scenes):  # a short range: look its ids up
-        found = (scenes.get(key) for key in range(low, high + 1))
-        return [scene for scene in found if scene is not None]
-    tests = {
-        "EQUALS": lambda key: key == low,
-        "NOT_EQUALS": lambda key: key != low,
-        "GREATER_THAN": lambda key: key > low,
-        "LESS_THAN": lambda key: key < low,
-        "BETWEEN": lambda key: low <= key <= high,
-        "NOT_BETWEEN": lambda key: key < low or key > high,
-    }
-    if modifier not in tests:
-        raise GraphQLError(f"modifier {modifier} is not supported for id")
-    matches: Callable[[int], bool] = tests[modifier]
-    return [scene for key, scene in scenes.items() if matches(key)]
-
-
-def _page(scenes: list[dict[str, Any]], find_filter: dict[str, Any]) -> list[dict[str, Any]]:
-    """Apply ``page`` (1-based) and ``per_page`` (25 by default, negative for all), as Stash does."""
-    per_page = find_filter.get("per_page")
-    per_page = _DEFAULT_PER_PAGE if per_page is None else per_page
-    if per_page < 0:
-        return scenes
-    page = max(find_filter.get("page") or 1, 1)
-    start = (page - 1) * per_page
-    return scenes[start : start + per_page]
-
-
-def _parse_id(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise GraphQLError(f'strconv.Atoi: parsing "{value}": invalid syntax') from None
-
-
-def _parse_id_list(values: list[str]) -> list[int]:
-    """Stash's handling of ``ids: [ID!]``: duplicates and non-numbers are errors."""
-    if len(set(values)) != len(values):
-        duplicate = next(value for index, value in enumerate(values) if value in values[:index])
-        raise GraphQLError(f"validating ids: duplicate id found: {duplicate}")
-    try:
-        return [int(value) for value in values]
-    except ValueError as error:
-        raise GraphQLError(f"converting ids: {error}") from None
-
-
-def _new_scene(scene_id: int, stamp: str) -> dict[str, Any]:
-    return {
-        "id": str(scene_id),
-        "title": f"Scene {scene_id}",
-        "code": None,
-        "details": None,
-        "urls": (),  # a tuple keeps the record free of containers, so the GC ignores it
-        "date": None,
-        "rating100": None,
-        "organized": False,
-        "o_counter": 0,
-        "created_at": stamp,
-        "updated_at": stamp,
-    }
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-def _check_scene_id(scene_id: int) -> int:
-    if isinstance(scene_id, bool) or not isinstance(scene_id, int) or scene_id < 1:
-        raise ValueError(f"scene ids are positive integers, got {scene_id!r}")
-    return scene_id
+            return self._scenes.find_many(wanted, find_filter, strict=self.strict_ids)
+        return self._scenes.find_filtered(find_filter, (scene_filter or {}).get("id"))
 
 
 def _check_mode(mode: str) -> None:

@@ -1,5 +1,7 @@
 """The outage tracker: records Plex outages in PlexSync's history file and announces them.
 
+Where PlexSync keeps its own ``worker/outage_history.py``, so a PlexSync developer finds it here.
+
 ``<data_dir>/outage_history.json`` is a list of ``{"started_at", "ended_at", "duration",
 "jobs_affected"}`` (Unix seconds; ``ended_at`` and ``duration`` are null while the outage
 lasts), newest last, at most 30 records (PlexSync keeps them in a deque of 30: the oldest

@@ -25,8 +25,8 @@ from typing import Any, Callable
 from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, probe_plex
 from ..plugin import RecoveryPlugin
 from ..signals import outage_ended, outage_started, recovery_completed, recovery_failed, send_isolated
-from ..sync_queue.dlq_recovery import get_error_types_for_recovery
-from ..sync_queue.dlq_window import DlqWindow, whole_seconds
+from ..sync_queue.dlq_window import whole_seconds
+from ..sync_queue.recovery_result import RecoveryResult
 from .detected_outages import DetectedOutages
 from .history_follower import HistoryFollower
 from .outage_detector import DATED_FROM_FIRST_FAILURE, OutageDetector, OutageEvent
@@ -71,15 +71,9 @@ class WatchSettings:
                 raise ValueError(f"{name} must be at least 1, got {value!r}")
 
 
-def describe_result(result: Any, start: Any, end: Any) -> str:
-    """One log line with a recovery's counts."""
-    text = (
-        f"recovered {result.recovered}/{result.total_dlq_entries} DLQ entries for outage {_when(start)}..{_when(end)}"
-        f" (already queued {result.skipped_already_queued}, plex down {result.skipped_plex_down},"
-        f" scene missing {result.skipped_scene_missing}, stash error {result.skipped_stash_error},"
-        f" failed {result.failed})"
-    )
-    return text + (" - window kept pending for a retry" if result.deferred else "")
+def describe_result(result: RecoveryResult, start: Any, end: Any) -> str:
+    """One log line: the outage window, then the result's own rendering (``str(result)``)."""
+    return f"outage {_when(start)}..{_when(end)}: {result}"
 
 
 def _when(value: Any) -> str:
@@ -262,9 +256,8 @@ class WatchDaemon:
     def _jobs_affected(self, start: float, end: float) -> int:
         if self.plugin is None:
             return 0
-        types = get_error_types_for_recovery(self.plugin.include_optional)
         try:
-            return len(DlqWindow(self.plugin.dlq, *whole_seconds(start, end), types))
+            return len(self.plugin.window_entries(*whole_seconds(start, end)))
         except Exception as error:
             logger.warning("could not count the outage's DLQ entries: %s", error)
             return 0

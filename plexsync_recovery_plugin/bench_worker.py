@@ -1,0 +1,167 @@
+"""One timed recovery path, run in its own process: ``python -m plexsync_recovery_plugin.bench_worker``.
+
+Why a process per path: peak RSS is a per-process high-water mark that never goes down, so
+each path is measured in a fresh interpreter with its own copy of the data. The spec comes
+on stdin (never argv, so the Plex token does not show in a process list) and one
+``PathRun`` goes back on stdout as JSON. :mod:`.bench` starts the workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import resource
+import sqlite3
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .sync_queue.dlq import DeadLetterQueue
+from .sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
+
+__all__ = ["PathRun", "run_path"]
+
+@dataclass
+class PathRun:
+    """One timed recovery, as measured inside its worker process.
+
+    Attributes:
+        path: ``"batched"`` or ``"per-entry"``.
+        entries: In-window entries the run was given.
+        seconds: ``outage_ended.send`` to ``recovery_completed``.
+        entries_per_second: ``entries / seconds``.
+        peak_rss_mb: The worker's peak RSS after the run, in MiB (its whole life: imports,
+            clients and the run; see ``_rss_mb``).
+        baseline_rss_mb: The worker's peak RSS just before the run (imports, clients).
+        result: The ``RecoveryResult`` counts, without ``run_id`` and ``plex_latency_ms``;
+            ``recovered_scene_ids`` is replaced by its length and a digest.
+        queue_rows: Rows in the queue table after the run.
+        stash_requests: Root fields the Stash server resolved during the run, by name.
+        error: Why the run failed, or ``""``.
+    """
+
+    path: str
+    entries: int
+    seconds: float = 0.0
+    entries_per_second: float = 0.0
+    peak_rss_mb: float = 0.0
+    baseline_rss_mb: float = 0.0
+    result: dict[str, Any] = field(default_factory=dict)
+    queue_rows: int = 0
+    stash_requests: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+
+
+def _rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB.
+
+    On Linux it is ``VmHWM`` from ``/proc/self/status``: ``ru_maxrss`` would do, but the
+    kernel seeds a freshly exec'ed child's ``ru_maxrss`` with the high-water mark of the
+    address space it replaced, which for a vfork-ed child (``subprocess`` uses vfork) is
+    the parent's, here the process holding the test servers. Elsewhere ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _result_summary(result: Any) -> dict[str, Any]:
+    summary = asdict(result)
+    summary.pop("run_id", None)
+    summary.pop("plex_latency_ms", None)
+    scene_ids = summary.pop("recovered_scene_ids")
+    summary["recovered_scene_ids_count"] = len(scene_ids)
+    summary["recovered_scene_ids_sha1"] = hashlib.sha1(",".join(map(str, scene_ids)).encode()).hexdigest()
+    return summary
+
+
+class _FirstOutcome:
+    """Receives ``recovery_completed`` / ``recovery_failed``: the first time either came, the first result and error."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+        self.result: Any = None
+        self.error: Any = None
+
+    def on_completed(self, sender: Any, **kwargs: Any) -> None:
+        self.at = self.at or time.perf_counter()
+        self.result = self.result if self.result is not None else kwargs.get("result")
+
+    def on_failed(self, sender: Any, **kwargs: Any) -> None:
+        self.at = self.at or time.perf_counter()
+        self.error = self.error if self.error is not None else kwargs.get("error")
+
+
+def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome) -> float:
+    """Send ``outage_ended`` to a plugin over real clients; return when it was sent (``perf_counter``)."""
+    from plexapi.server import PlexServer
+    from stashapi.stashapp import StashInterface
+
+    from .plugin import RecoveryPlugin
+    from .signals import outage_ended, recovery_completed, recovery_failed
+    from .sync_queue.dlq_recovery import seed_collaborators
+    from .sync_queue.recovery_collaborators import default_collaborators
+
+    data_dir = Path(spec["data_dir"])
+    stash = StashInterface({**spec["stash_connection"], "Logger": logging.getLogger(f"{__name__}.stashapi")})
+    plex = PlexServer(spec["plex_url"], spec["plex_token"])  # type: ignore[no-untyped-call]
+    queue = open_queue(data_dir)
+    recovery_completed.connect(outcome.on_completed, weak=False)
+    recovery_failed.connect(outcome.on_failed, weak=False)
+    factory = default_collaborators if spec["path"] == "batched" else seed_collaborators
+    plugin = RecoveryPlugin(DeadLetterQueue(data_dir), queue, stash, plex, data_dir, collaborators=factory)
+    run.baseline_rss_mb = _rss_mb()
+    try:
+        with plugin:
+            started = time.perf_counter()
+            outage_ended.send("bench", start=spec["start"], end=spec["end"])
+        run.peak_rss_mb = _rss_mb()
+    finally:
+        queue.close()
+        stash.s.close()
+        plex._session.close()
+    return started
+
+
+def _queue_rows(data_dir: Path) -> int:
+    conn = sqlite3.connect(data_dir / QUEUE_DIR_NAME / QUEUE_FILE_NAME)
+    try:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {QUEUE_TABLE}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def run_path(spec: dict[str, Any]) -> PathRun:
+    """Run one path's recovery in this process, as the spec says, and measure it."""
+    run = PathRun(path=spec["path"], entries=spec["entries"])
+    outcome = _FirstOutcome()
+    started = _timed_recovery(spec, run, outcome)
+    if outcome.result is None:
+        run.error = f"recovery failed: {outcome.error!r}"
+        return run
+    run.seconds = outcome.at - started
+    run.entries_per_second = run.entries / run.seconds if run.seconds > 0 else 0.0
+    run.result = _result_summary(outcome.result)
+    run.queue_rows = _queue_rows(Path(spec["data_dir"]))
+    return run
+
+
+def _worker_main() -> int:
+    """Entry point of ``python -m plexsync_recovery_plugin.bench_worker``: a spec on stdin, a ``PathRun`` on stdout."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    spec = json.loads(sys.stdin.read())
+    sys.stdout.write(json.dumps(asdict(run_path(spec))) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main())

@@ -1,0 +1,59 @@
+"""Opening what the commands work on, from the settings: PlexSync's DLQ and queue, a checked Stash key.
+
+Each failure becomes one clear ``CliError`` that names the bad file or flag. The package's
+heavier modules are imported only when a command opens something.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from .errors import CliError, UsageError
+
+__all__ = ["open_dlq", "open_job_queue", "require_stash_key_accepted"]
+
+
+def require_stash_key_accepted(stash: Any) -> None:
+    """Connect to Stash now, so that a rejected API key is a configuration error (exit 2).
+
+    A Stash that cannot be reached is left for the run to report (its entries are deferred).
+
+    Raises:
+        UsageError: Stash answered 401/403; the message names the key's flag and variable.
+    """
+    from ..stash.connection import StashKeyRejected, StashUnavailable
+
+    try:
+        stash.client()
+    except StashKeyRejected as error:
+        raise UsageError(f"{error}: check --stash-api-key / STASH_API_KEY") from None
+    except StashUnavailable:
+        pass
+
+
+def open_dlq(data_dir: Path) -> Any:
+    """``<data_dir>/dlq.db`` as a read-only ``DeadLetterQueue``.
+
+    Opening touches nothing (the file is never created); a missing or unreadable file
+    raises ``DlqUnavailable`` (a ``sqlite3.DatabaseError`` naming the file) on the first read.
+    """
+    from ..sync_queue.dlq import DeadLetterQueue
+
+    return DeadLetterQueue(data_dir)
+
+
+def open_job_queue(data_dir: Path) -> Any:
+    """Open PlexSync's job queue in ``<data_dir>/queue``.
+
+    Raises:
+        CliError: The queue file is not a usable SQLite database, or cannot be opened.
+    """
+    from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, open_queue
+
+    path = data_dir / QUEUE_DIR_NAME / QUEUE_FILE_NAME
+    try:
+        return open_queue(data_dir)
+    except sqlite3.DatabaseError as error:
+        raise CliError(f"cannot use the queue {str(path)!r}: {error}") from None
