@@ -20,10 +20,9 @@ from typing import Any, Iterator, NamedTuple, Sequence
 from ..sqlite_uri import sqlite_uri
 from . import ledger
 from .ledger import CLAIMED, DONE, LedgerRecord
-from .queue_snapshot import ACKED, LIVE_STATUSES, QueueRow, QueueSnapshot
-from .safe_pickle import UnsafePickleError, safe_loads
+from .queue_snapshot import ACKED, LIVE_STATUSES, QueueRow, QueueSnapshot, scene_id_of_job
 
-__all__ = ["QUEUE_FILE_NAME", "QueueFile", "QueueFileError", "StagedJob", "scene_id_of_job"]
+__all__ = ["QUEUE_FILE_NAME", "QueueFile", "QueueFileError", "StagedJob"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +44,6 @@ class StagedJob(NamedTuple):
     blob: bytes
     #: Entries of the same chunk for the same scene, recorded as covered by this job.
     followers: tuple[tuple[int, str], ...] = ()
-
-
-def scene_id_of_job(blob: Any) -> int | None:
-    """The scene id of a pickled queue job, or None when the row is not a readable job."""
-    try:
-        job = safe_loads(blob)
-    except UnsafePickleError:
-        return None
-    scene_id = job.get("scene_id") if isinstance(job, dict) else None
-    if isinstance(scene_id, bool) or not isinstance(scene_id, (int, str)):
-        return None
-    try:
-        return int(scene_id)
-    except ValueError:
-        return None
 
 
 class QueueFile:

@@ -11,9 +11,11 @@ to date by reading only the rows after ``last_row_id``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
-__all__ = ["ACKED", "LIVE_STATUSES", "QueueSnapshot", "QueueRow"]
+from .safe_pickle import UnsafePickleError, safe_loads
+
+__all__ = ["ACKED", "LIVE_STATUSES", "QueueSnapshot", "QueueRow", "scene_id_of_job"]
 
 #: persist-queue's AckStatus values: inited 0, ready 1, unack 2 (a worker holds it).
 LIVE_STATUSES = (0, 1, 2)
@@ -60,3 +62,18 @@ class QueueSnapshot:
                 self.live.add(scene_id)
             elif status == ACKED and timestamp > self.acked.get(scene_id, float("-inf")):
                 self.acked[scene_id] = timestamp
+
+
+def scene_id_of_job(blob: Any) -> int | None:
+    """The scene id of a pickled queue job, or None when the row is not a readable job."""
+    try:
+        job = safe_loads(blob)
+    except UnsafePickleError:
+        return None
+    scene_id = job.get("scene_id") if isinstance(job, dict) else None
+    if isinstance(scene_id, bool) or not isinstance(scene_id, (int, str)):
+        return None
+    try:
+        return int(scene_id)
+    except ValueError:
+        return None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue import queue_file
+from plexsync_recovery_plugin.sync_queue import queue_snapshot
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
 from plexsync_recovery_plugin.sync_queue.operations import enqueue
 from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
@@ -95,7 +95,7 @@ def test_dedup_decodes_only_live_rows_and_acked_rows_since_the_window(dlq, queue
         _synced(queue, data_dir, scene_id, MONTHS_AGO + scene_id)
     _synced(queue, data_dir, 7, WINDOW_START + 20)  # enqueued after the earliest failure: read
     enqueue(queue, 8, "metadata", {})  # live: read
-    decoded = mocker.spy(queue_file, "safe_loads")
+    decoded = mocker.spy(queue_snapshot, "safe_loads")
     stash = PlainStash()
     result = recover_outage_jobs(get_outage_dlq_entries(dlq, WINDOW_START, WINDOW_END, ["PlexServerDown"]), queue,
                                  stash, HealthyPlex(), data_dir, collaborators=default_collaborators(queue.path, queue, stash))

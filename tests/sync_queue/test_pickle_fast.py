@@ -76,7 +76,7 @@ def test_a_quick_yes_is_never_a_no_of_the_full_check():
             try:
                 check_pickle(bytes(blob))
                 full: object = pickle.loads(bytes(blob))
-            except Exception as error:  # malformed for the full check (or for pickle itself)
+            except Exception:  # malformed for the full check (or for pickle itself)
                 full = UnsafePickleError
             assert quick == full or (quick is UnsafePickleError and full is UnsafePickleError), bytes(blob)
     assert accepted > 100  # the mutations exercised the quick path, not just its refusals
