@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ..sync_queue.recovery_result import OUTCOME_LABELS
 from .errors import CliError, UsageError
 from .open_objects import open_dlq, require_stash_key_accepted
 from .output import Output, count_rows, format_time, truncate
@@ -27,16 +28,6 @@ if TYPE_CHECKING:
     from ..sync_queue.recovery_result import RecoveryResult
 
 __all__ = ["OUTCOME_LABELS", "last_closed_outage", "register", "run"]
-
-#: How a dry run names each ``Outcome``.
-OUTCOME_LABELS = {
-    "recovered": "would recover",
-    "already_queued": "already queued",
-    "scene_missing": "scene missing",
-    "plex_down": "plex down",
-    "stash_error": "stash error",
-    "failed": "corrupt",  # a dry run writes nothing, so only an unreadable entry can fail
-}
 
 _EPILOG = f"""{textwrap.fill(TIME_HELP, 78)}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..cli.output import format_duration, format_time, truncate
-from ..cli.recover_cmd import OUTCOME_LABELS
 from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, EntryOutcome, Observer
+from ..sync_queue.recovery_result import OUTCOME_LABELS
 from . import tasks
 
 __all__ = ["PREVIEW_LINE_LIMIT", "TASK_MODES", "TaskOutcome", "TaskRun", "chunk_progress"]

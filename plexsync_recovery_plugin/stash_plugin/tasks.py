@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..cli.recover_cmd import last_closed_outage
-from ..cli.report_cmds import OutageSummary, summarize_outages
 from ..plex.health import PlexConnection
 from ..signals import recovery_progress
 from ..plugin import Preview, RecoveryPlugin, Run
@@ -25,6 +23,8 @@ from ..sync_queue.dlq_window import DlqWindow, whole_seconds
 from ..sync_queue.pending_windows import PendingWindows
 from ..sync_queue.recovery_lock import recovery_lock
 from ..worker.history_follower import HistoryFollower
+from ..worker.outage_summary import OutageSummary, summarize_outages
+from ..worker.outages import last_closed_outage
 from ..worker.outage_history import OutageHistory
 from .plugin_settings import RecoverySettings, SettingsError, read_settings
 from .stash_input import ServerConnection

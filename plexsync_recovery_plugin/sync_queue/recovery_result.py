@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["COUNT_FIELDS", "EntryOutcome", "Observer", "Outcome", "RecoveryResult", "RecoveryTally", "SceneIds"]
+__all__ = ["COUNT_FIELDS", "EntryOutcome", "OUTCOME_LABELS", "Observer", "Outcome", "RecoveryResult", "RecoveryTally", "SceneIds"]
 
 
 class Outcome(str, enum.Enum):
@@ -39,6 +39,17 @@ class EntryOutcome:
     failed_at: Any
     outcome: Outcome
     detail: str
+
+
+#: How a person reads each outcome of a dry run (CLI, Stash plugin).
+OUTCOME_LABELS = {
+    "recovered": "would recover",
+    "already_queued": "already queued",
+    "scene_missing": "scene missing",
+    "plex_down": "plex down",
+    "stash_error": "stash error",
+    "failed": "corrupt",  # a dry run writes nothing, so only an unreadable entry can fail
+}
 
 
 #: ``observer(entry_outcome)``: told the outcome of every entry, in the order decided.
