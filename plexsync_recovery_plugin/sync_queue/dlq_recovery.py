@@ -19,15 +19,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sized
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..plex.health import check_plex_health
-from ..stash.lookup import PerSceneLookup
+from ..stash.lookup import PerSceneLookup, SceneStatus
 from .dlq import DeadLetterQueue
 from .dlq_entry import failed_at_seconds
 from .dlq_window import DlqWindow
-from .job_writers import DryRunWriter, JobWriter, PerJobWriter
+from .job_writers import DryRunWriter, JobWriter, PendingJob, PerJobWriter
 from .operations import enqueue, get_acked_scene_times, get_queued_scene_ids
 from .queue_file import QueueFile
 from .queue_snapshot import QueueSnapshot
@@ -181,15 +182,42 @@ def run_recovery(
         return run.plex_down(entries)
     run.snapshot = collaborators.queue_state(since if since is not None else _earliest(entries))
     try:
-        for chunk in _chunks(entries, RECOVERY_CHUNK):
-            run.chunk(chunk)
-            if progress is not None:
-                progress(run.tally.seen, run.tally.freeze().counts())
+        _pipeline(run, _chunks(entries, RECOVERY_CHUNK), progress)
     finally:
         collaborators.writer.close()
     result = run.tally.freeze()
     logger.info("recovery %s%s: %s", result.run_id, " (dry run)" if dry_run else "", result)
     return result
+
+
+def _pipeline(run: ChunkRun, chunks: Iterator[list[Mapping[str, Any]]], progress: Progress | None) -> None:
+    """Screen each chunk, then ask Stash about it on a helper thread while the previous chunk is written.
+
+    A scene the previous chunk writes may be asked about needlessly; the write's own check
+    inside its transaction still keeps it from being queued twice.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plexsync-recovery-stash") as pool:
+        previous: tuple[dict[int, PendingJob], Future[dict[int, SceneStatus]] | None] | None = None
+        for chunk in chunks:
+            leaders = run.screen(chunk)
+            lookup = pool.submit(run.c.lookup.statuses, list(leaders)) if leaders else None
+            if previous is not None:
+                _finish(run, *previous, progress)
+            previous = (leaders, lookup)
+        if previous is not None:
+            _finish(run, *previous, progress)
+
+
+def _finish(
+    run: ChunkRun,
+    leaders: dict[int, PendingJob],
+    lookup: Future[dict[int, SceneStatus]] | None,
+    progress: Progress | None,
+) -> None:
+    run.finish(leaders, lookup.result() if lookup is not None else {})
+    if progress is not None:
+        counts = run.tally.freeze().counts()
+        progress(sum(value for name, value in counts.items() if name != "total_dlq_entries"), counts)
 
 
 def _earliest(entries: Iterable[Mapping[str, Any]]) -> float | None:

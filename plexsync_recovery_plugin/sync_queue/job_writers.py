@@ -86,10 +86,17 @@ class DryRunWriter:
         """Nothing is recorded."""
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
-        """Every job would be recovered."""
+        """Every job would be recovered, unless an earlier one of the run would already have queued its scene."""
         jobs, self._jobs = self._jobs, []
-        snapshot.live.update(job.scene_id for job in jobs)
-        return [WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} passes every gate (dry run)") for job in jobs]
+        outcomes = []
+        for job in jobs:
+            reason = snapshot.covering_reason(job.scene_id, job.failed_at)
+            if reason is None:
+                outcomes.append(WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} passes every gate (dry run)"))
+                snapshot.live.add(job.scene_id)
+            else:
+                outcomes.append(WriteOutcome(job, Outcome.ALREADY_QUEUED, reason))
+        return outcomes
 
     def close(self) -> None:
         """Nothing to release."""

@@ -14,7 +14,7 @@ Only ``QueueFile`` opens the file; these functions work on its connections.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 __all__ = [
     "CLAIMED",
@@ -25,6 +25,7 @@ __all__ = [
     "entry_identity",
     "read_records",
     "write_record",
+    "write_records",
 ]
 
 LEDGER_TABLE = "dead_letter_recoveries"
@@ -112,6 +113,16 @@ def write_record(conn: sqlite3.Connection, record: LedgerRecord) -> None:
         f"INSERT OR REPLACE INTO {LEDGER_TABLE} ({_COLUMNS}) VALUES ({', '.join('?' * len(LedgerRecord._fields))})",
         record,
     )
+
+
+def write_records(conn: sqlite3.Connection, records: Sequence[LedgerRecord]) -> None:
+    """Insert or replace many records with one statement, inside the caller's transaction."""
+    if records:
+        conn.executemany(
+            f"INSERT OR REPLACE INTO {LEDGER_TABLE} ({_COLUMNS})"
+            f" VALUES ({', '.join('?' * len(LedgerRecord._fields))})",
+            records,
+        )
 
 
 def all_records(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -230,31 +230,46 @@ class QueueFile:
             self.refresh(snapshot, conn)
             reasons = [snapshot.covering_reason(job.scene_id, job.failed_at) for job in jobs]
             now = time.time()
-            written = dict(jobs_of_run)
-            insert = f"INSERT INTO {self.table} (data, timestamp, status) VALUES (?, ?, {_READY})"
-            last_row = snapshot.last_row_id
-            for job, reason in zip(jobs, reasons):
-                queue_row = None if reason else conn.execute(insert, (job.blob, now)).lastrowid
-                if not reason:
-                    written[job.scene_id] = (job.job_id, queue_row)
-                    last_row = max(last_row, queue_row or 0)
-                ids = written.get(job.scene_id, (None, None)) if not reason else (None, None)
-                for identity in (job.identity, *job.followers):
-                    ledger.write_record(conn, LedgerRecord(*identity, job.scene_id, *ids, run_id, now, DONE, None))
-            for identity, scene_id in covered:
-                ids = written.get(scene_id, (None, None))
-                ledger.write_record(conn, LedgerRecord(*identity, scene_id, *ids, run_id, now, DONE, None))
+            fresh = self._insert_jobs(conn, [job for job, reason in zip(jobs, reasons) if reason is None], now)
+
+            def pointer(scene_id: int) -> tuple[int | None, int | None]:
+                return fresh.get(scene_id) or jobs_of_run.get(scene_id) or (None, None)
+
+            records = [
+                LedgerRecord(*identity, job.scene_id, *(pointer(job.scene_id) if reason is None else (None, None)),
+                             run_id, now, DONE, None)
+                for job, reason in zip(jobs, reasons)
+                for identity in (job.identity, *job.followers)
+            ]
+            records.extend(LedgerRecord(*identity, scene, *pointer(scene), run_id, now, DONE, None)
+                           for identity, scene in covered)
+            ledger.write_records(conn, records)
             conn.execute("COMMIT")
         except sqlite3.Error as error:
             raise self._error("cannot write", error) from self._rolled_back(conn, error)
         finally:
             conn.close()
-        jobs_of_run.update(written)
-        snapshot.live.update(written)
+        jobs_of_run.update(fresh)
+        snapshot.live.update(fresh)
         # Every row before ours was read inside this transaction, and nobody else wrote while
         # it held the lock: the next refresh starts after our rows instead of decoding them.
-        snapshot.last_row_id = last_row
+        snapshot.last_row_id = max([snapshot.last_row_id, *(row for _, row in fresh.values())])
         return reasons
+
+    def _insert_jobs(self, conn: sqlite3.Connection, jobs: Sequence[StagedJob], now: float) -> dict[int, tuple[int, int]]:
+        """Insert the jobs' rows with one statement; return scene -> (job id, queue row) of each.
+
+        The write lock is held, so AUTOINCREMENT gives the rows consecutive ids ending at
+        ``last_insert_rowid()``.
+        """
+        if not jobs:
+            return {}
+        conn.executemany(
+            f"INSERT INTO {self.table} (data, timestamp, status) VALUES (?, ?, {_READY})", [(job.blob, now) for job in jobs]
+        )
+        last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        first = last - len(jobs) + 1
+        return {job.scene_id: (job.job_id, first + offset) for offset, job in enumerate(jobs)}
 
     def _rolled_back(self, conn: sqlite3.Connection, error: BaseException) -> BaseException:
         """Roll back if SQLite has not already done so; a failed rollback never hides ``error``."""

@@ -65,11 +65,13 @@ class ChunkRun:
         logger.warning("Plex is not healthy: %d DLQ entries left for a later run", self.tally.seen)
         return self.tally.freeze()
 
-    def chunk(self, chunk: list[Mapping[str, Any]]) -> None:
-        """Gates 2 and 3 for one chunk, then one write."""
+    def screen(self, chunk: list[Mapping[str, Any]]) -> dict[int, PendingJob]:
+        """Gate 2 for one chunk: return one job per scene that Stash must be asked about."""
         self.tally.seen += len(chunk)
-        leaders = self._screen(chunk)
-        statuses = self.c.lookup.statuses(list(leaders)) if leaders else {}
+        return self._screen(chunk)
+
+    def finish(self, leaders: dict[int, PendingJob], statuses: Mapping[int, SceneStatus]) -> None:
+        """Gate 3 with Stash's answer for the chunk's scenes, then one write."""
         for scene_id, job in leaders.items():
             status = statuses.get(scene_id, SceneStatus.ERROR)
             if status is SceneStatus.PRESENT:

@@ -121,16 +121,13 @@ def test_ledger_and_jobs_are_one_transaction(dlq, queue, data_dir, add_entry, mo
     """If recording fails half-way through a chunk, none of the chunk's jobs were queued."""
     for scene_id in range(1, 5):
         add_entry(scene_id, failed_at=WINDOW_START + scene_id)
-    real_record = ledger.write_record
-    calls = []
+    real_records = ledger.write_records
 
-    def fail_on_third(conn, record):
-        calls.append(record.dlq_id)
-        if len(calls) == 3:
-            raise sqlite3.OperationalError("disk I/O error")
-        real_record(conn, record)
+    def fail_on_third(conn, records):
+        real_records(conn, records[:2])  # two records really written inside the transaction, then a failure
+        raise sqlite3.OperationalError("disk I/O error")
 
-    mocker.patch.object(ledger, "write_record", side_effect=fail_on_third)
+    mocker.patch.object(ledger, "write_records", side_effect=fail_on_third)
     stash = PlainStash()
     result = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir, collaborators=_batched(queue, stash))
     assert (result.recovered, result.failed, result.deferred) == (0, 4, True)
