@@ -97,18 +97,23 @@ def plainly_safe(data: bytes | bytearray | memoryview) -> bool:
 
 
 #: What the full check allows as a dict key; the same rule here, so both paths agree.
-_KEY_TYPES = (str, bytes, int, bool, type(None))
+_KEY_TYPES = frozenset((str, bytes, int, bool, type(None)))
 
 
 def plain_keys(value: object) -> bool:
     """Whether every dict key in a value decoded on the quick path is of a type the full check allows."""
-    pending = [value]
+    pending = [value] if type(value) is dict or type(value) is list else []
+    pop, push, allowed = pending.pop, pending.append, _KEY_TYPES
     while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            if not all(type(key) in _KEY_TYPES for key in item):
-                return False
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
+        item = pop()
+        if type(item) is dict:
+            for key, inner in item.items():
+                if type(key) not in allowed:
+                    return False
+                if type(inner) is dict or type(inner) is list:
+                    push(inner)
+        else:
+            for inner in item:
+                if type(inner) is dict or type(inner) is list:
+                    push(inner)
     return True
