@@ -129,3 +129,19 @@ def test_again_redrives_what_the_ledger_holds_once_the_queue_was_cleared_by_hand
     assert (again["recovered"], again["skipped_already_queued"]) == (1, 1)
     assert pending_scene_counts(data_dir) == {1: 1, 2: 1}
     assert json.loads(run_cli("recover", *WINDOW, "--again", *flags).stdout)["recovered"] == 0  # scene 1 is live now
+
+
+def test_acked_rows_are_found_when_the_clock_stepped_back_a_little(dlq, queue, data_dir, add_entry):
+    """The acked scan starts by a binary search on enqueue times; a clock that stepped back an hour is tolerated."""
+    from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+
+    for scene_id in range(100, 160):
+        _synced(queue, data_dir, scene_id, MONTHS_AGO + scene_id)
+    _synced(queue, data_dir, 7, WINDOW_START + 600)  # synced after the window began
+    _synced(queue, data_dir, 8, WINDOW_START - 3600)  # the clock stepped back an hour, then the job ran
+    _synced(queue, data_dir, 9, WINDOW_START + 700)
+    for scene_id in range(200, 260):
+        _synced(queue, data_dir, scene_id, WINDOW_START + 800 + scene_id)
+    snapshot = QueueFile(queue.path).snapshot(WINDOW_START)
+    assert {7, 9} | set(range(200, 260)) == set(snapshot.acked)
+    assert snapshot.acked[9] == WINDOW_START + 700
