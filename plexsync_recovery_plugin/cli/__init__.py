@@ -6,7 +6,8 @@ subparser and ``set_defaults(func=run)``) and ``run(args) -> int``. Before calli
 ``Output`` writer as ``args.out``. A command may also ``set_defaults(log_level=...,
 log_long_format=True)`` to change how much it logs by default.
 
-Every failure ends as one line on stderr (``plexsync-recovery: error: ...``) with a
+Every failure ends as one line on stderr (``plexsync-recovery: error: ...``, or
+``{"error": "..."}`` with ``--json``) with a
 non-zero exit code: 2 for usage and configuration errors, 1 otherwise, 130 on Ctrl-C.
 With ``-v`` an unexpected error also shows its traceback. Secrets are masked everywhere,
 by the package's one redactor (``redaction.REDACTOR``), which learns them from the
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     redactor = REDACTOR
     redactor.add(*early_secrets(arguments, os.environ))  # quietly ignores values too short to mask
-    out = Output(redactor)
+    out = Output(redactor, json_mode="--json" in arguments)  # so that even a parse error is JSON
     settings: Settings | None = None
     handle: LoggingHandle | None = None
     try:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from .listeners import add_listener_arguments, listeners
 from .output import Output, format_time, truncate
 from .plex_token import refuse_rejected_plex_token
 from .settings import (
@@ -79,6 +80,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="also redrive entries an earlier recovery already redrove, if no live job covers their scene"
         " (after PlexSync's queue was cleared by hand); combine with --dry-run to preview",
     )
+    add_listener_arguments(parser)
     add_common_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -99,10 +101,11 @@ def run(args: argparse.Namespace) -> int:
     elif window is None:
         raise UsageError("give the window: --start TIME --end TIME, or --last-outage")
     start, end = window
-    refuse_rejected_plex_token(settings)
-    if args.dry_run:
-        return _dry_run(settings, out, data_dir, start, end, again=args.again)
-    return _recover(settings, out, data_dir, start, end, again=args.again)
+    with listeners(args, out):
+        refuse_rejected_plex_token(settings)
+        if args.dry_run:
+            return _dry_run(settings, out, data_dir, start, end, again=args.again)
+        return _recover(settings, out, data_dir, start, end, again=args.again)
 
 
 def last_closed_outage(data_dir: Path) -> tuple[float, float] | None:

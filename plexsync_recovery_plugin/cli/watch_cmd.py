@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable
 
+from .listeners import add_listener_arguments, listeners
 from .plex_token import TOKEN_HINT
 from .settings import (
     Settings,
@@ -103,6 +104,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         metavar="SECONDS",
         help="how long a probe waits for Plex (default: the smaller of 3 and --interval)",
     )
+    add_listener_arguments(parser)
     add_common_arguments(parser)
     parser.set_defaults(func=run, log_level=logging.INFO, log_long_format=True)
 
@@ -160,12 +162,13 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
     received: list[int] = []
     previous = _install_handlers(stop, received)
     try:
-        # PlexSync creates dlq.db; until it has, the daemon watches and waits (it never creates it).
-        plugin = opener() if _dlq_path(data_dir).exists() else opener
-        daemon = WatchDaemon(plex, plugin, watch_settings, data_dir=data_dir)
-        if on_ready is not None:
-            on_ready(daemon)
-        daemon.run(stop)  # type: ignore[arg-type]  # duck-typed threading.Event
+        with listeners(args, args.out, json_events=settings.json):  # --json: events on stdout, one per line
+            # PlexSync creates dlq.db; until it has, the daemon watches and waits (it never creates it).
+            plugin = opener() if _dlq_path(data_dir).exists() else opener
+            daemon = WatchDaemon(plex, plugin, watch_settings, data_dir=data_dir)
+            if on_ready is not None:
+                on_ready(daemon)
+            daemon.run(stop)  # type: ignore[arg-type]  # duck-typed threading.Event
         if received:
             logger.info("stopped by %s", signal.Signals(received[0]).name)
     finally:
