@@ -26,7 +26,7 @@ from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..redaction import REDACTOR
-from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, stash_plugin_cmd, watch_cmd
+from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, stash_plugin_cmd, subscribers_cmd, watch_cmd
 from .logging_setup import LoggingHandle, configure_logging
 from .output import PROG, Output
 from .settings import CliError, Settings, UsageError, add_common_arguments, early_secrets, resolve
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_common_arguments(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (recover_cmd, report_cmds, watch_cmd, demo_cmd, bench_cmd, stash_plugin_cmd):
+    for module in (recover_cmd, report_cmds, watch_cmd, demo_cmd, bench_cmd, stash_plugin_cmd, subscribers_cmd):
         module.register(subparsers)
     return parser
 
