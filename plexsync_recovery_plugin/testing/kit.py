@@ -62,7 +62,11 @@ class SignalRecorder:
         self.disconnect()
 
     def names(self) -> list[str]:
-        """The signals heard, in order (``["outage_ended", "recovery_completed"]``)."""
+        """The signals heard, in the order this recorder heard them.
+
+        blinker calls a signal's receivers in no set order, and a recovery runs inside the
+        delivery of ``outage_ended``: its ``recovery_completed`` may reach the recorder first.
+        """
         return [heard.name for heard in self.heard]
 
     def payloads(self, name: str) -> list[dict[str, Any]]:
