@@ -7,7 +7,8 @@ work inside ``listeners(args)``, which, for as long as the command runs:
   ``watch --json``), flushed at once, masked like all output;
 - loads the third-party subscribers (:mod:`..subscribers`) unless ``--no-subscribers``;
 - sends a short notification per outage and per recovery to each ``--notify`` URL
-  (:mod:`..notify`, needs the ``notify`` extra).
+  (:mod:`..notify`, needs the ``notify`` extra);
+- draws ``recovery_progress`` as a bar on a terminal's stderr (``progress``, for ``recover``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import threading
 from contextlib import ExitStack, contextmanager
 from typing import Any, Iterator, Mapping
 
-from ..events import EventRelay
+from ..events import EventRelay, event_signals
 from .output import Output
+from .progress_bar import ProgressBar, wants_progress_bar
 from .settings import UsageError
 
 __all__ = ["JsonLines", "add_listener_arguments", "listeners"]
@@ -69,11 +71,27 @@ def notify_urls(args: argparse.Namespace, environ: Mapping[str, str]) -> list[st
     return [url for url in environ.get(NOTIFY_VARIABLE, "").replace(",", " ").split() if url]
 
 
+def _progress_bar(args: argparse.Namespace, out: Output, stack: ExitStack) -> None:
+    """Draw ``recovery_progress`` on stderr when it is a terminal (not with ``--json`` or ``-q``)."""
+    signal = event_signals().get("recovery_progress")
+    quiet = bool(getattr(getattr(args, "settings", None), "quiet", False))
+    if signal is None or not wants_progress_bar(out.stderr, json_mode=out.json_mode, quiet=quiet):
+        return
+    bar = ProgressBar(out.stderr)
+    stack.callback(bar.finish)
+    stack.enter_context(signal.connected_to(bar))
+
+
 @contextmanager
 def listeners(
-    args: argparse.Namespace, out: Output, *, json_events: bool = False, environ: Mapping[str, str] | None = None
+    args: argparse.Namespace,
+    out: Output,
+    *,
+    json_events: bool = False,
+    progress: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> Iterator[None]:
-    """Connect the command's extra listeners for the duration of the block.
+    """Connect the command's extra listeners for the duration of the block (``progress``: the bar).
 
     Raises:
         UsageError: ``--notify`` was given without the ``notify`` extra installed, or a URL is not one Apprise knows.
@@ -92,6 +110,8 @@ def listeners(
             stack.enter_context(EventRelay(notifier))
         if json_events:
             stack.enter_context(EventRelay(JsonLines(out)))
+        if progress:
+            _progress_bar(args, out, stack)
         if not getattr(args, "no_subscribers", False):
             from ..subscribers import load_subscribers
 

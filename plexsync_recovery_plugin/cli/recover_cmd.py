@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     elif window is None:
         raise UsageError("give the window: --start TIME --end TIME, or --last-outage")
     start, end = window
-    with listeners(args, out):
+    with listeners(args, out, progress=True):
         refuse_rejected_plex_token(settings)
         if args.dry_run:
             return _dry_run(settings, out, data_dir, start, end, again=args.again)
