@@ -8,7 +8,8 @@ log_long_format=True)`` to change how much it logs by default.
 
 Every failure ends as one line on stderr (``plexsync-recovery: error: ...``, or
 ``{"error": "..."}`` with ``--json``) with a
-non-zero exit code: 2 for usage and configuration errors, 1 otherwise, 130 on Ctrl-C.
+non-zero exit code: 2 for usage and configuration errors (a missing extra too), 1 otherwise,
+130 on Ctrl-C.
 With ``-v`` an unexpected error also shows its traceback. Secrets are masked everywhere,
 by the package's one redactor (``redaction.REDACTOR``), which learns them from the
 command line before parsing and from the resolved settings.
@@ -27,6 +28,8 @@ from typing import NoReturn, Sequence
 from .. import __version__
 from ..redaction import REDACTOR
 from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, stash_plugin_cmd, subscribers_cmd, watch_cmd
+from .extras import missing_extra
+from .help_text import EXIT_STATUS
 from .logging_setup import LoggingHandle, configure_logging
 from .output import PROG, Output
 from .settings import CliError, Settings, UsageError, add_common_arguments, early_secrets, resolve
@@ -54,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Re-queue PlexSync's dead-lettered jobs after Plex outages, and report on them.",
+        epilog=EXIT_STATUS["main"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -125,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.error(_describe_os_error(error))
         return 1
     except Exception as error:
+        extra = missing_extra(error)  # graphql-core for demo/bench, apprise for --notify
+        if extra is not None:
+            out.error(extra)
+            return 2
         verbose = settings is not None and settings.verbose
         out.error(f"unexpected {type(error).__name__}: {error}" + ("" if verbose else " (-v shows the traceback)"))
         if verbose:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import bench, bench_window
+from .help_text import EXIT_STATUS, LOG_FLAGS
 from .settings import UsageError, add_common_arguments, non_negative_int, positive_int, positive_seconds
 
 __all__ = ["register", "run"]
@@ -43,6 +44,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
             " real stashapi and plexapi clients, each in its own process. --window-query instead times"
             " the DLQ window query alone over a large DLQ."
         ),
+        epilog=EXIT_STATUS["bench"],
     )
     parser.add_argument("--entries", type=positive_int, default=5000, metavar="N",
                         help="in-window PlexServerDown entries (default 5000)")
@@ -58,7 +60,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                         help="with --window-query: rows in the DLQ (default 1000000)")
     parser.add_argument("--window-rows", type=non_negative_int, default=10_000, metavar="N",
                         help="with --window-query: rows inside the window (default 10000)")
-    add_common_arguments(parser)
+    add_common_arguments(parser, only=LOG_FLAGS)
     parser.set_defaults(func=run, log_level=logging.INFO)  # progress lines on stderr; -q silences them
 
 

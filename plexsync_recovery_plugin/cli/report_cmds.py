@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..worker.outages import Outage, merged_outages, union_of_outages
+from .help_text import EXIT_STATUS, REPORT_FLAGS, check_error_types
 from .output import Output, format_duration, format_time, truncate
 from .settings import TIME_HELP, Settings, add_common_arguments, non_negative_int, open_dlq, parse_window
 
@@ -32,8 +33,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "and summarize them, counting overlapping outages once: MTTR is the mean duration of closed "
         "outages, MTBF the mean time between consecutive outage starts, availability 1 - downtime/span "
         "from the first recorded start to now.",
+        epilog=EXIT_STATUS["report"],
     )
-    add_common_arguments(outages)
+    add_common_arguments(outages, only=REPORT_FLAGS)
     outages.set_defaults(func=run_outages)
 
     dlq = subparsers.add_parser(
@@ -41,7 +43,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="count dead letters by error type and day; list a window's entries",
         description="Count the DLQ entries by error type and by day (UTC); with --start/--end also list the "
         "entries that failed inside that window.",
-        epilog=TIME_HELP,
+        epilog=f"{TIME_HELP}\n\n{EXIT_STATUS['report']}",
     )
     dlq.add_argument("--start", metavar="TIME", help="list entries failed at or after TIME (with --end)")
     dlq.add_argument("--end", metavar="TIME", help="list entries failed at or before TIME (with --start)")
@@ -58,7 +60,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         metavar="N",
         help=f"list at most N entries (default {DEFAULT_ENTRY_LIMIT}; 0 lists all)",
     )
-    add_common_arguments(dlq)
+    add_common_arguments(dlq, only=REPORT_FLAGS)
     dlq.set_defaults(func=run_dlq)
 
 
@@ -186,6 +188,8 @@ def run_dlq(args: argparse.Namespace) -> int:
     if path.exists():  # a missing DLQ is an empty one; a report never creates it
         dlq = open_dlq(data_dir)
         by_type = dlq.get_error_summary()
+    check_error_types(wanted, by_type)
+    if path.exists():
         by_day = dlq.counts_by_day(wanted)
         if window is not None:
             types = wanted or [name for name in by_type if name is not None]

@@ -19,9 +19,10 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from ..redaction import clean_secret
+from .help_text import SelectedFlags
 from .secret_args import SECRET_FLAGS, early_secrets, secret_setting
 
 __all__ = [
@@ -84,9 +85,9 @@ class UsageError(CliError):
         super().__init__(message, exit_code=2)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the shared flags to ``parser`` (the main parser and each subcommand's)."""
-    group = parser.add_argument_group("common options (flags override the environment)")
+def add_common_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None = None) -> None:
+    """Add the shared flags to ``parser`` (the main parser and each subcommand's); ``only`` these if given."""
+    group = SelectedFlags(parser.add_argument_group("common options (flags override the environment)"), only)
     quiet = argparse.SUPPRESS
     group.add_argument(
         "--data-dir",

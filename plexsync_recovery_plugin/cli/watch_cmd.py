@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable
 
+from .help_text import EXIT_STATUS
 from .listeners import add_listener_arguments, listeners
 from .plex_token import TOKEN_HINT
 from .settings import (
@@ -89,6 +90,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "outage_history.json are recovered too; the daemon keeps its own in recovery_state.db and never "
         "writes PlexSync's files. A token Plex rejects is reported, not taken for an outage. Logs state "
         "changes (-v: every probe). Stops cleanly on SIGINT or SIGTERM.",
+        epilog=EXIT_STATUS["watch"],
     )
     parser.add_argument("--interval", type=positive_seconds, default=5.0, metavar="SECONDS", help="between probes (default 5)")
     parser.add_argument(
