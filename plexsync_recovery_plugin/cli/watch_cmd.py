@@ -106,6 +106,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         metavar="SECONDS",
         help="how long a probe waits for Plex (default: the smaller of 3 and --interval)",
     )
+    parser.add_argument(
+        "--retry-interval",
+        type=positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="while Plex is up, retry the outage windows still pending at most this often (default 60)",
+    )
     add_listener_arguments(parser)
     add_common_arguments(parser)
     parser.set_defaults(func=run, log_level=logging.INFO, log_long_format=True)
@@ -151,6 +158,7 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
             fail_threshold=args.fail_threshold,
             recover_threshold=args.recover_threshold,
             probe_timeout=probe_timeout,
+            retry_interval=args.retry_interval,
             token_hint=TOKEN_HINT,
         )
     except ValueError as error:
