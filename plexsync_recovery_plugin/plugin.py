@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .events import iso_time
 from .signals import outage_ended, recovery_completed, recovery_failed, recovery_progress, send_isolated
 from .sync_queue import dlq_recovery
 from .sync_queue.dlq import DeadLetterQueue
@@ -230,12 +231,14 @@ class RecoveryPlugin:
         except Exception as error:
             return Run(start, end, error=error)
         if result.deferred:
-            logger.warning("outage window %s..%s stays pending: part of it must be retried", start, end)
+            logger.warning("outage window %s..%s stays pending: part of it must be retried", iso_time(start), iso_time(end))
             return Run(start, end, result)
         try:
             pending.remove(start, end)
         except Exception as error:  # the jobs are queued: report the run; a retry finds them redriven
-            logger.error("outage window %s..%s was recovered but stays listed as pending: %s", start, end, error)
+            logger.error(
+                "outage window %s..%s was recovered but stays listed as pending: %s", iso_time(start), iso_time(end), error
+            )
         return Run(start, end, result)
 
     def _progress_sender(self, start: float, end: float, entries: DlqWindow) -> dlq_recovery.Progress | None:
@@ -250,7 +253,7 @@ class RecoveryPlugin:
         return send
 
     def _announce_failure(self, error: BaseException, start: Any, end: Any) -> None:
-        logger.error("recovery of outage window %r..%r failed: %s", start, end, error)
+        logger.error("recovery of outage window %s..%s failed: %s", iso_time(start), iso_time(end), error)
         logger.debug("recovery failure detail", exc_info=error)
         send_isolated(recovery_failed, self, error=error, start=start, end=end)
 

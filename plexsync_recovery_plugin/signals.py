@@ -23,6 +23,7 @@ Receivers should accept ``**kwargs`` so that a new payload field never breaks th
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 from blinker import Namespace, Signal
@@ -105,13 +106,17 @@ def send_isolated(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any,
     daemon's loop, your worker) and silence the receivers after it. ``KeyboardInterrupt``
     still propagates, so Ctrl-C stops the sender as it should.
 
+    Receivers are called in the order they connected (blinker's own order is undefined), so
+    a receiver connected before the ``RecoveryPlugin`` hears ``outage_ended`` before the
+    ``recovery_completed`` that the plugin sends from inside that delivery.
+
     Returns:
         ``(receiver, return value)`` pairs of the receivers that did not raise.
     """
     answers: list[tuple[Any, Any]] = []
     if signal.is_muted:
         return answers
-    for receiver in signal.receivers_for(sender):
+    for receiver in _in_connection_order(signal, list(signal.receivers_for(sender))):
         try:
             answers.append((receiver, receiver(sender, **kwargs)))
         except (Exception, SystemExit):
@@ -119,3 +124,16 @@ def send_isolated(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any,
             signal_name = getattr(signal, "name", None) or repr(signal)
             logger.exception("receiver %s of %s failed; the other receivers still ran", name, signal_name)
     return answers
+
+
+def _in_connection_order(signal: Signal, receivers: list[Any]) -> list[Any]:
+    """``receivers`` sorted by when they connected (``signal.receivers`` keeps that order)."""
+    connected = [ref() if isinstance(ref, weakref.ref) else ref for ref in list(signal.receivers.values())]
+
+    def position(receiver: Any) -> int:
+        for index, candidate in enumerate(connected):
+            if candidate is receiver or candidate == receiver:  # a weakly held method comes back as a new bound method
+                return index
+        return len(connected)
+
+    return sorted(receivers, key=position)

@@ -14,6 +14,17 @@ from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
 from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
 from tests.fakes import Recorder
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Use the package's test kit (``plexsync_*`` fixtures) even where the package is not installed.
+
+    Installed, its ``pytest11`` entry point registers the kit already; registering it twice would fail.
+    """
+    from plexsync_recovery_plugin.testing import pytest_plugin
+
+    if not config.pluginmanager.is_registered(pytest_plugin):
+        config.pluginmanager.register(pytest_plugin, "plexsync_recovery")
+
+
 #: A fixed outage window used across tests: 2026-02-15 19:00:00 .. 19:30:00 UTC.
 WINDOW_START = 1771182000.0
 WINDOW_END = WINDOW_START + 1800.0

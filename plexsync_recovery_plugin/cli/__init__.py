@@ -6,8 +6,10 @@ subparser and ``set_defaults(func=run)``) and ``run(args) -> int``. Before calli
 ``Output`` writer as ``args.out``. A command may also ``set_defaults(log_level=...,
 log_long_format=True)`` to change how much it logs by default.
 
-Every failure ends as one line on stderr (``plexsync-recovery: error: ...``) with a
-non-zero exit code: 2 for usage and configuration errors, 1 otherwise, 130 on Ctrl-C.
+Every failure ends as one line on stderr (``plexsync-recovery: error: ...``, or
+``{"error": "..."}`` with ``--json``) with a
+non-zero exit code: 2 for usage and configuration errors (a missing extra too), 1 otherwise,
+130 on Ctrl-C.
 With ``-v`` an unexpected error also shows its traceback. Secrets are masked everywhere,
 by the package's one redactor (``redaction.REDACTOR``), which learns them from the
 command line before parsing and from the resolved settings.
@@ -25,7 +27,9 @@ from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..redaction import REDACTOR
-from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, stash_plugin_cmd, watch_cmd
+from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, stash_plugin_cmd, subscribers_cmd, watch_cmd
+from .extras import missing_extra
+from .help_text import EXIT_STATUS
 from .logging_setup import LoggingHandle, configure_logging
 from .output import PROG, Output
 from .settings import CliError, Settings, UsageError, add_common_arguments, early_secrets, resolve
@@ -53,12 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Re-queue PlexSync's dead-lettered jobs after Plex outages, and report on them.",
+        epilog=EXIT_STATUS["main"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_common_arguments(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (recover_cmd, report_cmds, watch_cmd, demo_cmd, bench_cmd, stash_plugin_cmd):
+    for module in (recover_cmd, report_cmds, watch_cmd, demo_cmd, bench_cmd, stash_plugin_cmd, subscribers_cmd):
         module.register(subparsers)
     return parser
 
@@ -87,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     redactor = REDACTOR
     redactor.add(*early_secrets(arguments, os.environ))  # quietly ignores values too short to mask
-    out = Output(redactor)
+    out = Output(redactor, json_mode="--json" in arguments)  # so that even a parse error is JSON
     settings: Settings | None = None
     handle: LoggingHandle | None = None
     try:
@@ -124,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.error(_describe_os_error(error))
         return 1
     except Exception as error:
+        extra = missing_extra(error)  # graphql-core for demo/bench, apprise for --notify
+        if extra is not None:
+            out.error(extra)
+            return 2
         verbose = settings is not None and settings.verbose
         out.error(f"unexpected {type(error).__name__}: {error}" + ("" if verbose else " (-v shows the traceback)"))
         if verbose:

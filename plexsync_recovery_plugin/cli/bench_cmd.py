@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+from .help_text import EXIT_STATUS, LOG_FLAGS
 from .number_args import non_negative_int, positive_int, positive_seconds
 from .settings import add_common_arguments
 
@@ -51,6 +52,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
             " real stashapi and plexapi clients, each in its own process. --window-query instead times"
             " the DLQ window query alone over a large DLQ."
         ),
+        epilog=EXIT_STATUS["bench"],
     )
     parser.add_argument("--entries", type=positive_int, default=5000, metavar="N",
                         help="in-window PlexServerDown entries (default 5000)")
@@ -70,7 +72,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                         help="time the 'already covered' read over a long-lived queue instead (see --acked-rows)")
     parser.add_argument("--acked-rows", type=non_negative_int, default=1_000_000, metavar="N",
                         help="with --dedup: old acked rows in the queue (default 1000000)")
-    add_common_arguments(parser)
+    add_common_arguments(parser, only=LOG_FLAGS)
     parser.set_defaults(func=run, log_level=logging.INFO)  # progress lines on stderr; -q silences them
 
 

@@ -10,6 +10,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from .errors import CliError
+from .help_text import EXIT_STATUS
 from .number_args import positive_seconds
 from .output import Output, count_rows, format_time
 
@@ -26,6 +27,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="run a whole outage and its recovery against local Plex and Stash test servers",
         description="Start Plex and Stash test servers on 127.0.0.1, fill a DLQ as PlexSync would during an"
         " outage, take Plex down and up under the real watch loop, and show what the plugin recovered.",
+        epilog=EXIT_STATUS["demo"],
     )
     parser.add_argument(
         "--interval", type=positive_seconds, default=0.2, help="seconds between Plex probes (default 0.2)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -46,6 +47,10 @@ class RedactingFormatter(logging.Formatter):
         super().__init__(fmt, datefmt)
         self.redactor = redactor
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        """``2026-02-15T19:17:49.123Z``: ISO-8601, UTC, like every other time the command shows."""
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         """Format, then mask every secret in the whole text (message, traceback, stack)."""
         record.level = record.levelname.lower()
@@ -54,7 +59,7 @@ class RedactingFormatter(logging.Formatter):
 
 #: One-shot commands: reads like the error line (``plexsync-recovery: warning: ...``).
 SHORT_FORMAT = "plexsync-recovery: %(level)s: %(message)s"
-#: The watch daemon and ``-v``: when, how bad, and which module.
+#: The watch daemon and ``-v``: when (ISO-8601 UTC), how bad, and which module.
 LONG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 

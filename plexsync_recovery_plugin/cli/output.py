@@ -1,4 +1,4 @@
-"""The command line's only writer: aligned tables or JSON on stdout, one-line errors on stderr.
+"""The command line's only writer: aligned tables or JSON on stdout, one-line errors (text or JSON) on stderr.
 
 Everything written passes through the secret redactor, so even a DLQ error message that
 happens to contain a token is printed masked. Small formatting helpers (times, durations,
@@ -172,8 +172,15 @@ class Output:
         self.stdout.write(json.dumps(self.redactor.redact_data(data), indent=2, default=str) + "\n")
 
     def error(self, message: str) -> None:
-        """Write ``plexsync-recovery: error: <message>`` as one line on stderr."""
-        self.stderr.write(self.redactor(f"{PROG}: error: {one_line(str(message))}") + "\n")
+        """Write ``plexsync-recovery: error: <message>`` as one line on stderr.
+
+        In JSON mode the line is a JSON object instead: ``{"error": "<message>"}``.
+        """
+        if self.json_mode:
+            text = json.dumps({"error": self.redactor(one_line(str(message)))})
+        else:
+            text = self.redactor(f"{PROG}: error: {one_line(str(message))}")
+        self.stderr.write(text + "\n")
         self.stderr.flush()
 
     def raw_stderr(self, text: str) -> None:

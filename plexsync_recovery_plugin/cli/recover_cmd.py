@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..sync_queue.recovery_result import OUTCOME_LABELS
 from .errors import CliError, UsageError
+from .listeners import add_listener_arguments, listeners
 from .open_objects import open_dlq, require_stash_key_accepted
 from .output import Output, count_rows, format_time, truncate
 from .plex_token import refuse_rejected_plex_token
@@ -64,6 +65,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="also redrive entries an earlier recovery already redrove, if no live job covers their scene"
         " (after PlexSync's queue was cleared by hand); combine with --dry-run to preview",
     )
+    add_listener_arguments(parser)
     add_common_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -84,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
     elif window is None:
         raise UsageError("give the window: --start TIME --end TIME, or --last-outage")
     start, end = window
-    refuse_rejected_plex_token(settings)
-    if args.dry_run:
-        return _dry_run(settings, out, data_dir, start, end, again=args.again)
-    return _recover(settings, out, data_dir, start, end, again=args.again)
+    with listeners(args, out, progress=True):
+        refuse_rejected_plex_token(settings)
+        if args.dry_run:
+            return _dry_run(settings, out, data_dir, start, end, again=args.again)
+        return _recover(settings, out, data_dir, start, end, again=args.again)
 
 
 def last_closed_outage(data_dir: Path) -> tuple[float, float] | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..worker.outage_summary import OutageSummary, summarize_intervals, summarize_outages
+from .help_text import EXIT_STATUS, REPORT_FLAGS, check_error_types
 from .number_args import non_negative_int
 from .open_objects import open_dlq
 from .output import Output, format_duration, format_time, truncate
@@ -35,8 +36,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "and summarize them, counting overlapping outages once: MTTR is the mean duration of closed "
         "outages, MTBF the mean time between consecutive outage starts, availability 1 - downtime/span "
         "from the first recorded start to now.",
+        epilog=EXIT_STATUS["report"],
     )
-    add_common_arguments(outages)
+    add_common_arguments(outages, only=REPORT_FLAGS)
     outages.set_defaults(func=run_outages)
 
     dlq = subparsers.add_parser(
@@ -44,7 +46,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="count dead letters by error type and day; list a window's entries",
         description="Count the DLQ entries by error type and by day (UTC); with --start/--end also list the "
         "entries that failed inside that window.",
-        epilog=TIME_HELP,
+        epilog=f"{TIME_HELP}\n\n{EXIT_STATUS['report']}",
     )
     dlq.add_argument("--start", metavar="TIME", help="list entries failed at or after TIME (with --end)")
     dlq.add_argument("--end", metavar="TIME", help="list entries failed at or before TIME (with --start)")
@@ -61,7 +63,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         metavar="N",
         help=f"list at most N entries (default {DEFAULT_ENTRY_LIMIT}; 0 lists all)",
     )
-    add_common_arguments(dlq)
+    add_common_arguments(dlq, only=REPORT_FLAGS)
     dlq.set_defaults(func=run_dlq)
 
 
@@ -154,6 +156,8 @@ def run_dlq(args: argparse.Namespace) -> int:
                         parse_window(args.start, args.end))
     if report.path.exists():  # a missing DLQ is an empty one; a report never creates it
         _read_dlq(report, data_dir, args.limit)
+    else:
+        check_error_types(report.wanted, {})
     if out.json_mode:
         out.json(report.as_dict())
     elif not report.path.exists():
@@ -166,6 +170,7 @@ def run_dlq(args: argparse.Namespace) -> int:
 def _read_dlq(report: _DlqCounts, data_dir: Path, limit: int) -> None:
     dlq = open_dlq(data_dir)
     report.by_type = dlq.get_error_summary()
+    check_error_types(report.wanted, report.by_type)
     report.by_day = dlq.counts_by_day(report.wanted)
     if report.window is None:
         return

@@ -18,7 +18,7 @@ __all__ = ["SECRET_FLAGS", "early_secrets", "secret_setting"]
 #: The flags whose values are secrets (scrubbed from every output, even before parsing).
 SECRET_FLAGS = ("--plex-token", "--stash-api-key")
 _SECRET_VARIABLES = ("PLEX_TOKEN", "STASH_API_KEY")
-_SECRET_HINTS = ("tok", "key", "api", "secret", "pass")
+_SECRET_HINTS = ("tok", "key", "api", "secret", "pass", "notif")  # notif: --notify URLs hold secrets
 
 
 def _looks_secret(flag: str) -> bool:

@@ -19,10 +19,11 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from ..redaction import clean_secret
 from .errors import CliError, UsageError
+from .help_text import SelectedFlags
 from .number_args import non_negative_int, positive_int, positive_seconds
 from .open_objects import open_dlq, open_job_queue, require_stash_key_accepted
 from .secret_args import SECRET_FLAGS, early_secrets, secret_setting
@@ -66,9 +67,9 @@ ENVIRONMENT = {
 _SECRET_NAMES = {"plex_token": "Plex token", "stash_api_key": "Stash API key"}
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the shared flags to ``parser`` (the main parser and each subcommand's)."""
-    group = parser.add_argument_group("common options (flags override the environment)")
+def add_common_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None = None) -> None:
+    """Add the shared flags to ``parser`` (the main parser and each subcommand's); ``only`` these if given."""
+    group = SelectedFlags(parser.add_argument_group("common options (flags override the environment)"), only)
     quiet = argparse.SUPPRESS
     group.add_argument(
         "--data-dir",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .errors import CliError
+from .help_text import EXIT_STATUS
 from .output import Output
 
 __all__ = ["register", "run"]
@@ -18,6 +19,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "stash-plugin",
         help="install the Stash plugin (recovery inside Stash, with PlexSync's settings)",
         description="Manage the Stash plugin that runs recovery inside Stash.",
+        epilog=EXIT_STATUS["stash-plugin"],
     )
     actions = parser.add_subparsers(dest="stash_plugin_action", metavar="ACTION", required=True)
     install = actions.add_parser(
@@ -26,6 +28,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         description="Write <plugins-dir>/PlexSyncRecovery/ (manifest and launcher). Running it again changes"
         " nothing or updates the files an earlier install wrote; it never overwrites a file it did not write."
         " Then reload plugins in Stash (Settings > Plugins).",
+        epilog=EXIT_STATUS["stash-plugin"],
     )
     install.add_argument("--plugins-dir", required=True, metavar="DIR", help="Stash's plugins folder")
     install.add_argument("--print", action="store_true", help="show the files it would write; write nothing")

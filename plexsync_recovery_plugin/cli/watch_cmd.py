@@ -18,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable
 
+from .help_text import EXIT_STATUS
+from .listeners import add_listener_arguments, listeners
 from .plex_token import TOKEN_HINT
 from .settings import (
     Settings,
@@ -88,6 +90,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "outage_history.json are recovered too; the daemon keeps its own in recovery_state.db and never "
         "writes PlexSync's files. A token Plex rejects is reported, not taken for an outage. Logs state "
         "changes (-v: every probe). Stops cleanly on SIGINT or SIGTERM.",
+        epilog=EXIT_STATUS["watch"],
     )
     parser.add_argument("--interval", type=positive_seconds, default=5.0, metavar="SECONDS", help="between probes (default 5)")
     parser.add_argument(
@@ -103,6 +106,14 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         metavar="SECONDS",
         help="how long a probe waits for Plex (default: the smaller of 3 and --interval)",
     )
+    parser.add_argument(
+        "--retry-interval",
+        type=positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="while Plex is up, retry the outage windows still pending at most this often (default 60)",
+    )
+    add_listener_arguments(parser)
     add_common_arguments(parser)
     parser.set_defaults(func=run, log_level=logging.INFO, log_long_format=True)
 
@@ -147,6 +158,7 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
             fail_threshold=args.fail_threshold,
             recover_threshold=args.recover_threshold,
             probe_timeout=probe_timeout,
+            retry_interval=args.retry_interval,
             token_hint=TOKEN_HINT,
         )
     except ValueError as error:
@@ -160,12 +172,13 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
     received: list[int] = []
     previous = _install_handlers(stop, received)
     try:
-        # PlexSync creates dlq.db; until it has, the daemon watches and waits (it never creates it).
-        plugin = opener() if _dlq_path(data_dir).exists() else opener
-        daemon = WatchDaemon(plex, plugin, watch_settings, data_dir=data_dir)
-        if on_ready is not None:
-            on_ready(daemon)
-        daemon.run(stop)  # type: ignore[arg-type]  # duck-typed threading.Event
+        with listeners(args, args.out, json_events=settings.json):  # --json: events on stdout, one per line
+            # PlexSync creates dlq.db; until it has, the daemon watches and waits (it never creates it).
+            plugin = opener() if _dlq_path(data_dir).exists() else opener
+            daemon = WatchDaemon(plex, plugin, watch_settings, data_dir=data_dir)
+            if on_ready is not None:
+                on_ready(daemon)
+            daemon.run(stop)  # type: ignore[arg-type]  # duck-typed threading.Event
         if received:
             logger.info("stopped by %s", signal.Signals(received[0]).name)
     finally:

@@ -20,6 +20,7 @@ import requests
 
 from ..http_url import split_http_url
 from ..redaction import clean_secret, register_secret
+from .failure_text import CallLog, describe_failure
 
 __all__ = ["StashConnection", "StashKeyRejected", "StashUnavailable", "stash_connection_dict"]
 
@@ -149,6 +150,7 @@ class StashConnection:
         self.timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
+        self._call_log = CallLog(_stashapi_logger)
 
     def __repr__(self) -> str:
         return f"StashConnection({self.url!r})"
@@ -172,9 +174,9 @@ class StashConnection:
                     if isinstance(error, StashKeyRejected):
                         raise
                     raise StashUnavailable(
-                        f"cannot connect to Stash at {self.url}: {type(error).__name__}: {error}"
+                        f"cannot connect to Stash at {self.url}: {describe_failure(error, self.timeout)}"
                     ) from None
-                client.log = _stashapi_logger
+                client.log = self._call_log
                 log.release(logging.ERROR)
                 self._client = client
             return self._client
@@ -196,11 +198,23 @@ class StashConnection:
 
     def _call(self, action: Any) -> Any:
         client = self.client()
-        try:
-            return action(client)
-        except StashKeyRejected:
-            self.close()
-            raise
-        except (requests.ConnectionError, requests.Timeout) as error:
-            self.close()
-            raise StashUnavailable(f"Stash at {self.url} stopped answering: {type(error).__name__}") from None
+        answer: Any = None
+        with self._call_log.holding() as stashapi_errors:
+            try:
+                answer = action(client)
+            except StashKeyRejected:
+                self.close()
+                raise
+            except (requests.ConnectionError, requests.Timeout) as error:
+                self.close()
+                raise StashUnavailable(
+                    f"Stash at {self.url} stopped answering: {describe_failure(error, self.timeout)}"
+                ) from None
+            except Exception:
+                if not stashapi_errors:
+                    raise
+        if stashapi_errors and not answer:  # stashapi logged Stash's error, then failed or answered nothing
+            said = self._call_log.release(stashapi_errors, logging.DEBUG)
+            raise StashUnavailable(f"Stash at {self.url} answered with an error: {said}") from None
+        self._call_log.release(stashapi_errors, logging.ERROR)  # a partial answer: its errors, as before
+        return answer

@@ -227,5 +227,7 @@ def speaks_graphql(stash: Any) -> bool:
 def _describe(error: BaseException) -> str:
     if isinstance(error, KeyError):
         return "Stash answered with an error instead of data (see the stash log)"
+    if isinstance(error, StashUnavailable):  # its message says it all, in plain words
+        return str(error)
     return f"{type(error).__name__}: {error}"
 

@@ -17,6 +17,7 @@ from ..plex.health import PlexConnection
 from ..signals import recovery_progress
 from ..plugin import Preview, RecoveryPlugin, Run
 from ..stash.connection import StashConnection
+from ..subscribers import load_subscribers
 from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
 from ..sync_queue.dlq_recovery import Observer, RecoveryResult, get_error_types_for_recovery
 from ..sync_queue.dlq_window import DlqWindow, whole_seconds
@@ -99,6 +100,7 @@ def open_context(
         SettingsError: A setting is missing or unusable (the message names it).
         StashUnavailable: Stash could not be asked.
     """
+    load_subscribers()  # once per process; PLEXSYNC_RECOVERY_NO_SUBSCRIBERS=1 turns it off
     stash = StashConnection(server.url, timeout=STASH_TIMEOUT, session_cookie=server.session_cookie)
     try:
         settings = read_settings(stash)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -74,10 +75,23 @@ def server_flags(plex: PlexTestServer, stash: StashTestServer) -> list[str]:
     return ["--plex-url", plex.url, "--plex-token", plex.token, "--stash-url", stash.url]
 
 
+def _error_message(line: str) -> str | None:
+    """The message of an error line: ``plexsync-recovery: error: ...``, or ``{"error": ...}`` (``--json``)."""
+    if line.startswith("plexsync-recovery: error: "):
+        return line
+    if line.startswith("{"):
+        try:
+            return "plexsync-recovery: error: " + json.loads(line)["error"]
+        except (ValueError, KeyError, TypeError):
+            return None
+    return None
+
+
 def assert_one_error_line(stderr: str, *fragments: str) -> str:
-    """The stderr holds exactly one ``plexsync-recovery: error:`` line, with each fragment, and no traceback."""
+    """The stderr holds exactly one error line (text, or a JSON object under ``--json``), with each fragment,
+    and no traceback; returns it as text."""
     assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("plexsync-recovery: error: ")]
+    errors = [message for message in map(_error_message, stderr.splitlines()) if message is not None]
     assert len(errors) == 1, stderr
     for fragment in fragments:
         assert fragment in errors[0], errors[0]

@@ -112,3 +112,25 @@ def test_a_rejected_token_is_reported_once_and_is_no_outage(cli_env, data_dir, d
     assert len(errors) == 1 and "PLEX_TOKEN" in errors[0] and "--plex-token" in errors[0]
     assert "not-the-token" not in daemon.stderr
     assert "outage started" not in daemon.stderr and DetectedOutages(data_dir).outages() == []
+
+
+def test_the_retry_interval_is_a_flag_the_daemon_uses(monkeypatch, data_dir):
+    from plexsync_recovery_plugin.cli import main
+    from plexsync_recovery_plugin.worker.watch import WatchDaemon
+
+    used = []
+    monkeypatch.setattr(WatchDaemon, "run", lambda self, stop: used.append(self.settings.retry_interval))
+    assert main(["watch", "--data-dir", str(data_dir), "--retry-interval", "7.5", "--no-subscribers"]) == 0
+    assert main(["watch", "--data-dir", str(data_dir), "--no-subscribers"]) == 0
+    assert used == [7.5, 60.0]
+
+
+def test_the_daemon_log_shows_iso_utc_times(cli_env, data_dir):
+    import re
+
+    with PlexTestServer() as plex, StashTestServer() as stash:
+        daemon = Daemon(cli_env, data_dir, "--plex-url", plex.url, "--plex-token", plex.token, "--stash-url", stash.url)
+        daemon.wait_for("Plex is up")
+        assert daemon.stop(signal.SIGTERM) == 0
+    lines = [line for line in daemon.stderr.splitlines() if line.strip()]
+    assert lines and all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR) ", line) for line in lines)
