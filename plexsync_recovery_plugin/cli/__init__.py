@@ -129,18 +129,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.error(_describe_os_error(error))
         return 1
     except Exception as error:
-        extra = missing_extra(error)  # graphql-core for demo/bench, apprise for --notify
-        if extra is not None:
-            out.error(extra)
-            return 2
-        verbose = settings is not None and settings.verbose
-        out.error(f"unexpected {type(error).__name__}: {error}" + ("" if verbose else " (-v shows the traceback)"))
-        if verbose:
-            out.raw_stderr(traceback.format_exc())
-        return 1
+        return _unexpected(out, settings, error)
     finally:
         if handle is not None:
             handle.close()
+
+
+def _unexpected(out: Output, settings: Settings | None, error: Exception) -> int:
+    """One line for an error nobody expected (a missing extra is a usage error); the traceback only with -v."""
+    extra = missing_extra(error)  # graphql-core for demo/bench, apprise for --notify
+    if extra is not None:
+        out.error(extra)
+        return 2
+    verbose = settings is not None and settings.verbose
+    out.error(f"unexpected {type(error).__name__}: {error}" + ("" if verbose else " (-v shows the traceback)"))
+    if verbose:
+        out.raw_stderr(traceback.format_exc())
+    return 1
 
 
 def _silence_stdout() -> None:

@@ -16,7 +16,7 @@ import select
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .help_text import EXIT_STATUS
 from .listeners import add_listener_arguments, listeners
@@ -30,6 +30,9 @@ from .settings import (
     positive_int,
     positive_seconds,
 )
+
+if TYPE_CHECKING:
+    from ..worker.watch import WatchSettings
 
 __all__ = ["SignalSafeEvent", "register", "run"]
 
@@ -147,23 +150,12 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
     Raises:
         UsageError: A setting is out of range (the message names it).
     """
-    from ..worker.watch import WatchDaemon, WatchSettings
+    from ..worker.watch import WatchDaemon
 
     settings: Settings = args.settings
     data_dir = settings.require_data_dir()
-    probe_timeout = args.probe_timeout if args.probe_timeout is not None else min(3.0, args.interval)
-    try:
-        watch_settings = WatchSettings(
-            interval=args.interval,
-            fail_threshold=args.fail_threshold,
-            recover_threshold=args.recover_threshold,
-            probe_timeout=probe_timeout,
-            retry_interval=args.retry_interval,
-            token_hint=TOKEN_HINT,
-        )
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
+    watch_settings = _watch_settings(args)
+    probe_timeout = watch_settings.probe_timeout
     plex = settings.plex_connection(timeout=probe_timeout)
     stash = settings.stash_connection()
     queues: list[Any] = []
@@ -189,6 +181,28 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
         plex.close()
         stash.close()
     return 0
+
+
+def _watch_settings(args: argparse.Namespace) -> "WatchSettings":
+    """The daemon's timing from the flags.
+
+    Raises:
+        UsageError: A setting is out of range (the message names it).
+    """
+    from ..worker.watch import WatchSettings
+
+    probe_timeout = args.probe_timeout if args.probe_timeout is not None else min(3.0, args.interval)
+    try:
+        return WatchSettings(
+            interval=args.interval,
+            fail_threshold=args.fail_threshold,
+            recover_threshold=args.recover_threshold,
+            probe_timeout=probe_timeout,
+            retry_interval=args.retry_interval,
+            token_hint=TOKEN_HINT,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _dlq_path(data_dir: Path) -> Path:

@@ -15,12 +15,12 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from ..sqlite_uri import sqlite_uri
-from . import ledger
+from . import ledger, queue_rows
 from .ledger import CLAIMED, DONE, LedgerRecord
-from .queue_snapshot import ACKED, LIVE_STATUSES, QueueRow, QueueSnapshot, scene_id_of_job
+from .queue_snapshot import ACKED, LIVE_STATUSES, QueueSnapshot
 
 __all__ = ["QUEUE_FILE_NAME", "QueueFile", "QueueFileError", "StagedJob"]
 
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE_FILE_NAME = "data.db"
 #: Acked rows are read from this long before the window's start: room for a clock that stepped back.
-ACKED_SCAN_MARGIN = 86_400.0
+ACKED_SCAN_MARGIN = queue_rows.ACKED_SCAN_MARGIN
 _READY = 0  # persist-queue's AckStatus.inited: what put() writes
 
 
@@ -101,14 +101,14 @@ class QueueFile:
             conn.execute("BEGIN")  # one read transaction: the rows and the high-water mark agree
             if not self._has_table(conn, self.table):
                 return snapshot
-            high = self._high_water(conn)
+            high = queue_rows.high_water(conn, self.table)
             select = f"SELECT _id, data, status, timestamp FROM {self.table} WHERE _id <= ? AND "
             if live:  # statuses 0, 1 and 2 (persist-queue's AckStatus); "< 3" is the quickest test
-                snapshot.absorb(self._decoded(conn.execute(select + f"status < {max(LIVE_STATUSES) + 1}", (high,))))
+                snapshot.absorb(queue_rows.decoded(conn.execute(select + f"status < {max(LIVE_STATUSES) + 1}", (high,))))
             if acked:
-                start = 0 if since is None else self._first_row_since(conn, since - ACKED_SCAN_MARGIN, high)
+                start = 0 if since is None else queue_rows.first_row_since(conn, self.table, since - ACKED_SCAN_MARGIN, high)
                 sql = select + f"_id >= ? AND status = {ACKED} AND timestamp >= ?"
-                snapshot.absorb(self._decoded(conn.execute(sql, (high, start, since or 0.0))))
+                snapshot.absorb(queue_rows.decoded(conn.execute(sql, (high, start, since or 0.0))))
             snapshot.last_row_id = high
             return snapshot
         except sqlite3.Error as error:
@@ -116,45 +116,17 @@ class QueueFile:
         finally:
             conn.close()
 
-    def _first_row_since(self, conn: sqlite3.Connection, moment: float, high: int) -> int:
-        """The first row id whose enqueue time is at least ``moment`` (``high + 1`` if none), by binary search.
-
-        Rows are appended with the time of ``put``, so times grow with ids; a clock that
-        stepped back by less than ``ACKED_SCAN_MARGIN`` cannot hide a row from the scan
-        that follows, and one that stepped back further can only make a job be sent again.
-        """
-        probe = f"SELECT _id, timestamp FROM {self.table} WHERE _id >= ? ORDER BY _id LIMIT 1"
-        low, top = 0, high + 1
-        while low < top:
-            middle = (low + top) // 2
-            row = conn.execute(probe, (middle,)).fetchone()
-            if row is None or row[0] > high:
-                top = middle
-            elif (row[1] or 0.0) >= moment:
-                top = min(middle, int(row[0]))
-            else:
-                low = int(row[0]) + 1
-        return low
-
     def high_water(self) -> int:
         """The highest row id the queue table has ever given out (0 without a table)."""
         if not self.db_path.exists():
             return 0
         conn = self._connect()
         try:
-            return self._high_water(conn) if self._has_table(conn, self.table) else 0
+            return queue_rows.high_water(conn, self.table) if self._has_table(conn, self.table) else 0
         except sqlite3.Error as error:
             raise self._error("cannot read", error) from error
         finally:
             conn.close()
-
-    def _high_water(self, conn: sqlite3.Connection) -> int:
-        row = conn.execute(
-            f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0),"
-            f" coalesce((SELECT max(_id) FROM {self.table}), 0))",
-            (self.table,),
-        ).fetchone()
-        return int(row[0])
 
     def refresh(self, snapshot: QueueSnapshot, conn: sqlite3.Connection | None = None) -> None:
         """Take every row appended since ``snapshot.last_row_id`` into account."""
@@ -167,17 +139,10 @@ class QueueFile:
         try:
             if self._has_table(conn, self.table):
                 sql = f"SELECT _id, data, status, timestamp FROM {self.table} WHERE _id > ? ORDER BY _id"
-                snapshot.absorb(self._decoded(conn.execute(sql, (snapshot.last_row_id,))))
+                snapshot.absorb(queue_rows.decoded(conn.execute(sql, (snapshot.last_row_id,))))
         finally:
             if own:
                 conn.close()
-
-    def _decoded(self, rows: Iterator[tuple[Any, ...]]) -> Iterator[QueueRow]:
-        for row_id, blob, status, timestamp in rows:
-            scene_id = scene_id_of_job(blob)
-            if scene_id is None and status != 9:
-                logger.warning("queue row %s is not a readable job; ignored for de-duplication", row_id)
-            yield int(row_id), scene_id, int(status), float(timestamp or 0.0)
 
     # -- the ledger ----------------------------------------------------------------------
 
@@ -218,11 +183,11 @@ class QueueFile:
                 return "unknown"
             present = 0
             rows = conn.execute(f"SELECT _id, data, status, timestamp FROM {self.table} WHERE _id > ?", (record.claim_seq,))
-            for _, scene_id, status, _ in self._decoded(rows):
+            for _, scene_id, status, _ in queue_rows.decoded(rows):
                 present += 1
                 if scene_id == record.scene_id and status != 9:
                     return "queued"
-            return "absent" if self._high_water(conn) - record.claim_seq == present else "unknown"
+            return "absent" if queue_rows.high_water(conn, self.table) - record.claim_seq == present else "unknown"
         finally:
             conn.close()
 

@@ -15,10 +15,11 @@ from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from graphql import GraphQLResolveInfo, MiddlewareManager, graphql_sync
+from graphql import MiddlewareManager, graphql_sync
+
 
 from .request_handler import QuietRequestHandler
-from .stash_schema import stash_schema
+from .stash_schema import ResolveInfo, stash_schema
 
 if TYPE_CHECKING:
     from .stash_server import StashTestServer
@@ -80,7 +81,7 @@ class RootFieldMiddleware:
     def __init__(self, server: StashTestServer) -> None:
         self._server = server
 
-    def resolve(self, next_: Any, root: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+    def resolve(self, next_: Any, root: Any, info: ResolveInfo, **args: Any) -> Any:
         """Run for every field; only root fields (no parent path) are reported."""
         if info.path.prev is None:
             self._server._count_root_field(info.field_name)

@@ -18,9 +18,13 @@ import functools
 from datetime import datetime
 from typing import Any, Protocol
 
-from graphql import GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema, build_schema
+from graphql import GraphQLObjectType, GraphQLSchema, build_schema
+
 
 __all__ = ["SCENE_FIELDS", "STASH_SDL", "StashBackend", "stash_schema"]
+
+#: graphql-core's ``GraphQLResolveInfo`` is generic from 3.3 on and plain before; resolvers take it as this.
+ResolveInfo = Any
 
 STASH_SDL = '''
 "Point in time, written as an RFC 3339 string."
@@ -181,22 +185,22 @@ class StashBackend(Protocol):
         """Return a ``FindScenesResultType``."""
 
 
-def _version(root: StashBackend, info: GraphQLResolveInfo) -> dict[str, Any]:
+def _version(root: StashBackend, info: ResolveInfo) -> dict[str, Any]:
     return root.resolve_version()
 
 
-def _configuration(root: StashBackend, info: GraphQLResolveInfo) -> dict[str, Any]:
+def _configuration(root: StashBackend, info: ResolveInfo) -> dict[str, Any]:
     return root.resolve_configuration()
 
 
-def _plugins(config: Any, info: GraphQLResolveInfo, include: list[str] | None = None) -> dict[str, Any]:
+def _plugins(config: Any, info: ResolveInfo, include: list[str] | None = None) -> dict[str, Any]:
     backend: StashBackend = info.root_value
     return backend.resolve_plugin_settings(include)
 
 
 def _find_scene(
     root: StashBackend,
-    info: GraphQLResolveInfo,
+    info: ResolveInfo,
     id: str | None = None,  # noqa: A002 - the GraphQL argument's name
     checksum: str | None = None,
 ) -> dict[str, Any] | None:
@@ -205,7 +209,7 @@ def _find_scene(
 
 def _find_scenes(
     root: StashBackend,
-    info: GraphQLResolveInfo,
+    info: ResolveInfo,
     filter: dict[str, Any] | None = None,  # noqa: A002 - the GraphQL argument's name
     scene_filter: dict[str, Any] | None = None,
     scene_ids: list[int] | None = None,

@@ -78,8 +78,11 @@ def test_watch_json_writes_one_event_per_line_for_an_outage_and_its_recovery(cli
         code = daemon.stop()
     assert code == 0
     events = daemon.events()  # every stdout line is one JSON object: json.loads fails otherwise
-    assert [event["event"] for event in events] == ["outage_started", "outage_ended", "recovery_completed"]
-    started, ended, completed = events
+    assert [event["event"] for event in events] == [
+        "outage_started", "outage_ended", "recovery_progress", "recovery_completed"]
+    started, ended, progress, completed = events
+    assert (progress["done"], progress["total"]) == (2, 2)  # one chunk: both entries decided
+    assert progress["counts"]["recovered"] == 1 and progress["counts"]["skipped_scene_missing"] == 1
     for event in events:
         assert ISO_UTC.match(event["at"]) and ISO_UTC.match(event["start"])
     assert ended["start"] == started["start"]

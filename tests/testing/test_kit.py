@@ -26,7 +26,7 @@ def test_an_outage_fired_at_a_plugin_recovers_its_window_and_is_recorded(
 
     assert (result.total_dlq_entries, result.recovered, result.skipped_scene_missing) == (2, 1, 1)
     assert data.queued_scene_ids() == {1}
-    assert sorted(plexsync_signals.names()) == ["outage_ended", "recovery_completed"]
+    assert sorted(plexsync_signals.names()) == ["outage_ended", "recovery_completed", "recovery_progress"]
     assert plexsync_signals.results == [result] and plexsync_signals.errors == []
     assert not plugin.connected  # connected only for the call
 

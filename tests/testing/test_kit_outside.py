@@ -49,7 +49,7 @@ def test_my_subscriber_hears_a_recovery(plexsync_make_data_dir, plexsync_make_pl
     finally:
         signals.recovery_completed.disconnect(on_recovered)
     assert result.recovered == 1 and HEARD == [1]
-    assert sorted(plexsync_signals.names()) == ["outage_ended", "recovery_completed"]
+    assert sorted(plexsync_signals.names()) == ["outage_ended", "recovery_completed", "recovery_progress"]
 
 
 def test_the_loopback_servers(plexsync_plex_server, plexsync_stash_server):
