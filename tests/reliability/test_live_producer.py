@@ -32,16 +32,16 @@ ENTRIES = 5000
 
 
 class SlowStash(PlainStash):
-    """Every scene exists; each hundredth ``find_scene`` takes a moment; scene 1,000 calls ``on_second_chunk``."""
+    """Every scene exists; each hundredth ``find_scene`` takes a moment; scene 1,000 calls ``on_tenth_chunk``."""
 
-    def __init__(self, on_second_chunk: Callable[[], None]) -> None:
+    def __init__(self, on_tenth_chunk: Callable[[], None]) -> None:
         super().__init__()
-        self.on_second_chunk = on_second_chunk
+        self.on_tenth_chunk = on_tenth_chunk
 
     def find_scene(self, scene_id: int) -> dict[str, str] | None:
         if scene_id == 1000:
             # Stash is asked about chunk 10 while chunk 9 is written: the run is well under way.
-            self.on_second_chunk()
+            self.on_tenth_chunk()
         if scene_id % 100 == 0:
             time.sleep(0.01)
         return super().find_scene(scene_id)
