@@ -92,7 +92,8 @@ def describe(event: Event) -> str:
     if name == "recovery_failed":
         return f"Recovery of outage {event['start']} .. {event['end']} failed: {event['error']}"
     if name == "recovery_progress":
-        return f"Recovery progress: {event['done']} of {event['total']} DLQ entries."
+        of = f" of {event['total']}" if event.get("total") is not None else ""
+        return f"Recovery progress: {event['done']}{of} DLQ entries."
     result = event.get("result") or {}
     skipped = ", ".join(
         f"{key.removeprefix('skipped_').replace('_', ' ')} {value}"

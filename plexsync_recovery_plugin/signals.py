@@ -69,7 +69,8 @@ recovery_progress = _signals.signal(
 
     Sender is the ``RecoveryPlugin`` running it.
     Provides arguments: ``done`` (int, entries decided so far), ``total`` (int, the entries of
-    the window when the run began; a run may read a few more that failed meanwhile),
+    the window when the run began, counted beside the run: None until known; a run may read
+    a few more that failed meanwhile),
     ``counts`` (dict, ``RecoveryResult.counts()`` so far), ``start`` and ``end`` (float, the window).
     Not sent by previews or when Plex fails its health check (no entry is looked at).
     """,

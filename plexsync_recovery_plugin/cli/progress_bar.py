@@ -50,27 +50,29 @@ class ProgressBar:
         self._last_done = -1
         self._width = 0
 
-    def __call__(self, sender: Any = None, *, done: int, total: int, counts: Mapping[str, int] | None = None,
+    def __call__(self, sender: Any = None, *, done: int, total: int | None, counts: Mapping[str, int] | None = None,
                  **kwargs: Any) -> None:
         """Record progress and redraw if due."""
         self.update(done, total)
 
-    def update(self, done: int, total: int) -> None:
-        """``done`` of ``total`` entries are handled."""
+    def update(self, done: int, total: int | None) -> None:
+        """``done`` of ``total`` entries are handled (``total`` None: not counted yet)."""
         now = self.clock()
         if done < self._last_done:  # a new run
             self.finish()
         if self._started is None:
             self._started, self._first_done = now, done
         self._last_done = done
-        if done < total and now - self._last_draw < REDRAW_SECONDS:
+        if (total is None or done < total) and now - self._last_draw < REDRAW_SECONDS:
             return
         self._last_draw = now
         self._draw(self.render(done, total, now - self._started, done - self._first_done))
 
     @staticmethod
-    def render(done: int, total: int, elapsed: float, progressed: int) -> str:
+    def render(done: int, total: int | None, elapsed: float, progressed: int) -> str:
         """The bar's text for ``done`` of ``total`` after ``elapsed`` seconds that handled ``progressed`` entries."""
+        if total is None:  # the window is still being counted
+            return f"[{' ' * BAR_WIDTH}] {done:,} entries"
         fraction = min(1.0, done / total) if total > 0 else 1.0
         filled = int(fraction * BAR_WIDTH)
         bar = "=" * filled + (">" if filled < BAR_WIDTH else "") + " " * max(0, BAR_WIDTH - filled - 1)

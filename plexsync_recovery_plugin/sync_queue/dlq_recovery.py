@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sized
+import itertools
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -175,14 +175,18 @@ def run_recovery(
     ``progress(done, counts)`` is told after each chunk.
     """
     run = ChunkRun(collaborators, RecoveryTally(uuid.uuid4().hex[:12], dry_run, observer), again)
-    if isinstance(entries, Sized) and len(entries) == 0:
+    since = since if since is not None else _earliest(entries)
+    pending = iter(entries)  # read once: a window is not counted first (that costs as much as reading it)
+    first = next(pending, None)
+    if first is None:
         return run.tally.freeze()
+    remaining = itertools.chain([first], pending)
     healthy, run.tally.plex_latency_ms = collaborators.plex_health(plex_client)
     if not healthy:
-        return run.plex_down(entries)
-    run.snapshot = collaborators.queue_state(since if since is not None else _earliest(entries))
+        return run.plex_down(remaining)
+    run.snapshot = collaborators.queue_state(since)
     try:
-        _pipeline(run, _chunks(entries, RECOVERY_CHUNK), progress)
+        _pipeline(run, _chunks(remaining, RECOVERY_CHUNK), progress)
     finally:
         collaborators.writer.close()
     result = run.tally.freeze()

@@ -113,3 +113,9 @@ def test_no_bar_when_stderr_is_not_a_terminal(progress_signal):
     with listeners(_args(), Output(stderr=captured), progress=True, environ={}):
         progress_signal.send("plugin", done=3, total=12, counts={})
     assert captured.getvalue() == ""
+
+
+def test_a_window_not_counted_yet_shows_what_is_done():
+    from plexsync_recovery_plugin.cli.progress_bar import ProgressBar
+
+    assert ProgressBar.render(1200, None, 1.0, 1200).endswith("] 1,200 entries")
