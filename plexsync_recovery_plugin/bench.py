@@ -156,8 +156,13 @@ def run_bench(
         dataset = build_data_dir(template, entries, noise=noise, acked_history=acked_history, scattered=scattered)
         build_seconds = time.perf_counter() - started
         runs = _time_paths(Path(tmp), template, dataset, paths, timeout, live_worker)
-    report = BenchReport(entries, dataset.noise, dataset.deleted, dataset.queued, build_seconds, acked_history,
-                         scattered, live_worker, runs)
+    return _compared(BenchReport(entries, dataset.noise, dataset.deleted, dataset.queued, build_seconds,
+                                 acked_history, scattered, live_worker, runs))
+
+
+def _compared(report: BenchReport) -> BenchReport:
+    """Fill in the per-entry/batched ratio and whether every path reached the same result."""
+    runs = report.runs
     timings = {run.path: run.seconds for run in runs if not run.error}
     if timings.get("batched") and "per-entry" in timings:
         report.ratio = timings["per-entry"] / timings["batched"]
