@@ -31,7 +31,9 @@ from .sync_queue.dlq import DLQ_FILE_NAME
 from .sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
 from .testing.plexsync_data import PlexSyncData, plexsync_timestamp
 
-__all__ = ["ACKED_HISTORY", "SCATTER_SEED", "WINDOW_SECONDS", "WINDOW_START", "Dataset", "build_data_dir"]
+__all__ = [
+    "ACKED_HISTORY", "SCATTER_SEED", "WINDOW_SECONDS", "WINDOW_START", "Dataset", "build_data_dir", "failure_order",
+]
 
 #: The bench's outage: 2026-02-15 19:00:00 .. 19:30:00 UTC (failed_at has whole seconds).
 WINDOW_START = 1771182000.0
