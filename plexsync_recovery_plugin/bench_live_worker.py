@@ -7,9 +7,14 @@ PlexSync does (``SQLiteAckQueue``, ``timeout=30``), then loops ``get(block=False
 ``ack`` as fast as it can, timing every call, until told to stop. It reports the longest
 single wait, the 99th percentile and how many jobs it took.
 
+Its calls take time even when nothing else writes the queue (``get`` scans past every acked
+row, as persist-queue has no index on ``status``), so it reports its waits before the
+recovery began (the baseline) apart from those during it.
+
 Protocol: the spec (``{"data_dir": ...}``) on stdin's first line; ``ready`` on stdout once
-the queue is open; any further line (or end of file) on stdin stops it; one
-:class:`LiveWorkerReport` as JSON on stdout. :class:`LiveWorker` drives it from the bench worker.
+the queue is open; a line ``mark`` when the recovery begins; any other line (or end of
+file) stops it; one :class:`LiveWorkerReport` as JSON on stdout. :class:`LiveWorker`
+drives it from the bench worker.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ _MAX_SECONDS = 3600.0
 class LiveWorkerReport:
     """What PlexSync's worker saw while a recovery ran beside it (milliseconds).
 
+    Every figure but the ``baseline_*`` ones counts only calls begun after the ``mark``
+    (the recovery's start); without a mark, all calls.
+
     Attributes:
         jobs_taken: Jobs it got (and acked).
         empty_gets: ``get`` calls that found the queue empty.
@@ -44,7 +52,11 @@ class LiveWorkerReport:
         p99_wait_ms: The 99th percentile of all calls.
         longest_get_ms: The longest ``get``.
         longest_ack_ms: The longest ``ack``.
-        seconds: How long it ran.
+        seconds: How long it ran after the mark.
+        baseline_operations: Calls before the mark (the queue alone, no recovery).
+        baseline_jobs_taken: Jobs it got before the mark.
+        baseline_longest_wait_ms: The longest of those calls.
+        baseline_p99_wait_ms: Their 99th percentile.
         error: Why it stopped early, or ``""``.
     """
 
@@ -56,6 +68,10 @@ class LiveWorkerReport:
     longest_get_ms: float = 0.0
     longest_ack_ms: float = 0.0
     seconds: float = 0.0
+    baseline_operations: int = 0
+    baseline_jobs_taken: int = 0
+    baseline_longest_wait_ms: float = 0.0
+    baseline_p99_wait_ms: float = 0.0
     error: str = ""
 
 
@@ -68,7 +84,37 @@ def summarize_waits(waits: list[float]) -> tuple[float, float]:
     return ordered[-1], ordered[rank]
 
 
-def _work(data_dir: Path, stop: threading.Event, out: IO[str]) -> LiveWorkerReport:
+class _Calls:
+    """Each timed call: when it began, how long it took, and whether it was a ``get``, empty or a job."""
+
+    def __init__(self) -> None:
+        self.began: list[float] = []
+        self.took: list[float] = []
+        self.kind: list[str] = []  # "get", "empty" or "ack"
+
+    def add(self, began: float, took: float, kind: str) -> None:
+        self.began.append(began)
+        self.took.append(took)
+        self.kind.append(kind)
+
+    def fill(self, report: LiveWorkerReport, mark: float, ended: float) -> None:
+        """Put the figures of the calls begun after ``mark`` (and the baseline's) into ``report``."""
+        split = next((index for index, began in enumerate(self.began) if began >= mark), len(self.began))
+        before, after = self.took[:split], self.took[split:]
+        kinds = self.kind[split:]
+        report.baseline_operations = len(before)
+        report.baseline_jobs_taken = self.kind[:split].count("ack")
+        longest, p99 = summarize_waits(before)
+        report.baseline_longest_wait_ms, report.baseline_p99_wait_ms = longest * 1000, p99 * 1000
+        report.operations, report.jobs_taken, report.empty_gets = len(after), kinds.count("ack"), kinds.count("empty")
+        longest, p99 = summarize_waits(after)
+        report.longest_wait_ms, report.p99_wait_ms = longest * 1000, p99 * 1000
+        report.longest_get_ms = max((t for t, k in zip(after, kinds) if k != "ack"), default=0.0) * 1000
+        report.longest_ack_ms = max((t for t, k in zip(after, kinds) if k == "ack"), default=0.0) * 1000
+        report.seconds = max(0.0, ended - mark)
+
+
+def _work(data_dir: Path, stop: threading.Event, marks: list[float], out: IO[str]) -> LiveWorkerReport:
     """Take and ack jobs until ``stop`` is set; time every call."""
     from persistqueue import Empty, SQLiteAckQueue
 
@@ -76,8 +122,7 @@ def _work(data_dir: Path, stop: threading.Event, out: IO[str]) -> LiveWorkerRepo
     queue = SQLiteAckQueue(str(data_dir / "queue"), auto_resume=False, timeout=30)
     out.write("ready\n")
     out.flush()
-    gets: list[float] = []
-    acks: list[float] = []
+    calls = _Calls()
     began = time.perf_counter()
     try:
         while not stop.is_set() and time.perf_counter() - began < _MAX_SECONDS:
@@ -85,39 +130,34 @@ def _work(data_dir: Path, stop: threading.Event, out: IO[str]) -> LiveWorkerRepo
             try:
                 item = queue.get(block=False)
             except Empty:
-                gets.append(time.perf_counter() - asked)
-                report.empty_gets += 1
+                calls.add(asked, time.perf_counter() - asked, "empty")
                 stop.wait(_IDLE_PAUSE)
                 continue
             got = time.perf_counter()
-            gets.append(got - asked)
+            calls.add(asked, got - asked, "get")
             queue.ack(item)
-            acks.append(time.perf_counter() - got)
-            report.jobs_taken += 1
+            calls.add(got, time.perf_counter() - got, "ack")
     except Exception as error:  # reported, not raised: the bench prints it beside the figures
         report.error = f"{type(error).__name__}: {error}"
     finally:
         queue.close()
-    report.seconds = time.perf_counter() - began
-    report.operations = len(gets) + len(acks)
-    longest, p99 = summarize_waits(gets + acks)
-    report.longest_wait_ms, report.p99_wait_ms = longest * 1000, p99 * 1000
-    report.longest_get_ms = max(gets, default=0.0) * 1000
-    report.longest_ack_ms = max(acks, default=0.0) * 1000
+    calls.fill(report, marks[0] if marks else began, time.perf_counter())
     return report
 
 
 def _main() -> int:
-    """Entry point: spec on stdin, ``ready``, work until a line or EOF on stdin, report on stdout."""
+    """Entry point: spec on stdin, ``ready``, work until a line other than ``mark`` or EOF, report on stdout."""
     spec = json.loads(sys.stdin.readline())
     stop = threading.Event()
+    marks: list[float] = []
 
-    def wait_for_stop() -> None:
-        sys.stdin.readline()
+    def listen() -> None:
+        while sys.stdin.readline().strip() == "mark":
+            marks.append(time.perf_counter())
         stop.set()
 
-    threading.Thread(target=wait_for_stop, daemon=True).start()
-    report = _work(Path(spec["data_dir"]), stop, sys.stdout)
+    threading.Thread(target=listen, daemon=True).start()
+    report = _work(Path(spec["data_dir"]), stop, marks, sys.stdout)
     sys.stdout.write(json.dumps(asdict(report)) + "\n")
     sys.stdout.flush()
     return 0
@@ -148,6 +188,12 @@ class LiveWorker:
         if self._process.stdout.readline().strip() != "ready":
             self._process.kill()
             raise RuntimeError(f"the live worker did not start (exit code {self._process.wait()})")
+
+    def mark(self) -> None:
+        """Tell the worker the recovery begins now: its calls from here on are the ones reported."""
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write("mark\n")
+        self._process.stdin.flush()
 
     def stop(self, timeout: float = 60.0) -> LiveWorkerReport:
         """Tell the worker to stop and return its report (one with ``error`` set if it gave none)."""

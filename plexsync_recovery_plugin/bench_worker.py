@@ -24,7 +24,10 @@ from .bench_phases import PhaseClock, time_decoding, time_window, timed_factory
 from .sync_queue.dlq import DeadLetterQueue
 from .sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
 
-__all__ = ["PathRun", "run_path"]
+__all__ = ["LIVE_BASELINE_SECONDS", "PathRun", "run_path"]
+
+#: How long PlexSync's worker (``--live-worker``) runs alone before the outage ends.
+LIVE_BASELINE_SECONDS = 1.0
 
 @dataclass
 class PathRun:
@@ -140,8 +143,11 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, 
     run.baseline_rss_mb = _rss_mb()
     try:
         if live is not None:
-            live.start()  # PlexSync's worker is taking jobs before the outage ends
+            live.start()  # PlexSync's worker takes jobs alone for a while: its baseline
+            time.sleep(LIVE_BASELINE_SECONDS)
         with plugin:
+            if live is not None:
+                live.mark()
             started = time.perf_counter()
             outage_ended.send("bench", start=spec["start"], end=spec["end"])
         if live is not None:

@@ -147,9 +147,11 @@ def test_batched_run_reports_its_phases_and_what_plexsyncs_worker_waited(capsys:
 
     worker = run["live_worker"]
     assert worker["error"] == ""
-    assert worker["jobs_taken"] > 0  # 30 jobs were queued before the outage ended
+    assert worker["baseline_jobs_taken"] + worker["jobs_taken"] > 0  # 30 jobs were queued before the outage ended
+    assert worker["operations"] >= 1 and worker["baseline_operations"] >= 1  # it ran alone, then beside the run
     assert worker["operations"] >= 2 * worker["jobs_taken"]
     assert 0 <= worker["p99_wait_ms"] <= worker["longest_wait_ms"]
+    assert 0 <= worker["baseline_p99_wait_ms"] <= worker["baseline_longest_wait_ms"]
     assert worker["longest_wait_ms"] == max(worker["longest_get_ms"], worker["longest_ack_ms"])
     # The worker's acks are in the file: each job it took is acked (status 5), not lost.
     assert run["queue_rows"] == 200 + 30 + 240
