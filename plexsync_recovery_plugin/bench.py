@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import bench_worker
-from .bench_data import Dataset, build_data_dir
+from .bench_data import ACKED_HISTORY, Dataset, build_data_dir
 from .bench_worker import PathRun
 
 __all__ = [
@@ -57,6 +57,9 @@ class BenchReport:
         deleted: Scenes deleted from Stash.
         queued: Scenes already queued.
         build_seconds: Time to write the data directory once.
+        acked_history: Old acked rows in the queue.
+        scattered: Whether scene ids are scattered over the failure order.
+        live_worker: Whether PlexSync's worker ran beside the batched run.
         runs: One ``PathRun`` per path, in run order.
         ratio: Per-entry seconds / batched seconds (0.0 unless both ran).
         same_result: Whether every path that ran reported the same result and queue size.
@@ -67,6 +70,9 @@ class BenchReport:
     deleted: int
     queued: int
     build_seconds: float
+    acked_history: int
+    scattered: bool
+    live_worker: bool
     runs: list[PathRun]
     ratio: float = 0.0
     same_result: bool = True
@@ -97,9 +103,11 @@ def _run_worker(spec: dict[str, Any], timeout: float | None) -> PathRun:
     return PathRun(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _check_arguments(entries: int, paths: Sequence[str]) -> None:
+def _check_arguments(entries: int, paths: Sequence[str], dlq_rows: int | None) -> None:
     if isinstance(entries, bool) or not isinstance(entries, int) or entries < 1:
         raise ValueError(f"entries must be a positive integer, got {entries!r}")
+    if dlq_rows is not None and dlq_rows < entries:
+        raise ValueError(f"DLQ rows {dlq_rows!r} must be at least the {entries} in-window entries")
     unknown = [path for path in paths if path not in BENCH_PATHS]
     if unknown or not paths or len(set(paths)) != len(paths):
         raise ValueError(f"paths must be distinct names among {', '.join(BENCH_PATHS)}, got {list(paths)!r}")
@@ -111,31 +119,50 @@ def run_bench(
     *,
     work_dir: str | Path | None = None,
     timeout: float | None = None,
+    dlq_rows: int | None = None,
+    acked_history: int = ACKED_HISTORY,
+    scattered: bool = True,
+    live_worker: bool = False,
 ) -> BenchReport:
     """Build the data once, then time each path in its own worker process and fresh data copy.
 
     Args:
-        entries: In-window ``PlexServerDown`` entries (as many others are added).
+        entries: In-window ``PlexServerDown`` entries.
         paths: Any of ``BENCH_PATHS``, run in the order given.
         work_dir: Where to build the data directories; a temporary directory (removed
             afterwards) when None.
         timeout: Seconds each worker may take; no limit when None.
+        dlq_rows: Rows in the DLQ in all (the rest outside the window or of other types);
+            twice ``entries`` when None.
+        acked_history: Old acked rows in the queue (enqueued before the window).
+        scattered: Scatter scene ids over the failure order (a fixed-seed permutation).
+        live_worker: Run PlexSync's worker (taking and acking jobs) in another process
+            beside the batched run, and report its waits.
 
     Returns:
         The report; a path whose worker failed has ``error`` set.
 
     Raises:
-        ValueError: ``entries`` is below 1, or a path is unknown or repeated.
+        ValueError: ``entries`` is below 1, ``dlq_rows`` below ``entries``, or a path is
+            unknown or repeated.
     """
-    _check_arguments(entries, paths)
-    logger.info("bench: building a DLQ of %d in-window entries and %d others", entries, entries)
+    _check_arguments(entries, paths, dlq_rows)
+    noise = entries if dlq_rows is None else dlq_rows - entries
+    logger.info("bench: building a DLQ of %d in-window entries and %d others, %d acked rows in the queue",
+                entries, noise, acked_history)
     with tempfile.TemporaryDirectory(prefix="plexsync-bench-", dir=work_dir) as tmp:
         template = Path(tmp) / "template"
         started = time.perf_counter()
-        dataset = build_data_dir(template, entries)
+        dataset = build_data_dir(template, entries, noise=noise, acked_history=acked_history, scattered=scattered)
         build_seconds = time.perf_counter() - started
-        runs = _time_paths(Path(tmp), template, dataset, paths, timeout)
-    report = BenchReport(entries, dataset.noise, dataset.deleted, dataset.queued, build_seconds, runs)
+        runs = _time_paths(Path(tmp), template, dataset, paths, timeout, live_worker)
+    return _compared(BenchReport(entries, dataset.noise, dataset.deleted, dataset.queued, build_seconds,
+                                 acked_history, scattered, live_worker, runs))
+
+
+def _compared(report: BenchReport) -> BenchReport:
+    """Fill in the per-entry/batched ratio and whether every path reached the same result."""
+    runs = report.runs
     timings = {run.path: run.seconds for run in runs if not run.error}
     if timings.get("batched") and "per-entry" in timings:
         report.ratio = timings["per-entry"] / timings["batched"]
@@ -145,7 +172,7 @@ def run_bench(
 
 
 def _time_paths(
-    tmp: Path, template: Path, dataset: Dataset, paths: Sequence[str], timeout: float | None
+    tmp: Path, template: Path, dataset: Dataset, paths: Sequence[str], timeout: float | None, live_worker: bool
 ) -> list[PathRun]:
     """Serve loopback Stash and Plex, and run each path's worker over its own copy of ``template``."""
     from .testing import PlexTestServer, StashTestServer
@@ -164,6 +191,7 @@ def _time_paths(
                 "plex_token": plex.token,
                 "start": dataset.start,
                 "end": dataset.end,
+                "live_worker": live_worker and path == "batched",
             }
             before = stash.operation_counts
             logger.info("bench: timing the %s path over %d entries", path, dataset.entries)

@@ -19,10 +19,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .bench_live_worker import LiveWorker
+from .bench_phases import PhaseClock, time_decoding, time_window, timed_factory
 from .sync_queue.dlq import DeadLetterQueue
 from .sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
 
-__all__ = ["PathRun", "run_path"]
+__all__ = ["LIVE_BASELINE_SECONDS", "PathRun", "run_path"]
+
+#: How long PlexSync's worker (``--live-worker``) runs alone before the outage ends.
+LIVE_BASELINE_SECONDS = 1.0
 
 @dataclass
 class PathRun:
@@ -40,6 +45,12 @@ class PathRun:
             ``recovered_scene_ids`` is replaced by its length and a digest.
         queue_rows: Rows in the queue table after the run.
         stash_requests: Root fields the Stash server resolved during the run, by name.
+        phases: Seconds per phase (``bench_phases.PHASES``) and ``other``, the rest of ``seconds``.
+        transaction_seconds: Seconds inside the queue's chunk transactions (part of ``write``).
+        transactions: How many chunk transactions the run made (0 on the per-entry path).
+        longest_transaction_ms: The longest of them: what PlexSync's worker may have to wait.
+        live_worker: With ``--live-worker``: what PlexSync's worker in another process saw
+            (``bench_live_worker.LiveWorkerReport`` as a dict), else None.
         error: Why the run failed, or ``""``.
     """
 
@@ -52,6 +63,11 @@ class PathRun:
     result: dict[str, Any] = field(default_factory=dict)
     queue_rows: int = 0
     stash_requests: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    transaction_seconds: float = 0.0
+    transactions: int = 0
+    longest_transaction_ms: float = 0.0
+    live_worker: dict[str, Any] | None = None
     error: str = ""
 
 
@@ -81,6 +97,8 @@ def _result_summary(result: Any) -> dict[str, Any]:
     scene_ids = summary.pop("recovered_scene_ids")
     summary["recovered_scene_ids_count"] = len(scene_ids)
     summary["recovered_scene_ids_sha1"] = hashlib.sha1(",".join(map(str, scene_ids)).encode()).hexdigest()
+    # In failure order: ascending only when the data's scene ids are not scattered.
+    summary["recovered_scene_ids_ascending"] = all(a < b for a, b in zip(scene_ids, scene_ids[1:]))
     return summary
 
 
@@ -101,7 +119,7 @@ class _FirstOutcome:
         self.error = self.error if self.error is not None else kwargs.get("error")
 
 
-def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome) -> float:
+def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, clock: PhaseClock) -> float:
     """Send ``outage_ended`` to a plugin over real clients; return when it was sent (``perf_counter``)."""
     from plexapi.server import PlexServer
     from stashapi.stashapp import StashInterface
@@ -117,15 +135,28 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome) 
     queue = open_queue(data_dir)
     recovery_completed.connect(outcome.on_completed, weak=False)
     recovery_failed.connect(outcome.on_failed, weak=False)
-    factory = default_collaborators if spec["path"] == "batched" else seed_collaborators
+    factory = timed_factory(clock, default_collaborators if spec["path"] == "batched" else seed_collaborators)
     plugin = RecoveryPlugin(DeadLetterQueue(data_dir), queue, stash, plex, data_dir, collaborators=factory)
+    time_window(plugin, clock)
+    undo_decoding = time_decoding(clock)
+    live = LiveWorker(data_dir) if spec.get("live_worker") else None
     run.baseline_rss_mb = _rss_mb()
     try:
+        if live is not None:
+            live.start()  # PlexSync's worker takes jobs alone for a while: its baseline
+            time.sleep(LIVE_BASELINE_SECONDS)
         with plugin:
+            if live is not None:
+                live.mark()
             started = time.perf_counter()
             outage_ended.send("bench", start=spec["start"], end=spec["end"])
+        if live is not None:
+            run.live_worker = asdict(live.stop())
         run.peak_rss_mb = _rss_mb()
     finally:
+        if live is not None:
+            live.close()
+        undo_decoding()
         queue.close()
         stash.s.close()
         plex._session.close()
@@ -144,7 +175,8 @@ def run_path(spec: dict[str, Any]) -> PathRun:
     """Run one path's recovery in this process, as the spec says, and measure it."""
     run = PathRun(path=spec["path"], entries=spec["entries"])
     outcome = _FirstOutcome()
-    started = _timed_recovery(spec, run, outcome)
+    clock = PhaseClock()
+    started = _timed_recovery(spec, run, outcome, clock)
     if outcome.result is None:
         run.error = f"recovery failed: {outcome.error!r}"
         return run
@@ -152,6 +184,11 @@ def run_path(spec: dict[str, Any]) -> PathRun:
     run.entries_per_second = run.entries / run.seconds if run.seconds > 0 else 0.0
     run.result = _result_summary(outcome.result)
     run.queue_rows = _queue_rows(Path(spec["data_dir"]))
+    figures = clock.report(run.seconds)
+    run.phases = figures["phases"]
+    run.transaction_seconds = figures["transaction_seconds"]
+    run.transactions = figures["transactions"]
+    run.longest_transaction_ms = figures["longest_transaction_ms"]
     return run
 
 

@@ -7,11 +7,17 @@ Budget: about 4 s (two worker processes start and import plexapi/stashapi).
 from __future__ import annotations
 
 import json
+import math
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from plexsync_recovery_plugin import bench
+from plexsync_recovery_plugin.bench_data import failure_order
+from plexsync_recovery_plugin.bench_live_worker import summarize_waits
+from plexsync_recovery_plugin.bench_phases import PHASES
+from plexsync_recovery_plugin.bench_sizes import rss_slope
 from plexsync_recovery_plugin.cli import main
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
@@ -19,12 +25,13 @@ from plexsync_recovery_plugin.sync_queue.operations import get_queued_scene_ids
 
 
 def test_bench_json_reports_both_paths_with_the_same_result(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["bench", "--entries", "200", "--json"])
+    code = main(["bench", "--entries", "200", "--acked-history", "300", "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     report = json.loads(captured.out)
 
     assert (report["entries"], report["noise"], report["deleted"], report["queued"]) == (200, 200, 20, 20)
+    assert (report["acked_history"], report["scattered"], report["live_worker"]) == (300, True, False)
     assert [run["path"] for run in report["runs"]] == ["batched", "per-entry"]
     for run in report["runs"]:
         assert run["error"] == ""
@@ -36,7 +43,7 @@ def test_bench_json_reports_both_paths_with_the_same_result(capsys: pytest.Captu
         assert result["total_dlq_entries"] == 200  # the noise stayed out of the window
         assert (result["recovered"], result["skipped_already_queued"], result["skipped_scene_missing"]) == (160, 20, 20)
         assert (result["failed"], result["skipped_stash_error"], result["deferred"]) == (0, 0, False)
-        assert run["queue_rows"] == 180  # 20 queued before, 160 recovered
+        assert run["queue_rows"] == 480  # 300 acked long ago, 20 queued before, 160 recovered
     batched, per_entry = report["runs"]
     assert batched["result"] == per_entry["result"]
     assert report["same_result"] is True
@@ -47,11 +54,12 @@ def test_bench_json_reports_both_paths_with_the_same_result(capsys: pytest.Captu
 
 
 def test_bench_table_names_each_path(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--entries", "30", "--paths", "batched"]) == 0
+    assert main(["bench", "--entries", "30", "--paths", "batched", "--acked-history", "10"]) == 0
     out = capsys.readouterr().out
-    assert "recovery of 30 in-window entries" in out
-    [row] = [line for line in out.splitlines() if line.split()[:1] == ["batched"]]
+    assert "recovery of 30 in-window entries" in out and "10 old acked rows" in out
+    row, phases = [line for line in out.splitlines() if line.split()[:1] == ["batched"]]
     assert row.split()[1] == "30" and row.split()[-1] == "ok"
+    assert "seconds per phase" in out and len(phases.split()) == 9  # the path and eight figures
     assert "per-entry" not in out.split("same result")[0]
 
 
@@ -63,6 +71,11 @@ def test_bench_table_names_each_path(capsys: pytest.CaptureFixture[str]) -> None
         (["bench", "--paths", "batched,sideways"], "'sideways'"),
         (["bench", "--paths", "batched,batched"], "'batched,batched'"),
         (["bench", "--window-query", "--rows", "10", "--window-rows", "11"], "11"),
+        (["bench", "--entries", "20", "--dlq-rows", "19"], "19"),
+        (["bench", "--sizes", "100,200", "--dlq-rows", "150"], "150"),
+        (["bench", "--sizes", "100,lots"], "'100,lots'"),
+        (["bench", "--sizes", "100,0"], "'100,0'"),
+        (["bench", "--acked-history", "-1"], "'-1'"),
     ],
 )
 def test_bad_options_give_one_line_naming_the_value(
@@ -106,3 +119,87 @@ def test_bench_dedup_reads_a_long_lived_queue_and_finds_only_what_covers(capsys:
     # 200 live jobs (enqueued a month before the window) and 800 acked after it began; the 3,000 older
     # acked rows cover nothing.
     assert (report["live_scenes"], report["recent_acked_scenes"]) == (200, 800)
+
+
+def test_batched_run_reports_its_phases_and_what_plexsyncs_worker_waited(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--entries", "300", "--paths", "batched", "--acked-history", "200", "--live-worker", "--json"]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["live_worker"] is True
+    [run] = report["runs"]
+    assert run["error"] == ""
+
+    phases = run["phases"]
+    assert set(phases) == {*PHASES, "other"}
+    assert all(phases[name] >= 0 for name in PHASES)
+    # Every phase happened, and together they fit in the run (other = total - phases, a little slack for rounding).
+    assert all(phases[name] > 0 for name in ("dlq_read", "decode", "stash_lookup", "write"))
+    assert sum(phases[name] for name in PHASES) <= run["seconds"] + 0.005
+    assert phases["other"] == pytest.approx(run["seconds"] - sum(phases[name] for name in PHASES), abs=1e-5)
+    assert run["transactions"] == 1  # 300 entries: one chunk, one transaction
+    assert 0 < run["transaction_seconds"] <= phases["write"]
+    assert run["longest_transaction_ms"] == pytest.approx(run["transaction_seconds"] * 1000, abs=0.01)
+
+    # Scattered ids: the scenes were recovered in failure order, which is not their id order.
+    assert run["result"]["recovered"] == 240 and run["result"]["recovered_scene_ids_ascending"] is False
+
+    worker = run["live_worker"]
+    assert worker["error"] == ""
+    assert worker["baseline_jobs_taken"] + worker["jobs_taken"] > 0  # 30 jobs were queued before the outage ended
+    assert worker["operations"] >= 1 and worker["baseline_operations"] >= 1  # it ran alone, then beside the run
+    assert worker["operations"] >= 2 * worker["jobs_taken"]
+    assert 0 <= worker["p99_wait_ms"] <= worker["longest_wait_ms"]
+    assert 0 <= worker["baseline_p99_wait_ms"] <= worker["baseline_longest_wait_ms"]
+    assert worker["longest_wait_ms"] == max(worker["longest_get_ms"], worker["longest_ack_ms"])
+    # The worker's acks are in the file: each job it took is acked (status 5), not lost.
+    assert run["queue_rows"] == 200 + 30 + 240
+
+
+def test_sizes_report_peak_rss_per_size_and_the_slope(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "--sizes", "100,250", "--acked-history", "0", "--ordered-ids", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["path"] == "batched"
+    assert [size["entries"] for size in report["sizes"]] == [100, 250]
+    for size in report["sizes"]:
+        assert size["error"] == "" and 0 < size["baseline_rss_mb"] <= size["peak_rss_mb"] < 1024
+    assert math.isfinite(report["slope_kb_per_1000"]) and math.isfinite(report["growth_slope_kb_per_1000"])
+    # Each size ran alone (its own data, its own process), ids in failure order as asked.
+    assert [len(full["runs"]) for full in report["reports"]] == [1, 1]
+    assert all(full["runs"][0]["result"]["recovered_scene_ids_ascending"] for full in report["reports"])
+    assert [full["scattered"] for full in report["reports"]] == [False, False]
+
+
+def test_rss_slope_and_wait_summary() -> None:
+    assert rss_slope([(1000, 10.0), (2000, 11.0), (3000, 12.0)]) == pytest.approx(1024.0)
+    assert rss_slope([(50_000, 40.0)]) == 0.0
+    assert summarize_waits([]) == (0.0, 0.0)
+    waits = [float(n) for n in range(1, 201)]
+    assert summarize_waits(waits) == (200.0, 198.0)
+
+
+def test_large_dlq_keeps_the_window_and_plexsyncs_indexes_only(tmp_path: Path) -> None:
+    dataset = bench.build_data_dir(tmp_path, 60, noise=940, acked_history=120)
+    dlq = DeadLetterQueue(tmp_path)
+    assert dlq.get_count() == 1000
+    window = list(DlqWindow(dlq, dataset.start, dataset.end, ["PlexServerDown"]))
+    scene_ids = [entry["scene_id"] for entry in window]
+    assert sorted(scene_ids) == list(range(1, 61)) and scene_ids != sorted(scene_ids)  # scattered
+    assert scene_ids == failure_order(60)  # the fixed seed: the same order every time
+    conn = sqlite3.connect(tmp_path / "dlq.db")
+    try:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+        stamps = [row[0] for row in conn.execute("SELECT failed_at FROM dead_letters ORDER BY id")]
+    finally:
+        conn.close()
+    assert indexes == {"idx_failed_at", "idx_scene_id"}
+    assert stamps == sorted(stamps)  # appended in failure order, as PlexSync does
+    conn = sqlite3.connect(tmp_path / "queue" / "data.db")
+    try:
+        acked = conn.execute("SELECT count(*), max(timestamp) FROM ack_queue_default WHERE status = 5").fetchone()
+    finally:
+        conn.close()
+    assert acked[0] == 120 and acked[1] < dataset.start  # the history is older than every entry: it covers nothing
