@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import requests
 
 from .connection import StashConnection, StashKeyRejected, StashUnavailable
+from .scene_blocks import SceneBlocks
 
 __all__ = [
     "BatchedStashLookup",
@@ -166,6 +167,7 @@ class BatchedStashLookup(_KeyRejectionMemory):
         self.stash = stash
         self.chunk_size = chunk_size
         self.gap = gap
+        self.blocks = SceneBlocks()  # what this run has learnt, block by block (see scene_blocks)
 
     def statuses(self, scene_ids: list[int]) -> dict[int, SceneStatus]:
         """Ask Stash about all ids, ``chunk_size`` at a time."""
@@ -179,14 +181,18 @@ class BatchedStashLookup(_KeyRejectionMemory):
         for offset in range(0, len(wanted), self.chunk_size):
             chunk = wanted[offset : offset + self.chunk_size]
             try:
-                found = self._existing(chunk)
+                exact, whole = self.blocks.plan(chunk)
+                self.blocks.store(whole, self._existing_in_ranges(whole))
+                found = self._existing(exact) if exact else set()
             except Exception as error:
                 if not self._note_key_rejection(error):
                     logger.warning("Stash could not say which of %d scenes exist: %s", len(chunk), _describe(error))
                 answers.update(dict.fromkeys(wanted[offset:], SceneStatus.ERROR))
                 break
             for scene_id in chunk:
-                answers[scene_id] = SceneStatus.PRESENT if scene_id in found else SceneStatus.MISSING
+                cached = self.blocks.known(scene_id)
+                present = cached if cached is not None else scene_id in found
+                answers[scene_id] = SceneStatus.PRESENT if present else SceneStatus.MISSING
         if oversized:
             if self.key_rejected:
                 answers.update(dict.fromkeys(oversized, SceneStatus.ERROR))
@@ -195,7 +201,9 @@ class BatchedStashLookup(_KeyRejectionMemory):
         return answers
 
     def _existing(self, chunk: list[int]) -> set[int]:
-        ranges = id_ranges(chunk, self.gap)
+        return self._existing_in_ranges(id_ranges(chunk, self.gap))
+
+    def _existing_in_ranges(self, ranges: list[tuple[int, int]]) -> set[int]:
         found: set[int] = set()
         for offset in range(0, len(ranges), MAX_RANGES_PER_REQUEST):
             found.update(self._existing_in(ranges[offset : offset + MAX_RANGES_PER_REQUEST]))

@@ -26,7 +26,7 @@ from plexapi.server import PlexServer
 from stashapi.stashapp import StashInterface
 
 from plexsync_recovery_plugin.stash import lookup
-from plexsync_recovery_plugin.stash.lookup import BatchedStashLookup, PerSceneLookup
+from plexsync_recovery_plugin.stash.lookup import BatchedStashLookup, PerSceneLookup, SceneStatus
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
@@ -243,5 +243,21 @@ def test_lookups_agree_scene_by_scene_across_request_boundaries(
     assert batched == per_scene
     missing = {scene_id for scene_id, status in batched.items() if status.value == "missing"}
     assert missing == {scene_id for scene_id in asked if scene_id in DELETED or scene_id > LIBRARY}
-    # 400 sparse ids in chunks of 37, at most 3 ranges a request: many requests, still far fewer than ids.
-    assert math.ceil(400 / 37) < batched_requests < 400
+    # 400 sparse ids in chunks of 37: each block of ids is fetched once and answers the later chunks.
+    assert 1 < batched_requests <= math.ceil(400 / 37)
+
+
+def test_scattered_ids_are_fetched_by_block_once_not_chunk_by_chunk(
+    stash: StashInterface, stash_server: StashTestServer
+) -> None:
+    """A real DLQ's scenes are scattered over its failure order: every chunk touches every block."""
+    order = random.Random(3).sample(range(1, LIBRARY + 1), k=LIBRARY)
+    lookup = BatchedStashLookup(stash)
+    stash_server.reset_counts()
+    answers: dict[int, Any] = {}
+    for offset in range(0, LIBRARY, 1000):  # the engine asks once per chunk of 1,000 entries
+        answers.update(lookup.statuses(order[offset : offset + 1000]))
+    assert answers == {scene_id: SceneStatus.MISSING if scene_id in DELETED else SceneStatus.PRESENT
+                       for scene_id in order}
+    # The first chunk fetched the three blocks the library spans as one range; the others asked nothing.
+    assert stash_server.operation_counts["findScenes"] == 1

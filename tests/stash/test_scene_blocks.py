@@ -1,0 +1,25 @@
+"""Remembering Stash's answers by block: whole blocks where many ids fall, exact ids where few do."""
+
+from __future__ import annotations
+
+from plexsync_recovery_plugin.stash.scene_blocks import SceneBlocks
+
+
+def test_a_crowded_block_is_fetched_whole_and_answers_later_questions():
+    blocks = SceneBlocks(size=100, fetch_min=3)
+    exact, whole = blocks.plan([5, 17, 42, 250])  # three ids in block 0, one in block 2
+    assert (exact, whole) == ([250], [(0, 99)])
+    blocks.store(whole, existing=[5, 42, 60])  # Stash: 5, 42 and 60 exist in 0..99; 17 does not
+    assert [blocks.known(scene_id) for scene_id in (5, 17, 42, 60, 99, 250)] == [True, False, True, True, False, None]
+    assert blocks.plan([17, 60]) == ([], [])  # nothing left to ask
+
+
+def test_a_block_asked_about_exactly_once_is_fetched_whole_the_second_time():
+    blocks = SceneBlocks(size=100, fetch_min=3)
+    assert blocks.plan([250]) == ([250], [])
+    assert blocks.plan([260, 399, 400]) == ([399, 400], [(200, 299)])  # block 2 again: whole; 3 and 4 are new
+
+
+def test_neighbouring_blocks_are_fetched_as_one_range():
+    blocks = SceneBlocks(size=100, fetch_min=1)
+    assert blocks.plan([10, 150, 250, 900]) == ([], [(0, 299), (900, 999)])
