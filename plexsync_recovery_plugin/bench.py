@@ -123,6 +123,7 @@ def run_bench(
     acked_history: int = ACKED_HISTORY,
     scattered: bool = True,
     live_worker: bool = False,
+    progress: bool = False,
 ) -> BenchReport:
     """Build the data once, then time each path in its own worker process and fresh data copy.
 
@@ -136,6 +137,8 @@ def run_bench(
             twice ``entries`` when None.
         acked_history: Old acked rows in the queue (enqueued before the window).
         scattered: Scatter scene ids over the failure order (a fixed-seed permutation).
+        progress: Draw a progress bar from ``recovery_progress`` (into memory) during each run,
+            to measure what progress costs.
         live_worker: Run PlexSync's worker (taking and acking jobs) in another process
             beside the batched run, and report its waits.
 
@@ -155,7 +158,7 @@ def run_bench(
         started = time.perf_counter()
         dataset = build_data_dir(template, entries, noise=noise, acked_history=acked_history, scattered=scattered)
         build_seconds = time.perf_counter() - started
-        runs = _time_paths(Path(tmp), template, dataset, paths, timeout, live_worker)
+        runs = _time_paths(Path(tmp), template, dataset, paths, timeout, live_worker, progress)
     return _compared(BenchReport(entries, dataset.noise, dataset.deleted, dataset.queued, build_seconds,
                                  acked_history, scattered, live_worker, runs))
 
@@ -172,7 +175,8 @@ def _compared(report: BenchReport) -> BenchReport:
 
 
 def _time_paths(
-    tmp: Path, template: Path, dataset: Dataset, paths: Sequence[str], timeout: float | None, live_worker: bool
+    tmp: Path, template: Path, dataset: Dataset, paths: Sequence[str], timeout: float | None, live_worker: bool,
+    progress: bool = False,
 ) -> list[PathRun]:
     """Serve loopback Stash and Plex, and run each path's worker over its own copy of ``template``."""
     from .testing import PlexTestServer, StashTestServer
@@ -192,6 +196,7 @@ def _time_paths(
                 "start": dataset.start,
                 "end": dataset.end,
                 "live_worker": live_worker and path == "batched",
+                "progress": progress,
             }
             before = stash.operation_counts
             logger.info("bench: timing the %s path over %d entries", path, dataset.entries)

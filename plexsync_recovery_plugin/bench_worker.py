@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import io
 import logging
 import resource
 import sqlite3
@@ -140,6 +141,8 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, 
     time_window(plugin, clock)
     undo_decoding = time_decoding(clock)
     live = LiveWorker(data_dir) if spec.get("live_worker") else None
+    if spec.get("progress"):
+        _draw_progress(plugin)
     run.baseline_rss_mb = _rss_mb()
     try:
         if live is not None:
@@ -161,6 +164,21 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, 
         stash.s.close()
         plex._session.close()
     return started
+
+
+class _Terminal(io.StringIO):
+    """Where the measured progress bar draws: a terminal that keeps nothing but its text."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _draw_progress(plugin: Any) -> None:
+    """Draw ``recovery_progress`` as ``recover`` does on a terminal, so that its cost is in the run."""
+    from .cli.progress_bar import ProgressBar
+    from .signals import recovery_progress
+
+    recovery_progress.connect(ProgressBar(_Terminal()), sender=plugin, weak=False)
 
 
 def _queue_rows(data_dir: Path) -> int:

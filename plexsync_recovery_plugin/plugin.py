@@ -10,8 +10,6 @@ writing nothing), ``recover`` and ``retry_pending`` (the runs they made).
 from __future__ import annotations
 
 import logging
-import threading
-from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -246,33 +244,21 @@ class RecoveryPlugin:
     def _progress_sender(self, start: float, end: float) -> dlq_recovery.Progress | None:
         """What tells ``recovery_progress`` receivers after each chunk (None when nobody listens).
 
-        Counting a large window costs SQLite as much as reading it (0.4 s at 100,000 entries),
-        so the count runs on a thread of its own beside the run, and progress carries
-        ``total=None`` until it is known (the first report waits for it up to 50 ms).
+        The total is PlexSync's index count of the window (``estimate_window``: cheap, where an
+        exact count costs as much as reading the window), raised to what was decided once the
+        run has gone past it; the run's last report carries the exact number.
         """
         if not recovery_progress.receivers:
             return None
-        counted: Future[int] = Future()
-        window = self.window_entries(start, end)  # its own: a window is not to be shared between threads
+        try:
+            estimate = self.dlq.estimate_window(start, end)
+        except Exception as error:  # the run itself reports a DLQ it cannot read
+            logger.debug("could not estimate the window for progress: %s", error)
+            estimate = 0
 
-        def count() -> None:
-            try:
-                counted.set_result(len(window))
-            except Exception as error:  # the run reports a DLQ that cannot be read; progress only lacks a total
-                logger.debug("could not count the window for progress: %s", error)
-                counted.set_result(-1)
-
-        threading.Thread(target=count, name="plexsync-recovery-count", daemon=True).start()
-        waited = False
-
-        def send(done: int, counts: dict[str, int]) -> None:
-            nonlocal waited
-            if not counted.done() and not waited:
-                waited = True
-                wait([counted], timeout=0.05)
-            total = counted.result() if counted.done() else None
-            send_isolated(recovery_progress, self, done=done, total=total if total != -1 else None, counts=counts,
-                          start=start, end=end)
+        def send(done: int, counts: dict[str, int], last: bool = False) -> None:
+            total = done if last else max(estimate, done)
+            send_isolated(recovery_progress, self, done=done, total=total, counts=counts, start=start, end=end)
 
         return send
 

@@ -68,9 +68,9 @@ recovery_progress = _signals.signal(
     doc="""A recovery run finished one more chunk of its window (at least once per 1,000 entries).
 
     Sender is the ``RecoveryPlugin`` running it.
-    Provides arguments: ``done`` (int, entries decided so far), ``total`` (int, the entries of
-    the window when the run began, counted beside the run: None until known; a run may read
-    a few more that failed meanwhile),
+    Provides arguments: ``done`` (int, entries decided so far), ``total`` (int, an estimate of
+    the window's entries from PlexSync's index, never below ``done``; exact in the run's last
+    report, where ``done == total``),
     ``counts`` (dict, ``RecoveryResult.counts()`` so far), ``start`` and ``end`` (float, the window).
     Not sent by previews or when Plex fails its health check (no entry is looked at).
     """,

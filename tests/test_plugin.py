@@ -176,3 +176,20 @@ def test_progress_is_sent_after_every_chunk_then_the_result_is_frozen(plugin, co
         result.recovered = 0  # frozen: a receiver cannot change what the next one sees
     with pytest.raises(TypeError):
         result.recovered_scene_ids.append(1)
+
+
+def test_progress_total_is_estimated_from_the_index_and_exact_in_the_last_report(plugin, completed, data_dir, mocker):
+    from plexsync_recovery_plugin import recovery_progress
+    from plexsync_recovery_plugin.sync_queue.operations import make_job
+    from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+
+    rows = [{"job": make_job(n, "metadata", {}), "failed_at": WINDOW_START + n} for n in range(1, 151)]
+    rows += [{"job": make_job(n, "metadata", {}), "failed_at": WINDOW_START + n, "error_type": "PlexAuthError"}
+             for n in range(200, 250)]  # in the window's time, but never recovered
+    PlexSyncData(data_dir).add_dead_letters(rows)
+    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 100)
+    progress = Recorder()
+    with recovery_progress.connected_to(progress, sender=plugin):
+        outage_ended.send("tracker", start=WINDOW_START, end=WINDOW_END)
+    assert [(call["done"], call["total"]) for call in progress.calls] == [(100, 200), (150, 150)]
+    assert completed.calls[0]["result"].total_dlq_entries == 150

@@ -76,6 +76,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                         help=f"old acked rows in PlexSync's queue, enqueued before the outage (default {_ACKED_HISTORY})")
     parser.add_argument("--ordered-ids", action="store_true",
                         help="scene ids in failure order (scene n fails n-th) instead of scattered")
+    parser.add_argument("--progress", action="store_true",
+                        help="draw a progress bar from recovery_progress during each run (into memory), to time its cost")
     parser.add_argument("--live-worker", action="store_true",
                         help="run PlexSync's worker (get + ack) in another process during the batched run; print its waits")
     parser.add_argument("--sizes", type=_sizes, default=None, metavar="LIST",
@@ -124,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dlq_rows is not None and args.dlq_rows < largest:
         raise UsageError(f"--dlq-rows {args.dlq_rows} is smaller than the {largest} in-window entries")
     options = {"timeout": args.timeout, "work_dir": args.work_dir, "dlq_rows": args.dlq_rows,
-               "acked_history": args.acked_history, "scattered": not args.ordered_ids, "live_worker": args.live_worker}
+               "acked_history": args.acked_history, "scattered": not args.ordered_ids, "live_worker": args.live_worker,
+               "progress": args.progress}
     if args.sizes:
         from ..bench_sizes import run_sizes
 

@@ -12,7 +12,9 @@ Every query of the file lives here or in :mod:`.dlq_window` (the window query).
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -114,6 +116,18 @@ class DeadLetterQueue:
         """
         return DlqWindow(self, start_time, end_time, error_types, page_size=page_size, max_job_bytes=max_job_bytes,
                          stored_forms=stored_forms)
+
+    def estimate_window(self, start_time: float, end_time: float) -> int:
+        """About how many entries failed in the window, whatever their error type, for progress reports.
+
+        Counted on PlexSync's ``idx_failed_at`` alone (milliseconds at 100,000 entries, where
+        the exact count of a ``DlqWindow`` costs as much as reading it): rows of other error
+        types are included and rows stored in other time forms are not.
+        """
+        low = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(math.floor(start_time)))
+        high = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(math.floor(end_time))) + "~"  # and its fractions
+        rows = self._query("SELECT COUNT(*) FROM dead_letters WHERE failed_at >= ? AND failed_at <= ?", (low, high))
+        return int(rows[0][0])
 
     def get_count(self) -> int:
         """Return how many entries the DLQ holds."""

@@ -66,8 +66,9 @@ PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionE
 #: Entries handled per chunk: one Stash request and one queue transaction each.
 RECOVERY_CHUNK = 1000
 
-#: ``progress(done, counts)``: entries decided so far and ``RecoveryResult.counts()`` so far.
-Progress = Callable[[int, dict[str, int]], None]
+#: ``progress(done, counts, last)``: entries decided so far, ``RecoveryResult.counts()`` so far, and
+#: whether this is the run's last report (every entry decided).
+Progress = Callable[[int, dict[str, int], bool], None]
 
 
 def get_error_types_for_recovery(include_optional: bool = False) -> list[str]:
@@ -172,7 +173,7 @@ def run_recovery(
 
     ``since`` bounds which acked jobs are read (the window's start); when omitted it is
     the window's start of a ``DlqWindow``, or the earliest ``failed_at`` of a list.
-    ``progress(done, counts)`` is told after each chunk.
+    ``progress(done, counts, last)`` is told after each chunk.
     """
     run = ChunkRun(collaborators, RecoveryTally(uuid.uuid4().hex[:12], dry_run, observer), again)
     since = since if since is not None else _earliest(entries)
@@ -206,10 +207,10 @@ def _pipeline(run: ChunkRun, chunks: Iterator[list[Mapping[str, Any]]], progress
             leaders = run.screen(chunk)
             lookup = pool.submit(run.c.lookup.statuses, list(leaders)) if leaders else None
             if previous is not None:
-                _finish(run, *previous, progress)
+                _finish(run, *previous, progress, last=False)
             previous = (leaders, lookup)
         if previous is not None:
-            _finish(run, *previous, progress)
+            _finish(run, *previous, progress, last=True)
 
 
 def _finish(
@@ -217,11 +218,13 @@ def _finish(
     leaders: dict[int, PendingJob],
     lookup: Future[dict[int, SceneStatus]] | None,
     progress: Progress | None,
+    *,
+    last: bool,
 ) -> None:
     run.finish(leaders, lookup.result() if lookup is not None else {})
     if progress is not None:
         counts = run.tally.freeze().counts()
-        progress(sum(value for name, value in counts.items() if name != "total_dlq_entries"), counts)
+        progress(sum(value for name, value in counts.items() if name != "total_dlq_entries"), counts, last)
 
 
 def _earliest(entries: Iterable[Mapping[str, Any]]) -> float | None:
