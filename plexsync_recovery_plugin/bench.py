@@ -86,11 +86,14 @@ def _run_worker(spec: dict[str, Any], timeout: float | None) -> PathRun:
     package_root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    # The slow per-entry path draws its progress on our terminal: its stderr is ours then.
+    spec = dict(spec, show_progress=spec["path"] == "per-entry" and sys.stderr.isatty())
     try:
         done = subprocess.run(
             [sys.executable, "-m", bench_worker.__name__],
             input=json.dumps(spec),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=None if spec["show_progress"] else subprocess.PIPE,
             text=True,
             env=env,
             timeout=timeout,
@@ -98,7 +101,7 @@ def _run_worker(spec: dict[str, Any], timeout: float | None) -> PathRun:
     except subprocess.TimeoutExpired:
         return PathRun(path=spec["path"], entries=spec["entries"], error=f"timed out after {timeout} s")
     if done.returncode != 0 or not done.stdout.strip():
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        last = ((done.stderr or "").strip().splitlines() or ["no output on stdout"])[-1]
         return PathRun(path=spec["path"], entries=spec["entries"], error=f"worker exited {done.returncode}: {last}")
     return PathRun(**json.loads(done.stdout.strip().splitlines()[-1]))
 

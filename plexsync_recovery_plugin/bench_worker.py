@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .bench_live_worker import LiveWorker
 from .bench_phases import PhaseClock, time_decoding, time_window, timed_factory
@@ -142,7 +142,9 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, 
     undo_decoding = time_decoding(clock)
     live = LiveWorker(data_dir) if spec.get("live_worker") else None
     if spec.get("progress"):
-        _draw_progress(plugin)
+        _draw_progress(plugin, _Terminal())
+    if spec.get("show_progress"):
+        _draw_progress(plugin, sys.stderr)
     run.baseline_rss_mb = _rss_mb()
     try:
         if live is not None:
@@ -173,12 +175,12 @@ class _Terminal(io.StringIO):
         return True
 
 
-def _draw_progress(plugin: Any) -> None:
-    """Draw ``recovery_progress`` as ``recover`` does on a terminal, so that its cost is in the run."""
+def _draw_progress(plugin: Any, stream: TextIO) -> None:
+    """Draw ``recovery_progress`` as ``recover`` does on a terminal (into ``stream``)."""
     from .cli.progress_bar import ProgressBar
     from .signals import recovery_progress
 
-    recovery_progress.connect(ProgressBar(_Terminal()), sender=plugin, weak=False)
+    recovery_progress.connect(ProgressBar(stream), sender=plugin, weak=False)
 
 
 def _queue_rows(data_dir: Path) -> int:

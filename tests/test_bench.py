@@ -203,3 +203,35 @@ def test_large_dlq_keeps_the_window_and_plexsyncs_indexes_only(tmp_path: Path) -
     finally:
         conn.close()
     assert acked[0] == 120 and acked[1] < dataset.start  # the history is older than every entry: it covers nothing
+
+
+def test_the_per_entry_path_draws_its_progress_on_a_terminal(tmp_path: Path) -> None:
+    """``bench``'s slow path shows the same bar as ``recover`` when stderr is a terminal (a pseudo-terminal here)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "plexsync_recovery_plugin", "bench", "-q", "--entries", "30", "--paths", "per-entry",
+             "--acked-history", "0", "--work-dir", str(tmp_path)],
+            stdout=subprocess.PIPE, stderr=follower, stdin=subprocess.DEVNULL, env=env, timeout=60, cwd=repo,
+        )
+    finally:
+        os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            piece = os.read(leader, 65536)
+        except OSError:  # the terminal closed: everything was read
+            break
+        if not piece:
+            break
+        drawn += piece
+    os.close(leader)
+    assert done.returncode == 0, drawn
+    assert b"30/30 entries 100%" in drawn  # the bar reached the end of the window
