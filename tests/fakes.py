@@ -69,3 +69,13 @@ def timed_runs(real_run: Callable[..., Any], runs: list[dict[str, Any]]) -> Call
         return result
 
     return timed_run
+
+
+class Clock:
+    """A clock the test moves by hand: ``clock.now += 5``."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -71,23 +71,37 @@ class JobWriter(Protocol):
         """Release what the writer holds."""
 
 
-class DryRunWriter:
-    """Accepts every job and writes none."""
+class _StagingWriter:
+    """What every writer shares: it keeps the chunk's jobs and covered entries until ``flush``."""
 
-    def __init__(self) -> None:
-        self.run_id = ""
+    def __init__(self, run_id: str = "") -> None:
+        self.run_id = run_id
         self._jobs: list[PendingJob] = []
+        self._covered: list[tuple[tuple[int, str], int]] = []
 
     def add(self, job: PendingJob) -> None:
-        """Keep the job to report it."""
+        """Keep the job for the next ``flush``."""
         self._jobs.append(job)
 
     def add_covered(self, identity: tuple[int, str], scene_id: int) -> None:
-        """Nothing is recorded."""
+        """Keep, for the next ``flush``, that entry ``identity`` is covered by the scene's existing job."""
+        self._covered.append((identity, scene_id))
+
+    def _take(self) -> tuple[list[PendingJob], list[tuple[tuple[int, str], int]]]:
+        jobs, covered = self._jobs, self._covered
+        self._jobs, self._covered = [], []
+        return jobs, covered
+
+    def close(self) -> None:
+        """Nothing to release: each write opens and closes its own connection."""
+
+
+class DryRunWriter(_StagingWriter):
+    """Accepts every job and writes none."""
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
         """Every job would be recovered, unless an earlier one of the run would already have queued its scene."""
-        jobs, self._jobs = self._jobs, []
+        jobs, _ = self._take()  # covered entries: nothing is recorded
         outcomes = []
         for job in jobs:
             reason = snapshot.covering_reason(job.scene_id, job.failed_at)
@@ -98,11 +112,8 @@ class DryRunWriter:
                 outcomes.append(WriteOutcome(job, Outcome.ALREADY_QUEUED, reason))
         return outcomes
 
-    def close(self) -> None:
-        """Nothing to release."""
 
-
-class BatchJobWriter:
+class BatchJobWriter(_StagingWriter):
     """One transaction per chunk on a ``SQLiteAckQueue``'s file: jobs, ledger records, dedup.
 
     Args:
@@ -113,25 +124,14 @@ class BatchJobWriter:
     """
 
     def __init__(self, queue_file: QueueFile, run_id: str, on_written: Callable[[int], None] | None = None) -> None:
+        super().__init__(run_id)
         self.queue_file = queue_file
-        self.run_id = run_id
         self.on_written = on_written
-        self._jobs: list[PendingJob] = []
-        self._covered: list[tuple[tuple[int, str], int]] = []
         self._jobs_of_run: dict[int, tuple[int | None, int | None]] = {}
-
-    def add(self, job: PendingJob) -> None:
-        """Stage a job."""
-        self._jobs.append(job)
-
-    def add_covered(self, identity: tuple[int, str], scene_id: int) -> None:
-        """Stage a ledger record for an entry whose scene already has a job."""
-        self._covered.append((identity, scene_id))
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
         """Encode each job on its own (one that cannot be encoded fails alone), then write the chunk."""
-        jobs, self._jobs = self._jobs, []
-        covered, self._covered = self._covered, []
+        jobs, covered = self._take()
         outcomes: list[WriteOutcome] = []
         staged: list[tuple[PendingJob, StagedJob]] = []
         for job in jobs:
@@ -159,9 +159,6 @@ class BatchJobWriter:
             self.on_written(written)
         return outcomes
 
-    def close(self) -> None:
-        """Nothing to release: each chunk opens and closes its own connection."""
-
 
 def _encode(job: PendingJob) -> StagedJob:
     queued = make_job(job.scene_id, job.update_type, job.data)
@@ -169,30 +166,19 @@ def _encode(job: PendingJob) -> StagedJob:
     return StagedJob(job.identity, job.failed_at, job.scene_id, queued["job_id"], queue_pickle.dumps(queued), followers)
 
 
-class PerJobWriter:
+class PerJobWriter(_StagingWriter):
     """Claim, enqueue, mark done: one job at a time through ``enqueue_fn(queue, scene_id, update_type, data)``."""
 
     def __init__(self, queue: Any, enqueue_fn: Callable[..., Any], queue_file: QueueFile, run_id: str) -> None:
+        super().__init__(run_id)
         self.queue = queue
         self.enqueue_fn = enqueue_fn
         self.queue_file = queue_file
-        self.run_id = run_id
-        self._jobs: list[PendingJob] = []
-        self._covered: list[tuple[tuple[int, str], int]] = []
         self._job_ids: dict[int, int | None] = {}  # scene id -> job id, of the jobs this run queued
-
-    def add(self, job: PendingJob) -> None:
-        """Keep the job for ``flush``."""
-        self._jobs.append(job)
-
-    def add_covered(self, identity: tuple[int, str], scene_id: int) -> None:
-        """Keep the record for ``flush``."""
-        self._covered.append((identity, scene_id))
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
         """Write each job in turn, then the covered records."""
-        jobs, self._jobs = self._jobs, []
-        covered, self._covered = self._covered, []
+        jobs, covered = self._take()
         outcomes = [self._write_one(job, snapshot) for job in jobs]
         for identity, scene_id in covered:
             try:
@@ -236,5 +222,3 @@ class PerJobWriter:
     def _record(self, identity: tuple[int, str], scene_id: int, job_id: Any, state: str, seq: int | None) -> LedgerRecord:
         return LedgerRecord(*identity, scene_id, job_id, None, self.run_id, time.time(), state, seq)
 
-    def close(self) -> None:
-        """Nothing to release."""

@@ -17,24 +17,13 @@ from plexsync_recovery_plugin.stash.connection import StashConnection
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
+from tests.fakes import Clock
+from tests.worker.conftest import T0, WATCH_TOKEN
 from tests.conftest import drain, wait_until
 
-TOKEN = "e2e-plex-token-31337"
-T0 = 1_780_000_000.0
+TOKEN = WATCH_TOKEN
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def plex_server():
-    with PlexTestServer(token=TOKEN) as server:
-        yield server
 
 
 @pytest.fixture

@@ -11,42 +11,22 @@ import pytest
 from plexsync_recovery_plugin import RecoveryPlugin
 from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.signals import outage_ended, outage_started, recovery_completed
-from plexsync_recovery_plugin.stash.connection import StashConnection
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavailable
 from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
 from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
-from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
+from tests.fakes import Clock
+from tests.worker.conftest import T0, WATCH_TOKEN
 from tests.conftest import drain
 
-TOKEN = "watch-states-token-2112"
-T0 = 1_780_000_000.0
+TOKEN = WATCH_TOKEN
 HINT = "set a valid Plex token with PLEX_TOKEN or --plex-token"
 PACKAGE = "plexsync_recovery_plugin"
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
 
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def plex_server():
-    with PlexTestServer(token=TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-def stash():
-    with StashTestServer(scenes=range(1, 10)) as server:
-        connection = StashConnection(server.url, timeout=5.0)
-        yield connection
-        connection.close()
 
 
 @pytest.fixture

@@ -3,26 +3,16 @@ logs a recovery with the result's own rendering."""
 
 from __future__ import annotations
 
-import pytest
-
 from plexsync_recovery_plugin import RecoveryPlugin
 from plexsync_recovery_plugin.plex.health import PlexConnection
-from plexsync_recovery_plugin.stash.connection import StashConnection
 from plexsync_recovery_plugin.sync_queue.recovery_result import RecoveryResult
-from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings, describe_result
+from tests.fakes import Clock
+from tests.worker.conftest import T0, WATCH_TOKEN
 
-TOKEN = "front-door-token-4242"
-T0 = 1_780_000_000.0
+TOKEN = WATCH_TOKEN
 
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class AuthErrorsToo(RecoveryPlugin):
@@ -33,18 +23,6 @@ class AuthErrorsToo(RecoveryPlugin):
         return [*super().error_types, "PlexAuthError"]
 
 
-@pytest.fixture
-def plex_server():
-    with PlexTestServer(token=TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-def stash():
-    with StashTestServer(scenes=range(1, 10)) as server:
-        connection = StashConnection(server.url, timeout=5.0)
-        yield connection
-        connection.close()
 
 
 def test_jobs_affected_is_the_size_of_the_plugins_own_selection(plex_server, stash, dlq, queue, data_dir, add_entry):
