@@ -54,6 +54,8 @@ RANGE_GAP = 64
 #: Ranges (aliased ``findScenes`` fields) per request: keeps a request over very sparse
 #: ids to a modest document (~15 kB) instead of a thousand root fields.
 MAX_RANGES_PER_REQUEST = 100
+#: Ids a request may span at most (``BETWEEN`` ranges included): each answer stays a few MB.
+MAX_IDS_PER_REQUEST = 8192
 #: GraphQL's ``Int`` is 32-bit; larger ids (never a real Stash scene) are asked one by one.
 _MAX_GRAPHQL_INT = 2**31 - 1
 
@@ -205,8 +207,8 @@ class BatchedStashLookup(_KeyRejectionMemory):
 
     def _existing_in_ranges(self, ranges: list[tuple[int, int]]) -> set[int]:
         found: set[int] = set()
-        for offset in range(0, len(ranges), MAX_RANGES_PER_REQUEST):
-            found.update(self._existing_in(ranges[offset : offset + MAX_RANGES_PER_REQUEST]))
+        for batch in _request_batches(ranges):
+            found.update(self._existing_in(batch))
         return found
 
     def _existing_in(self, ranges: list[tuple[int, int]]) -> set[int]:
@@ -223,6 +225,26 @@ class BatchedStashLookup(_KeyRejectionMemory):
                 raise ValueError(f"findScenes returned {len(scenes)} of {result['count']} scenes")
             found.update(int(scene["id"]) for scene in scenes)
         return found
+
+
+def _request_batches(ranges: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Ranges grouped into requests of at most ``MAX_RANGES_PER_REQUEST`` ranges and ``MAX_IDS_PER_REQUEST`` ids.
+
+    The id bound keeps each answer (and the memory stashapi parses it into) small, however
+    many blocks a window touches; a wider range is split.
+    """
+    batches: list[list[tuple[int, int]]] = [[]]
+    room = MAX_IDS_PER_REQUEST
+    for low, high in ranges:
+        while low <= high:
+            if len(batches[-1]) == MAX_RANGES_PER_REQUEST or room == 0:
+                batches.append([])
+                room = MAX_IDS_PER_REQUEST
+            part_high = min(high, low + room - 1)
+            batches[-1].append((low, part_high))
+            room -= part_high - low + 1
+            low = part_high + 1
+    return [batch for batch in batches if batch]
 
 
 def speaks_graphql(stash: Any) -> bool:

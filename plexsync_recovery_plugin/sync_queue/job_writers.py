@@ -127,7 +127,6 @@ class BatchJobWriter(_StagingWriter):
         super().__init__(run_id)
         self.queue_file = queue_file
         self.on_written = on_written
-        self._jobs_of_run: dict[int, tuple[int | None, int | None]] = {}
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
         """Encode each job on its own (one that cannot be encoded fails alone), then write the chunk."""
@@ -144,7 +143,7 @@ class BatchJobWriter(_StagingWriter):
             return outcomes
         try:
             reasons = self.queue_file.write_chunk(
-                [item for _, item in staged], covered, snapshot, self.run_id, self._jobs_of_run
+                [item for _, item in staged], covered, snapshot, self.run_id
             )
         except QueueFileError as error:
             logger.error("could not write %d recovered jobs: %s", len(staged), error)
