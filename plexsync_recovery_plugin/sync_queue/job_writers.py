@@ -127,6 +127,7 @@ class BatchJobWriter(_StagingWriter):
         super().__init__(run_id)
         self.queue_file = queue_file
         self.on_written = on_written
+        self._jobs_of_run: dict[int, tuple[int, int]] = {}  # scene -> (job id, queue row) this run wrote
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
         """Encode each job on its own (one that cannot be encoded fails alone), then write the chunk."""
@@ -143,7 +144,7 @@ class BatchJobWriter(_StagingWriter):
             return outcomes
         try:
             reasons = self.queue_file.write_chunk(
-                [item for _, item in staged], covered, snapshot, self.run_id
+                [item for _, item in staged], covered, snapshot, self.run_id, self._jobs_of_run
             )
         except QueueFileError as error:
             logger.error("could not write %d recovered jobs: %s", len(staged), error)

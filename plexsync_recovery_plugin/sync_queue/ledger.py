@@ -24,7 +24,6 @@ __all__ = [
     "ensure_ledger",
     "entry_identity",
     "read_records",
-    "run_jobs",
     "write_record",
     "write_records",
 ]
@@ -47,8 +46,6 @@ CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
     PRIMARY KEY (dlq_id, failed_at)
 )
 """
-#: Finds this run's job for a scene (the ledger points repeats of a scene at it).
-_RUN_SCENE_INDEX = f"CREATE INDEX IF NOT EXISTS {LEDGER_TABLE}_run_scene ON {LEDGER_TABLE} (run_id, scene_id)"
 #: Columns added after the first release; a ledger written by it gets them on first write.
 _ADDED_COLUMNS = {"state": f"TEXT NOT NULL DEFAULT '{DONE}'", "claim_seq": "INTEGER"}
 
@@ -85,7 +82,7 @@ def ensure_ledger(conn: sqlite3.Connection) -> None:
     for name, declaration in _ADDED_COLUMNS.items():
         if name not in present:
             conn.execute(f"ALTER TABLE {LEDGER_TABLE} ADD COLUMN {name} {declaration}")
-    conn.execute(_RUN_SCENE_INDEX)
+
 
 
 def read_records(conn: sqlite3.Connection, identities: Iterable[tuple[int, str]]) -> dict[tuple[int, str], LedgerRecord]:
@@ -117,18 +114,6 @@ def write_record(conn: sqlite3.Connection, record: LedgerRecord) -> None:
         f"INSERT OR REPLACE INTO {LEDGER_TABLE} ({_COLUMNS}) VALUES ({', '.join('?' * len(LedgerRecord._fields))})",
         record,
     )
-
-
-def run_jobs(conn: sqlite3.Connection, run_id: str, scene_ids: Iterable[int]) -> dict[int, tuple[int, int | None]]:
-    """Scene -> (job id, queue row) of the jobs run ``run_id`` queued for those scenes."""
-    wanted = sorted(set(scene_ids))
-    found: dict[int, tuple[int, int | None]] = {}
-    for offset in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[offset : offset + _IN_CHUNK]
-        sql = (f"SELECT scene_id, job_id, queue_row_id FROM {LEDGER_TABLE} WHERE run_id = ? AND job_id IS NOT NULL"
-               f" AND scene_id IN ({','.join('?' * len(chunk))})")
-        found.update((int(scene), (int(job), row)) for scene, job, row in conn.execute(sql, [run_id, *chunk]))
-    return found
 
 
 def write_records(conn: sqlite3.Connection, records: Sequence[LedgerRecord]) -> None:

@@ -199,14 +199,15 @@ class QueueFile:
         covered: Sequence[tuple[tuple[int, str], int]],
         snapshot: QueueSnapshot,
         run_id: str,
+        jobs_of_run: dict[int, tuple[int, int]],
     ) -> list[str | None]:
         """Write jobs and ledger records in one transaction; return each job's covering reason.
 
         Inside the transaction the rows appended since ``snapshot`` are read first: a job
         whose scene gained a job meanwhile is not written (its reason says why, None means
         written). ``covered`` entries are recorded as covered by the scene's job of this run,
-        if any (found in the ledger, so nothing per scene is kept in memory). On error nothing
-        is written.
+        if any. ``jobs_of_run`` (scene -> job id and queue row of the jobs this run wrote) is
+        read and, once the transaction commits, updated. On error nothing is written.
 
         Raises:
             QueueFileError: The write failed; the message names the file and the cause.
@@ -219,10 +220,9 @@ class QueueFile:
             reasons = [snapshot.covering_reason(job.scene_id, job.failed_at) for job in jobs]
             now = time.time()
             fresh = self._insert_jobs(conn, [job for job, reason in zip(jobs, reasons) if reason is None], now)
-            earlier = ledger.run_jobs(conn, run_id, (scene for _, scene in covered if scene not in fresh))
 
             def pointer(scene_id: int) -> tuple[int | None, int | None]:
-                return fresh.get(scene_id) or earlier.get(scene_id) or (None, None)
+                return fresh.get(scene_id) or jobs_of_run.get(scene_id) or (None, None)
 
             records = [
                 LedgerRecord(*identity, job.scene_id, *(pointer(job.scene_id) if reason is None else (None, None)),
@@ -238,6 +238,7 @@ class QueueFile:
             raise self._error("cannot write", error) from self._rolled_back(conn, error)
         finally:
             conn.close()
+        jobs_of_run.update(fresh)
         snapshot.live.update(fresh)
         # Every row before ours was read inside this transaction, and nobody else wrote while
         # it held the lock: the next refresh starts after our rows instead of decoding them.
