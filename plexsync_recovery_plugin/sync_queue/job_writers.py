@@ -127,7 +127,7 @@ class BatchJobWriter(_StagingWriter):
         super().__init__(run_id)
         self.queue_file = queue_file
         self.on_written = on_written
-        self._jobs_of_run: dict[int, tuple[int, int]] = {}  # scene -> (job id, queue row) this run wrote
+        self._jobs_of_run: dict[int, int] = {}  # scene -> job id and queue row this run wrote (queue_file.pack_job)
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
         """Encode each job on its own (one that cannot be encoded fails alone), then write the chunk."""

@@ -24,6 +24,8 @@ __all__ = [
     "ensure_ledger",
     "entry_identity",
     "read_records",
+    "pack_job",
+    "unpack_job",
     "write_record",
     "write_records",
 ]
@@ -68,6 +70,17 @@ class LedgerRecord(NamedTuple):
 
 
 _COLUMNS = ", ".join(LedgerRecord._fields)
+
+
+def pack_job(job_id: int, queue_row: int) -> int:
+    """A job id and its queue row in one int (queue rows stay below 2**40; the ledger's pointer to a job, kept compactly)."""
+    return (job_id << 40) | queue_row
+
+
+def unpack_job(packed: int) -> tuple[int, int]:
+    """``(job id, queue row)`` of a ``pack_job`` value."""
+    return packed >> 40, packed & ((1 << 40) - 1)
+
 
 
 def entry_identity(entry: Mapping[str, Any]) -> tuple[int, str]:

@@ -5,8 +5,7 @@ redrive ledger beside persist-queue's table, and writes a chunk of recovered job
 their ledger records in one short transaction, deciding inside that transaction, against
 every row the queue holds at that moment, whether a scene gained a job meanwhile.
 
-Reads never create a file: the database is opened with ``mode=rw`` (so SQLite removes the
-WAL files it used on close) and a missing file reads as an empty queue.
+Reads never create a file: ``mode=rw`` (SQLite removes its WAL files on close); no file reads as an empty queue.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any, NamedTuple, Sequence
 
 from ..sqlite_uri import sqlite_uri
 from . import ledger, queue_rows
-from .ledger import CLAIMED, DONE, LedgerRecord
+from .ledger import CLAIMED, DONE, LedgerRecord, pack_job, unpack_job
 from .queue_snapshot import ACKED, LIVE_STATUSES, QueueSnapshot
 
 __all__ = ["QUEUE_FILE_NAME", "QueueFile", "QueueFileError", "StagedJob"]
@@ -64,8 +63,6 @@ class QueueFile:
     def __repr__(self) -> str:
         return f"QueueFile({str(self.db_path)!r})"
 
-    # -- connections ---------------------------------------------------------------------
-
     def _connect(self, *, create: bool = False) -> sqlite3.Connection:
         try:
             if create:
@@ -82,8 +79,6 @@ class QueueFile:
 
     def _has_table(self, conn: sqlite3.Connection, table: str) -> bool:
         return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
-
-    # -- what the queue covers -----------------------------------------------------------
 
     def snapshot(self, since: float | None, *, live: bool = True, acked: bool = True) -> QueueSnapshot:
         """Scenes with a live job and acked jobs enqueued at or after ``since`` (all if None).
@@ -144,8 +139,6 @@ class QueueFile:
             if own:
                 conn.close()
 
-    # -- the ledger ----------------------------------------------------------------------
-
     def ledger_records(self, identities: Sequence[tuple[int, str]]) -> dict[tuple[int, str], LedgerRecord]:
         """The ledger records of those entries that have one (read-only; creates nothing)."""
         if not identities or not self.db_path.exists():
@@ -191,23 +184,21 @@ class QueueFile:
         finally:
             conn.close()
 
-    # -- writing -------------------------------------------------------------------------
-
     def write_chunk(
         self,
         jobs: Sequence[StagedJob],
         covered: Sequence[tuple[tuple[int, str], int]],
         snapshot: QueueSnapshot,
         run_id: str,
-        jobs_of_run: dict[int, tuple[int, int]],
+        jobs_of_run: dict[int, int],
     ) -> list[str | None]:
         """Write jobs and ledger records in one transaction; return each job's covering reason.
 
         Inside the transaction the rows appended since ``snapshot`` are read first: a job
-        whose scene gained a job meanwhile is not written (its reason says why, None means
+        whose scene gained a job meanwhile is not written (its reason says why; None means
         written). ``covered`` entries are recorded as covered by the scene's job of this run,
-        if any. ``jobs_of_run`` (scene -> job id and queue row of the jobs this run wrote) is
-        read and, once the transaction commits, updated. On error nothing is written.
+        if any: ``jobs_of_run`` (scene -> ``ledger.pack_job``) is read, and updated once the
+        transaction commits. On error nothing is written.
 
         Raises:
             QueueFileError: The write failed; the message names the file and the cause.
@@ -220,25 +211,13 @@ class QueueFile:
             reasons = [snapshot.covering_reason(job.scene_id, job.failed_at) for job in jobs]
             now = time.time()
             fresh = self._insert_jobs(conn, [job for job, reason in zip(jobs, reasons) if reason is None], now)
-
-            def pointer(scene_id: int) -> tuple[int | None, int | None]:
-                return fresh.get(scene_id) or jobs_of_run.get(scene_id) or (None, None)
-
-            records = [
-                LedgerRecord(*identity, job.scene_id, *(pointer(job.scene_id) if reason is None else (None, None)),
-                             run_id, now, DONE, None)
-                for job, reason in zip(jobs, reasons)
-                for identity in (job.identity, *job.followers)
-            ]
-            records.extend(LedgerRecord(*identity, scene, *pointer(scene), run_id, now, DONE, None)
-                           for identity, scene in covered)
-            ledger.write_records(conn, records)
+            ledger.write_records(conn, _records(jobs, reasons, covered, fresh, jobs_of_run, run_id, now))
             conn.execute("COMMIT")
         except sqlite3.Error as error:
             raise self._error("cannot write", error) from self._rolled_back(conn, error)
         finally:
             conn.close()
-        jobs_of_run.update(fresh)
+        jobs_of_run.update((scene, pack_job(*job)) for scene, job in fresh.items())
         snapshot.live.update(fresh)
         # Every row before ours was read inside this transaction, and nobody else wrote while
         # it held the lock: the next refresh starts after our rows instead of decoding them.
@@ -294,3 +273,28 @@ class QueueFile:
             raise self._error("cannot write the ledger in", error) from error
         finally:
             conn.close()
+
+
+def _records(
+    jobs: Sequence[StagedJob],
+    reasons: Sequence[str | None],
+    covered: Sequence[tuple[tuple[int, str], int]],
+    fresh: dict[int, tuple[int, int]],
+    jobs_of_run: dict[int, int],
+    run_id: str,
+    now: float,
+) -> list[LedgerRecord]:
+    """The chunk's ledger records: each entry points at its scene's job of this run, if it has one."""
+
+    def pointer(scene_id: int) -> tuple[int | None, int | None]:
+        packed = jobs_of_run.get(scene_id)
+        return fresh.get(scene_id) or (unpack_job(packed) if packed is not None else (None, None))
+
+    records = [
+        LedgerRecord(*identity, job.scene_id, *(pointer(job.scene_id) if reason is None else (None, None)),
+                     run_id, now, DONE, None)
+        for job, reason in zip(jobs, reasons)
+        for identity in (job.identity, *job.followers)
+    ]
+    records.extend(LedgerRecord(*identity, scene, *pointer(scene), run_id, now, DONE, None) for identity, scene in covered)
+    return records
