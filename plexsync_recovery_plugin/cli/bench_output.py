@@ -71,7 +71,7 @@ def _print_phases(out: Any, report: "BenchReport") -> None:
     rows = [[run.path, *(round(run.phases.get(name, 0.0), 3) for name in _PHASE_COLUMNS)]
             for run in report.runs if run.phases]
     if rows:
-        out.table(["path", *_PHASE_HEADERS], rows, title="seconds per phase (other: the engine, the plugin, signals)")
+        out.table(["path", *_PHASE_HEADERS], rows, title="seconds per phase (Stash: on its own thread, overlapping the rest; other: the engine, the plugin, signals, waiting for Stash)")
 
 
 def _print_live_worker(out: Any, path: str, seen: dict[str, Any]) -> None:

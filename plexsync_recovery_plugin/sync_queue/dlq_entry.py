@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping, NamedTuple
 
 from .safe_pickle import UnsafePickleError, safe_loads
@@ -84,15 +85,26 @@ def failed_at_seconds(value: Any) -> float | None:
         return float(value) if math.isfinite(value) else None
     if not isinstance(value, str):
         return None
+    return _text_seconds(value)
+
+
+#: Naive UTC times are counted from here (what ``timestamp()`` of the same time in UTC gives).
+_EPOCH = datetime(1970, 1, 1)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_seconds(value: str) -> float | None:
+    """A text ``failed_at`` as Unix seconds; remembered, since a busy outage fails many jobs a second."""
     text = value.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    readers = (_iso_seconds, float) if text[4:5] == "-" else (float, _iso_seconds)  # the likely one first
+    for read in readers:
+        try:
+            return read(text)
+        except ValueError:
+            continue
+    return None
+
+
+def _iso_seconds(text: str) -> float:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment - _EPOCH).total_seconds() if moment.tzinfo is None else moment.timestamp()

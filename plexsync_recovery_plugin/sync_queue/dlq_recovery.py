@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 import itertools
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -65,6 +66,8 @@ PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionE
 
 #: Entries handled per chunk: one Stash request and one queue transaction each.
 RECOVERY_CHUNK = 1000
+#: Chunks screened while waiting for Stash's answer about the oldest (bounds their memory: ~1 MB a chunk).
+SCREEN_AHEAD = 6
 
 #: ``progress(done, counts, last)``: entries decided so far, ``RecoveryResult.counts()`` so far, and
 #: whether this is the run's last report (every entry decided).
@@ -196,21 +199,28 @@ def run_recovery(
 
 
 def _pipeline(run: ChunkRun, chunks: Iterator[list[Mapping[str, Any]]], progress: Progress | None) -> None:
-    """Screen each chunk, then ask Stash about it on a helper thread while the previous chunk is written.
+    """Screen each chunk and ask Stash about it on a helper thread; write chunks in order as answers come.
 
-    A scene the previous chunk writes may be asked about needlessly; the write's own check
-    inside its transaction still keeps it from being queued twice.
+    While Stash has not answered the oldest screened chunk, up to ``SCREEN_AHEAD`` chunks
+    are screened ahead (the first answer of a window of scattered ids can take a while:
+    it fetches every block the window touches). A scene that an earlier chunk writes may be
+    asked about needlessly; the write's own check inside its transaction still keeps it
+    from being queued twice.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plexsync-recovery-stash") as pool:
-        previous: tuple[dict[int, PendingJob], Future[dict[int, SceneStatus]] | None] | None = None
+        waiting: deque[tuple[dict[int, PendingJob], Future[dict[int, SceneStatus]] | None]] = deque()
         for chunk in chunks:
             leaders = run.screen(chunk)
-            lookup = pool.submit(run.c.lookup.statuses, list(leaders)) if leaders else None
-            if previous is not None:
-                _finish(run, *previous, progress, last=False)
-            previous = (leaders, lookup)
-        if previous is not None:
-            _finish(run, *previous, progress, last=True)
+            waiting.append((leaders, pool.submit(run.c.lookup.statuses, list(leaders)) if leaders else None))
+            # Keep the newest lookup overlapping a write; finish the oldest once it is answered or too far behind.
+            while len(waiting) > 1 and (len(waiting) > SCREEN_AHEAD or _answered(waiting[0][1])):
+                _finish(run, *waiting.popleft(), progress, last=False)
+        while waiting:
+            _finish(run, *waiting.popleft(), progress, last=not waiting)
+
+
+def _answered(lookup: Future[dict[int, SceneStatus]] | None) -> bool:
+    return lookup is None or lookup.done()
 
 
 def _finish(

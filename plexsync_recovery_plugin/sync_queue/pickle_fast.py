@@ -1,66 +1,58 @@
 """A quick yes for the pickles every PlexSync job is: small, flat, nothing shared, nothing hashed but scalars.
 
 The full structural check (``pickle_scan``) models the unpickler's stack and costs about
-45 us for a typical job, most of a recovery's time at 20,000 entries. Almost every real
-row is a protocol 2-5 pickle of dicts, lists, strings and numbers written by ``pickle.dumps``:
-it fetches nothing from the memo, builds no tuple or set, and has a few dozen opcodes. For
-such a pickle nothing can go wrong in the C unpickler: without memo fetches nothing is
-shared, without tuples and sets no container is ever hashed, ints are at most 64 bits, the
-memo index is one byte, and at most 50 containers bound the nesting. ``plainly_safe``
-recognises exactly those by skipping over the opcodes' arguments; anything else, or anything
-it is unsure of, goes to the full check. The one rule it cannot see from the opcodes (dict
-keys are str, bytes, int, bool or None) ``plain_keys`` checks on the decoded value.
+45 us for a typical job. Almost every real row is a protocol 2-5 pickle of dicts, lists,
+strings and numbers written by ``pickle.dumps``: it fetches nothing from the memo, builds no
+tuple or set, and fits in a few kilobytes. For such a pickle nothing can go wrong in the C
+unpickler: without memo fetches nothing is shared, without tuples and sets no container is
+ever hashed, ints are at most 64 bits (so no two dozen keys share a hash), and at most 50
+containers bound the nesting. ``plainly_safe`` recognises exactly those. Its opcode walk is
+one regular expression (C speed, a few microseconds a job) that knows every opcode's
+argument width, with strings under 256 bytes spelled out by length; a longer string
+costs one Python step. Anything else, or anything it is unsure of, goes to the full check.
+The one rule it cannot see from the opcodes (dict keys are str, bytes, int, bool or None)
+``plain_keys`` checks on the decoded value.
 """
 
 from __future__ import annotations
 
-__all__ = ["FAST_MAX_CONTAINERS", "FAST_MAX_OPCODES", "plain_keys", "plainly_safe"]
+import functools
+import re
 
-#: Opcodes a quick yes may have: 512 keeps a dict of colliding keys under ~256 entries (ms).
-FAST_MAX_OPCODES = 512
+__all__ = ["FAST_MAX_BYTES", "FAST_MAX_CONTAINERS", "needs_key_check", "plain_keys", "plainly_safe"]
+
+#: Bytes a quick yes may have: every opcode is at least one byte, so it stays within the
+#: full check's 10,000 opcodes, and with ``FAST_MAX_CONTAINERS`` within all its other limits.
+FAST_MAX_BYTES = 10_000
 #: Lists, dicts and marks a quick yes may open: keeps nesting far under the full check's 100.
 FAST_MAX_CONTAINERS = 50
 
-# Opcode -> how its argument is laid out: ("fixed", n) bytes, or ("sized", n) for an n-byte
-# little-endian length followed by that many bytes.
-_FIXED: dict[int, int] = {
-    0x80: 1,  # PROTO
-    0x95: 8,  # FRAME
-    ord("}"): 0,  # EMPTY_DICT
-    ord("]"): 0,  # EMPTY_LIST
-    ord("("): 0,  # MARK
-    0x94: 0,  # MEMOIZE
-    ord("q"): 1,  # BINPUT (a 1-byte memo index; LONG_BINPUT's 4-byte one could size the memo to 4 GB)
-    ord("J"): 4,  # BININT
-    ord("K"): 1,  # BININT1
-    ord("M"): 2,  # BININT2
-    ord("G"): 8,  # BINFLOAT
-    ord("N"): 0,  # NONE
-    0x88: 0,  # NEWTRUE
-    0x89: 0,  # NEWFALSE
-    ord("a"): 0,  # APPEND
-    ord("e"): 0,  # APPENDS
-    ord("s"): 0,  # SETITEM
-    ord("u"): 0,  # SETITEMS
-}
-_SIZED: dict[int, int] = {
-    0x8C: 1,  # SHORT_BINUNICODE
-    ord("X"): 4,  # BINUNICODE
-    0x8D: 8,  # BINUNICODE8
-    ord("C"): 1,  # SHORT_BINBYTES
-    ord("B"): 4,  # BINBYTES
-    0x8A: 1,  # LONG1 (accepted only up to 8 bytes: a 64-bit int)
-}
-_OPENERS = frozenset((ord("}"), ord("]"), ord("(")))
 _STOP = ord(".")
-_LONG1 = 0x8A
-#: Per opcode byte: the fixed argument width (>= 0), minus the length-field width of a sized
-#: argument (< 0), or None when the quick path does not take it.
-_WIDTH: list[int | None] = [None] * 256
-for _opcode, _width in _FIXED.items():
-    _WIDTH[_opcode] = _width
-for _opcode, _width in _SIZED.items():
-    _WIDTH[_opcode] = -_width
+_OPENERS = b"}]("  # EMPTY_DICT, EMPTY_LIST, MARK
+_FLOAT = b"G"  # BINFLOAT: the one value a plain pickle holds that may not be a dict key
+#: Opcodes with a little-endian length before their payload -> the length's width. The
+#: expression spells out payloads under 256 bytes; a longer one is skipped by ``_skip_sized``.
+_SIZED = {ord("X"): 4, ord("B"): 4, 0x8D: 8}  # BINUNICODE, BINBYTES, BINUNICODE8
+
+
+def _payloads(width: int) -> bytes:
+    """An alternation over a ``width``-byte length under 256 followed by exactly that many bytes."""
+    pad = b"\x00" * (width - 1)
+    return b"(?:" + b"|".join(re.escape(bytes([size]) + pad) + b".{%d}" % size for size in range(256)) + b")"
+
+
+@functools.cache
+def _opcode_run() -> re.Pattern[bytes]:
+    """The longest run of opcodes a quick yes allows, each with its argument (compiled once, on first use)."""
+    opcode = (
+        rb"\x8c" + _payloads(1)  # SHORT_BINUNICODE: most of a job, so tried first
+        + rb"|[\x94}\](Naesu\x88\x89]"  # MEMOIZE, EMPTY_DICT/LIST, MARK, NONE, APPEND(S), SETITEM(S), TRUE, FALSE
+        + rb"|[qK].|M..|J.{4}|G.{8}|\x95.{8}"  # BINPUT (1-byte index), BININT1/2, BININT, BINFLOAT, FRAME
+        + rb"|C" + _payloads(1)  # SHORT_BINBYTES
+        + rb"|[XB]" + _payloads(4)  # BINUNICODE, BINBYTES under 256 bytes
+        + rb"|\x8a" + b"(?:" + b"|".join(re.escape(bytes([size])) + b".{%d}" % size for size in range(9)) + b")"  # LONG1, 64 bits
+    )
+    return re.compile(b"(?:" + opcode + b")*+", re.DOTALL)
 
 
 def plainly_safe(data: bytes | bytearray | memoryview) -> bool:
@@ -70,30 +62,38 @@ def plainly_safe(data: bytes | bytearray | memoryview) -> bool:
     """
     view = bytes(data)
     end = len(view)
-    if end < 3 or view[0] != 0x80 or view[1] < 2:
+    if end < 3 or end > FAST_MAX_BYTES or view[0] != 0x80 or view[1] < 2:
         return False
-    widths, openers, from_bytes = _WIDTH, _OPENERS, int.from_bytes
-    position, opcodes, opened = 0, 0, 0
-    while position < end and opcodes < FAST_MAX_OPCODES:
-        opcode = view[position]
-        if opcode == _STOP:
-            return position + 1 == end
-        width = widths[opcode]
-        if width is None:
-            return False  # a memo fetch, a tuple, a set, a global, protocol 0/1 text: the full check decides
-        opcodes += 1
-        if width >= 0:
-            position += 1 + width
-            if opcode in openers:
-                opened += 1
-                if opened > FAST_MAX_CONTAINERS:
-                    return False
-            continue
-        size = from_bytes(view[position + 1 : position + 1 - width], "little")
-        if opcode == _LONG1 and size > 8:
+    if end - len(view.translate(None, _OPENERS)) > FAST_MAX_CONTAINERS:
+        return False  # counts such bytes inside strings too: a rare needless full check
+    run = _opcode_run().match
+    position = 2
+    while True:
+        found = run(view, position)
+        if found is None:  # never: a run may be empty
             return False
-        position += 1 - width + size
-    return False  # no STOP within the opcode budget, or truncated
+        position = found.end()
+        if position >= end:
+            return False  # truncated: no STOP
+        if view[position] == _STOP:
+            return position + 1 == end
+        position = _skip_sized(view, position)
+        if position < 0:
+            return False  # a memo fetch, a tuple, a set, a global, protocol 0/1 text: the full check decides
+
+
+def _skip_sized(view: bytes, position: int) -> int:
+    """The position after a long string or bytes opcode at ``position``; -1 for any other opcode."""
+    width = _SIZED.get(view[position])
+    if width is None:
+        return -1
+    size = int.from_bytes(view[position + 1 : position + 1 + width], "little")
+    return position + 1 + width + size
+
+
+def needs_key_check(data: bytes) -> bool:
+    """Whether a pickle that ``plainly_safe`` accepted may hold a float, the one key it cannot rule out."""
+    return _FLOAT in data
 
 
 #: What the full check allows as a dict key; the same rule here, so both paths agree.

@@ -85,10 +85,10 @@ class ChunkRun:
 
     def _screen(self, chunk: list[Mapping[str, Any]]) -> dict[int, PendingJob]:
         """Decode each entry once and apply gate 2; return one job per scene still to be asked about."""
-        records = {} if self.again else self.c.queue_file.ledger_records([entry_identity(e) for e in chunk])
+        identities = [entry_identity(entry) for entry in chunk]
+        records = {} if self.again else self.c.queue_file.ledger_records(identities)
         leaders: dict[int, PendingJob] = {}
-        for entry in chunk:
-            identity = entry_identity(entry)
+        for entry, identity in zip(chunk, identities):
             try:
                 decoded = decode_entry_job(entry)
             except CorruptEntryError as error:

@@ -16,7 +16,7 @@ import pickle
 from typing import Any, Callable
 
 from .pickle_limits import PickleLimitError
-from .pickle_fast import plain_keys, plainly_safe
+from .pickle_fast import needs_key_check, plain_keys, plainly_safe
 from .pickle_scan import check_pickle
 
 __all__ = ["MAX_PICKLE_BYTES", "UnsafePickleError", "safe_loads"]
@@ -127,7 +127,7 @@ def safe_loads(data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_PIC
         raise
     except Exception as error:  # any malformed input: truncated, wrong opcodes, bad encoding ...
         raise UnsafePickleError(f"not a valid pickle ({type(error).__name__}: {error})") from None
-    if quick and not plain_keys(value):
+    if quick and needs_key_check(blob) and not plain_keys(value):
         raise UnsafePickleError(
             "pickle uses a float as a dict key or set member; only str, bytes, int, bool and None may be"
         )

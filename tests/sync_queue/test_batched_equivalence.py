@@ -159,7 +159,9 @@ def run_path(data_dir: Path, stash: Any, plex: Any, *, batched: bool, page_size:
         {key: value for key, value in job.items() if key not in ("job_id", "enqueued_at")} for job in drain(data_dir)
     ]
     ledger = sorted((record["dlq_id"], record["scene_id"]) for record in QueueFile(queue.path).all_ledger_records())
-    return {"result": summary, "outcomes": outcomes, "rows": rows, "jobs": jobs, "ledger": ledger}
+    # Each entry's outcome, whatever the order the observer heard them in: the batched path
+    # screens chunks ahead while Stash answers, so it may hear later entries first.
+    return {"result": summary, "outcomes": sorted(outcomes), "rows": rows, "jobs": jobs, "ledger": ledger}
 
 
 def both_paths(

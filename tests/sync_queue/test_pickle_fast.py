@@ -8,7 +8,7 @@ import random
 import pytest
 from persistqueue.serializers import pickle as queue_pickle
 
-from plexsync_recovery_plugin.sync_queue.pickle_fast import FAST_MAX_OPCODES, plainly_safe
+from plexsync_recovery_plugin.sync_queue.pickle_fast import FAST_MAX_BYTES, plainly_safe
 from plexsync_recovery_plugin.sync_queue.pickle_limits import PickleLimitError
 from plexsync_recovery_plugin.sync_queue.pickle_scan import check_pickle
 from plexsync_recovery_plugin.sync_queue.safe_pickle import UnsafePickleError, safe_loads
@@ -23,7 +23,7 @@ def test_real_jobs_take_the_quick_path_and_decode_as_pickle_does(protocol):
     assert safe_loads(blob) == pickle.loads(blob) == job
     assert plainly_safe(queue_pickle.dumps(job))  # rows persist-queue writes
     heavy = pickle.dumps(pickle_bombs.plexsync_job(heavy=True), protocol=protocol)
-    assert safe_loads(heavy) == pickle.loads(heavy)  # over the quick path's opcode budget: the full check
+    assert safe_loads(heavy) == pickle.loads(heavy)
 
 
 @pytest.mark.parametrize("key", [1.5, float("nan")])
@@ -43,7 +43,7 @@ def test_a_float_key_is_refused_on_either_path(key):
         pickle_bombs.memo_bomb(100, 5),
         pickle_bombs.memo_index_bomb(),
         pickle_bombs.deep_list(5000),
-        pickle_bombs.tiny_opcodes(FAST_MAX_OPCODES * 4),
+        pickle_bombs.tiny_opcodes(FAST_MAX_BYTES + 2),
         pickle_bombs.long4_int(100),
         pickle.dumps({(1, 2): "tuple key"}),
         pickle.dumps({"a": frozenset({1})}),
