@@ -87,8 +87,8 @@ def _skip_sized(view: bytes, position: int) -> int:
     width = _SIZED.get(view[position])
     if width is None:
         return -1
-    size = int.from_bytes(view[position + 1 : position + 1 + width], "little")
-    return position + 1 + width + size
+    after = position + 1 + width + int.from_bytes(view[position + 1 : position + 1 + width], "little")
+    return after if after <= len(view) else -1  # a length past the end: truncated (or an 8-byte lie)
 
 
 def needs_key_check(data: bytes) -> bool:
