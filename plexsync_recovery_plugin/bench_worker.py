@@ -98,7 +98,7 @@ def _result_summary(result: Any) -> dict[str, Any]:
     scene_ids = summary.pop("recovered_scene_ids")
     summary["recovered_scene_ids_count"] = len(scene_ids)
     summary["recovered_scene_ids_sha1"] = hashlib.sha1(",".join(map(str, scene_ids)).encode()).hexdigest()
-    # In failure order: ascending only when the data's scene ids are not scattered.
+    # A recovery reads its window in scene order: ascending even when the failures scattered the ids.
     summary["recovered_scene_ids_ascending"] = all(a < b for a, b in zip(scene_ids, scene_ids[1:]))
     return summary
 

@@ -139,8 +139,13 @@ class RecoveryPlugin:
         return dlq_recovery.get_error_types_for_recovery(self.include_optional)
 
     def window_entries(self, start: float, end: float) -> DlqWindow:
-        """The DLQ entries a run over ``start..end`` (already whole seconds) reads."""
-        return DlqWindow(self.dlq, start, end, self.error_types)
+        """The DLQ entries a run over ``start..end`` (already whole seconds) reads, in scene order.
+
+        Scene order keeps each chunk's Stash question to a narrow stretch of ids: in failure
+        order a real DLQ's scenes are scattered, and the first chunk alone would need an
+        answer about every scene of the window before anything could be written.
+        """
+        return DlqWindow(self.dlq, start, end, self.error_types, order="scene")
 
     def preview(self, start: Any, end: Any, *, again: bool = False, observer: Observer | None = None) -> Preview:
         """What recovering the window would do to each entry; writes nothing, takes no lock.

@@ -144,8 +144,8 @@ def test_batched_run_reports_its_phases_and_what_plexsyncs_worker_waited(capsys:
     assert 0 < run["transaction_seconds"] <= phases["write"]
     assert run["longest_transaction_ms"] == pytest.approx(run["transaction_seconds"] * 1000, abs=0.01)
 
-    # Scattered ids: the scenes were recovered in failure order, which is not their id order.
-    assert run["result"]["recovered"] == 240 and run["result"]["recovered_scene_ids_ascending"] is False
+    # Scattered ids over the failure order, yet recovered in scene order: a recovery reads its window by scene.
+    assert run["result"]["recovered"] == 240 and run["result"]["recovered_scene_ids_ascending"] is True
 
     worker = run["live_worker"]
     assert worker["error"] == ""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Callable
 
-__all__ = ["FORMS", "KEY", "RAW", "SECOND", "STORED_TIME_KEY", "StoredForm", "group_order", "row_order"]
+__all__ = ["ENTRY_COLUMNS", "FORMS", "KEY", "RAW", "SECOND", "STORED_TIME_KEY", "StoredForm", "group_order", "row_order"]
 
 _TEXT_KEY = "strftime('%Y-%m-%d %H:%M:%f', failed_at)"
 _NUMBER_KEY = "strftime('%Y-%m-%d %H:%M:%f', failed_at, 'unixepoch')"
@@ -33,7 +33,8 @@ _TEXT_END = "\x7f"
 
 #: Column positions in every selected row: the stored value, its normalized time, its second.
 RAW, KEY, SECOND = 4, 7, 8
-_COLUMNS = (
+#: The entry's own columns (the first seven of every selected row); ``:max_bytes`` caps ``job_data``.
+ENTRY_COLUMNS = (
     "id, scene_id, error_type, error_message, failed_at,"
     " CASE WHEN length(job_data) <= :max_bytes THEN job_data END, length(job_data)"
 )
@@ -90,12 +91,20 @@ class StoredForm:
         return f"{self.key} >= :low AND {self.key} <= :high{own}{types}"
 
     def _select(self) -> str:
-        return f"SELECT {_COLUMNS}, {self.key}, {self.second} FROM dead_letters WHERE "
+        return f"SELECT {ENTRY_COLUMNS}, {self.key}, {self.second} FROM dead_letters WHERE "
 
     def page_sql(self, types: str) -> str:
         """A page of the range from ``lo``, in index order (``failed_at``, then id)."""
         return (f"{self._select()}failed_at >= :lo AND failed_at <= :hi AND {self._where(types)}"
                 " ORDER BY failed_at, id LIMIT :limit")
+
+    def scene_order_sql(self, types: str, index: int) -> str:
+        """The window's ``(id, scene_id, time)`` in this range, its bounds named ``lo{index}``/``hi{index}``.
+
+        One part of a ``UNION ALL`` over the forms that reads a window in scene order.
+        """
+        return (f"SELECT id, scene_id, {self.key} AS moment FROM dead_letters"
+                f" WHERE failed_at >= :lo{index} AND failed_at <= :hi{index} AND {self._where(types)}")
 
     def count_sql(self, types: str) -> str:
         """How many rows of the window this range holds."""
@@ -124,6 +133,7 @@ class StoredForm:
             "other_value": self.other_value_sql(types),
             "sorted_second": self.sorted_second_sql(types),
         }
+
 
 
 #: The forms, each one index range; PlexSync's own first.

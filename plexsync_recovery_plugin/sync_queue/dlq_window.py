@@ -12,6 +12,8 @@ raw column, which orders numbers before text and text byte by byte. A window is 
 read as one index range per stored form (``:mod:`.dlq_forms```): the space text, the ``T``
 text and the numbers. Each range is paged in index order, re-sorted a whole second at a
 time, and the ranges are merged by (time, id). Memory holds about one page per range.
+A recovery reads the window by scene instead (``order="scene"``): SQLite sorts the
+window's ids by scene once, and the rows are then read a page of ids at a time.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import heapq
 import itertools
 import math
 import sqlite3
+from array import array
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from .dlq_forms import FORMS, RAW, SECOND, STORED_TIME_KEY, StoredForm, group_order, row_order
+from .dlq_forms import ENTRY_COLUMNS, FORMS, RAW, SECOND, STORED_TIME_KEY, StoredForm, group_order, row_order
 from .safe_pickle import MAX_PICKLE_BYTES
 
 if TYPE_CHECKING:
@@ -43,6 +46,10 @@ FAILED_AT_INDEX = "idx_failed_at"
 _LAST_SECOND = 253402300799  # 9999-12-31 23:59:59, the last time SQLite's text can hold
 _BOUND_KEY = "datetime(?, 'unixepoch') || printf('.%03d', ?)"
 #: The keys of each entry, in the order of the statements' first columns.
+#: How a window can be read: by failure time (``failed_at``, id) or by scene (scene id, time, id).
+_ORDERS = ("time", "scene")
+#: Ids bound in one ``IN (...)``: below the 999 variables of old SQLite builds.
+_IDS_PER_STATEMENT = 500
 _ENTRY_KEYS = ("id", "scene_id", "error_type", "error_message", "failed_at", "job_data", "job_data_size")
 
 
@@ -108,15 +115,18 @@ def _merged(streams: list[Iterator[tuple[Any, ...]]]) -> Iterator[tuple[Any, ...
 class DlqWindow(Sequence[dict[str, Any]]):
     """Entries with ``start <= failed_at <= end`` and ``error_type`` in ``error_types``.
 
-    Oldest first (``failed_at``, then ``id``). ``len()`` counts in SQL and iteration reads
-    ``page_size`` rows at a time per stored form, so memory does not grow with the window.
+    Oldest first (``failed_at``, then ``id``), or with ``order="scene"`` by scene id (then
+    time and id): what a recovery reads, so that each chunk asks Stash about a narrow
+    stretch of ids instead of all of them. ``len()`` counts in SQL and iteration reads
+    ``page_size`` rows at a time, so memory does not grow with the window.
     Blobs larger than ``max_job_bytes`` are not read: their ``job_data`` is None and
     ``job_data_size`` says why. Indexing loads everything; prefer iteration.
     ``stored_forms`` limits the read to some forms of ``failed_at`` (all by default; the
     benchmark times PlexSync's own form alone to price the others).
 
     Raises:
-        ValueError: A bound is NaN, or ``page_size`` is not a positive integer.
+        ValueError: A bound is NaN, ``page_size`` is not a positive integer, or ``order``
+            is neither ``"time"`` nor ``"scene"``.
     """
 
     def __init__(
@@ -129,7 +139,11 @@ class DlqWindow(Sequence[dict[str, Any]]):
         page_size: int = 1000,
         max_job_bytes: int = MAX_PICKLE_BYTES,
         stored_forms: Sequence[StoredForm] = FORMS,
+        order: str = "time",
     ) -> None:
+        if order not in _ORDERS:
+            raise ValueError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}")
+        self.order = order
         self.dlq = dlq
         self.stored_forms = tuple(stored_forms)
         self.start_time = float(start_time)
@@ -163,8 +177,44 @@ class DlqWindow(Sequence[dict[str, Any]]):
             return
         with self.dlq.reader() as conn:
             params = self._params(conn)
-            for row in _merged([self._stream(conn, form, params) for form in self.stored_forms]):
+            if self.order == "scene":
+                rows = self._in_scene_order(conn, params)
+            else:
+                rows = _merged([self._stream(conn, form, params) for form in self.stored_forms])
+            for row in rows:
                 yield dict(zip(_ENTRY_KEYS, row))
+
+    def _in_scene_order(self, conn: sqlite3.Connection, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+        """The window's rows by (scene id, time, id), a page at a time.
+
+        SQLite sorts only ``(id, scene_id, time)`` of the window, and the sorted ids are kept
+        in an array (8 bytes an entry). That first statement is finished before any row is
+        read: PlexSync's DLQ keeps a rollback journal, so an open read would hold off its
+        writes for the whole run. Each page of ids is then read by rowid in short statements;
+        a row PlexSync deleted meanwhile is skipped.
+        """
+        types = self._types_sql()
+        bounds = dict(params)
+        for index, form in enumerate(self.stored_forms):
+            form_bounds = form.bounds(params)
+            bounds[f"lo{index}"], bounds[f"hi{index}"] = form_bounds["lo"], form_bounds["hi"]
+        parts = [form.scene_order_sql(types, index) for index, form in enumerate(self.stored_forms)]
+        ordered = array("q")
+        cursor = conn.execute(f"SELECT id FROM ({' UNION ALL '.join(parts)}) ORDER BY scene_id, moment, id", bounds)
+        try:
+            while rows := cursor.fetchmany(self.page_size):
+                ordered.extend(row[0] for row in rows)
+        finally:
+            cursor.close()
+        columns = ENTRY_COLUMNS.replace(":max_bytes", str(int(self.max_job_bytes)))  # the ids are bound by position
+        select = f"SELECT {columns} FROM dead_letters WHERE id IN "
+        for offset in range(0, len(ordered), self.page_size):
+            ids = ordered[offset : offset + self.page_size].tolist()
+            found: dict[int, tuple[Any, ...]] = {}
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                part = ids[start : start + _IDS_PER_STATEMENT]
+                found.update((row[0], row) for row in conn.execute(f"{select}({', '.join('?' * len(part))})", part))
+            yield from (found[row_id] for row_id in ids if row_id in found)
 
     def _params(self, conn: sqlite3.Connection) -> dict[str, Any]:
         """Named parameters shared by every statement: the exact keys, the seconds, the types."""

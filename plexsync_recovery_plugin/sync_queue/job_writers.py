@@ -201,7 +201,7 @@ class PerJobWriter(_StagingWriter):
             queued = self.enqueue_fn(self.queue, job.scene_id, job.update_type, job.data)
         except Exception as error:
             logger.error("DLQ entry %s: could not queue its job: %s", job.identity[0], error)
-            self.queue_file.drop_claim(job.identity)
+            self.queue_file.drop_claim(job.identity, job.scene_id)
             return WriteOutcome(job, Outcome.FAILED, f"could not queue: {error}", True)
         job_id = queued.get("job_id") if isinstance(queued, dict) else None
         self._job_ids[job.scene_id] = job_id

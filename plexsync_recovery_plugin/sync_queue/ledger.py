@@ -8,6 +8,12 @@ PlexSync's ``dead_letters`` table is never written, and the ledger outlives the 
 
 An entry is known by its DLQ id *and* its ``failed_at``: ids restart at 1 when somebody
 deletes ``dlq.db``, and a new entry that reuses an old id must not be taken for redriven.
+Records are keyed by scene first (``scene_id, dlq_id, failed_at``; an entry's scene never
+changes): a recovery goes through its window scene by scene, so each chunk's records land
+in one stretch of the key instead of all over it (keyed by DLQ id, a 1,000-entry chunk
+rewrote most of the index's pages, doubling what every transaction wrote). A ledger of
+the first layout (keyed by DLQ id) is renamed ``dead_letter_recoveries_v1`` on the first
+write, an O(1) change, and is still read; new records go to the new table only.
 Only ``QueueFile`` opens the file; these functions work on its connections.
 """
 
@@ -20,6 +26,7 @@ __all__ = [
     "CLAIMED",
     "DONE",
     "LEDGER_TABLE",
+    "LEGACY_TABLE",
     "LedgerRecord",
     "ensure_ledger",
     "entry_identity",
@@ -45,10 +52,13 @@ CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
     recovered_at REAL NOT NULL,
     state TEXT NOT NULL DEFAULT '{DONE}',
     claim_seq INTEGER,
-    PRIMARY KEY (dlq_id, failed_at)
+    PRIMARY KEY (scene_id, dlq_id, failed_at)
 )
 """
-#: Columns added after the first release; a ledger written by it gets them on first write.
+#: Where a ledger of the first layout (``PRIMARY KEY (dlq_id, failed_at)``) is kept, read only.
+LEGACY_TABLE = f"{LEDGER_TABLE}_v1"
+_FIRST_LAYOUT_KEY = ["dlq_id", "failed_at"]
+#: Columns added after the first release (read as done / NULL where a legacy ledger lacks them).
 _ADDED_COLUMNS = {"state": f"TEXT NOT NULL DEFAULT '{DONE}'", "claim_seq": "INTEGER"}
 
 #: Bound variables per ``IN (...)``: below the 999 of old SQLite builds.
@@ -89,31 +99,46 @@ def entry_identity(entry: Mapping[str, Any]) -> tuple[int, str]:
 
 
 def ensure_ledger(conn: sqlite3.Connection) -> None:
-    """Create the ledger table on ``conn``, or add the columns an older ledger lacks."""
+    """Create the ledger table on ``conn``; set a ledger of the first layout aside as ``LEGACY_TABLE``."""
+    if _key_columns(conn, LEDGER_TABLE) == _FIRST_LAYOUT_KEY and not _key_columns(conn, LEGACY_TABLE):
+        conn.execute(f"ALTER TABLE {LEDGER_TABLE} RENAME TO {LEGACY_TABLE}")
     conn.execute(_SCHEMA)
-    present = {row[1] for row in conn.execute(f"PRAGMA table_info({LEDGER_TABLE})")}
-    for name, declaration in _ADDED_COLUMNS.items():
+    present = _columns(conn, LEDGER_TABLE)
+    for name, declaration in _ADDED_COLUMNS.items():  # a first-layout table that could not be set aside
         if name not in present:
             conn.execute(f"ALTER TABLE {LEDGER_TABLE} ADD COLUMN {name} {declaration}")
 
 
+def _key_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The table's primary key columns in key order; [] when it does not exist."""
+    columns = [(row[5], row[1]) for row in conn.execute(f"PRAGMA table_info({table})") if row[5]]
+    return [name for _, name in sorted(columns)]
 
-def read_records(conn: sqlite3.Connection, identities: Iterable[tuple[int, str]]) -> dict[tuple[int, str], LedgerRecord]:
-    """The records of those identities that have one; a ledger without the new columns reads them as done."""
-    wanted = set(identities)
-    present = {row[1] for row in conn.execute(f"PRAGMA table_info({LEDGER_TABLE})")}
-    if not present:
-        return {}
-    columns = ", ".join(name if name in present else _legacy_default(name) for name in LedgerRecord._fields)
-    ids = sorted({dlq_id for dlq_id, _ in wanted})
+
+def read_records(
+    conn: sqlite3.Connection, entries: Sequence[tuple[int, tuple[int, str]]]
+) -> dict[tuple[int, str], LedgerRecord]:
+    """The records of those ``(scene_id, (dlq_id, failed_at))`` entries that have one.
+
+    The current table is asked by scene (its key's first column), a first-layout table by
+    DLQ id; a current record wins over a legacy one. Tables that do not exist are skipped.
+    """
+    wanted = {identity for _, identity in entries}
+    scenes = sorted({scene_id for scene_id, _ in entries})
     found: dict[tuple[int, str], LedgerRecord] = {}
-    for offset in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[offset : offset + _IN_CHUNK]
-        sql = f"SELECT {columns} FROM {LEDGER_TABLE} WHERE dlq_id IN ({','.join('?' * len(chunk))})"
-        for row in conn.execute(sql, chunk):
-            record = LedgerRecord(*row)
-            if (record.dlq_id, record.failed_at) in wanted:
-                found[(record.dlq_id, record.failed_at)] = record
+    for table, column, keys in ((LEGACY_TABLE, "dlq_id", sorted({dlq_id for dlq_id, _ in wanted})),
+                                (LEDGER_TABLE, "scene_id", scenes)):
+        present = _columns(conn, table)
+        if not present:
+            continue
+        columns = ", ".join(name if name in present else _legacy_default(name) for name in LedgerRecord._fields)
+        for offset in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[offset : offset + _IN_CHUNK]
+            sql = f"SELECT {columns} FROM {table} WHERE {column} IN ({','.join('?' * len(chunk))})"
+            for row in conn.execute(sql, chunk):
+                record = LedgerRecord(*row)
+                if (record.dlq_id, record.failed_at) in wanted:
+                    found[(record.dlq_id, record.failed_at)] = record
     return found
 
 
@@ -140,9 +165,21 @@ def write_records(conn: sqlite3.Connection, records: Sequence[LedgerRecord]) -> 
 
 
 def all_records(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every record, oldest first, as dicts (for audits and tests)."""
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(row) for row in conn.execute(f"SELECT * FROM {LEDGER_TABLE} ORDER BY recovered_at, dlq_id")]
-    finally:
-        conn.row_factory = None
+    """Every record, oldest first, as dicts of ``LedgerRecord``'s fields (for audits and tests).
+
+    A current record hides the legacy record of the same entry; a legacy record without
+    ``state`` reads as done, as :func:`read_records` reads it.
+    """
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    for table in (LEGACY_TABLE, LEDGER_TABLE):
+        present = _columns(conn, table)
+        if present:
+            columns = ", ".join(name if name in present else _legacy_default(name) for name in LedgerRecord._fields)
+            for row in conn.execute(f"SELECT {columns} FROM {table}"):
+                record = LedgerRecord(*row)
+                found[(record.dlq_id, record.failed_at)] = record._asdict()
+    return sorted(found.values(), key=lambda record: (record["recovered_at"], record["dlq_id"]))
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}

@@ -139,13 +139,13 @@ class QueueFile:
             if own:
                 conn.close()
 
-    def ledger_records(self, identities: Sequence[tuple[int, str]]) -> dict[tuple[int, str], LedgerRecord]:
-        """The ledger records of those entries that have one (read-only; creates nothing)."""
-        if not identities or not self.db_path.exists():
+    def ledger_records(self, entries: Sequence[tuple[int, tuple[int, str]]]) -> dict[tuple[int, str], LedgerRecord]:
+        """The ledger records of those ``(scene_id, identity)`` entries that have one (read-only; creates nothing)."""
+        if not entries or not self.db_path.exists():
             return {}
         conn = self._connect()
         try:
-            return ledger.read_records(conn, identities) if self._has_table(conn, ledger.LEDGER_TABLE) else {}
+            return ledger.read_records(conn, entries)
         except sqlite3.Error as error:
             raise self._error("cannot read the ledger in", error) from error
         finally:
@@ -157,7 +157,7 @@ class QueueFile:
             return []
         conn = self._connect()
         try:
-            return ledger.all_records(conn) if self._has_table(conn, ledger.LEDGER_TABLE) else []
+            return ledger.all_records(conn)
         finally:
             conn.close()
 
@@ -261,13 +261,13 @@ class QueueFile:
         finally:
             conn.close()
 
-    def drop_claim(self, identity: tuple[int, str]) -> None:
+    def drop_claim(self, identity: tuple[int, str], scene_id: int) -> None:
         """Forget a claim whose job was not written (its enqueue failed)."""
         conn = self._connect(create=True)
         try:
             conn.execute(
-                f"DELETE FROM {ledger.LEDGER_TABLE} WHERE dlq_id = ? AND failed_at = ? AND state = ?",
-                (*identity, CLAIMED),
+                f"DELETE FROM {ledger.LEDGER_TABLE} WHERE scene_id = ? AND dlq_id = ? AND failed_at = ? AND state = ?",
+                (scene_id, *identity, CLAIMED),
             )
         except sqlite3.Error as error:
             raise self._error("cannot write the ledger in", error) from error

@@ -85,33 +85,36 @@ class ChunkRun:
 
     def _screen(self, chunk: list[Mapping[str, Any]]) -> dict[int, PendingJob]:
         """Decode each entry once and apply gate 2; return one job per scene still to be asked about."""
-        identities = [entry_identity(entry) for entry in chunk]
-        records = {} if self.again else self.c.queue_file.ledger_records(identities)
+        decoded = [job for job in map(self._decode, chunk) if job is not None]
+        records = {} if self.again else self.c.queue_file.ledger_records([(job.scene_id, job.identity) for job in decoded])
         leaders: dict[int, PendingJob] = {}
-        for entry, identity in zip(chunk, identities):
-            try:
-                decoded = decode_entry_job(entry)
-            except CorruptEntryError as error:
-                logger.warning("DLQ entry %s is corrupt and was not recovered: %s", entry.get("id"), error)
-                self.tally.count(entry, Outcome.FAILED, str(error))
-                continue
-            scene_id = decoded.scene_id
-            job = PendingJob(entry, identity, failed_at_seconds(entry.get("failed_at")), scene_id,
-                             decoded.update_type, decoded.data)
-            record = records.get(identity)
-            if record is not None and self._redriven(entry, record, scene_id):
+        for job in decoded:
+            scene_id = job.scene_id
+            record = records.get(job.identity)
+            if record is not None and self._redriven(job.entry, record, scene_id):
                 continue
             if scene_id in leaders:
                 leader = leaders[scene_id]
-                leaders[scene_id] = leader._replace(followers=(*leader.followers, (entry, identity)))
+                leaders[scene_id] = leader._replace(followers=(*leader.followers, (job.entry, job.identity)))
                 continue
             reason = self.snapshot.covering_reason(scene_id, job.failed_at)
             if reason is not None:
-                self.c.writer.add_covered(identity, scene_id)
-                self.tally.count(entry, Outcome.ALREADY_QUEUED, reason, scene_id)
+                self.c.writer.add_covered(job.identity, scene_id)
+                self.tally.count(job.entry, Outcome.ALREADY_QUEUED, reason, scene_id)
                 continue
             leaders[scene_id] = job
         return leaders
+
+    def _decode(self, entry: Mapping[str, Any]) -> PendingJob | None:
+        """The entry as a job to recover, or None when it is corrupt (counted as failed here)."""
+        try:
+            decoded = decode_entry_job(entry)
+        except CorruptEntryError as error:
+            logger.warning("DLQ entry %s is corrupt and was not recovered: %s", entry.get("id"), error)
+            self.tally.count(entry, Outcome.FAILED, str(error))
+            return None
+        return PendingJob(entry, entry_identity(entry), failed_at_seconds(entry.get("failed_at")), decoded.scene_id,
+                          decoded.update_type, decoded.data)
 
     def _redriven(self, entry: Mapping[str, Any], record: LedgerRecord, scene_id: int) -> bool:
         """Whether the ledger settles the entry (counted here); False lets it through the gates."""

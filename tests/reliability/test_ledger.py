@@ -248,3 +248,48 @@ def test_entry_covered_by_plexsyncs_own_job_is_not_sent_after_a_deferred_retry(d
     assert second.recovered_scene_ids == [20]
     covered = [record for record in ledger_rows(data_dir) if record["scene_id"] == 7]
     assert [(record["job_id"], record["queue_row_id"]) for record in covered] == [(None, None)]
+
+
+def _first_layout_ledger(data_dir: Path, records: list[tuple[int, str, int]]) -> None:
+    """A ledger as the first release wrote it: keyed by DLQ entry, without ``state`` or ``claim_seq``."""
+    conn = sqlite3.connect(data_dir / "queue" / "data.db")
+    with conn:
+        conn.execute(
+            f"CREATE TABLE {LEDGER_TABLE} (dlq_id INTEGER NOT NULL, failed_at TEXT NOT NULL, scene_id INTEGER NOT NULL,"
+            " job_id INTEGER, queue_row_id INTEGER, run_id TEXT NOT NULL, recovered_at REAL NOT NULL,"
+            " PRIMARY KEY (dlq_id, failed_at))"
+        )
+        conn.executemany(
+            f"INSERT INTO {LEDGER_TABLE} VALUES (?, ?, ?, NULL, NULL, 'first-release', 1.0)", records
+        )
+    conn.close()
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_ledger_of_the_first_layout_is_kept_read_and_honoured(dlq, queue, data_dir, add_entry, batched):
+    """Its records still say which entries were redriven; it is set aside by name, and new records go to the new table."""
+    for scene_id in (1, 2, 3):
+        add_entry(scene_id, failed_at=WINDOW_START + scene_id)
+    entries = list(_window(dlq))
+    _first_layout_ledger(data_dir, [(entry["id"], entry["failed_at"], entry["scene_id"]) for entry in entries[:2]])
+
+    collaborators = _batched(queue, PlainStash()) if batched else None
+    result = recover_outage_jobs(_window(dlq), queue, PlainStash(), HealthyPlex(), data_dir, collaborators=collaborators)
+
+    assert (result.recovered, result.skipped_already_queued, result.recovered_scene_ids) == (1, 2, [3])
+    assert [job["scene_id"] for job in drain(data_dir)] == [3]
+    conn = sqlite3.connect(data_dir / "queue" / "data.db")
+    try:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        legacy = conn.execute(f"SELECT dlq_id, run_id FROM {ledger.LEGACY_TABLE} ORDER BY dlq_id").fetchall()
+        current = conn.execute(f"SELECT dlq_id, scene_id, state FROM {LEDGER_TABLE}").fetchall()
+    finally:
+        conn.close()
+    assert {LEDGER_TABLE, ledger.LEGACY_TABLE} <= tables
+    assert legacy == [(entries[0]["id"], "first-release"), (entries[1]["id"], "first-release")]  # untouched
+    assert current == [(entries[2]["id"], 3, ledger.DONE)]
+    audit = QueueFile(queue.path).all_ledger_records()
+    assert sorted((record["dlq_id"], record["run_id"], record["state"]) for record in audit) == [
+        (entries[0]["id"], "first-release", ledger.DONE), (entries[1]["id"], "first-release", ledger.DONE),
+        (entries[2]["id"], result.run_id, ledger.DONE),
+    ]  # both tables; a first-layout record (no state column) reads as done

@@ -104,6 +104,7 @@ def build_dataset(data_dir: Path, seed: int, entries: int) -> None:
     queue = open_queue(data_dir)
     pool = rng.sample(range(1, LIBRARY + 1), k=entries // 2)  # sparse ids: gaps wider than one range
     rows: list[tuple[Any, ...]] = []
+    scenes: list[int] = []  # each row's scene, as its job names it
     for _ in range(entries):
         scene_id = rng.choice(pool)  # about half the scenes get two or more entries
         failed_at = WINDOW_START + rng.randrange(0, int(WINDOW_END - WINDOW_START) + 1, rng.choice((1, 60, 600)))
@@ -118,17 +119,18 @@ def build_dataset(data_dir: Path, seed: int, entries: int) -> None:
         elif 0.2 <= roll < 0.25:
             column = None  # old rows: the job alone names the scene
         rows.append((column, blob, error_type, failed_at))
+        scenes.append(scene_id)
     if seed % 2:
         rows.append((HUGE_SCENE, pickle.dumps(make_job(HUGE_SCENE, "metadata", {})), "PlexServerDown", WINDOW_START))
     stored = [(None, column, blob, error_type, "boom", "trace", 3, plexsync_timestamp(failed_at))
               for column, blob, error_type, failed_at in rows]
     plexsync.insert_dead_letter_rows(stored)
-    identities = [(index + 1, row[-1]) for index, row in enumerate(stored)]  # a fresh file numbers from 1
+    identities = [(index + 1, row[-1], scene) for index, (row, scene) in enumerate(zip(stored, scenes))]  # ids from 1
     for scene_id in rng.sample(pool, k=len(pool) // 10):
         enqueue(queue, scene_id, "metadata", {"already": True})
     queue_file = QueueFile(queue.path)
-    for dlq_id, failed_at in rng.sample(identities, k=len(identities) // 10):
-        queue_file.record(LedgerRecord(dlq_id, failed_at, 1, None, None, "earlier", 1.0, DONE, None))
+    for dlq_id, failed_at, scene_id in rng.sample(identities, k=len(identities) // 10):
+        queue_file.record(LedgerRecord(dlq_id, failed_at, scene_id, None, None, "earlier", 1.0, DONE, None))
     queue.close()
 
 
@@ -136,13 +138,13 @@ def run_path(data_dir: Path, stash: Any, plex: Any, *, batched: bool, page_size:
     """Recover the window of ``data_dir`` one way; return everything that must not depend on the way."""
     dlq = DeadLetterQueue(data_dir)
     queue = open_queue(data_dir)
-    outcomes: list[tuple[int, str]] = []
+    outcomes: list[tuple[int, str, bool]] = []  # (entry, outcome, settled by the ledger)
     try:
         window = DlqWindow(dlq, WINDOW_START, WINDOW_END, TYPES, page_size=page_size)
         collaborators = default_collaborators(queue.path, queue, stash) if batched else None  # None: the seed per-entry path
         result = recover_outage_jobs(
             window, queue, stash, plex, data_dir, collaborators=collaborators,
-            observer=lambda seen: outcomes.append((seen.dlq_id, seen.outcome)),
+            observer=lambda seen: outcomes.append((seen.dlq_id, seen.outcome, "earlier recovery" in seen.detail)),
         )
     finally:
         queue.close()
@@ -204,6 +206,7 @@ def test_batched_and_per_entry_paths_agree(
     assert result["skipped_already_queued"] > 20
     assert result["skipped_scene_missing"] > 5
     assert result["failed"] >= 3
+    assert sum(1 for *_, by_ledger in batched["outcomes"] if by_ledger) >= 5  # redriven by the "earlier" run
     assert result["skipped_stash_error"] == 0 and not result["deferred"]
     assert [job["scene_id"] for job in batched["jobs"]][-result["recovered"]:] == result["recovered_scene_ids"]
     assert set(batched["rows"]) == {(0, "real", "blob")}

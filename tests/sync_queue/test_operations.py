@@ -97,7 +97,7 @@ def test_data_dir_names_with_uri_characters_are_read_correctly(tmp_path):
     try:
         enqueue(queue, 7, "metadata", {})
         assert get_queued_scene_ids(queue.path) == {7}
-        assert QueueFile(queue.path).ledger_records([(1, "x")]) == {}
+        assert QueueFile(queue.path).ledger_records([(1, (1, "x"))]) == {}
     finally:
         queue.close()
     PlexSyncData(data_dir).add_dead_letter(make_job(7, "metadata", {}), error_type="ValueError", retry_count=1)
