@@ -190,7 +190,8 @@ def run_recovery(
         return run.plex_down(remaining)
     run.snapshot = collaborators.queue_state(since)
     try:
-        _pipeline(run, _chunks(remaining, RECOVERY_CHUNK), progress)
+        with collaborators.queue_file.session():
+            _pipeline(run, _chunks(remaining, RECOVERY_CHUNK), progress)
     finally:
         collaborators.writer.close()
     result = run.tally.freeze()

@@ -18,7 +18,8 @@ from persistqueue.serializers import pickle as queue_pickle
 
 from .ledger import CLAIMED, DONE, LedgerRecord
 from .operations import make_job
-from .queue_file import QueueFile, QueueFileError, StagedJob
+from .queue_file import QueueFile, QueueFileError
+from .staged_jobs import StagedJob
 from .queue_snapshot import QueueSnapshot
 from .recovery_result import Outcome
 
