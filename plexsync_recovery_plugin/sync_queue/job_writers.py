@@ -128,7 +128,6 @@ class BatchJobWriter(_StagingWriter):
         super().__init__(run_id)
         self.queue_file = queue_file
         self.on_written = on_written
-        self._jobs_of_run: dict[int, int] = {}  # scene -> job id and queue row this run wrote (queue_file.pack_job)
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
         """Encode each job on its own (one that cannot be encoded fails alone), then write the chunk."""
@@ -145,7 +144,7 @@ class BatchJobWriter(_StagingWriter):
             return outcomes
         try:
             reasons = self.queue_file.write_chunk(
-                [item for _, item in staged], covered, snapshot, self.run_id, self._jobs_of_run
+                [item for _, item in staged], covered, snapshot, self.run_id
             )
         except QueueFileError as error:
             logger.error("could not write %d recovered jobs: %s", len(staged), error)

@@ -31,8 +31,7 @@ __all__ = [
     "ensure_ledger",
     "entry_identity",
     "read_records",
-    "pack_job",
-    "unpack_job",
+    "run_jobs",
     "write_record",
     "write_records",
 ]
@@ -82,15 +81,20 @@ class LedgerRecord(NamedTuple):
 _COLUMNS = ", ".join(LedgerRecord._fields)
 
 
-def pack_job(job_id: int, queue_row: int) -> int:
-    """A job id and its queue row in one int (queue rows stay below 2**40; the ledger's pointer to a job, kept compactly)."""
-    return (job_id << 40) | queue_row
+def run_jobs(conn: sqlite3.Connection, run_id: str, scene_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """``(job id, queue row)`` of the job run ``run_id`` queued for each of ``scene_ids`` that has one.
 
-
-def unpack_job(packed: int) -> tuple[int, int]:
-    """``(job id, queue row)`` of a ``pack_job`` value."""
-    return packed >> 40, packed & ((1 << 40) - 1)
-
+    Asked by scene, the key's first column: a point lookup per scene, so a run needs no
+    map of its own jobs in memory to point a later entry of a scene at the scene's job.
+    """
+    scenes = sorted(set(scene_ids))
+    found: dict[int, tuple[int, int]] = {}
+    for offset in range(0, len(scenes), _IN_CHUNK):
+        chunk = scenes[offset : offset + _IN_CHUNK]
+        sql = (f"SELECT scene_id, job_id, queue_row_id FROM {LEDGER_TABLE} WHERE scene_id IN ({','.join('?' * len(chunk))})"
+               " AND run_id = ? AND job_id IS NOT NULL AND queue_row_id IS NOT NULL")
+        found.update((row[0], (row[1], row[2])) for row in conn.execute(sql, (*chunk, run_id)))
+    return found
 
 
 def entry_identity(entry: Mapping[str, Any]) -> tuple[int, str]:

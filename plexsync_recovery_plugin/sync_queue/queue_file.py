@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 from ..sqlite_uri import sqlite_uri
 from . import ledger, queue_rows
-from .ledger import CLAIMED, LedgerRecord, pack_job
+from .ledger import CLAIMED, LedgerRecord
 from .queue_snapshot import ACKED, LIVE_STATUSES, QueueSnapshot
 from .staged_jobs import StagedJob, chunk_records
 
@@ -31,6 +31,7 @@ QUEUE_FILE_NAME = "data.db"
 #: Acked rows are read from this long before the window's start: room for a clock that stepped back.
 ACKED_SCAN_MARGIN = queue_rows.ACKED_SCAN_MARGIN
 _READY = 0  # persist-queue's AckStatus.inited: what put() writes
+_BY_THIS_RUN = "scene {} is queued by an earlier entry of this run"
 
 
 class QueueFileError(sqlite3.OperationalError):
@@ -213,15 +214,13 @@ class QueueFile:
         covered: Sequence[tuple[tuple[int, str], int]],
         snapshot: QueueSnapshot,
         run_id: str,
-        jobs_of_run: dict[int, int],
     ) -> list[str | None]:
         """Write jobs and ledger records in one transaction; return each job's covering reason.
 
         Inside the transaction the rows appended since ``snapshot`` are read first: a job
-        whose scene gained a job meanwhile is not written (its reason says why; None means
-        written). ``covered`` entries are recorded as covered by the scene's job of this run,
-        if any: ``jobs_of_run`` (scene -> ``ledger.pack_job``) is read, and updated once the
-        transaction commits. On error nothing is written.
+        whose scene gained a job meanwhile, PlexSync's or an earlier chunk's of this run (the
+        ledger says), is not written (its reason says why; None means written). ``covered`` entries are recorded as covered by the scene's job of this run,
+        if any (this chunk's, or an earlier chunk's as the ledger says). On error nothing is written.
 
         Raises:
             QueueFileError: The write failed; the message names the file and the cause.
@@ -232,20 +231,21 @@ class QueueFile:
             conn.execute("BEGIN IMMEDIATE")
             ledger.ensure_ledger(conn)
             self.refresh(snapshot, conn)
-            reasons = [snapshot.covering_reason(job.scene_id, job.failed_at) for job in jobs]
+            earlier = ledger.run_jobs(conn, run_id, [job.scene_id for job in jobs] + [scene for _, scene in covered])
+            reasons = [_BY_THIS_RUN.format(job.scene_id) if job.scene_id in earlier
+                       else snapshot.covering_reason(job.scene_id, job.failed_at) for job in jobs]
             now = time.time()
             fresh = self._insert_jobs(conn, [job for job, reason in zip(jobs, reasons) if reason is None], now)
-            ledger.write_records(conn, chunk_records(jobs, reasons, covered, fresh, jobs_of_run, run_id, now))
+            ledger.write_records(conn, chunk_records(jobs, covered, fresh, earlier, run_id, now))
             conn.execute("COMMIT")
             failed = False
         except sqlite3.Error as error:
             raise self._error("cannot write", error) from self._rolled_back(conn, error)
         finally:
             self._release(conn, failed=failed)
-        jobs_of_run.update((scene, pack_job(*job)) for scene, job in fresh.items())
-        snapshot.live.update(fresh)
         # Every row before ours was read inside this transaction, and nobody else wrote while
         # it held the lock: the next refresh starts after our rows instead of decoding them.
+        # Our own scenes are not kept in memory: the ledger says which this run queued.
         snapshot.last_row_id = max([snapshot.last_row_id, *(row for _, row in fresh.values())])
         return reasons
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
-from .ledger import DONE, LedgerRecord, unpack_job
+from .ledger import DONE, LedgerRecord
 
 __all__ = ["StagedJob", "chunk_records"]
 
@@ -23,23 +23,24 @@ class StagedJob(NamedTuple):
 
 def chunk_records(
     jobs: Sequence[StagedJob],
-    reasons: Sequence[str | None],
     covered: Sequence[tuple[tuple[int, str], int]],
     fresh: dict[int, tuple[int, int]],
-    jobs_of_run: dict[int, int],
+    earlier: Mapping[int, tuple[int, int]],
     run_id: str,
     now: float,
 ) -> list[LedgerRecord]:
-    """The chunk's ledger records: each entry points at its scene's job of this run, if it has one."""
+    """The chunk's ledger records: each entry points at its scene's job of this run, if it has one.
+
+    ``fresh`` holds the jobs this chunk wrote, ``earlier`` those of earlier chunks (by scene);
+    a job found covered inside the transaction points at this run's job of its scene too, if any.
+    """
 
     def pointer(scene_id: int) -> tuple[int | None, int | None]:
-        packed = jobs_of_run.get(scene_id)
-        return fresh.get(scene_id) or (unpack_job(packed) if packed is not None else (None, None))
+        return fresh.get(scene_id) or earlier.get(scene_id) or (None, None)
 
     records = [
-        LedgerRecord(*identity, job.scene_id, *(pointer(job.scene_id) if reason is None else (None, None)),
-                     run_id, now, DONE, None)
-        for job, reason in zip(jobs, reasons)
+        LedgerRecord(*identity, job.scene_id, *pointer(job.scene_id), run_id, now, DONE, None)
+        for job in jobs
         for identity in (job.identity, *job.followers)
     ]
     records.extend(LedgerRecord(*identity, scene, *pointer(scene), run_id, now, DONE, None) for identity, scene in covered)

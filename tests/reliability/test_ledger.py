@@ -293,3 +293,22 @@ def test_a_ledger_of_the_first_layout_is_kept_read_and_honoured(dlq, queue, data
         (entries[0]["id"], "first-release", ledger.DONE), (entries[1]["id"], "first-release", ledger.DONE),
         (entries[2]["id"], result.run_id, ledger.DONE),
     ]  # both tables; a first-layout record (no state column) reads as done
+
+
+def test_a_later_entry_of_a_scene_in_a_later_chunk_points_at_the_scenes_job(dlq, queue, data_dir, add_entry, mocker):
+    """Chunks of one entry: the second entry of scene 5 is written in another transaction, yet points at the same job."""
+    from plexsync_recovery_plugin.sync_queue import dlq_recovery
+
+    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 1)
+    add_entry(5, failed_at=WINDOW_START + 10)
+    add_entry(5, failed_at=WINDOW_START + 20)
+    add_entry(6, failed_at=WINDOW_START + 30)
+    stash = PlainStash()
+    result = recover_outage_jobs(_window(dlq), queue, stash, HealthyPlex(), data_dir, collaborators=_batched(queue, stash))
+
+    assert (result.recovered, result.skipped_already_queued) == (2, 1)
+    rows = [(row["scene_id"], row["job_id"], row["queue_row_id"]) for row in ledger_rows(data_dir)]
+    first, second, other = rows
+    assert first[0] == second[0] == 5 and other[0] == 6
+    assert first[1:] == second[1:] and None not in first  # the same job and queue row, not "covered by PlexSync"
+    assert_ledger_matches_queue(data_dir, recovered_scenes={5, 6})

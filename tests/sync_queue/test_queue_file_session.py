@@ -37,7 +37,7 @@ def test_a_session_shares_one_connection_and_never_holds_the_queue_between_chunk
     with owner.session():
         for scene_id in (1, 2, 3):
             owner.ledger_records([(scene_id, (scene_id, "2026-02-15 19:00:00"))])
-            owner.write_chunk([_staged(scene_id)], [], snapshot, "run", {})
+            owner.write_chunk([_staged(scene_id)], [], snapshot, "run")
             other = sqlite3.connect(owner.db_path, timeout=0)  # PlexSync's worker between two chunks: no wait
             try:
                 other.execute("BEGIN IMMEDIATE")
@@ -55,16 +55,16 @@ def test_after_a_failed_write_the_session_opens_a_new_connection(queue, monkeypa
     snapshot = owner.snapshot(None)
     opened = _count_connects(monkeypatch)
     with owner.session():
-        owner.write_chunk([_staged(1)], [], snapshot, "run", {})
+        owner.write_chunk([_staged(1)], [], snapshot, "run")
         blocker = sqlite3.connect(owner.db_path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # someone holds the write lock past our timeout
         try:
             with pytest.raises(QueueFileError, match="locked"):
-                owner.write_chunk([_staged(2)], [], snapshot, "run", {})
+                owner.write_chunk([_staged(2)], [], snapshot, "run")
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
-        owner.write_chunk([_staged(3)], [], snapshot, "run", {})
+        owner.write_chunk([_staged(3)], [], snapshot, "run")
     assert len(opened) == 2  # the failed connection was dropped, not reused
     assert isinstance(owner.ledger_records([(3, (3, "2026-02-15 19:00:00"))])[(3, "2026-02-15 19:00:00")], LedgerRecord)
     assert owner.ledger_records([(2, (2, "2026-02-15 19:00:00"))]) == {}  # nothing of the failed chunk
