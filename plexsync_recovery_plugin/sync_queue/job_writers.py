@@ -154,6 +154,7 @@ class BatchJobWriter(_StagingWriter):
                 outcomes.append(WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} re-queued"))
             else:
                 outcomes.append(WriteOutcome(job, Outcome.ALREADY_QUEUED, reason))
+        self.queue_file.checkpoint()
         written = sum(1 for reason in reasons if reason is None)
         if written and self.on_written is not None:
             self.on_written(written)

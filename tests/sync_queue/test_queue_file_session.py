@@ -68,3 +68,31 @@ def test_after_a_failed_write_the_session_opens_a_new_connection(queue, monkeypa
     assert len(opened) == 2  # the failed connection was dropped, not reused
     assert isinstance(owner.ledger_records([(3, (3, "2026-02-15 19:00:00"))])[(3, "2026-02-15 19:00:00")], LedgerRecord)
     assert owner.ledger_records([(2, (2, "2026-02-15 19:00:00"))]) == {}  # nothing of the failed chunk
+
+
+def test_a_session_leaves_its_pages_copied_and_its_wal_synced(queue, monkeypatch) -> None:
+    """After each chunk the session's pages are copied back (not left for PlexSync's next commit); at its end the WAL is synced."""
+    from plexsync_recovery_plugin.sync_queue import queue_session
+
+    synced: list[int] = []
+    real_fsync = queue_session.os.fsync
+    monkeypatch.setattr(queue_session.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    owner = QueueFile(queue.path)
+    snapshot = owner.snapshot(None)
+    plexsync = sqlite3.connect(owner.db_path)  # PlexSync keeps the file open: the WAL stays
+    try:
+        with owner.session():
+            for scene_id in (1, 2, 3):
+                owner.write_chunk([_staged(scene_id)], [], snapshot, "run")
+                owner.checkpoint()
+                busy, frames, copied = plexsync.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                assert frames == copied  # nothing left for PlexSync's commits to copy
+            session_conn = owner._session.connection()
+            assert session_conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: commits skip the disk ...
+            assert synced == []
+        assert len(synced) == 1  # ... the WAL was synced once, as the session ended
+        with owner.session():
+            owner.ledger_records([(1, (1, "2026-02-15 19:00:00"))])
+        assert len(synced) == 1  # a session that only read syncs nothing
+    finally:
+        plexsync.close()
