@@ -45,6 +45,7 @@ class WindowQueryReport:
         mixed_share: Share of the second DLQ's rows stored as ``T``/``Z``/``+00:00`` text or Unix numbers.
         mixed_query_seconds: Reading the window of that second DLQ.
         mixed_returned: Rows that read returned.
+        scene_order_seconds: Reading the first DLQ's window by scene, as a recovery reads it.
         plan: ``EXPLAIN QUERY PLAN`` details of each statement (``DlqWindow.query_plan``).
     """
 
@@ -58,6 +59,7 @@ class WindowQueryReport:
     mixed_query_seconds: list[float]
     mixed_returned: int
     plan: dict[str, list[str]]
+    scene_order_seconds: list[float]
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready values."""
@@ -155,6 +157,7 @@ def run_window_query_bench(
         query_seconds, returned = _time_reads(dlq, start, end, repeat)
         alone_seconds, _ = _time_reads(dlq, start, end, repeat, stored_forms=FORMS[:1])
         mixed_seconds, mixed_returned = _time_reads(DeadLetterQueue(mixed_dir), start, end, repeat)
+        scene_seconds, _ = _time_reads(dlq, start, end, repeat, order="scene")
         plan = dlq.window(start, end, _TYPES).query_plan()
     return WindowQueryReport(rows, window_rows, build_seconds, query_seconds, alone_seconds, returned,
-                             mixed_share, mixed_seconds, mixed_returned, plan)
+                             mixed_share, mixed_seconds, mixed_returned, plan, scene_seconds)

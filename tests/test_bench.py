@@ -94,6 +94,7 @@ def test_window_query_mode_reads_the_window_through_the_index(capsys: pytest.Cap
     assert len(report["query_seconds"]) == 3
     assert report["mixed_returned"] == 250
     assert len(report["plexsync_form_only_seconds"]) == len(report["mixed_query_seconds"]) == 3
+    assert len(report["scene_order_seconds"]) == 3
     assert all(details[0].startswith("SEARCH dead_letters USING INDEX idx_failed_at (")
                for details in report["plan"].values())
 

@@ -118,6 +118,8 @@ def print_window_query(out: Any, report: "WindowQueryReport") -> None:
              runs(report.plexsync_form_only_seconds)],
             [f"{report.mixed_share:.0%} in T/Z/+00:00/Unix forms", report.rows, report.window_rows,
              report.mixed_returned, runs(report.mixed_query_seconds)],
+            ["PlexSync's form, by scene (as a recovery reads)", report.rows, report.window_rows, report.returned,
+             runs(report.scene_order_seconds)],
         ],
         title=f"DLQ window query on PlexSync's idx_failed_at (len() and every page; DLQs built in "
         f"{report.build_seconds:.1f} s)",

@@ -109,13 +109,14 @@ class DeadLetterQueue:
         page_size: int = 1000,
         max_job_bytes: int = MAX_PICKLE_BYTES,
         stored_forms: Sequence[StoredForm] = FORMS,
+        order: str = "time",
     ) -> DlqWindow:
-        """The entries with ``start_time <= failed_at <= end_time`` of ``error_types``, oldest first.
+        """The entries with ``start_time <= failed_at <= end_time`` of ``error_types``, oldest first (or by scene).
 
         See :class:`DlqWindow` (streamed in pages; ``len()`` counts in SQL).
         """
         return DlqWindow(self, start_time, end_time, error_types, page_size=page_size, max_job_bytes=max_job_bytes,
-                         stored_forms=stored_forms)
+                         stored_forms=stored_forms, order=order)
 
     def estimate_window(self, start_time: float, end_time: float) -> int:
         """About how many entries failed in the window, whatever their error type, for progress reports.
