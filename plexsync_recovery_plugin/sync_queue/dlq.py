@@ -69,7 +69,9 @@ class DeadLetterQueue:
                 ``dead_letters`` table, or stayed locked for longer than ``timeout``.
         """
         try:
-            conn = sqlite3.connect(self._uri, uri=True, timeout=self.timeout)
+            # A window's generator may be finalized by the garbage collector on any thread;
+            # each connection is still used by one reader at a time.
+            conn = sqlite3.connect(self._uri, uri=True, timeout=self.timeout, check_same_thread=False)
         except sqlite3.Error as error:
             reason = "the file is missing" if not self.db_path.exists() else str(error)
             raise DlqUnavailable(f"cannot open the DLQ {self.db_path}: {reason}") from None

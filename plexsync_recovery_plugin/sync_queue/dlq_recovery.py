@@ -194,6 +194,7 @@ def run_recovery(
             _pipeline(run, _chunks(remaining, RECOVERY_CHUNK), progress)
     finally:
         collaborators.writer.close()
+        getattr(pending, "close", lambda: None)()  # a window left half read closes its reader here, now
     result = run.tally.freeze()
     logger.info("recovery %s%s: %s", result.run_id, " (dry run)" if dry_run else "", result)
     return result

@@ -69,3 +69,25 @@ def test_the_dlq_is_not_held_while_the_entries_are_read(plexsync_dir, dlq) -> No
 def test_an_unknown_order_is_refused_by_name(dlq) -> None:
     with pytest.raises(ValueError, match="'scenes'"):
         DlqWindow(dlq, WINDOW_START, WINDOW_END, TYPES, order="scenes")
+
+
+@pytest.mark.parametrize("order", ["time", "scene"])
+def test_a_half_read_window_may_be_closed_on_another_thread(plexsync_dir, dlq, order: str) -> None:
+    """The garbage collector finalizes an abandoned window on whatever thread it runs: closing must not fail there."""
+    import threading
+
+    plexsync_dir.add_dead_letters({"job": {"scene_id": scene_id}, "failed_at": S + scene_id} for scene_id in range(1, 6))
+    entries = iter(DlqWindow(dlq, WINDOW_START, WINDOW_END, TYPES, page_size=2, order=order))
+    assert next(entries)["scene_id"] == 1
+    errors: list[BaseException] = []
+
+    def finalize() -> None:
+        try:
+            entries.close()  # what finalization does: closes the reader's connection
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    closer = threading.Thread(target=finalize)
+    closer.start()
+    closer.join()
+    assert errors == []
