@@ -8,7 +8,10 @@ block of ``BLOCK_SIZE`` ids once, and answering later chunks from it, costs Stas
 ``{ id }`` row per id of the blocks the window touches (measured: 100,000 scattered entries
 went from 99 s of Stash requests to about a second). A block touched by only a few ids is
 asked about exactly the first time, and fetched whole only if it is touched again, so a
-window of a few far-apart ids never pays for whole blocks.
+window of a few far-apart ids never pays for whole blocks. A recovery now reads its window by
+scene, so each chunk touches one or two blocks and Stash is asked as the run goes rather
+than all at once; a window read in failure order (the seed's ``recover_outage_jobs``) still
+relies on the blocks.
 """
 
 from __future__ import annotations
