@@ -235,7 +235,7 @@ def _finish(
 ) -> None:
     run.finish(leaders, lookup.result() if lookup is not None else {})
     if progress is not None:
-        counts = run.tally.freeze().counts()
+        counts = run.tally.field_counts()  # freezing copies every recovered scene id: not once a chunk
         progress(sum(value for name, value in counts.items() if name != "total_dlq_entries"), counts, last)
 
 

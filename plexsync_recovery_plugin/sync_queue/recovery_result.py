@@ -165,6 +165,10 @@ class RecoveryTally:
                 EntryOutcome(entry.get("id"), scene_id, entry.get("error_type"), entry.get("failed_at"), outcome, detail)
             )
 
+    def field_counts(self) -> dict[str, int]:
+        """The counts so far, as ``RecoveryResult.counts()`` names them (no copy of the scene ids)."""
+        return {name: self.seen if outcome is None else self.counts[outcome] for name, outcome in COUNT_FIELDS}
+
     def freeze(self) -> RecoveryResult:
         """The immutable result; ``total_dlq_entries`` is what was read."""
         counts = self.counts
