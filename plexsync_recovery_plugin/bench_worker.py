@@ -38,6 +38,9 @@ class PathRun:
         path: ``"batched"`` or ``"per-entry"``.
         entries: In-window entries the run was given.
         seconds: ``outage_ended.send`` to ``recovery_completed``.
+        cpu_seconds: CPU time (user + system) this process spent in those ``seconds``, all
+            its threads: close to ``seconds`` when the run computes all along, well below
+            when it waits (for Stash, for the disk, for a lock).
         entries_per_second: ``entries / seconds``.
         peak_rss_mb: The worker's peak RSS after the run, in MiB (its whole life: imports,
             clients and the run; see ``_rss_mb``).
@@ -58,6 +61,7 @@ class PathRun:
     path: str
     entries: int
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     entries_per_second: float = 0.0
     peak_rss_mb: float = 0.0
     baseline_rss_mb: float = 0.0
@@ -153,8 +157,10 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, 
         with plugin:
             if live is not None:
                 live.mark()
+            run.cpu_seconds = -_cpu_seconds()
             started = time.perf_counter()
             outage_ended.send("bench", start=spec["start"], end=spec["end"])
+            run.cpu_seconds += _cpu_seconds()
         if live is not None:
             run.live_worker = asdict(live.stop())
         run.peak_rss_mb = _rss_mb()
@@ -166,6 +172,11 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, 
         stash.s.close()
         plex._session.close()
     return started
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class _Terminal(io.StringIO):

@@ -141,6 +141,7 @@ def test_batched_run_reports_its_phases_and_what_plexsyncs_worker_waited(capsys:
     main_thread = [name for name in PHASES if name not in OVERLAPPING]
     assert sum(phases[name] for name in main_thread) <= run["seconds"] + 0.005
     assert phases["other"] == pytest.approx(run["seconds"] - sum(phases[name] for name in main_thread), abs=1e-5)
+    assert 0 < run["cpu_seconds"] <= 2 * run["seconds"] + 0.05  # two cores at most, and it did compute
     assert run["transactions"] == 1  # 300 entries: one chunk, one transaction
     assert 0 < run["transaction_seconds"] <= phases["write"]
     assert run["longest_transaction_ms"] == pytest.approx(run["transaction_seconds"] * 1000, abs=0.01)

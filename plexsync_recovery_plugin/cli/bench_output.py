@@ -38,12 +38,12 @@ def print_bench(out: Any, report: "BenchReport") -> None:
         out.json(report.as_dict())
         return
     rows = [
-        [run.path, run.entries, round(run.seconds, 3), round(run.entries_per_second), round(run.peak_rss_mb, 1),
-         run.error or "ok"]
+        [run.path, run.entries, round(run.seconds, 3), round(run.cpu_seconds, 3), round(run.entries_per_second),
+         round(run.peak_rss_mb, 1), run.error or "ok"]
         for run in report.runs
     ]
     out.table(
-        ["path", "entries", "seconds", "entries/s", "peak RSS MB", "status"],
+        ["path", "entries", "seconds", "CPU s", "entries/s", "peak RSS MB", "status"],
         rows,
         title=(
             f"recovery of {report.entries} in-window entries ({report.noise} others in the DLQ,"

@@ -204,8 +204,8 @@ def _pipeline(run: ChunkRun, chunks: Iterator[list[Mapping[str, Any]]], progress
     """Screen each chunk and ask Stash about it on a helper thread; write chunks in order as answers come.
 
     While Stash has not answered the oldest screened chunk, up to ``SCREEN_AHEAD`` chunks
-    are screened ahead (the first answer of a window of scattered ids can take a while:
-    it fetches every block the window touches). A scene that an earlier chunk writes may be
+    are screened ahead (read in failure order, a window of scattered ids makes the first
+    answer fetch every block the window touches). A scene that an earlier chunk writes may be
     asked about needlessly; the write's own check inside its transaction still keeps it
     from being queued twice.
     """
