@@ -70,29 +70,47 @@ def test_after_a_failed_write_the_session_opens_a_new_connection(queue, monkeypa
     assert owner.ledger_records([(2, (2, "2026-02-15 19:00:00"))]) == {}  # nothing of the failed chunk
 
 
-def test_a_session_leaves_its_pages_copied_and_its_wal_synced(queue, monkeypatch) -> None:
-    """After each chunk the session's pages are copied back (not left for PlexSync's next commit); at its end the WAL is synced."""
+def _rows_in_main_file(owner: QueueFile) -> int:
+    """Queue rows in the database file itself, the WAL ignored: what a checkpoint has copied back."""
+    conn = sqlite3.connect(f"file:{owner.db_path}?immutable=1", uri=True)
+    try:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {owner.table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_session_copies_its_pages_back_within_the_budget_and_syncs_its_wal_once(queue, monkeypatch) -> None:
+    """Copies come every few chunks, each finding at most ``CHECKPOINT_FRAMES`` in the WAL; the end copies the rest and syncs once."""
     from plexsync_recovery_plugin.sync_queue import queue_session
 
+    monkeypatch.setattr(queue_session, "CHECKPOINT_FRAMES", 12)  # a few one-job chunks' worth
     synced: list[int] = []
     real_fsync = queue_session.os.fsync
     monkeypatch.setattr(queue_session.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    copies: list[int] = []
+    real_copy = queue_session.QueueSession._copy_back
+    monkeypatch.setattr(queue_session.QueueSession, "_copy_back",
+                        lambda self, conn: copies.append(real_copy(self, conn)) or copies[-1])
     owner = QueueFile(queue.path)
     snapshot = owner.snapshot(None)
     plexsync = sqlite3.connect(owner.db_path)  # PlexSync keeps the file open: the WAL stays
+    plexsync.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the queue as PlexSync left it, all in the file
+    before = _rows_in_main_file(owner)
     try:
         with owner.session():
-            for scene_id in (1, 2, 3):
+            for scene_id in range(1, 21):
                 owner.write_chunk([_staged(scene_id)], [], snapshot, "run")
                 owner.checkpoint()
-                busy, frames, copied = plexsync.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                assert frames == copied  # nothing left for PlexSync's commits to copy
             session_conn = owner._session.connection()
             assert session_conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: commits skip the disk ...
             assert synced == []
+            assert _rows_in_main_file(owner) < before + 20  # the last chunks wait in the WAL for the next copy
         assert len(synced) == 1  # ... the WAL was synced once, as the session ended
+        assert _rows_in_main_file(owner) == before + 20  # and the rest was copied: none left for PlexSync's commits
         with owner.session():
             owner.ledger_records([(1, (1, "2026-02-15 19:00:00"))])
         assert len(synced) == 1  # a session that only read syncs nothing
     finally:
         plexsync.close()
+    assert 2 < len(copies) < 20  # every few chunks, not after each one
+    assert max(copies[1:-1]) <= 12  # the first copy learns a chunk's size; the end copies what is left
