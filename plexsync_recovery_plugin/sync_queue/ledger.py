@@ -158,8 +158,8 @@ def write_record(conn: sqlite3.Connection, record: LedgerRecord) -> None:
     )
 
 
-def write_records(conn: sqlite3.Connection, records: Sequence[LedgerRecord]) -> None:
-    """Insert or replace many records with one statement, inside the caller's transaction."""
+def write_records(conn: sqlite3.Connection, records: Sequence[tuple[Any, ...]]) -> None:
+    """Insert or replace many records (``LedgerRecord``s or tuples in its field order) with one statement, inside the caller's transaction."""
     if records:
         conn.executemany(
             f"INSERT OR REPLACE INTO {LEDGER_TABLE} ({_COLUMNS})"

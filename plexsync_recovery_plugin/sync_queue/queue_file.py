@@ -52,6 +52,7 @@ class QueueFile:
         self.table = f"ack_queue_{name}"
         self.timeout = timeout
         self._session = QueueSession(lambda: self._connect(create=True), self.db_path)
+        self._ledger_ready_on: sqlite3.Connection | None = None  # the session connection that made sure of the ledger
 
     def session(self) -> ContextManager[None]:
         """Let a run's per-chunk ledger reads and chunk writes share one connection (``queue_session``)."""
@@ -208,10 +209,15 @@ class QueueFile:
         failed, collecting = True, gc.isenabled()
         gc.disable()  # a full collection inside the transaction would hold PlexSync's worker off for it
         try:
+            scenes = [job.scene_id for job in jobs] + [scene for _, scene in covered]
+            ready = conn is self._ledger_ready_on  # the session made sure of the ledger already
+            # Read before taking the lock, when the ledger exists: only this run writes records of ``run_id``.
+            earlier = ledger.run_jobs(conn, run_id, scenes) if ready else {}
             conn.execute("BEGIN IMMEDIATE")
-            ledger.ensure_ledger(conn)
+            if not ready:
+                ledger.ensure_ledger(conn)
+                earlier = ledger.run_jobs(conn, run_id, scenes)
             self.refresh(snapshot, conn)
-            earlier = ledger.run_jobs(conn, run_id, [job.scene_id for job in jobs] + [scene for _, scene in covered])
             reasons = [_BY_THIS_RUN.format(job.scene_id) if job.scene_id in earlier
                        else snapshot.covering_reason(job.scene_id, job.failed_at) for job in jobs]
             now = time.time()
@@ -219,6 +225,7 @@ class QueueFile:
             ledger.write_records(conn, chunk_records(jobs, covered, fresh, earlier, run_id, now))
             conn.execute("COMMIT")
             failed = False
+            self._ledger_ready_on = conn if self._session.active else None
         except sqlite3.Error as error:
             raise self._error("cannot write", error) from self._rolled_back(conn, error)
         finally:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
-from .ledger import DONE, LedgerRecord
+from .ledger import DONE
 
 __all__ = ["StagedJob", "chunk_records"]
 
@@ -28,20 +28,23 @@ def chunk_records(
     earlier: Mapping[int, tuple[int, int]],
     run_id: str,
     now: float,
-) -> list[LedgerRecord]:
-    """The chunk's ledger records: each entry points at its scene's job of this run, if it has one.
+) -> list[tuple[Any, ...]]:
+    """The chunk's ledger records, as rows in ``LedgerRecord``'s field order: each entry points at its scene's job of this run, if any.
 
     ``fresh`` holds the jobs this chunk wrote, ``earlier`` those of earlier chunks (by scene);
     a job found covered inside the transaction points at this run's job of its scene too, if any.
+    Plain tuples, not ``LedgerRecord``s: they are built while PlexSync's queue is locked.
     """
-
-    def pointer(scene_id: int) -> tuple[int | None, int | None]:
-        return fresh.get(scene_id) or earlier.get(scene_id) or (None, None)
-
-    records = [
-        LedgerRecord(*identity, job.scene_id, *pointer(job.scene_id), run_id, now, DONE, None)
-        for job in jobs
-        for identity in (job.identity, *job.followers)
-    ]
-    records.extend(LedgerRecord(*identity, scene, *pointer(scene), run_id, now, DONE, None) for identity, scene in covered)
+    none = (None, None)
+    records: list[tuple[Any, ...]] = []
+    add = records.append
+    for job in jobs:
+        scene_id = job.scene_id
+        job_id, row = fresh.get(scene_id) or earlier.get(scene_id) or none
+        add((*job.identity, scene_id, job_id, row, run_id, now, DONE, None))
+        for identity in job.followers:
+            add((*identity, scene_id, job_id, row, run_id, now, DONE, None))
+    for identity, scene_id in covered:
+        job_id, row = fresh.get(scene_id) or earlier.get(scene_id) or none
+        add((*identity, scene_id, job_id, row, run_id, now, DONE, None))
     return records
