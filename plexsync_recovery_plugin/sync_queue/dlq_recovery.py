@@ -64,7 +64,8 @@ OPTIONAL_RETRY_ERROR_TYPES = ["PlexTemporaryError", "PlexNotFound"]
 #: Retrying cannot help: never recovered.
 PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionError"]
 
-#: Entries handled per chunk: one Stash request and one queue transaction each.
+#: Entries handled per chunk at most: one Stash request and one queue transaction each (fewer when
+#: the writer's lock budget says a chunk this size would hold the queue too long: ``lock_budget``).
 RECOVERY_CHUNK = 1000
 #: Chunks screened while waiting for Stash's answer about the oldest (bounds their memory: ~1 MB a chunk).
 SCREEN_AHEAD = 6
@@ -191,7 +192,7 @@ def run_recovery(
     run.snapshot = collaborators.queue_state(since)
     try:
         with collaborators.queue_file.session():
-            _pipeline(run, _chunks(remaining, RECOVERY_CHUNK), progress)
+            _pipeline(run, _chunks(remaining, lambda: _chunk_size(collaborators.writer)), progress)
     finally:
         collaborators.writer.close()
         getattr(pending, "close", lambda: None)()  # a window left half read closes its reader here, now
@@ -249,12 +250,20 @@ def _earliest(entries: Iterable[Mapping[str, Any]]) -> float | None:
     return None if any(moment is None for moment in times) else min((t for t in times if t is not None), default=None)
 
 
-def _chunks(entries: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
+def _chunk_size(writer: JobWriter) -> int:
+    """``RECOVERY_CHUNK``, or fewer when the writer's lock budget says a chunk that size would hold the queue too long."""
+    limit = writer.chunk_rows()
+    return RECOVERY_CHUNK if limit is None else max(1, min(RECOVERY_CHUNK, limit))
+
+
+def _chunks(entries: Iterable[Mapping[str, Any]], size: Callable[[], int]) -> Iterator[list[Mapping[str, Any]]]:
+    """``entries`` in lists of ``size()`` entries, asked again for each list."""
     chunk: list[Mapping[str, Any]] = []
+    limit = size()
     for entry in entries:
         chunk.append(entry)
-        if len(chunk) == size:
+        if len(chunk) >= limit:
             yield chunk
-            chunk = []
+            chunk, limit = [], size()
     if chunk:
         yield chunk

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Protocol
 from persistqueue.serializers import pickle as queue_pickle
 
 from .ledger import CLAIMED, DONE, LedgerRecord
+from .lock_budget import LockBudget
 from .operations import make_job
 from .queue_file import QueueFile, QueueFileError
 from .staged_jobs import StagedJob
@@ -68,6 +69,9 @@ class JobWriter(Protocol):
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
         """Write what was accepted; return one outcome per accepted job, in order."""
 
+    def chunk_rows(self) -> int | None:
+        """How many entries the next chunk should hold at most to keep its write short; None: no limit."""
+
     def close(self) -> None:
         """Release what the writer holds."""
 
@@ -92,6 +96,10 @@ class _StagingWriter:
         jobs, covered = self._jobs, self._covered
         self._jobs, self._covered = [], []
         return jobs, covered
+
+    def chunk_rows(self) -> int | None:
+        """No limit of its own: the engine's usual chunk."""
+        return None
 
     def close(self) -> None:
         """Nothing to release: each write opens and closes its own connection."""
@@ -122,12 +130,24 @@ class BatchJobWriter(_StagingWriter):
         run_id: The run's id, recorded in the ledger.
         on_written: Called with the number of jobs written after each commit (the factory
             uses it to wake a worker of the same process blocked in ``queue.get()``).
+        budget: Learns how long a transaction holds the queue's write lock per entry.
     """
 
-    def __init__(self, queue_file: QueueFile, run_id: str, on_written: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        queue_file: QueueFile,
+        run_id: str,
+        on_written: Callable[[int], None] | None = None,
+        budget: LockBudget | None = None,
+    ) -> None:
         super().__init__(run_id)
         self.queue_file = queue_file
         self.on_written = on_written
+        self.budget = budget or LockBudget()
+
+    def chunk_rows(self) -> int | None:
+        """As many entries as the budget says fit one short transaction (``lock_budget``)."""
+        return self.budget.rows()
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
         """Encode each job on its own (one that cannot be encoded fails alone), then write the chunk."""
@@ -142,6 +162,7 @@ class BatchJobWriter(_StagingWriter):
                 outcomes.append(WriteOutcome(job, Outcome.FAILED, f"cannot be encoded: {error}"))
         if not staged and not covered:
             return outcomes
+        began = time.perf_counter()
         try:
             reasons = self.queue_file.write_chunk(
                 [item for _, item in staged], covered, snapshot, self.run_id
@@ -149,6 +170,7 @@ class BatchJobWriter(_StagingWriter):
         except QueueFileError as error:
             logger.error("could not write %d recovered jobs: %s", len(staged), error)
             return outcomes + [WriteOutcome(job, Outcome.FAILED, f"could not queue: {error}", True) for job, _ in staged]
+        self.budget.observe(sum(1 + len(item.followers) for _, item in staged) + len(covered), time.perf_counter() - began)
         for (job, _), reason in zip(staged, reasons):
             if reason is None:
                 outcomes.append(WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} re-queued"))

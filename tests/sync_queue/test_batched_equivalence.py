@@ -27,11 +27,12 @@ from stashapi.stashapp import StashInterface
 
 from plexsync_recovery_plugin.stash import lookup
 from plexsync_recovery_plugin.stash.lookup import BatchedStashLookup, PerSceneLookup, SceneStatus
-from plexsync_recovery_plugin.sync_queue import dlq_recovery
+from plexsync_recovery_plugin.sync_queue import dlq_recovery, job_writers
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
 from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
 from plexsync_recovery_plugin.sync_queue.ledger import DONE, LedgerRecord
+from plexsync_recovery_plugin.sync_queue.lock_budget import LockBudget
 from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
 from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
 from plexsync_recovery_plugin.sync_queue.operations import enqueue, make_job, open_queue
@@ -266,3 +267,32 @@ def test_scattered_ids_are_fetched_by_block_once_not_chunk_by_chunk(
                        for scene_id in order}
     # The first chunk fetched the three blocks the library spans as one range; the others asked nothing.
     assert stash_server.operation_counts["findScenes"] == 1
+
+
+def _slow_budget() -> LockBudget:
+    """A budget that has seen one very slow write: every chunk gets its floor of 7 entries."""
+    budget = LockBudget(1e-9, min_rows=7)
+    budget.observe(1, 1.0)
+    return budget
+
+
+def test_chunks_shrunk_by_the_lock_budget_give_the_same_answer(
+    tmp_path: Path, stash: StashInterface, plex: PlexServer, stash_server: StashTestServer, mocker: Any,
+) -> None:
+    """Chunks of 7 where 40 was the usual size, and nothing else changes."""
+    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 40)
+    mocker.patch.object(job_writers, "LockBudget", _slow_budget)
+    batched, per_entry = both_paths(tmp_path, 4, 250, stash, plex, stash_server)
+
+    assert same_answer(batched, per_entry)
+    assert batched["result"]["recovered"] > 20
+    conn = sqlite3.connect(tmp_path / "batched" / "queue" / "data.db")
+    try:  # one ``recovered_at`` per transaction
+        transactions = conn.execute(
+            "SELECT COUNT(DISTINCT recovered_at) FROM dead_letter_recoveries WHERE run_id != 'earlier'"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    # Chunks of 40 would write in 7 transactions at most; chunks of 7 in about 36 (less those that
+    # the queue or the ledger settled whole, which write nothing).
+    assert transactions >= 25

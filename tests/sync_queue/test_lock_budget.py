@@ -1,0 +1,53 @@
+"""Chunks sized by time on the queue's write lock: the budget's arithmetic and the engine's cut."""
+
+from __future__ import annotations
+
+import pytest
+
+from plexsync_recovery_plugin.sync_queue import dlq_recovery
+from plexsync_recovery_plugin.sync_queue.job_writers import BatchJobWriter, DryRunWriter
+from plexsync_recovery_plugin.sync_queue.lock_budget import LockBudget
+from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+
+
+def test_the_budget_sets_no_limit_until_a_transaction_was_timed_then_fits_the_target() -> None:
+    budget = LockBudget(0.010, min_rows=100)
+    assert budget.rows() is None
+    budget.observe(500, 0.010)  # 20 us an entry: 500 fit 10 ms
+    assert budget.rows() == 500
+    budget.observe(500, 0.050)  # a slow one (100 us an entry) pulls the cost up, not all the way
+    assert 100 < budget.rows() < 500
+    for _ in range(30):
+        budget.observe(1000, 1.0)  # 1 ms an entry: 10 would fit, the floor holds
+    assert budget.rows() == 100
+    for _ in range(30):
+        budget.observe(1000, 0.001)  # 1 us an entry: 10,000 fit
+    assert budget.rows() == pytest.approx(10_000, rel=0.05)
+    budget.observe(0, 0.5)  # nothing written tells nothing
+    assert budget.rows() == pytest.approx(10_000, rel=0.05)
+
+
+def test_a_budget_refuses_a_target_or_floor_that_is_not_positive() -> None:
+    with pytest.raises(ValueError, match="positive target"):
+        LockBudget(0.0)
+    with pytest.raises(ValueError, match="-1"):
+        LockBudget(min_rows=-1)
+
+
+def test_chunks_take_the_size_asked_for_each_one() -> None:
+    sizes = iter([3, 2, 5, 5])
+    chunks = list(dlq_recovery._chunks(range(12), lambda: next(sizes)))
+    assert chunks == [[0, 1, 2], [3, 4], [5, 6, 7, 8, 9], [10, 11]]
+    assert list(dlq_recovery._chunks([], lambda: 4)) == []
+
+
+def test_a_chunk_is_the_usual_size_until_the_writer_measured_a_slow_one(queue, monkeypatch) -> None:
+    monkeypatch.setattr(dlq_recovery, "RECOVERY_CHUNK", 1000)
+    writer = BatchJobWriter(QueueFile(queue.path), "run", budget=LockBudget(0.025, min_rows=100))
+    assert dlq_recovery._chunk_size(writer) == 1000  # nothing measured yet
+    writer.budget.observe(1000, 0.010)  # fast: 2,500 would fit, the usual size stays the ceiling
+    assert dlq_recovery._chunk_size(writer) == 1000
+    for _ in range(20):
+        writer.budget.observe(1000, 0.100)  # a slow disk: 100 us an entry
+    assert dlq_recovery._chunk_size(writer) == 250
+    assert dlq_recovery._chunk_size(DryRunWriter()) == 1000  # writers that hold no lock set no limit
