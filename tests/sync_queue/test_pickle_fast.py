@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import pickletools
 import random
 
 import pytest
@@ -80,3 +81,44 @@ def test_a_quick_yes_is_never_a_no_of_the_full_check():
                 full = UnsafePickleError
             assert quick == full or (quick is UnsafePickleError and full is UnsafePickleError), bytes(blob)
     assert accepted > 100  # the mutations exercised the quick path, not just its refusals
+
+
+#: Opcodes that build plain values from their own arguments: none fetches a global, calls
+#: anything, builds an object or names a persistent id (so ``find_class`` is never reached).
+_INERT_OPCODES = {
+    "PROTO", "FRAME", "STOP", "MEMOIZE", "BINPUT", "EMPTY_DICT", "EMPTY_LIST", "MARK", "NONE", "NEWTRUE", "NEWFALSE",
+    "APPEND", "APPENDS", "SETITEM", "SETITEMS", "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT",
+    "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINBYTES", "BINBYTES",
+}
+
+
+def _executed_opcodes(blob: bytes) -> set[str]:
+    """The opcodes the unpickler runs: up to the first string that is not UTF-8, where it stops too."""
+    names: set[str] = set()
+    try:
+        for opcode, _, _ in pickletools.genops(blob):
+            names.add(opcode.name)
+    except UnicodeDecodeError:
+        pass
+    return names
+
+
+def test_a_quick_yes_holds_only_opcodes_that_never_reach_a_callable():
+    """What lets a quick yes be loaded by the plain C unpickler: no opcode in it can name or call code."""
+    rng = random.Random(11)
+    seeds = [pickle.dumps(pickle_bombs.plexsync_job(heavy=heavy), protocol=p) for p in (2, 3, 4, 5) for heavy in (0, 1)]
+    seeds += [pickle.dumps({"b": b"x" * 300, "t": "y" * 300, "n": [None, True, 2**40, 1.5]}, protocol=p) for p in (3, 4, 5)]
+    accepted = 0
+    for _ in range(3000):
+        blob = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(0, 3)):
+            blob[rng.randrange(len(blob))] = rng.randrange(256)
+        if plainly_safe(bytes(blob)):
+            accepted += 1
+            names = _executed_opcodes(bytes(blob))
+            assert names <= _INERT_OPCODES, (names - _INERT_OPCODES, bytes(blob))
+    assert accepted > 500
+    # What protocols 2 and 3 write for sets and bytes calls a global: never a quick yes.
+    assert not plainly_safe(pickle.dumps({"s": {1, 2}}, protocol=2))
+    assert not plainly_safe(pickle.dumps({"b": b"raw"}, protocol=2))
+    assert not plainly_safe(pickle.dumps({"s": {1, 2}}, protocol=4))
