@@ -239,3 +239,40 @@ def test_the_per_entry_path_draws_its_progress_on_a_terminal(tmp_path: Path) -> 
     os.close(leader)
     assert done.returncode == 0, drawn
     assert b"30/30 entries 100%" in drawn  # the bar reached the end of the window
+
+
+def test_the_floor_reads_decodes_and_writes_every_entry_of_the_window(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--floor", "--entries", "1500", "--acked-history", "200", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["entries"], report["jobs"]) == (1500, 1500)  # the window only, one scene an entry, no gate
+    steps = zip(report["read_seconds"], report["decode_seconds"], report["encode_seconds"], report["write_seconds"])
+    assert [round(sum(run), 9) for run in steps] == [round(total, 9) for total in report["total_seconds"]]
+    assert len(report["total_seconds"]) == 3
+
+
+def test_the_floor_writes_a_job_per_scene_and_a_ledger_record_per_entry(tmp_path: Path) -> None:
+    from plexsync_recovery_plugin.bench_floor import _one_run
+    from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+
+    dataset = bench.build_data_dir(tmp_path, 1200, noise=300, acked_history=100)
+    before = len(drained_scene_ids(tmp_path))
+    entries, jobs, seconds = _one_run(tmp_path, dataset.start, dataset.end)
+    assert (entries, jobs, len(seconds)) == (1200, 1200, 4)
+    scenes = drained_scene_ids(tmp_path)
+    assert len(scenes) - before == 1200 and set(range(1, 1201)) <= set(scenes)
+    records = QueueFile(tmp_path / "queue").all_ledger_records()
+    assert len(records) == 1200
+    assert {record["scene_id"] for record in records} == set(range(1, 1201))
+    assert all(record["queue_row_id"] is not None for record in records)  # each points at its scene's row
+
+
+def drained_scene_ids(data_dir: Path) -> list[int]:
+    """Scene ids of every ready row in the queue (persist-queue status 1), in row order."""
+    import pickle
+
+    conn = sqlite3.connect(data_dir / "queue" / "data.db")
+    try:
+        return [pickle.loads(blob)["scene_id"] for (blob,) in
+                conn.execute("SELECT data FROM ack_queue_default WHERE status = 1 ORDER BY _id")]
+    finally:
+        conn.close()

@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .bench_output import print_bench, print_dedup, print_sizes, print_window_query
+from .bench_output import print_bench, print_dedup, print_floor, print_sizes, print_window_query
 from .errors import UsageError
 from .help_text import EXIT_STATUS, LOG_FLAGS
 from .number_args import non_negative_int, positive_int, positive_seconds
@@ -62,7 +62,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
             " already queued; an acked history in the queue), start a loopback Stash and Plex, and time each"
             " recovery path from outage_ended to recovery_completed through the real stashapi and plexapi"
             " clients, each in its own process, with the seconds of each phase. --sizes repeats it per size"
-            " for the slope of peak RSS; --window-query and --dedup time one read alone."
+            " for the slope of peak RSS; --window-query and --dedup time one read alone; --floor times the work no"
+            " recovery can skip."
         ),
         epilog=EXIT_STATUS["bench"],
     )
@@ -96,6 +97,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                         help="time the 'already covered' read over a long-lived queue instead (see --acked-rows)")
     parser.add_argument("--acked-rows", type=non_negative_int, default=1_000_000, metavar="N",
                         help="with --dedup: old acked rows in the queue (default 1000000)")
+    parser.add_argument("--floor", action="store_true",
+                        help="time the floor instead: read, safely decode and write --entries with no gates (3 runs)")
     add_common_arguments(parser, only=LOG_FLAGS)
     parser.set_defaults(func=run, log_level=logging.INFO)  # progress lines on stderr; -q silences them
 
@@ -114,6 +117,11 @@ def run(args: argparse.Namespace) -> int:
         from .. import bench_dedup
 
         print_dedup(out, bench_dedup.run_dedup_bench(args.acked_rows, work_dir=args.work_dir))
+        return 0
+    if args.floor:
+        from ..bench_floor import run_floor_bench
+
+        print_floor(out, run_floor_bench(args.entries, acked_history=args.acked_history, work_dir=args.work_dir))
         return 0
     if args.window_query:
         if args.window_rows > args.rows:

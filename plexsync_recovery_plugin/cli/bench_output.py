@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..bench import BenchReport
     from ..bench_dedup import DedupReport
+    from ..bench_floor import FloorReport
     from ..bench_sizes import SizesReport
     from ..bench_window import WindowQueryReport
 
-__all__ = ["print_bench", "print_dedup", "print_sizes", "print_window_query"]
+__all__ = ["print_bench", "print_dedup", "print_floor", "print_sizes", "print_window_query"]
 
 #: The phase columns, as ``bench_phases.PHASES`` names them, then the rest.
 _PHASE_COLUMNS = ("plex_health", "queue_snapshot", "dlq_read", "decode", "ledger_read", "stash_lookup", "write", "other")
@@ -126,3 +127,18 @@ def print_window_query(out: Any, report: "WindowQueryReport") -> None:
     )
     for statement, details in report.plan.items():
         out.line(f"plan ({statement}): {'; '.join(details)}")
+
+
+def print_floor(out: Any, report: "FloorReport") -> None:
+    """The ``--floor`` steps, one row per run."""
+    if out.json_mode:
+        out.json(report.as_dict())
+        return
+    steps = zip(report.read_seconds, report.decode_seconds, report.encode_seconds, report.write_seconds,
+                report.total_seconds)
+    out.table(
+        ["run", "read", "decode", "encode", "write", "total s"],
+        [[number, *(round(seconds, 3) for seconds in run)] for number, run in enumerate(steps, 1)],
+        title=(f"the floor of a recovery of {report.entries} entries ({report.jobs} jobs): the window in one"
+               " statement, safe_loads, one job per scene, 1,000 entries a transaction; no Stash, Plex or dedup"),
+    )
