@@ -52,6 +52,9 @@ class LiveWorkerReport:
         p99_wait_ms: The 99th percentile of all calls.
         longest_get_ms: The longest ``get``.
         longest_ack_ms: The longest ``ack``.
+        longest_wait_cpu_ms: CPU time the worker itself spent in its longest call (persist-queue's
+            own work, such as the ``get`` scan past acked rows); the rest of that call it waited
+            for the lock (SQLite's busy handler sleeps between looks) or for a free core.
         seconds: How long it ran after the mark.
         baseline_operations: Calls before the mark (the queue alone, no recovery).
         baseline_jobs_taken: Jobs it got before the mark.
@@ -67,6 +70,7 @@ class LiveWorkerReport:
     p99_wait_ms: float = 0.0
     longest_get_ms: float = 0.0
     longest_ack_ms: float = 0.0
+    longest_wait_cpu_ms: float = 0.0
     seconds: float = 0.0
     baseline_operations: int = 0
     baseline_jobs_taken: int = 0
@@ -85,16 +89,18 @@ def summarize_waits(waits: list[float]) -> tuple[float, float]:
 
 
 class _Calls:
-    """Each timed call: when it began, how long it took, and whether it was a ``get``, empty or a job."""
+    """Each timed call: when it began, how long it took (and of that, computing), and whether it was a ``get``, empty or a job."""
 
     def __init__(self) -> None:
         self.began: list[float] = []
         self.took: list[float] = []
+        self.cpu: list[float] = []
         self.kind: list[str] = []  # "get", "empty" or "ack"
 
-    def add(self, began: float, took: float, kind: str) -> None:
+    def add(self, began: float, took: float, kind: str, cpu: float = 0.0) -> None:
         self.began.append(began)
         self.took.append(took)
+        self.cpu.append(cpu)
         self.kind.append(kind)
 
     def fill(self, report: LiveWorkerReport, mark: float, ended: float) -> None:
@@ -111,6 +117,9 @@ class _Calls:
         report.longest_wait_ms, report.p99_wait_ms = longest * 1000, p99 * 1000
         report.longest_get_ms = max((t for t, k in zip(after, kinds) if k != "ack"), default=0.0) * 1000
         report.longest_ack_ms = max((t for t, k in zip(after, kinds) if k == "ack"), default=0.0) * 1000
+        if after:
+            longest_index = split + max(range(len(after)), key=after.__getitem__)
+            report.longest_wait_cpu_ms = self.cpu[longest_index] * 1000
         report.seconds = max(0.0, ended - mark)
 
 
@@ -126,17 +135,17 @@ def _work(data_dir: Path, stop: threading.Event, marks: list[float], out: IO[str
     began = time.perf_counter()
     try:
         while not stop.is_set() and time.perf_counter() - began < _MAX_SECONDS:
-            asked = time.perf_counter()
+            asked, asked_cpu = time.perf_counter(), time.thread_time()
             try:
                 item = queue.get(block=False)
             except Empty:
-                calls.add(asked, time.perf_counter() - asked, "empty")
+                calls.add(asked, time.perf_counter() - asked, "empty", time.thread_time() - asked_cpu)
                 stop.wait(_IDLE_PAUSE)
                 continue
-            got = time.perf_counter()
-            calls.add(asked, got - asked, "get")
+            got, got_cpu = time.perf_counter(), time.thread_time()
+            calls.add(asked, got - asked, "get", got_cpu - asked_cpu)
             queue.ack(item)
-            calls.add(got, time.perf_counter() - got, "ack")
+            calls.add(got, time.perf_counter() - got, "ack", time.thread_time() - got_cpu)
     except Exception as error:  # reported, not raised: the bench prints it beside the figures
         report.error = f"{type(error).__name__}: {error}"
     finally:

@@ -79,7 +79,8 @@ def _print_live_worker(out: Any, path: str, seen: dict[str, Any]) -> None:
     out.line(
         f"{path}: PlexSync's worker took {seen['jobs_taken']} jobs during the recovery ({seen['seconds']:.2f} s,"
         f" {seen['operations']} get/ack calls, {seen['empty_gets']} found it empty); longest wait"
-        f" {seen['longest_wait_ms']:.1f} ms (get {seen['longest_get_ms']:.1f}, ack {seen['longest_ack_ms']:.1f}),"
+        f" {seen['longest_wait_ms']:.1f} ms (get {seen['longest_get_ms']:.1f}, ack {seen['longest_ack_ms']:.1f};"
+        f" its own CPU in the longest {seen['longest_wait_cpu_ms']:.1f}),"
         f" 99th percentile {seen['p99_wait_ms']:.1f} ms" + (f"; error: {seen['error']}" if seen["error"] else "")
     )
     out.line(
