@@ -49,7 +49,11 @@ class LockBudget:
         return max(self.min_rows, round(self.target_seconds / self.seconds_per_row))
 
     def observe(self, rows: int, seconds: float) -> None:
-        """Learn from a transaction that recorded ``rows`` entries in the ledger in ``seconds``."""
+        """Learn from a transaction that recorded ``rows`` entries in the ledger in ``seconds``.
+
+        ``seconds`` is the write as the writer saw it, a wait for PlexSync's own lock included:
+        a busy worker makes the chunks smaller too.
+        """
         if rows <= 0 or seconds <= 0:
             return
         cost = seconds / rows
