@@ -26,6 +26,7 @@ from .sync_queue import ledger
 from .sync_queue.dlq import DLQ_FILE_NAME
 from .sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, make_job
 from .sync_queue.safe_pickle import safe_loads
+from .testing.plexsync_data import plexsync_timestamp
 
 __all__ = ["FLOOR_CHUNK", "FloorReport", "run_floor_bench"]
 
@@ -65,34 +66,30 @@ class FloorReport:
         return asdict(self)
 
 
-def _plexsync_text(unix_seconds: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_seconds))
-
-
 def _one_run(data_dir: Path, start: float, end: float) -> tuple[int, int, list[float]]:
     """Read, decode, encode and write the window once; return entries, jobs and each step's seconds."""
     began = time.perf_counter()
     dlq = sqlite3.connect(f"file:{data_dir / DLQ_FILE_NAME}?mode=ro", uri=True)
     try:
-        rows = dlq.execute(_BY_SCENE, {"low": _plexsync_text(start), "high": _plexsync_text(end)}).fetchall()
+        rows = dlq.execute(_BY_SCENE, {"low": plexsync_timestamp(start), "high": plexsync_timestamp(end)}).fetchall()
     finally:
         dlq.close()
     read = time.perf_counter()
     jobs = [safe_loads(row[3]) for row in rows]
     decoded = time.perf_counter()
     now = time.time()
-    blobs: list[tuple[int, bytes, int]] = []  # (scene, pickled job, job id)
-    for row, job in zip(rows, jobs):
-        if not blobs or blobs[-1][0] != row[1]:
+    blobs: list[tuple[int, int, bytes, int]] = []  # (first row of the scene, scene, pickled job, job id)
+    for index, (row, job) in enumerate(zip(rows, jobs)):
+        if not blobs or blobs[-1][1] != row[1]:
             queued = make_job(row[1], job["update_type"], job.get("data"), now=now)
-            blobs.append((row[1], queue_pickle.dumps(queued), queued["job_id"]))
+            blobs.append((index, row[1], queue_pickle.dumps(queued), queued["job_id"]))
     encoded = time.perf_counter()
     _write(data_dir / QUEUE_DIR_NAME / QUEUE_FILE_NAME, rows, blobs, now)
     written = time.perf_counter()
     return len(rows), len(blobs), [read - began, decoded - read, encoded - decoded, written - encoded]
 
 
-def _write(db_path: Path, rows: list[tuple[Any, ...]], blobs: list[tuple[int, bytes, int]], now: float) -> None:
+def _write(db_path: Path, rows: list[tuple[Any, ...]], blobs: list[tuple[int, int, bytes, int]], now: float) -> None:
     """Jobs and ledger records, ``FLOOR_CHUNK`` entries a transaction, as a recovery's session writes them."""
     conn = sqlite3.connect(db_path, isolation_level=None)
     try:
@@ -101,25 +98,20 @@ def _write(db_path: Path, rows: list[tuple[Any, ...]], blobs: list[tuple[int, by
         conn.execute("BEGIN IMMEDIATE")
         ledger.ensure_ledger(conn)
         conn.execute("COMMIT")
-        columns = ", ".join(ledger.LedgerRecord._fields)
-        insert_record = f"INSERT OR REPLACE INTO {ledger.LEDGER_TABLE} ({columns}) VALUES ({', '.join('?' * 9)})"
-        job_of = {scene: job_id for scene, _, job_id in blobs}
-        queue_row: dict[int, int] = {}
+        job_of: dict[int, tuple[int, int]] = {}  # scene -> (job id, queue row)
         next_job = 0
         for offset in range(0, len(rows), FLOOR_CHUNK):
-            chunk = rows[offset : offset + FLOOR_CHUNK]
-            scenes = {row[1] for row in chunk}
-            part = [blob for blob in blobs[next_job : next_job + len(scenes)] if blob[0] in scenes]
-            next_job += len(part)
+            first = next_job
+            while next_job < len(blobs) and blobs[next_job][0] < offset + FLOOR_CHUNK:
+                next_job += 1  # the jobs of the scenes that begin in this chunk
+            part = blobs[first:next_job]
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(f"INSERT INTO {QUEUE_TABLE} (data, timestamp, status) VALUES (?, ?, 1)",
-                             [(blob, now) for _, blob, _ in part])
+                             [(blob, now) for _, _, blob, _ in part])
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            queue_row.update((scene, last - len(part) + 1 + index) for index, (scene, _, _) in enumerate(part))
-            conn.executemany(insert_record, [
-                (row[0], row[2], row[1], job_of[row[1]], queue_row.get(row[1]), "floor", now, ledger.DONE, None)
-                for row in chunk
-            ])
+            job_of.update((scene, (job_id, last - len(part) + 1 + index)) for index, (_, scene, _, job_id) in enumerate(part))
+            ledger.write_records(conn, [(row[0], row[2], row[1], *job_of[row[1]], "floor", now, ledger.DONE, None)
+                                        for row in rows[offset : offset + FLOOR_CHUNK]])
             conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     finally:

@@ -97,7 +97,7 @@ class _Calls:
         self.cpu: list[float] = []
         self.kind: list[str] = []  # "get", "empty" or "ack"
 
-    def add(self, began: float, took: float, kind: str, cpu: float = 0.0) -> None:
+    def add(self, began: float, took: float, kind: str, cpu: float) -> None:
         self.began.append(began)
         self.took.append(took)
         self.cpu.append(cpu)

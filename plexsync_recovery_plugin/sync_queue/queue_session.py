@@ -86,8 +86,7 @@ class QueueSession:
         """After a chunk: copy the WAL's pages into the file (PASSIVE: no lock held), about every ``CHECKPOINT_FRAMES``.
 
         How many pages a chunk writes is learnt from the last copy, so the next chunk is
-        not let past the budget.
-        Left to SQLite, the commit that finds 1,000 pages in the WAL copies them, and after our
+        not let past the budget. Left to SQLite, the commit that finds 1,000 pages in the WAL copies them, and after our
         chunks that is often PlexSync's worker acking one job: tens of ms it would wait.
         """
         if self._held is None:

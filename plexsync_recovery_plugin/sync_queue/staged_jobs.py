@@ -35,16 +35,10 @@ def chunk_records(
     a job found covered inside the transaction points at this run's job of its scene too, if any.
     Plain tuples, not ``LedgerRecord``s: they are built while PlexSync's queue is locked.
     """
-    none = (None, None)
-    records: list[tuple[Any, ...]] = []
-    add = records.append
-    for job in jobs:
-        scene_id = job.scene_id
-        job_id, row = fresh.get(scene_id) or earlier.get(scene_id) or none
-        add((*job.identity, scene_id, job_id, row, run_id, now, DONE, None))
-        for identity in job.followers:
-            add((*identity, scene_id, job_id, row, run_id, now, DONE, None))
-    for identity, scene_id in covered:
-        job_id, row = fresh.get(scene_id) or earlier.get(scene_id) or none
-        add((*identity, scene_id, job_id, row, run_id, now, DONE, None))
-    return records
+
+    def pointer(scene_id: int) -> tuple[int | None, int | None]:
+        return fresh.get(scene_id) or earlier.get(scene_id) or (None, None)
+
+    entries = [(identity, job.scene_id) for job in jobs for identity in (job.identity, *job.followers)]
+    entries.extend(covered)
+    return [(*identity, scene_id, *pointer(scene_id), run_id, now, DONE, None) for identity, scene_id in entries]

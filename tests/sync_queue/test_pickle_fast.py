@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import pickletools
 import random
+from typing import Iterator
 
 import pytest
 from persistqueue.serializers import pickle as queue_pickle
@@ -59,27 +60,32 @@ def test_anything_hostile_or_unusual_goes_to_the_full_check(blob):
     assert not plainly_safe(blob)
 
 
+def _mutations(seeds: list[bytes], rng: random.Random, *, changes: tuple[int, int], count: int = 3000) -> Iterator[bytes]:
+    """``count`` copies of random seeds, each with between ``changes[0]`` and ``changes[1]`` bytes set at random."""
+    for _ in range(count):
+        blob = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(*changes)):
+            blob[rng.randrange(len(blob))] = rng.randrange(256)
+        yield bytes(blob)
+
+
 def test_a_quick_yes_is_never_a_no_of_the_full_check():
     """Random mutations of real jobs: whatever the quick path accepts, the full check accepts too."""
-    rng = random.Random(7)
     seeds = [pickle.dumps(pickle_bombs.plexsync_job(heavy=heavy), protocol=p) for p in (2, 4, 5) for heavy in (0, 1)]
     accepted = 0
-    for _ in range(3000):
-        blob = bytearray(rng.choice(seeds))
-        for _ in range(rng.randint(1, 4)):
-            blob[rng.randrange(len(blob))] = rng.randrange(256)
-        if plainly_safe(bytes(blob)):
+    for blob in _mutations(seeds, random.Random(7), changes=(1, 4)):
+        if plainly_safe(blob):
             accepted += 1
             try:
-                quick: object = safe_loads(bytes(blob))
+                quick: object = safe_loads(blob)
             except UnsafePickleError as error:
                 quick = type(error)
             try:
-                check_pickle(bytes(blob))
-                full: object = pickle.loads(bytes(blob))
+                check_pickle(blob)
+                full: object = pickle.loads(blob)
             except Exception:  # malformed for the full check (or for pickle itself)
                 full = UnsafePickleError
-            assert quick == full or (quick is UnsafePickleError and full is UnsafePickleError), bytes(blob)
+            assert quick == full or (quick is UnsafePickleError and full is UnsafePickleError), blob
     assert accepted > 100  # the mutations exercised the quick path, not just its refusals
 
 
@@ -103,20 +109,16 @@ def _executed_opcodes(blob: bytes) -> set[str]:
     return names
 
 
-def test_a_quick_yes_holds_only_opcodes_that_never_reach_a_callable():
+def test_a_quick_yes_holds_only_opcodes_that_never_reach_a_callable() -> None:
     """What lets a quick yes be loaded by the plain C unpickler: no opcode in it can name or call code."""
-    rng = random.Random(11)
     seeds = [pickle.dumps(pickle_bombs.plexsync_job(heavy=heavy), protocol=p) for p in (2, 3, 4, 5) for heavy in (0, 1)]
     seeds += [pickle.dumps({"b": b"x" * 300, "t": "y" * 300, "n": [None, True, 2**40, 1.5]}, protocol=p) for p in (3, 4, 5)]
     accepted = 0
-    for _ in range(3000):
-        blob = bytearray(rng.choice(seeds))
-        for _ in range(rng.randint(0, 3)):
-            blob[rng.randrange(len(blob))] = rng.randrange(256)
-        if plainly_safe(bytes(blob)):
+    for blob in _mutations(seeds, random.Random(11), changes=(0, 3)):
+        if plainly_safe(blob):
             accepted += 1
-            names = _executed_opcodes(bytes(blob))
-            assert names <= _INERT_OPCODES, (names - _INERT_OPCODES, bytes(blob))
+            names = _executed_opcodes(blob)
+            assert names <= _INERT_OPCODES, (names - _INERT_OPCODES, blob)
     assert accepted > 500
     # What protocols 2 and 3 write for sets and bytes calls a global: never a quick yes.
     assert not plainly_safe(pickle.dumps({"s": {1, 2}}, protocol=2))
