@@ -208,7 +208,10 @@ def _pipeline(run: ChunkRun, chunks: Iterator[list[Mapping[str, Any]]], progress
     are screened ahead (read in failure order, a window of scattered ids makes the first
     answer fetch every block the window touches). A scene that an earlier chunk writes may be
     asked about needlessly; the write's own check inside its transaction still keeps it
-    from being queued twice.
+    from being queued twice. Stash is the one helper thread: its time is spent waiting for
+    answers. Reading the next DLQ page on a thread of its own was measured slower (20,000
+    entries: 1.32-1.48 s against 1.13-1.41 s, interleaved), as the reader and the engine
+    take turns at the interpreter's lock rather than run side by side.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plexsync-recovery-stash") as pool:
         waiting: deque[tuple[dict[int, PendingJob], Future[dict[int, SceneStatus]] | None]] = deque()
