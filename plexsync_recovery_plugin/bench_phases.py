@@ -34,9 +34,11 @@ class PhaseClock:
 
     Attributes:
         seconds: Seconds spent in each of :data:`PHASES`.
-        transaction_seconds: Seconds inside ``QueueFile.write_chunk`` (within ``write``).
+        transaction_seconds: Seconds the chunk transactions held the queue's write lock
+            (``BEGIN IMMEDIATE`` returned to ``COMMIT`` done; within ``write``).
         transactions: How many chunk transactions ran.
-        longest_transaction: The longest one, seconds (what another writer may wait).
+        longest_transaction: The longest hold, seconds (what PlexSync's worker may wait).
+        longest_lock_wait: The longest a transaction waited for the lock, seconds (PlexSync had it).
     """
 
     def __init__(self) -> None:
@@ -44,6 +46,7 @@ class PhaseClock:
         self.transaction_seconds = 0.0
         self.transactions = 0
         self.longest_transaction = 0.0
+        self.longest_lock_wait = 0.0
 
     def timed(self, phase: str, function: F) -> F:
         """``function`` with each call's duration added to ``phase``."""
@@ -59,28 +62,29 @@ class PhaseClock:
 
         return wrapper  # type: ignore[return-value]
 
-    def timed_transaction(self, function: F) -> F:
-        """``function`` (a chunk write) with its duration added to the transaction figures."""
+    def timed_transaction(self, queue_file: Any) -> Callable[..., Any]:
+        """``queue_file.write_chunk`` with the time each call held the write lock (and waited for it) counted."""
+        write_chunk = queue_file.write_chunk
 
-        @functools.wraps(function)
+        @functools.wraps(write_chunk)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            began = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                took = time.perf_counter() - began
-                self.transaction_seconds += took
-                self.transactions += 1
-                self.longest_transaction = max(self.longest_transaction, took)
+            reasons = write_chunk(*args, **kwargs)
+            waited, held = queue_file.last_lock_seconds
+            self.transaction_seconds += held
+            self.transactions += 1
+            self.longest_transaction = max(self.longest_transaction, held)
+            self.longest_lock_wait = max(self.longest_lock_wait, waited)
+            return reasons
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     def report(self, total: float) -> dict[str, Any]:
         """Plain figures: each phase's seconds, ``other`` (the rest of ``total`` beside the main thread's phases), the transactions."""
         phases = {name: round(value, 6) for name, value in self.seconds.items()}
         phases["other"] = round(total - sum(value for name, value in self.seconds.items() if name not in OVERLAPPING), 6)
         return {"phases": phases, "transaction_seconds": round(self.transaction_seconds, 6),
-                "transactions": self.transactions, "longest_transaction_ms": round(self.longest_transaction * 1000, 3)}
+                "transactions": self.transactions, "longest_transaction_ms": round(self.longest_transaction * 1000, 3),
+                "longest_lock_wait_ms": round(self.longest_lock_wait * 1000, 3)}
 
 
 def timed_factory(clock: PhaseClock, factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,10 +96,10 @@ def timed_factory(clock: PhaseClock, factory: Callable[..., Any]) -> Callable[..
         _wrap_method(made.writer, "flush", clock.timed("write", getattr(made.writer, "flush")))
         queue_file = made.queue_file
         _wrap_method(queue_file, "ledger_records", clock.timed("ledger_read", queue_file.ledger_records))
-        _wrap_method(queue_file, "write_chunk", clock.timed_transaction(queue_file.write_chunk))
+        _wrap_method(queue_file, "write_chunk", clock.timed_transaction(queue_file))
         writer_file = getattr(made.writer, "queue_file", None)
         if writer_file is not None and writer_file is not queue_file:
-            _wrap_method(writer_file, "write_chunk", clock.timed_transaction(writer_file.write_chunk))
+            _wrap_method(writer_file, "write_chunk", clock.timed_transaction(writer_file))
         return dataclasses.replace(
             made,
             plex_health=clock.timed("plex_health", made.plex_health),

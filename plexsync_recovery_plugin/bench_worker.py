@@ -50,9 +50,10 @@ class PathRun:
         queue_rows: Rows in the queue table after the run.
         stash_requests: Root fields the Stash server resolved during the run, by name.
         phases: Seconds per phase (``bench_phases.PHASES``) and ``other``, the rest of ``seconds``.
-        transaction_seconds: Seconds inside the queue's chunk transactions (part of ``write``).
+        transaction_seconds: Seconds the chunk transactions held the queue's write lock (part of ``write``).
         transactions: How many chunk transactions the run made (0 on the per-entry path).
-        longest_transaction_ms: The longest of them: what PlexSync's worker may have to wait.
+        longest_transaction_ms: The longest hold: what PlexSync's worker may have to wait.
+        longest_lock_wait_ms: The longest a chunk waited for the lock while PlexSync held it.
         live_worker: With ``--live-worker``: what PlexSync's worker in another process saw
             (``bench_live_worker.LiveWorkerReport`` as a dict), else None.
         error: Why the run failed, or ``""``.
@@ -72,6 +73,7 @@ class PathRun:
     transaction_seconds: float = 0.0
     transactions: int = 0
     longest_transaction_ms: float = 0.0
+    longest_lock_wait_ms: float = 0.0
     live_worker: dict[str, Any] | None = None
     error: str = ""
 
@@ -220,6 +222,7 @@ def run_path(spec: dict[str, Any]) -> PathRun:
     run.transaction_seconds = figures["transaction_seconds"]
     run.transactions = figures["transactions"]
     run.longest_transaction_ms = figures["longest_transaction_ms"]
+    run.longest_lock_wait_ms = figures["longest_lock_wait_ms"]
     return run
 
 

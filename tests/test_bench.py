@@ -145,6 +145,7 @@ def test_batched_run_reports_its_phases_and_what_plexsyncs_worker_waited(capsys:
     assert run["transactions"] == 1  # 300 entries: one chunk, one transaction
     assert 0 < run["transaction_seconds"] <= phases["write"]
     assert run["longest_transaction_ms"] == pytest.approx(run["transaction_seconds"] * 1000, abs=0.01)
+    assert 0 <= run["longest_lock_wait_ms"] < run["seconds"] * 1000
 
     # Scattered ids over the failure order, yet recovered in scene order: a recovery reads its window by scene.
     assert run["result"]["recovered"] == 240 and run["result"]["recovered_scene_ids_ascending"] is True

@@ -62,8 +62,9 @@ def print_bench(out: Any, report: "BenchReport") -> None:
             asked = ", ".join(f"{name} x{count}" for name, count in sorted(run.stash_requests.items()))
             out.line(f"{run.path}: Stash resolved {asked}")
         if run.transactions:
-            out.line(f"{run.path}: {run.transactions} queue transactions, {run.transaction_seconds:.3f} s in all"
-                     f" (within write), the longest {run.longest_transaction_ms:.1f} ms")
+            out.line(f"{run.path}: {run.transactions} queue transactions held the lock {run.transaction_seconds:.3f} s"
+                     f" in all (within write), the longest {run.longest_transaction_ms:.1f} ms;"
+                     f" the longest wait for PlexSync's lock {run.longest_lock_wait_ms:.1f} ms")
         if run.live_worker is not None:
             _print_live_worker(out, run.path, run.live_worker)
 

@@ -162,7 +162,6 @@ class BatchJobWriter(_StagingWriter):
                 outcomes.append(WriteOutcome(job, Outcome.FAILED, f"cannot be encoded: {error}"))
         if not staged and not covered:
             return outcomes
-        began = time.perf_counter()
         try:
             reasons = self.queue_file.write_chunk(
                 [item for _, item in staged], covered, snapshot, self.run_id
@@ -170,7 +169,8 @@ class BatchJobWriter(_StagingWriter):
         except QueueFileError as error:
             logger.error("could not write %d recovered jobs: %s", len(staged), error)
             return outcomes + [WriteOutcome(job, Outcome.FAILED, f"could not queue: {error}", True) for job, _ in staged]
-        self.budget.observe(sum(1 + len(item.followers) for _, item in staged) + len(covered), time.perf_counter() - began)
+        self.budget.observe(sum(1 + len(item.followers) for _, item in staged) + len(covered),
+                            sum(self.queue_file.last_lock_seconds))
         for (job, _), reason in zip(staged, reasons):
             if reason is None:
                 outcomes.append(WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} re-queued"))

@@ -54,8 +54,9 @@ class LockBudget:
     def observe(self, rows: int, seconds: float) -> None:
         """Learn from a transaction that recorded ``rows`` entries in the ledger in ``seconds``.
 
-        ``seconds`` is the write as the writer saw it, a wait for PlexSync's own lock included:
-        a busy worker makes the chunks smaller too.
+        ``seconds`` runs from asking for the lock to committing, so a wait for PlexSync's own
+        lock counts (a busy worker makes the chunks smaller too), while work done before
+        asking (encoding, reading the run's earlier jobs) and after committing does not.
         """
         if rows <= 0 or seconds <= 0:
             return

@@ -53,6 +53,10 @@ class QueueFile:
         self.timeout = timeout
         self._session = QueueSession(lambda: self._connect(create=True), self.db_path)
         self._ledger_ready_on: sqlite3.Connection | None = None  # the session connection that made sure of the ledger
+        #: The last ``write_chunk``'s time on the write lock, in seconds: ``(waited, held)``,
+        #: waiting for it (PlexSync had it) and holding it (PlexSync's worker may wait that
+        #: long). Neither counts the reads before the lock nor the collection after it.
+        self.last_lock_seconds = (0.0, 0.0)
 
     def session(self) -> ContextManager[None]:
         """Let a run's per-chunk ledger reads and chunk writes share one connection (``queue_session``)."""
@@ -189,18 +193,14 @@ class QueueFile:
             conn.close()
 
     def write_chunk(
-        self,
-        jobs: Sequence[StagedJob],
-        covered: Sequence[tuple[tuple[int, str], int]],
-        snapshot: QueueSnapshot,
-        run_id: str,
+        self, jobs: Sequence[StagedJob], covered: Sequence[tuple[tuple[int, str], int]], snapshot: QueueSnapshot, run_id: str
     ) -> list[str | None]:
         """Write jobs and ledger records in one transaction; return each job's covering reason.
 
-        Inside the transaction the rows appended since ``snapshot`` are read first: a job
-        whose scene gained a job meanwhile, PlexSync's or an earlier chunk's of this run (the
-        ledger says), is not written (its reason says why; None means written). ``covered`` entries are recorded as covered by the scene's job of this run,
-        if any (this chunk's, or an earlier chunk's as the ledger says). On error nothing is written.
+        Inside the transaction the rows appended since ``snapshot`` are read first: a job whose
+        scene gained a job meanwhile (PlexSync's, or this run's as the ledger says) is not
+        written, and its reason says why (None: written). ``covered`` entries are recorded
+        against the scene's job of this run, if any. On error nothing is written.
 
         Raises:
             QueueFileError: The write failed; the message names the file and the cause.
@@ -211,9 +211,10 @@ class QueueFile:
         try:
             scenes = [job.scene_id for job in jobs] + [scene for _, scene in covered]
             ready = conn is self._ledger_ready_on  # the session made sure of the ledger already
-            # Read before taking the lock, when the ledger exists: only this run writes records of ``run_id``.
-            earlier = ledger.run_jobs(conn, run_id, scenes) if ready else {}
+            earlier = ledger.run_jobs(conn, run_id, scenes) if ready else {}  # only this run writes ``run_id``: no lock
+            asked = time.perf_counter()
             conn.execute("BEGIN IMMEDIATE")
+            locked = time.perf_counter()
             if not ready:
                 ledger.ensure_ledger(conn)
                 earlier = ledger.run_jobs(conn, run_id, scenes)
@@ -224,6 +225,7 @@ class QueueFile:
             fresh = self._insert_jobs(conn, [job for job, reason in zip(jobs, reasons) if reason is None], now)
             ledger.write_records(conn, chunk_records(jobs, covered, fresh, earlier, run_id, now))
             conn.execute("COMMIT")
+            self.last_lock_seconds = (locked - asked, time.perf_counter() - locked)
             failed = False
             self._ledger_ready_on = conn if self._session.active else None
         except sqlite3.Error as error:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
-from plexsync_recovery_plugin.sync_queue.job_writers import BatchJobWriter, DryRunWriter
+from plexsync_recovery_plugin.sync_queue.job_writers import BatchJobWriter, DryRunWriter, PendingJob
 from plexsync_recovery_plugin.sync_queue.lock_budget import LockBudget
 from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+from plexsync_recovery_plugin.sync_queue.recovery_result import Outcome
 
 
 def test_the_budget_sets_no_limit_until_a_transaction_was_timed_then_fits_the_target() -> None:
@@ -51,3 +55,22 @@ def test_a_chunk_is_the_usual_size_until_the_writer_measured_a_slow_one(queue, m
         writer.budget.observe(1000, 0.100)  # a slow disk: 100 us an entry
     assert dlq_recovery._chunk_size(writer) == 250
     assert dlq_recovery._chunk_size(DryRunWriter()) == 1000  # writers that hold no lock set no limit
+
+
+def test_the_writer_learns_from_the_time_on_the_lock_not_from_the_whole_write(queue, monkeypatch) -> None:
+    queue_file = QueueFile(queue.path)
+    writer = BatchJobWriter(queue_file, "run", budget=LockBudget(0.025, min_rows=100))
+    real_write = queue_file.write_chunk
+
+    def slow_around_the_lock(*args: Any) -> list[str | None]:
+        time.sleep(0.2)  # encoding, reading, a collection: none of it holds PlexSync off
+        reasons = real_write(*args)
+        queue_file.last_lock_seconds = (0.001, 0.003)  # what this transaction spent asking for and holding the lock
+        return reasons
+
+    monkeypatch.setattr(queue_file, "write_chunk", slow_around_the_lock)
+    for scene_id in range(1, 5):
+        writer.add(PendingJob({"id": scene_id}, (scene_id, "2026-02-15 19:00:00"), 0.0, scene_id, "metadata", {}))
+    outcomes = writer.flush(queue_file.snapshot(None))
+    assert [outcome.outcome for outcome in outcomes] == [Outcome.RECOVERED] * 4
+    assert writer.budget.seconds_per_row == pytest.approx(0.004 / 4)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 import sqlite3
+import threading
+import time
+
 import pytest
 
+from plexsync_recovery_plugin.sync_queue import ledger
 from plexsync_recovery_plugin.sync_queue.ledger import LedgerRecord
 from plexsync_recovery_plugin.sync_queue.operations import make_job
 from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile, QueueFileError
@@ -114,3 +119,52 @@ def test_a_session_copies_its_pages_back_within_the_budget_and_syncs_its_wal_onc
         plexsync.close()
     assert 2 < len(copies) < 20  # every few chunks, not after each one
     assert max(copies[1:-1]) <= 12  # the first copy learns a chunk's size; the end copies what is left
+
+
+def test_the_lock_time_counts_a_wait_for_plexsyncs_lock_and_no_collection(queue, monkeypatch) -> None:
+    """``last_lock_seconds`` is what the budget learns from: asking for the lock to committing, nothing around it."""
+    owner = QueueFile(queue.path)
+    snapshot = owner.snapshot(None)
+    owner.write_chunk([_staged(1)], [], snapshot, "run")  # the ledger exists from here on
+
+    # PlexSync holds its write lock for 0.3 s: the wait counts, the hold after it is short.
+    plexsync = sqlite3.connect(owner.db_path, isolation_level=None, check_same_thread=False)
+    plexsync.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.3, plexsync.execute, ("COMMIT",))
+    timer.start()
+    try:
+        owner.write_chunk([_staged(2)], [], snapshot, "run")
+    finally:
+        timer.join()
+        plexsync.close()
+    waited, held = owner.last_lock_seconds
+    assert waited >= 0.25 and held < 0.25
+
+    # A collection that falls due while the lock is held runs after the commit: in the call, not on the lock.
+    armed: list[bool] = []
+    collected: list[float] = []
+    write_records = ledger.write_records
+
+    def arming(*args: object) -> None:
+        armed.append(True)  # inside the transaction: from here every allocation makes a collection due
+        write_records(*args)  # type: ignore[arg-type]
+
+    def slow_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and armed and not collected:
+            collected.append(time.perf_counter())
+            time.sleep(0.3)
+
+    monkeypatch.setattr(ledger, "write_records", arming)
+
+    gc.callbacks.append(slow_collection)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        began = time.perf_counter()
+        owner.write_chunk([_staged(3)], [], snapshot, "run")
+        took = time.perf_counter() - began
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.callbacks.remove(slow_collection)
+    assert collected and took >= 0.3  # the slow collection ran within the call
+    assert sum(owner.last_lock_seconds) < 0.25
