@@ -4,16 +4,27 @@ Usage: ``python recovery_worker.py DATA_DIR START END CHUNK STASH [PATH]``, wher
 a StashTestServer URL (asked through ``StashConnection``, batched) or ``plain:<ids>`` for an
 in-process Stash missing the comma-separated scene ids, and ``PATH`` is ``batched`` (the
 plugin's collaborators, the default) or ``per-job`` (the seed's: claim, enqueue, mark done). It opens the real DLQ and the real
-``SQLiteAckQueue``, prints ``started`` once everything is imported and opened (the test
-starts its kill timer then), runs ``recover_outage_jobs`` with ``RECOVERY_CHUNK = CHUNK`` so
-that a run is many small transactions, and prints the counts as JSON when it finishes.
+``SQLiteAckQueue``, prints ``started`` once everything is imported and opened, runs ``recover_outage_jobs`` with
+``RECOVERY_CHUNK = CHUNK`` so that a run is many small transactions, and prints the counts as
+JSON when it finishes.
+
+Kill points are reached by synchronization, never by a timer: with ``KILL_AT=N`` in the
+environment, the worker stops just before the ``N``-th write statement (``BEGIN``, ``INSERT``,
+``UPDATE``, ``DELETE`` or ``COMMIT``) that any connection sends to PlexSync's queue file,
+prints ``paused <N> <statement>`` and waits there for the test's SIGKILL. A run that ends
+before its ``N``-th write prints its counts as usual. ``COUNT_WRITES=1`` adds the number of
+write statements the run sent to the counts.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -26,9 +37,38 @@ from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_c
 from tests.fakes import HealthyPlex, PlainStash  # noqa: E402
 
 
+_WRITES = ("BEGIN", "INSERT", "UPDATE", "DELETE", "COMMIT")
+_written = [0]
+
+
+def _watch_queue_writes(kill_at: int | None) -> None:
+    """Count (and, at ``kill_at``, stop before) every write statement sent to the queue file."""
+    connect = sqlite3.connect
+
+    def on_statement(sql: str) -> None:
+        verb = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+        if verb not in _WRITES:
+            return
+        _written[0] += 1
+        if _written[0] == kill_at:
+            sys.stdout.write(f"paused {kill_at} {verb}\n")
+            sys.stdout.flush()
+            threading.Event().wait()  # the test kills the process here, before the statement runs
+
+    def traced_connect(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(database, *args, **kwargs)
+        if "data.db" in str(database):  # PlexSync's queue file, opened by the plugin or persist-queue
+            conn.set_trace_callback(on_statement)
+        return conn
+
+    sqlite3.connect = traced_connect  # type: ignore[assignment]
+
+
 def main(argv: list[str]) -> int:
     data_dir, start, end, chunk, stash_spec = argv[1], float(argv[2]), float(argv[3]), int(argv[4]), argv[5]
     dlq_recovery.RECOVERY_CHUNK = chunk
+    kill_at = os.environ.get("KILL_AT")
+    _watch_queue_writes(int(kill_at) if kill_at else None)
     if stash_spec.startswith("plain:"):
         stash = PlainStash({int(text) for text in stash_spec[len("plain:") :].split(",") if text})
     else:
@@ -43,7 +83,10 @@ def main(argv: list[str]) -> int:
     collaborators = None if per_job else default_collaborators(queue.path, queue, stash)
     result = dlq_recovery.recover_outage_jobs(entries, queue, stash, HealthyPlex(), data_dir, collaborators=collaborators)
     queue.close()
-    sys.stdout.write(json.dumps({"recovered": result.recovered, "total": result.total_dlq_entries}) + "\n")
+    counts = {"recovered": result.recovered, "total": result.total_dlq_entries}
+    if os.environ.get("COUNT_WRITES"):
+        counts["writes"] = _written[0]
+    sys.stdout.write(json.dumps(counts) + "\n")
     return 0
 
 

@@ -2,13 +2,16 @@
 
 A 5,000-entry recovery runs in a subprocess (``recovery_worker.py``: the real DLQ, the real
 ``SQLiteAckQueue``, ``StashConnection`` to a StashTestServer, ``RECOVERY_CHUNK = 100`` so a
-run is 50 transactions) and is killed 20 times in a row at random delays, some before its
-first write, most in the middle, some after it finished. After every kill the files must be
-consistent; a last run then finishes the job. Budget: about 10 s on 2 cores.
+run is 50 transactions) and is killed 20 times in a row: at its very first write, just before
+a random one of its write statements (inside a transaction or between two), and after it
+finished. The worker stops itself at the chosen statement and waits for the kill, so where a
+kill lands is decided by the seed, never by the machine's speed. After every kill the files
+must be consistent; a last run then finishes the job. Budget: about 10 s on 2 cores.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -78,9 +81,12 @@ def _build_dlq(data_dir: Path) -> tuple[set[int], set[int], set[int]]:
     return eligible, pre_queued, deleted
 
 
-def _start(data_dir: Path, stash_url: str) -> subprocess.Popen[str]:
+def _start(data_dir: Path, stash_url: str, **env: str) -> subprocess.Popen[str]:
     args = [sys.executable, str(WORKER), str(data_dir), repr(WINDOW_START), repr(WINDOW_END), str(CHUNK), stash_url]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
+    assert process.stdout is not None
     line = process.stdout.readline()
     if line != "started\n":
         process.kill()
@@ -89,13 +95,25 @@ def _start(data_dir: Path, stash_url: str) -> subprocess.Popen[str]:
     return process
 
 
-def _run_to_end(data_dir: Path, stash_url: str) -> float:
-    """Run the worker uninterrupted; return the seconds from ``started`` to its exit."""
-    process = _start(data_dir, stash_url)
-    started = time.perf_counter()
+def _run_to_end(data_dir: Path, stash_url: str) -> dict[str, int]:
+    """Run the worker uninterrupted; return its counts (with the number of write statements it sent)."""
+    process = _start(data_dir, stash_url, COUNT_WRITES="1")
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
-    return time.perf_counter() - started
+    return json.loads(out)
+
+
+def _run_until_paused(data_dir: Path, stash_url: str, kill_at: int) -> bool:
+    """Run the worker until it stops before its ``kill_at``-th write, kill it; False if it finished first."""
+    process = _start(data_dir, stash_url, KILL_AT=str(kill_at))
+    assert process.stdout is not None
+    line = process.stdout.readline()  # "paused ..." or the counts of a run that ended first
+    process.send_signal(signal.SIGKILL)
+    _, err = process.communicate(timeout=60)
+    if line.startswith("paused "):
+        return True
+    assert line.startswith("{"), f"worker said {line!r}: {err}"
+    return False
 
 
 def _assert_consistent(data_dir: Path, dlq_before: list, pre_queued: set[int], eligible: set[int], note: str) -> None:
@@ -115,33 +133,34 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(data_dir, d
     seed = int(os.environ.get("CRASH_SEED", time.time_ns() % 100_000))
     rng = random.Random(seed)
     with StashTestServer(scenes=set(range(1, ENTRIES + 1)) - deleted) as stash:
-        # Calibrate on a copy: how long does an uninterrupted run take on this machine?
+        # Count on a copy how many write statements a whole run sends to the queue file.
         rehearsal = tmp_path / "rehearsal"
         shutil.copytree(data_dir, rehearsal)
-        full_run = _run_to_end(rehearsal, stash.url)
+        writes = _run_to_end(rehearsal, stash.url)["writes"]
+        assert writes > 3 * len(eligible) // CHUNK, f"a whole run sent only {writes} write statements"
 
-        # A restarted run re-reads the part already done before it writes anything new, so
-        # the random moments are sorted: each kill lands further into the work than the one
-        # before. Three kills land at once (before any write), two after the run finished.
-        moments = sorted(rng.uniform(0.02, 0.6) * full_run for _ in range(KILLS - 5))
-        plan = [0.0, *moments[:6], 0.0, *moments[6:12], 0.0, *moments[12:], full_run * 1.5, full_run * 1.5]
+        # Each kill stops a run before one of its first few dozen writes (a restarted run
+        # skips what earlier runs wrote, so 15 such kills spread over the whole job); three
+        # stop it at its very first write, two let it finish and kill it after.
+        per_run = max(2, writes // (KILLS - 5))
+        moments = [rng.randint(2, per_run) for _ in range(KILLS - 5)]
+        plan = [1, *moments[:6], 1, *moments[6:12], 1, *moments[12:], None, None]
         assert len(plan) == KILLS
         landed: Counter[str] = Counter()
-        for kill, delay in enumerate(plan):
+        for kill, kill_at in enumerate(plan):
             before = len(ledger_rows(data_dir))
-            process = _start(data_dir, stash.url)
-            time.sleep(delay)  # the kill moment itself; nothing waits on it
-            finished_first = process.poll() is not None
-            process.send_signal(signal.SIGKILL)
-            process.communicate()
-            after = len(ledger_rows(data_dir))
-            if finished_first:
+            if kill_at is None:
+                _run_to_end(data_dir, stash.url)
                 landed["after"] += 1
-            elif after > before:
-                landed["during"] += 1
+            elif not _run_until_paused(data_dir, stash.url, kill_at):
+                landed["finished"] += 1
+            elif kill_at == 1:
+                landed["before"] += 1
+                assert len(ledger_rows(data_dir)) == before, f"kill {kill}: a run killed before its first write wrote"
             else:
-                landed["idle" if before == len(eligible) else "before"] += 1
-            _assert_consistent(data_dir, dlq_before, pre_queued, eligible, f"kill {kill} (seed {seed}, +{delay:.3f}s)")
+                landed["during"] += 1
+            note = f"kill {kill} (seed {seed}, before write {kill_at})"
+            _assert_consistent(data_dir, dlq_before, pre_queued, eligible, note)
 
         _run_to_end(data_dir, stash.url)
 
@@ -160,5 +179,5 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(data_dir, d
         dlq_row = next(row_ for row_ in dlq_before if row_[0] == row["dlq_id"])
         column = dlq_row[2]  # a repeat covered by the scene's job may have a corrupt blob of its own
         assert (column if column is not None else pickle.loads(dlq_row[3])["scene_id"]) == row["scene_id"]
-    assert landed["during"] >= 5, f"too few kills landed mid-run ({dict(landed)}, seed {seed}): the test proved little"
-    assert landed["before"] >= 1, f"no kill landed before the first write ({dict(landed)}, seed {seed})"
+    assert landed["during"] >= 10, f"too few kills landed mid-run ({dict(landed)}, seed {seed}): the test proved little"
+    assert landed["before"] == 3, f"kills before the first write: {dict(landed)} (seed {seed})"

@@ -3,9 +3,11 @@
 A queue written one job at a time cannot share a transaction with the ledger. Before the
 claim, a crash between a job's write and its ledger row, followed by PlexSync's worker
 taking, acking and clearing that job, made the next run queue the scene again (2 of 8
-trials). Here a recovery worker on the per-job path is killed at random moments; after
-each kill a PlexSync worker takes every job, acks it and clears the acked rows; a last run
-finishes. Every eligible scene must have been synced exactly once. Budget: a few seconds.
+trials). Here a recovery worker on the per-job path is killed just before a write statement
+the seed picks (the worker stops itself there and waits for the kill: no timer decides where
+it lands); after each kill a PlexSync worker takes every job, acks it and clears the acked
+rows; a last run finishes. Every eligible scene must have been synced exactly once. Budget: a
+few seconds.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ CHUNK = 20
 DELETED = {scene_id for scene_id in range(1, ENTRIES + 1) if scene_id % 9 == 0}
 
 
-def _start(data_dir: Path) -> subprocess.Popen[str]:
+def _start(data_dir: Path, **env: str) -> subprocess.Popen[str]:
     args = [sys.executable, str(WORKER), str(data_dir), repr(WINDOW_START), repr(WINDOW_END), str(CHUNK),
             "plain:" + ",".join(map(str, sorted(DELETED))), "per-job"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
     assert process.stdout is not None
     line = process.stdout.readline()
     if line != "started\n":
@@ -69,24 +73,23 @@ def test_sigkill_on_the_per_job_path_never_sends_a_scene_twice(data_dir, dlq):
     seed = int(os.environ.get("CRASH_SEED", time.time_ns() % 100_000))
     rng = random.Random(seed)
     synced: Counter[int] = Counter()
-    started = time.perf_counter()
-    rehearsal = _start(data_dir)  # the first run is also the calibration: killed when it is half done
-    time.sleep(0.3)
-    rehearsal.send_signal(signal.SIGKILL)
-    rehearsal.communicate()
-    guess = max(time.perf_counter() - started, 0.3)
-    _sync_and_clear(data_dir, synced)
-    for _ in range(TRIALS - 1):
-        process = _start(data_dir)
-        time.sleep(rng.uniform(0.0, guess))
+    paused = 0
+    for _ in range(TRIALS):
+        # A job is a few write statements (claim, job, done): the pick lands between any two of them.
+        process = _start(data_dir, KILL_AT=str(rng.randint(1, 4 * ENTRIES // TRIALS)))
+        assert process.stdout is not None
+        line = process.stdout.readline()
         process.send_signal(signal.SIGKILL)
-        process.communicate()
+        _, err = process.communicate()
+        assert line.startswith(("paused ", "{")), f"worker said {line!r}: {err}"
+        paused += line.startswith("paused ")
         _sync_and_clear(data_dir, synced)
     final = _start(data_dir)
     _, err = final.communicate(timeout=120)
     assert final.returncode == 0, err
     _sync_and_clear(data_dir, synced)
 
+    assert paused >= TRIALS - 1, f"only {paused} of {TRIALS} runs were stopped mid-run (seed {seed})"
     twice = {scene: count for scene, count in synced.items() if count > 1}
     assert not twice, f"scenes synced more than once (seed {seed}): {sorted(twice)[:10]}"
     assert set(synced) == eligible, f"seed {seed}: lost {sorted(eligible - set(synced))[:10]}"
