@@ -23,7 +23,7 @@ from typing import Any, Mapping, TextIO
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, plexsync_data_dir
 from .hook import run_hook
 from .plugin_settings import SettingsError
-from .stash_input import PluginInputError, ServerConnection, parse_plugin_input
+from .stash_input import PluginInput, PluginInputError, ServerConnection, names_a_hook, parse_plugin_input, read_plugin_input
 from .stash_log import StashLogHandler, install_stash_logging
 
 __all__ = ["find_data_dir", "main"]
@@ -75,17 +75,33 @@ def main(
     stderr: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    """Run one plugin invocation; return the exit code."""
+    """Run one plugin invocation; return the exit code.
+
+    Input of any shape gets one answer on stdout and one error line in the log, never a
+    traceback: a hook (input naming ``hookContext``, even unreadable) exits 0, a task 1.
+    """
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     env = os.environ if environ is None else environ
     handler = install_stash_logging(stream=stderr)
+    text = ""
     try:
-        plugin_input = parse_plugin_input(stdin.read())
-    except (PluginInputError, OSError, UnicodeDecodeError) as error:
+        text = read_plugin_input(stdin)
+        plugin_input = parse_plugin_input(text)
+    except PluginInputError as error:
         logger.error("PlexSync Recovery: %s", error)
         _answer(stdout, handler, None, str(error))
-        return 1
+        return 0 if names_a_hook(text) else 1
     handler.add_secrets(plugin_input.server.session_cookie)
+    try:
+        return _run(plugin_input, stdout, handler, env)
+    except Exception as error:  # one line in Stash's log, never a bare traceback
+        logger.error("%s failed: %s: %s", "hook" if plugin_input.is_hook else "task", type(error).__name__, error)
+        logger.debug("detail", exc_info=error)
+        _answer(stdout, handler, None, f"{type(error).__name__}: {error}")
+        return 0 if plugin_input.is_hook else 1
+
+
+def _run(plugin_input: PluginInput, stdout: TextIO, handler: StashLogHandler, env: Mapping[str, str]) -> int:
     data_dir = find_data_dir(plugin_input.server, env)
     if plugin_input.is_hook:
         summary = run_hook(data_dir, plugin_input.server, time.time(), handler.add_secrets)
@@ -96,11 +112,6 @@ def main(
     except SettingsError as error:
         logger.error("%s", error)
         _answer(stdout, handler, None, str(error))
-        return 1
-    except Exception as error:  # one line in Stash's log, never a bare traceback
-        logger.error("task failed: %s: %s", type(error).__name__, error)
-        logger.debug("detail", exc_info=error)
-        _answer(stdout, handler, None, f"{type(error).__name__}: {error}")
         return 1
     if not outcome.ok:
         logger.error("%s", outcome.summary)
