@@ -73,8 +73,30 @@ def leave_no_new_files(path: str | Path) -> Iterator[None]:
                     _remove_unused(key, created)
 
 
+def _open_here(paths: list[str]) -> bool:
+    """Whether this process has one of ``paths`` open (Linux's ``/proc/self/fd``; False where it is missing).
+
+    POSIX locks do not exclude the process that holds them, so another connection of this
+    process (PlexSync's worker, when the plugin runs inside it) is found this way.
+    """
+    wanted = {os.path.realpath(path) for path in paths}
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") in wanted:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _remove_unused(key: str, created: list[str]) -> None:
     """Remove the WAL files in ``created`` if no connection has ``key`` open and the ``-wal`` is empty."""
+    if _open_here([key] + [key + suffix for suffix in _WAL_FILES]):
+        return
     try:
         fd = os.open(key, os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))  # for the lock; never written
     except OSError as error:

@@ -140,3 +140,17 @@ def run_cli_here():
                               capture_output=True, text=True, timeout=60)
 
     return run
+
+
+def test_a_connection_of_this_process_keeps_the_files_it_uses(wal_dlq, data_dir):
+    with wal_dlq.reader() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == 1
+        here = sqlite3.connect(data_dir / "dlq.db")  # PlexSync's worker, when the plugin runs inside it
+        assert here.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == 1
+    try:
+        assert _names(data_dir) == ["dlq.db", "dlq.db-shm", "dlq.db-wal"]  # in use by ``here``
+        with here:
+            here.execute("DELETE FROM dead_letters WHERE id = -1")  # a write still works
+    finally:
+        here.close()
+    assert _names(data_dir) == ["dlq.db"]
