@@ -2,7 +2,9 @@
 
 Log lines and progress go to stderr in Stash's protocol (:mod:`.stash_log`); the result is
 one JSON object ``{"output": ..., "error": ...}`` on stdout, which Stash shows for a task.
-A task that fails sets ``error`` and exits 1; the hook always exits 0 (it must never fail
+A task's answer also carries ``events``: the ``recovery_completed`` and ``recovery_failed``
+events of its runs, in the shapes ``watch --json`` prints (:mod:`..events`); Stash reads only
+``output`` and ``error``. A task that fails sets ``error`` and exits 1; the hook always exits 0 (it must never fail
 the scene update that triggered it). The Stash session cookie and the Plex token are masked
 in everything written.
 
@@ -41,13 +43,31 @@ def find_data_dir(server: ServerConnection, environ: Mapping[str, str]) -> Path 
     return None
 
 
-def _answer(stdout: TextIO, handler: StashLogHandler, output: str | None, error: str | None) -> None:
-    payload = {"output": handler.mask(output) if output else output, "error": handler.mask(error) if error else None}
+def _answer(stdout: TextIO, handler: StashLogHandler, output: str | None, error: str | None,
+            events: tuple[dict[str, Any], ...] = ()) -> None:
+    payload: dict[str, Any] = {"output": handler.mask(output) if output else output,
+                               "error": handler.mask(error) if error else None}
+    if events:
+        payload["events"] = _masked(handler, list(events))
     stdout.write(json.dumps(payload) + "\n")
     stdout.flush()
 
 
+def _masked(handler: StashLogHandler, value: Any) -> Any:
+    """JSON-like data with every string masked (so the JSON stays valid)."""
+    if isinstance(value, str):
+        return handler.mask(value)
+    if isinstance(value, dict):
+        return {_masked(handler, key): _masked(handler, item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(handler, item) for item in value]
+    return value
+
+
 def _run_task(mode: str | None, server: ServerConnection, data_dir: Path | None, handler: StashLogHandler) -> Any:
+    from dataclasses import replace
+
+    from ..events import EventRelay
     from . import tasks
     from .task_modes import TASK_MODES, TaskOutcome, TaskRun
 
@@ -63,10 +83,13 @@ def _run_task(mode: str | None, server: ServerConnection, data_dir: Path | None,
             ok=False,
         )
     run = TaskRun(data_dir, handler.progress, lambda: tasks.open_context(data_dir, server, handler.add_secrets))
+    events: list[dict[str, Any]] = []
     try:
-        return task(run)
+        with EventRelay(events.append, names=("recovery_completed", "recovery_failed")):
+            outcome = task(run)
     finally:
         run.close()
+    return replace(outcome, events=tuple(events))
 
 
 def main(
@@ -115,7 +138,7 @@ def _run(plugin_input: PluginInput, stdout: TextIO, handler: StashLogHandler, en
         return 1
     if not outcome.ok:
         logger.error("%s", outcome.summary)
-        _answer(stdout, handler, None, outcome.summary)
+        _answer(stdout, handler, None, outcome.summary, outcome.events)
         return 1
-    _answer(stdout, handler, outcome.summary, None)
+    _answer(stdout, handler, outcome.summary, None, outcome.events)
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..cli.output import format_duration, format_time, truncate
 from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, EntryOutcome, Observer
@@ -55,10 +55,15 @@ class TaskRun:
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    """A task's one-line summary and whether it completed (False: Stash shows it as an error)."""
+    """A task's one-line summary, whether it completed (False: Stash shows it as an error), and its events.
+
+    ``events`` are the JSON events (:mod:`..events`) of the runs the task made, as
+    ``watch --json`` prints them.
+    """
 
     summary: str
     ok: bool = True
+    events: tuple[dict[str, Any], ...] = ()
 
 
 def chunk_progress(total: int, show: Progress, then: Observer | None = None) -> Observer:

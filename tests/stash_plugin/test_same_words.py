@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+from plexsync_recovery_plugin.events import iso_time
 from plexsync_recovery_plugin.testing import StashTestServer
 from tests.conftest import WINDOW_START
 from tests.stash_plugin.conftest import OUTAGE, PLEX_TOKEN, REPO, write_history
@@ -55,3 +56,7 @@ def test_a_run_counts_in_words_that_agree(run_plugin, data_dir, add_entry, plex_
     assert task.code == 0, task.stderr
     assert task.answer["output"] == "recovery: 1 job recovered; 0 windows pending"
     assert any("recovered 1 of 1 DLQ entry (" in line for line in task.texts("i")), task.stderr
+    [event] = task.answer["events"]  # the run's event, as ``watch --json`` prints it
+    window = {"start": iso_time(OUTAGE[0]), "end": iso_time(OUTAGE[1])}
+    assert event["event"] == "recovery_completed" and {"start": event["start"], "end": event["end"]} == window
+    assert event["searched"] == window and event["result"]["recovered"] == 1 and event["result"]["dry_run"] is False
