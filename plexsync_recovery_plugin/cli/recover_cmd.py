@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..events import iso_time, window_fields
-from ..sync_queue.recovery_result import OUTCOME_LABELS, plural
+from ..sync_queue.recovery_result import OUTCOME_LABELS, outcome_word, plural
 from .errors import CliError, UsageError
 from .listeners import add_listener_arguments, listeners
 from .open_objects import open_dlq, require_stash_key_accepted
@@ -223,7 +223,7 @@ def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end:
 def _print_preview(out: Output, preview: "Preview", received: tuple[float, float]) -> None:
     rows = [
         {"id": seen.dlq_id, "scene_id": seen.scene_id, "error_type": seen.error_type, "failed_at": seen.failed_at,
-         "outcome": OUTCOME_LABELS.get(seen.outcome.value, seen.outcome.value), "detail": seen.detail}
+         "outcome": outcome_word(seen.outcome, dry_run=True), "detail": seen.detail}
         for seen in preview.entries
     ]
     if out.json_mode:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..cli.output import format_duration, format_time, truncate
 from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, EntryOutcome, Observer
-from ..sync_queue.recovery_result import OUTCOME_LABELS, plural
+from ..sync_queue.recovery_result import outcome_word, plural
 from . import tasks
 
 __all__ = ["PREVIEW_LINE_LIMIT", "TASK_MODES", "TaskOutcome", "TaskRun", "chunk_progress"]
@@ -106,7 +106,7 @@ def preview_last_outage(run: TaskRun) -> TaskOutcome:
     result, rows = preview.result, preview.entries
     for seen in rows[:PREVIEW_LINE_LIMIT]:
         logger.info("DLQ entry %s (scene %s, %s, failed %s): %s - %s", seen.dlq_id, seen.scene_id, seen.error_type,
-                    seen.failed_at, OUTCOME_LABELS.get(seen.outcome.value, seen.outcome.value), truncate(seen.detail, 120))
+                    seen.failed_at, outcome_word(seen.outcome, dry_run=True), truncate(seen.detail, 120))
     if len(rows) > PREVIEW_LINE_LIMIT:
         logger.info("... and %s more (counted below)", plural(len(rows) - PREVIEW_LINE_LIMIT, "entry"))
     logger.info("preview: %s", result)
