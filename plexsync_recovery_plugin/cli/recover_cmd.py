@@ -105,6 +105,12 @@ def _span(start: float | None, end: float | None) -> str:
     return f"{format_time(start)} .. {format_time(end)}"
 
 
+def _asked(received: tuple[float, float], start: float | None, end: float | None) -> str:
+    """The window asked for, and the one searched when it reads otherwise (whole seconds, merged)."""
+    asked, searched = _span(*received), _span(start, end)
+    return asked if asked == searched else f"{asked} (searched {searched})"
+
+
 def _nothing_to_do(out: Output, start: float | None, end: float | None, why: str, *,
                    received: tuple[float, float] | None = None, **extra: Any) -> None:
     from ..sync_queue.recovery_result import RecoveryResult
@@ -150,9 +156,9 @@ def _recover(settings: Settings, out: Output, data_dir: Path, start: float, end:
         })
         return _finish(out, settings, result)
     if result.total_dlq_entries == 0 and not result.deferred:
-        out.line(f"Nothing to do: no DLQ entry to recover in {_span(covering.start, covering.end)}.")
+        out.line(f"Nothing to do: no DLQ entry to recover in {_asked((start, end), covering.start, covering.end)}.")
     else:
-        out.line(f"Recovery of {_span(covering.start, covering.end)} (run {result.run_id})")
+        out.line(f"Recovery of {_asked((start, end), covering.start, covering.end)} (run {result.run_id})")
         out.table(["outcome", "entries"], count_rows(result))
         if result.recovered_scene_ids:
             out.line("re-queued scenes: " + truncate(", ".join(map(str, result.recovered_scene_ids)), 200))
@@ -229,7 +235,7 @@ def _print_preview(out: Output, preview: "Preview", received: tuple[float, float
     if out.json_mode:
         out.json({**window_fields(preview.start, preview.end, received), **preview.result.as_dict(), "entries": rows})
         return
-    out.line(f"Dry run for {_span(preview.start, preview.end)}: nothing was changed")
+    out.line(f"Dry run for {_asked(received, preview.start, preview.end)}: nothing was changed")
     out.table(
         ["DLQ id", "scene", "error type", "failed at", "outcome", "detail"],
         [(r["id"], r["scene_id"], r["error_type"], r["failed_at"], r["outcome"], truncate(r["detail"], 70)) for r in rows],
