@@ -3,16 +3,25 @@
 ``watch --json`` writes these dicts, one per line, and ``--notify`` turns them into short
 messages (``describe``); both get them from ``EventRelay``, which subscribes to every
 signal that announces something to the world (``EVENT_SIGNALS``) and calls one function
-with the event. Times are ISO-8601 UTC strings (``2026-02-15T19:17:49Z``); a time that is
-not a number (a bad window of a ``recovery_failed``) is given as text.
+with the event. ``recover --json`` prints the same fields (``window_fields``). Times are
+ISO-8601 UTC strings, whole seconds (``2026-02-15T19:17:49Z``); a time that is not a number
+(a bad window of a ``recovery_failed``) is given as text.
+
+``start`` and ``end`` are always the outage window as received (an outage's own readings),
+so an outage's ``recovery_completed`` names the same window as its ``outage_ended``;
+``searched`` is the window the run read: widened to whole seconds (the DLQ's resolution)
+and merged with any pending window it touched.
 
 Event shapes (every event has ``event`` and ``at``, when it was sent)::
 
     {"event": "outage_started", "at": ..., "start": ...}
     {"event": "outage_ended", "at": ..., "start": ..., "end": ..., "duration_seconds": 12.0}
-    {"event": "recovery_progress", "at": ..., "done": 500, "total": 2000, "counts": {...}}
-    {"event": "recovery_completed", "at": ..., "start": ..., "end": ..., "result": RecoveryResult.as_dict()}
-    {"event": "recovery_failed", "at": ..., "start": ..., "end": ..., "error": "...", "error_type": "ValueError"}
+    {"event": "recovery_progress", "at": ..., "start": ..., "end": ..., "searched": {"start": ..., "end": ...},
+     "done": 500, "total": 2000, "counts": {...}}
+    {"event": "recovery_completed", "at": ..., "start": ..., "end": ..., "searched": {...},
+     "result": RecoveryResult.as_dict()}
+    {"event": "recovery_failed", "at": ..., "start": ..., "end": ..., "searched": {...} or None,
+     "error": "...", "error_type": "ValueError"}
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from blinker import Signal
 
 from . import signals
 
-__all__ = ["EVENT_NAMES", "EventRelay", "describe", "event_signals", "iso_time", "to_event"]
+__all__ = ["EVENT_NAMES", "EventRelay", "describe", "event_signals", "iso_time", "to_event", "window_fields"]
 
 #: The signals relayed, in the order they fire for one outage (``recovery_progress`` when declared).
 EVENT_NAMES = ("outage_started", "outage_ended", "recovery_progress", "recovery_completed", "recovery_failed")
@@ -57,21 +66,39 @@ def _counts(value: Any) -> dict[str, Any]:
     return dict(counts()) if callable(counts) else {}
 
 
+def window_fields(start: Any, end: Any, received: Any = None, *, searched: bool = True) -> Event:
+    """``start``/``end`` (the window received, else ``start``/``end``) and ``searched`` ({start, end}).
+
+    Args:
+        start: Start of the window the run searched (Unix seconds).
+        end: Its end.
+        received: ``(start, end)`` the recovery was asked for, or None (then it is the one searched).
+        searched: False when no search happened (a window refused before any run): ``searched`` is None.
+    """
+    asked = received if isinstance(received, (tuple, list)) and len(received) == 2 else (start, end)
+    return {
+        "start": iso_time(asked[0]),
+        "end": iso_time(asked[1]),
+        "searched": {"start": iso_time(start), "end": iso_time(end)} if searched else None,
+    }
+
+
 def to_event(name: str, payload: dict[str, Any], now: float | None = None) -> Event:
     """The plain-data event of signal ``name`` sent with keyword arguments ``payload``."""
     event: Event = {"event": name, "at": iso_time(time.time() if now is None else now)}
-    if "start" in payload or name != "recovery_progress":
-        event["start"] = iso_time(payload.get("start"))
+    start, end = payload.get("start"), payload.get("end")
     if name == "outage_started":
+        event["start"] = iso_time(start)
         return event
-    if name == "recovery_progress":
-        event.update(done=payload.get("done"), total=payload.get("total"), counts=_counts(payload.get("counts")))
-        return event
-    event["end"] = iso_time(payload.get("end"))
     if name == "outage_ended":
-        start, end = payload.get("start"), payload.get("end")
+        event.update(start=iso_time(start), end=iso_time(end))
         if isinstance(start, (int, float)) and isinstance(end, (int, float)):
             event["duration_seconds"] = round(float(end) - float(start), 3)
+        return event
+    received = payload.get("received")
+    event.update(window_fields(start, end, received, searched=name != "recovery_failed" or received is not None))
+    if name == "recovery_progress":
+        event.update(done=payload.get("done"), total=payload.get("total"), counts=_counts(payload.get("counts")))
     elif name == "recovery_completed":
         result = payload.get("result")
         as_dict = getattr(result, "as_dict", None)
@@ -80,6 +107,17 @@ def to_event(name: str, payload: dict[str, Any], now: float | None = None) -> Ev
         error = payload.get("error")
         event.update(error=str(error) or type(error).__name__, error_type=type(error).__name__)
     return event
+
+
+def _result_text(result: dict[str, Any]) -> str:
+    """``str(RecoveryResult)`` of an event's ``result``: the one rendering every door prints."""
+    from .sync_queue.recovery_result import RecoveryResult
+
+    known = {key: value for key, value in result.items() if key in RecoveryResult.__dataclass_fields__}
+    try:
+        return str(RecoveryResult(**known))
+    except (TypeError, ValueError):
+        return ", ".join(f"{key} {value}" for key, value in result.items())
 
 
 def describe(event: Event) -> str:
@@ -94,18 +132,7 @@ def describe(event: Event) -> str:
     if name == "recovery_progress":
         of = f" of {event['total']}" if event.get("total") is not None else ""
         return f"Recovery progress: {event['done']}{of} DLQ entries."
-    result = event.get("result") or {}
-    skipped = ", ".join(
-        f"{key.removeprefix('skipped_').replace('_', ' ')} {value}"
-        for key, value in result.items()
-        if key.startswith("skipped_") or key == "failed"
-    )
-    verb = "would recover" if result.get("dry_run") else "re-queued"
-    tail = " Window kept pending for a retry." if result.get("deferred") else ""
-    return (
-        f"Recovery of outage {event['start']} .. {event['end']}: {verb} {result.get('recovered', 0)}"
-        f" of {result.get('total_dlq_entries', 0)} DLQ entries ({skipped}).{tail}"
-    )
+    return f"Recovery of outage {event['start']} .. {event['end']}: {_result_text(event.get('result') or {})}."
 
 
 class EventRelay:

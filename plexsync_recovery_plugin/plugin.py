@@ -30,6 +30,9 @@ __all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]
 
 logger = logging.getLogger(__name__)
 
+#: A window ``(start, end)`` in Unix seconds.
+Window = tuple[float, float]
+
 #: ``factory(queue_path, queue, stash, dry_run=...)``: fresh collaborators for one run.
 CollaboratorFactory = Callable[..., Collaborators]
 
@@ -185,11 +188,12 @@ class RecoveryPlugin:
             run with its error (``recovery_failed`` was sent).
         """
         try:
-            window = whole_seconds(*validate_window(start, end))
+            received = validate_window(start, end)
+            window = whole_seconds(*received)
         except Exception as error:
             self._announce_failure(error, start, end)
             return [Run(None, None, error=error)]
-        return self._run_pending(window, again=again)
+        return self._run_pending(window, again=again, received=received)
 
     def recover_window(self, start: Any, end: Any) -> RecoveryResult | None:
         """``recover``, returning only the result of the run that covered this window (None if it failed)."""
@@ -204,8 +208,21 @@ class RecoveryPlugin:
         """Return the windows waiting for a retry."""
         return PendingWindows(self.data_dir).windows()
 
-    def _run_pending(self, new_window: tuple[float, float] | None, *, again: bool = False) -> list[Run]:
+    def _run_pending(
+        self, new_window: tuple[float, float] | None, *, again: bool = False, received: Window | None = None
+    ) -> list[Run]:
+        """Run every pending window (``new_window`` added first); ``received`` is the window asked for.
+
+        The runs whose window covers ``new_window`` tell their receivers ``received`` (the
+        window before it was widened to whole seconds and merged); the others None.
+        """
         runs: list[Run] = []
+
+        def asked(start: float | None, end: float | None) -> Window | None:
+            if new_window is None or start is None or end is None:
+                return None
+            return received if start <= new_window[0] and new_window[1] <= end else None
+
         try:
             with recovery_lock(self.data_dir):
                 pending = PendingWindows(self.data_dir)
@@ -213,25 +230,28 @@ class RecoveryPlugin:
                     pending.add(*new_window)
                 for start, end in pending.windows():
                     forced = again and new_window is not None and start <= new_window[0] and new_window[1] <= end
-                    runs.append(self._run_one(pending, start, end, again=forced))
+                    runs.append(self._run_one(pending, start, end, again=forced, received=asked(start, end)))
         except Exception as error:  # the state file or the lock itself failed
             window = new_window or (None, None)
             runs.append(Run(window[0], window[1], error=error))
         for run in runs:
             if run.result is not None:
-                send_isolated(recovery_completed, self, result=run.result, start=run.start, end=run.end)
+                send_isolated(recovery_completed, self, result=run.result, start=run.start, end=run.end,
+                              received=asked(run.start, run.end))
             else:
                 assert run.error is not None
-                self._announce_failure(run.error, run.start, run.end)
+                self._announce_failure(run.error, run.start, run.end, asked(run.start, run.end))
         return runs
 
-    def _run_one(self, pending: PendingWindows, start: float, end: float, *, again: bool) -> Run:
+    def _run_one(
+        self, pending: PendingWindows, start: float, end: float, *, again: bool, received: Window | None = None
+    ) -> Run:
         try:
             collaborators = self.collaborators(self.queue_path, self._job_queue(), self.stash)
             entries = self.window_entries(start, end)
             result = dlq_recovery.run_recovery(
                 entries, self.plex_client, collaborators, since=start, again=again,
-                progress=self._progress_sender(start, end),
+                progress=self._progress_sender(start, end, received),
             )
         except Exception as error:
             return Run(start, end, error=error)
@@ -246,7 +266,7 @@ class RecoveryPlugin:
             )
         return Run(start, end, result)
 
-    def _progress_sender(self, start: float, end: float) -> dlq_recovery.Progress | None:
+    def _progress_sender(self, start: float, end: float, received: Window | None = None) -> dlq_recovery.Progress | None:
         """What tells ``recovery_progress`` receivers after each chunk (None when nobody listens).
 
         The total is PlexSync's index count of the window (``estimate_window``: cheap, where an
@@ -263,14 +283,15 @@ class RecoveryPlugin:
 
         def send(done: int, counts: dict[str, int], last: bool = False) -> None:
             total = done if last else max(estimate, done)
-            send_isolated(recovery_progress, self, done=done, total=total, counts=counts, start=start, end=end)
+            send_isolated(recovery_progress, self, done=done, total=total, counts=counts, start=start, end=end,
+                          received=received)
 
         return send
 
-    def _announce_failure(self, error: BaseException, start: Any, end: Any) -> None:
+    def _announce_failure(self, error: BaseException, start: Any, end: Any, received: Window | None = None) -> None:
         logger.error("recovery of outage window %s..%s failed: %s", iso_time(start), iso_time(end), error)
         logger.debug("recovery failure detail", exc_info=error)
-        send_isolated(recovery_failed, self, error=error, start=start, end=end)
+        send_isolated(recovery_failed, self, error=error, start=start, end=end, received=received)
 
 
 def _covers(run: Run, start: Any, end: Any) -> bool:

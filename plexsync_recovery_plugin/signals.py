@@ -71,7 +71,9 @@ recovery_progress = _signals.signal(
     Provides arguments: ``done`` (int, entries decided so far), ``total`` (int, an estimate of
     the window's entries from PlexSync's index, never below ``done``; exact in the run's last
     report, where ``done == total``),
-    ``counts`` (dict, ``RecoveryResult.counts()`` so far), ``start`` and ``end`` (float, the window).
+    ``counts`` (dict, ``RecoveryResult.counts()`` so far), ``start`` and ``end`` (float, the window
+    searched: whole seconds, merged with any pending window it touched), ``received`` (the
+    ``(start, end)`` the recovery was asked for, as given, or None for a pending window retried alone).
     Not sent by previews or when Plex fails its health check (no entry is looked at).
     """,
 )
@@ -81,7 +83,8 @@ recovery_completed = _signals.signal(
     doc="""A recovery run over one outage window finished (possibly deferred, see the result).
 
     Sender is the ``RecoveryPlugin`` that ran it.
-    Provides arguments: ``result`` (``RecoveryResult``), ``start`` and ``end`` (float, the window).
+    Provides arguments: ``result`` (``RecoveryResult``), ``start`` and ``end`` (float, the window
+    searched), ``received`` (as for ``recovery_progress``).
     Every receiver gets it even if another receiver raises; failures are logged.
     """,
 )
@@ -91,7 +94,8 @@ recovery_failed = _signals.signal(
     doc="""A recovery run could not be carried out (bad window, unreadable DLQ, ...).
 
     Sender is the ``RecoveryPlugin``.
-    Provides arguments: ``error`` (the exception), ``start`` and ``end`` (as received, may be invalid).
+    Provides arguments: ``error`` (the exception), ``start`` and ``end`` (the window searched, or
+    as received when the window itself is invalid), ``received`` (as for ``recovery_progress``).
     Nothing was enqueued by a run that fails before it starts; nothing is ever deleted.
     """,
 )

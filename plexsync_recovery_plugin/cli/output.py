@@ -189,18 +189,18 @@ class Output:
         self.stderr.flush()
 
 
-#: How a table names each counter of ``RecoveryResult.counts()``: (real run, dry run).
-_COUNT_LABELS = {
-    "total_dlq_entries": ("DLQ entries in window", "DLQ entries in window"),
-    "recovered": ("recovered", "would recover"),
-    "skipped_already_queued": ("already queued", "already queued"),
-    "skipped_scene_missing": ("scene missing", "scene missing"),
-    "skipped_stash_error": ("stash error (deferred)", "stash error (deferred)"),
-    "skipped_plex_down": ("plex down (deferred)", "plex down (deferred)"),
-    "failed": ("failed", "corrupt"),  # a dry run writes nothing, so only an unreadable entry can fail
-}
-
-
 def count_rows(result: RecoveryResult) -> list[tuple[str, int]]:
-    """The result's counters (``result.counts()``, in its order) as labelled table rows."""
-    return [(_COUNT_LABELS[name][result.dry_run], value) for name, value in result.counts().items()]
+    """The result's counters (``result.counts()``, in its order) as labelled table rows.
+
+    Each outcome is named with the words every door uses (``recovery_result.OUTCOME_WORDS``);
+    the outcomes that keep the window pending say so.
+    """
+    from ..sync_queue.recovery_result import COUNT_FIELDS, Outcome, outcome_word
+
+    deferring = (Outcome.PLEX_DOWN, Outcome.STASH_ERROR)
+    labels = {
+        name: "DLQ entries in window" if outcome is None
+        else outcome_word(outcome, result.dry_run) + (" (deferred)" if outcome in deferring else "")
+        for name, outcome in COUNT_FIELDS
+    }
+    return [(labels[name], value) for name, value in result.counts().items()]

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..sync_queue.recovery_result import OUTCOME_LABELS
+from ..events import iso_time, window_fields
+from ..sync_queue.recovery_result import OUTCOME_LABELS, outcome_word, plural
 from .errors import CliError, UsageError
 from .listeners import add_listener_arguments, listeners
 from .open_objects import open_dlq, require_stash_key_accepted
@@ -104,11 +105,19 @@ def _span(start: float | None, end: float | None) -> str:
     return f"{format_time(start)} .. {format_time(end)}"
 
 
-def _nothing_to_do(out: Output, start: float | None, end: float | None, why: str, **extra: Any) -> None:
+def _asked(received: tuple[float, float], start: float | None, end: float | None) -> str:
+    """The window asked for, and the one searched when it reads otherwise (whole seconds, merged)."""
+    asked, searched = _span(*received), _span(start, end)
+    return asked if asked == searched else f"{asked} (searched {searched})"
+
+
+def _nothing_to_do(out: Output, start: float | None, end: float | None, why: str, *,
+                   received: tuple[float, float] | None = None, **extra: Any) -> None:
     from ..sync_queue.recovery_result import RecoveryResult
 
     if out.json_mode:
-        out.json({**RecoveryResult().as_dict(), "start": start, "end": end, "nothing_to_do": why, **extra})
+        out.json({**window_fields(start, end, received, searched=start is not None), **RecoveryResult().as_dict(),
+                  "nothing_to_do": why, **extra})
     else:
         out.line(f"Nothing to do: {why}.")
 
@@ -141,15 +150,15 @@ def _recover(settings: Settings, out: Output, data_dir: Path, start: float, end:
     others = [run for run in runs if run is not covering and run.result is not None]
     if out.json_mode:
         out.json({
-            **result.as_dict(), "start": start, "end": end, "run_start": covering.start, "run_end": covering.end,
-            "other_runs": [{**run.result.as_dict(), "start": run.start, "end": run.end} for run in others if run.result],
-            "pending_windows": [list(window) for window in pending],
+            **window_fields(covering.start, covering.end, (start, end)), **result.as_dict(),
+            "other_runs": [{**window_fields(run.start, run.end), **run.result.as_dict()} for run in others if run.result],
+            "pending_windows": [{"start": iso_time(low), "end": iso_time(high)} for low, high in pending],
         })
         return _finish(out, settings, result)
     if result.total_dlq_entries == 0 and not result.deferred:
-        out.line(f"Nothing to do: no DLQ entry to recover in {_span(covering.start, covering.end)}.")
+        out.line(f"Nothing to do: no DLQ entry to recover in {_asked((start, end), covering.start, covering.end)}.")
     else:
-        out.line(f"Recovery of {_span(covering.start, covering.end)} (run {result.run_id})")
+        out.line(f"Recovery of {_asked((start, end), covering.start, covering.end)} (run {result.run_id})")
         out.table(["outcome", "entries"], count_rows(result))
         if result.recovered_scene_ids:
             out.line("re-queued scenes: " + truncate(", ".join(map(str, result.recovered_scene_ids)), 200))
@@ -177,13 +186,12 @@ def _finish(out: Output, settings: Settings, result: "RecoveryResult") -> int:
     reasons = []
     fate = "could not be judged" if dry_run else "deferred"
     if result.skipped_plex_down:
-        reasons.append(
-            f"Plex at {settings.plex_url} did not answer its health check ({result.skipped_plex_down} entries {fate})"
-        )
+        reasons.append(f"Plex at {settings.plex_url} did not answer its health check"
+                       f" ({_entries(result.skipped_plex_down)} {fate})")
     if result.skipped_stash_error:
-        reasons.append(f"Stash at {settings.stash_url} could not answer ({result.skipped_stash_error} entries {fate})")
+        reasons.append(f"Stash at {settings.stash_url} could not answer ({_entries(result.skipped_stash_error)} {fate})")
     if result.failed:
-        reasons.append(f"{result.failed} entries {'are corrupt' if dry_run else 'failed'}")
+        reasons.append(f"{_entries(result.failed)} failed")
     if result.deferred and not reasons:
         reasons.append("part of the window was deferred")
     if not reasons:
@@ -193,36 +201,41 @@ def _finish(out: Output, settings: Settings, result: "RecoveryResult") -> int:
     return 1
 
 
+def _entries(count: int) -> str:
+    return plural(count, "entry")
+
+
 def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end: float, *, again: bool) -> int:
     from ..sync_queue.dlq import DLQ_FILE_NAME
     from ..sync_queue.dlq_recovery import get_error_types_for_recovery
     from ..sync_queue.dlq_window import whole_seconds
 
+    received = (start, end)
     start, end = whole_seconds(start, end)  # the window a real run selects
     why = f"no {'/'.join(get_error_types_for_recovery(settings.include_optional))} entry in the DLQ between {_span(start, end)}"
     if not (data_dir / DLQ_FILE_NAME).exists():  # never create PlexSync's file
-        _nothing_to_do(out, start, end, why, dry_run=True, entries=[])
+        _nothing_to_do(out, start, end, why, received=received, dry_run=True, entries=[])
         return 0
     with _plugin(settings, data_dir) as plugin:
         if len(plugin.window_entries(start, end)) == 0:
-            _nothing_to_do(out, start, end, why, dry_run=True, entries=[])
+            _nothing_to_do(out, start, end, why, received=received, dry_run=True, entries=[])
             return 0
         require_stash_key_accepted(plugin.stash)
         preview = plugin.preview(start, end, again=again)
-    _print_preview(out, preview)
+    _print_preview(out, preview, received)
     return _finish(out, settings, preview.result)
 
 
-def _print_preview(out: Output, preview: "Preview") -> None:
+def _print_preview(out: Output, preview: "Preview", received: tuple[float, float]) -> None:
     rows = [
         {"id": seen.dlq_id, "scene_id": seen.scene_id, "error_type": seen.error_type, "failed_at": seen.failed_at,
-         "outcome": OUTCOME_LABELS.get(seen.outcome.value, seen.outcome.value), "detail": seen.detail}
+         "outcome": outcome_word(seen.outcome, dry_run=True), "detail": seen.detail}
         for seen in preview.entries
     ]
     if out.json_mode:
-        out.json({**preview.result.as_dict(), "start": preview.start, "end": preview.end, "entries": rows})
+        out.json({**window_fields(preview.start, preview.end, received), **preview.result.as_dict(), "entries": rows})
         return
-    out.line(f"Dry run for {_span(preview.start, preview.end)}: nothing was changed")
+    out.line(f"Dry run for {_asked(received, preview.start, preview.end)}: nothing was changed")
     out.table(
         ["DLQ id", "scene", "error type", "failed at", "outcome", "detail"],
         [(r["id"], r["scene_id"], r["error_type"], r["failed_at"], r["outcome"], truncate(r["detail"], 70)) for r in rows],

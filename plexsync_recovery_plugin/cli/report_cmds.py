@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..events import iso_time
 from ..worker.outage_summary import OutageSummary, summarize_intervals, summarize_outages
 from .help_text import EXIT_STATUS, REPORT_FLAGS, check_error_types
 from .number_args import non_negative_int
@@ -140,8 +141,8 @@ class _DlqCounts:
             "error_types": self.wanted or None,
         }
         if self.window is not None:
-            data.update(start=self.window[0], end=self.window[1], entries_in_window=self.in_window,
-                        entries=self.entries)
+            data.update(start=iso_time(self.window[0]), end=iso_time(self.window[1]),
+                        entries_in_window=self.in_window, entries=self.entries)
         return data
 
 

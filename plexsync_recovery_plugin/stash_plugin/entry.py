@@ -2,7 +2,9 @@
 
 Log lines and progress go to stderr in Stash's protocol (:mod:`.stash_log`); the result is
 one JSON object ``{"output": ..., "error": ...}`` on stdout, which Stash shows for a task.
-A task that fails sets ``error`` and exits 1; the hook always exits 0 (it must never fail
+A task's answer also carries ``events``: the ``recovery_completed`` and ``recovery_failed``
+events of its runs, in the shapes ``watch --json`` prints (:mod:`..events`); Stash reads only
+``output`` and ``error``. A task that fails sets ``error`` and exits 1; the hook always exits 0 (it must never fail
 the scene update that triggered it). The Stash session cookie and the Plex token are masked
 in everything written.
 
@@ -23,7 +25,7 @@ from typing import Any, Mapping, TextIO
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, plexsync_data_dir
 from .hook import run_hook
 from .plugin_settings import SettingsError
-from .stash_input import PluginInputError, ServerConnection, parse_plugin_input
+from .stash_input import PluginInput, PluginInputError, ServerConnection, names_a_hook, parse_plugin_input, read_plugin_input
 from .stash_log import StashLogHandler, install_stash_logging
 
 __all__ = ["find_data_dir", "main"]
@@ -41,13 +43,31 @@ def find_data_dir(server: ServerConnection, environ: Mapping[str, str]) -> Path 
     return None
 
 
-def _answer(stdout: TextIO, handler: StashLogHandler, output: str | None, error: str | None) -> None:
-    payload = {"output": handler.mask(output) if output else output, "error": handler.mask(error) if error else None}
+def _answer(stdout: TextIO, handler: StashLogHandler, output: str | None, error: str | None,
+            events: tuple[dict[str, Any], ...] = ()) -> None:
+    payload: dict[str, Any] = {"output": handler.mask(output) if output else output,
+                               "error": handler.mask(error) if error else None}
+    if events:
+        payload["events"] = _masked(handler, list(events))
     stdout.write(json.dumps(payload) + "\n")
     stdout.flush()
 
 
+def _masked(handler: StashLogHandler, value: Any) -> Any:
+    """JSON-like data with every string masked (so the JSON stays valid)."""
+    if isinstance(value, str):
+        return handler.mask(value)
+    if isinstance(value, dict):
+        return {_masked(handler, key): _masked(handler, item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(handler, item) for item in value]
+    return value
+
+
 def _run_task(mode: str | None, server: ServerConnection, data_dir: Path | None, handler: StashLogHandler) -> Any:
+    from dataclasses import replace
+
+    from ..events import EventRelay
     from . import tasks
     from .task_modes import TASK_MODES, TaskOutcome, TaskRun
 
@@ -63,10 +83,13 @@ def _run_task(mode: str | None, server: ServerConnection, data_dir: Path | None,
             ok=False,
         )
     run = TaskRun(data_dir, handler.progress, lambda: tasks.open_context(data_dir, server, handler.add_secrets))
+    events: list[dict[str, Any]] = []
     try:
-        return task(run)
+        with EventRelay(events.append, names=("recovery_completed", "recovery_failed")):
+            outcome = task(run)
     finally:
         run.close()
+    return replace(outcome, events=tuple(events))
 
 
 def main(
@@ -75,17 +98,33 @@ def main(
     stderr: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    """Run one plugin invocation; return the exit code."""
+    """Run one plugin invocation; return the exit code.
+
+    Input of any shape gets one answer on stdout and one error line in the log, never a
+    traceback: a hook (input naming ``hookContext``, even unreadable) exits 0, a task 1.
+    """
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     env = os.environ if environ is None else environ
     handler = install_stash_logging(stream=stderr)
+    text = ""
     try:
-        plugin_input = parse_plugin_input(stdin.read())
-    except (PluginInputError, OSError, UnicodeDecodeError) as error:
+        text = read_plugin_input(stdin)
+        plugin_input = parse_plugin_input(text)
+    except PluginInputError as error:
         logger.error("PlexSync Recovery: %s", error)
         _answer(stdout, handler, None, str(error))
-        return 1
+        return 0 if names_a_hook(text) else 1
     handler.add_secrets(plugin_input.server.session_cookie)
+    try:
+        return _run(plugin_input, stdout, handler, env)
+    except Exception as error:  # one line in Stash's log, never a bare traceback
+        logger.error("%s failed: %s: %s", "hook" if plugin_input.is_hook else "task", type(error).__name__, error)
+        logger.debug("detail", exc_info=error)
+        _answer(stdout, handler, None, f"{type(error).__name__}: {error}")
+        return 0 if plugin_input.is_hook else 1
+
+
+def _run(plugin_input: PluginInput, stdout: TextIO, handler: StashLogHandler, env: Mapping[str, str]) -> int:
     data_dir = find_data_dir(plugin_input.server, env)
     if plugin_input.is_hook:
         summary = run_hook(data_dir, plugin_input.server, time.time(), handler.add_secrets)
@@ -97,14 +136,9 @@ def main(
         logger.error("%s", error)
         _answer(stdout, handler, None, str(error))
         return 1
-    except Exception as error:  # one line in Stash's log, never a bare traceback
-        logger.error("task failed: %s: %s", type(error).__name__, error)
-        logger.debug("detail", exc_info=error)
-        _answer(stdout, handler, None, f"{type(error).__name__}: {error}")
-        return 1
     if not outcome.ok:
         logger.error("%s", outcome.summary)
-        _answer(stdout, handler, None, outcome.summary)
+        _answer(stdout, handler, None, outcome.summary, outcome.events)
         return 1
-    _answer(stdout, handler, outcome.summary, None)
+    _answer(stdout, handler, outcome.summary, None, outcome.events)
     return 0

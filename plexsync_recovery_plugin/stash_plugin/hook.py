@@ -143,17 +143,22 @@ def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str
             _log_runs(tasks.retry_pending(context))
     finally:
         context.close()
-    return f"{len(found.ended)} outage(s) recovered" if found.ended else "pending windows retried"
+    from ..sync_queue.recovery_result import plural
+
+    return f"{plural(len(found.ended), 'outage')} recovered" if found.ended else "pending windows retried"
 
 
 def _log_runs(runs: Any) -> None:
+    from ..sync_queue.recovery_result import plural
+
     recovered = sum(result.recovered for result in runs.results)
-    logger.info("automatic recovery re-queued %d job(s) in %d run(s)", recovered, len(runs.results))
+    logger.info("automatic recovery: %s recovered in %s", plural(recovered, "job"), plural(len(runs.results), "run"))
     for start, end in runs.pending:
         logger.warning("outage window %s..%s stays pending; it is retried later", _clock(start), _clock(end))
 
 
 def _clock(unix_seconds: float) -> str:
-    import time
+    from ..cli.output import format_time
 
-    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(unix_seconds))
+    return format_time(unix_seconds)
+

@@ -13,9 +13,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-__all__ = ["PluginInput", "PluginInputError", "ServerConnection", "parse_plugin_input"]
+__all__ = [
+    "MAX_INPUT_CHARS",
+    "PluginInput",
+    "PluginInputError",
+    "ServerConnection",
+    "names_a_hook",
+    "parse_plugin_input",
+    "read_plugin_input",
+]
+
+#: The most characters of standard input read. Stash's own input is a few hundred bytes (a
+#: hook's ``input`` holds the fields of one scene update); anything bigger is not Stash's.
+MAX_INPUT_CHARS = 1 << 20
 
 
 class PluginInputError(ValueError):
@@ -82,33 +94,65 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _path(raw: Any, name: str) -> Path | None:
+    text = _text(raw)
+    if text is not None and "\x00" in text:
+        raise PluginInputError(f"server_connection.{name} is not a path: {text[:80]!r}")
+    return Path(text) if text else None
+
+
 def _server(raw: Any) -> ServerConnection:
     if not isinstance(raw, dict):
         raise PluginInputError("server_connection is missing or not an object")
     cookie = raw.get("SessionCookie")
     port = raw.get("Port", 9999)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise PluginInputError(f"server_connection.Port is not a port number: {port!r}")
-    config_dir, plugin_dir = _text(raw.get("Dir")), _text(raw.get("PluginDir"))
+        raise PluginInputError(f"server_connection.Port is not a port number: {repr(port)[:80]}")
     return ServerConnection(
         scheme="https" if raw.get("Scheme") == "https" else "http",
         host=_text(raw.get("Host")) or "localhost",
         port=port,
         session_cookie=_text(cookie.get("Value")) if isinstance(cookie, dict) else None,
-        config_dir=Path(config_dir) if config_dir else None,
-        plugin_dir=Path(plugin_dir) if plugin_dir else None,
+        config_dir=_path(raw.get("Dir"), "Dir"),
+        plugin_dir=_path(raw.get("PluginDir"), "PluginDir"),
     )
 
 
-def parse_plugin_input(text: str) -> PluginInput:
-    """Parse Stash's JSON.
+def read_plugin_input(stream: TextIO) -> str:
+    """Read standard input, one character more than ``MAX_INPUT_CHARS`` at most (the parse refuses that).
 
     Raises:
-        PluginInputError: Not JSON, not an object, or ``server_connection`` unusable; the
-            message names what is wrong (never the cookie).
+        PluginInputError: The input cannot be read or decoded.
     """
     try:
+        return stream.read(MAX_INPUT_CHARS + 1)
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise PluginInputError(f"standard input cannot be read: {type(error).__name__}: {error}") from None
+
+
+def names_a_hook(text: str) -> bool:
+    """Whether input that could not be parsed still names a hook (Stash's ``hookContext``).
+
+    A hook must answer and exit 0 even on input it cannot read; this tells it apart from a
+    task without parsing.
+    """
+    return '"hookContext"' in text
+
+
+def parse_plugin_input(text: str) -> PluginInput:
+    """Parse Stash's JSON; input of any shape gives a ``PluginInput`` or a ``PluginInputError``.
+
+    Raises:
+        PluginInputError: Longer than ``MAX_INPUT_CHARS``, not JSON (nested too deeply
+            included), not an object, or ``server_connection`` unusable; the one-line message
+            names what is wrong (never the cookie).
+    """
+    if len(text) > MAX_INPUT_CHARS:
+        raise PluginInputError(f"standard input is longer than {MAX_INPUT_CHARS:,} characters: not what Stash sends")
+    try:
         data = json.loads(text) if text.strip() else None
+    except RecursionError:  # the C decoder's own limit: a few thousand levels
+        raise PluginInputError("standard input is not JSON Stash sends: it is nested too deeply") from None
     except ValueError as error:
         raise PluginInputError(f"standard input is not JSON: {error}") from None
     if not isinstance(data, dict):
@@ -119,4 +163,6 @@ def parse_plugin_input(text: str) -> PluginInput:
     hook_type = None
     if isinstance(hook, dict):
         hook_type = _text(hook.get("type")) or "unknown"
+    elif "hookContext" in args:  # a hook's input, though not the shape Stash writes
+        hook_type = "unknown"
     return PluginInput(server=_server(data.get("server_connection")), mode=_text(args.get("mode")), hook_type=hook_type)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..cli.output import format_duration, format_time, truncate
 from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, EntryOutcome, Observer
-from ..sync_queue.recovery_result import OUTCOME_LABELS
+from ..sync_queue.recovery_result import outcome_word, plural
 from . import tasks
 
 __all__ = ["PREVIEW_LINE_LIMIT", "TASK_MODES", "TaskOutcome", "TaskRun", "chunk_progress"]
@@ -55,10 +55,15 @@ class TaskRun:
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    """A task's one-line summary and whether it completed (False: Stash shows it as an error)."""
+    """A task's one-line summary, whether it completed (False: Stash shows it as an error), and its events.
+
+    ``events`` are the JSON events (:mod:`..events`) of the runs the task made, as
+    ``watch --json`` prints them.
+    """
 
     summary: str
     ok: bool = True
+    events: tuple[dict[str, Any], ...] = ()
 
 
 def chunk_progress(total: int, show: Progress, then: Observer | None = None) -> Observer:
@@ -95,18 +100,18 @@ def preview_last_outage(run: TaskRun) -> TaskOutcome:
         return _no_outage(run)
     context, show = run.context(), run.show
     total = tasks.preview_size(context, *window)
-    logger.info("preview of outage %s: %d DLQ entries to judge; nothing is changed", _span(*window), total)
+    logger.info("preview of outage %s: %s to judge; nothing is changed", _span(*window), plural(total, "DLQ entry"))
     show(0.0)
     preview = tasks.preview(context, *window, chunk_progress(total, show))
     result, rows = preview.result, preview.entries
     for seen in rows[:PREVIEW_LINE_LIMIT]:
         logger.info("DLQ entry %s (scene %s, %s, failed %s): %s - %s", seen.dlq_id, seen.scene_id, seen.error_type,
-                    seen.failed_at, OUTCOME_LABELS.get(seen.outcome.value, seen.outcome.value), truncate(seen.detail, 120))
+                    seen.failed_at, outcome_word(seen.outcome, dry_run=True), truncate(seen.detail, 120))
     if len(rows) > PREVIEW_LINE_LIMIT:
-        logger.info("... and %d more entries (counted below)", len(rows) - PREVIEW_LINE_LIMIT)
+        logger.info("... and %s more (counted below)", plural(len(rows) - PREVIEW_LINE_LIMIT, "entry"))
     logger.info("preview: %s", result)
     show(1.0)
-    return TaskOutcome(f"preview: would re-queue {result.recovered} of {result.total_dlq_entries}")
+    return TaskOutcome(f"preview: {result}")
 
 
 def _report_runs(runs: tasks.RecoveryRuns, what: str) -> TaskOutcome:
@@ -116,7 +121,7 @@ def _report_runs(runs: tasks.RecoveryRuns, what: str) -> TaskOutcome:
         logger.warning("window %s stays pending: Plex or Stash did not answer; it is retried later", _span(start, end))
     recovered = sum(result.recovered for result in runs.results)
     ok = not runs.pending and all(not result.failed for result in runs.results)
-    return TaskOutcome(f"{what}: re-queued {recovered} jobs; {len(runs.pending)} windows pending", ok)
+    return TaskOutcome(f"{what}: {plural(recovered, 'job')} recovered; {plural(len(runs.pending), 'window')} pending", ok)
 
 
 def recover_last_outage(run: TaskRun) -> TaskOutcome:
@@ -155,10 +160,11 @@ def outage_report(run: TaskRun) -> TaskOutcome:
     for record in records:
         ended = record.get("ended_at")
         lasted = "ongoing" if ended is None else format_duration(float(ended) - float(record["started_at"]))
-        logger.info("outage from %s to %s (%s), %s jobs affected", format_time(record["started_at"]),
-                    format_time(ended), lasted, record.get("jobs_affected"))
+        jobs = record.get("jobs_affected")
+        logger.info("outage from %s to %s (%s), %s affected", format_time(record["started_at"]), format_time(ended),
+                    lasted, plural(jobs, "job") if isinstance(jobs, int) else f"{jobs} jobs")
     availability = "n/a" if summary.availability_percent is None else f"{summary.availability_percent:.3f}%"
-    text = (f"{summary.count} outages{' (one ongoing)' if summary.ongoing else ''}; MTTR"
+    text = (f"{plural(summary.count, 'outage')}{' (one ongoing)' if summary.ongoing else ''}; MTTR"
             f" {format_duration(summary.mttr_seconds)}; MTBF {format_duration(summary.mtbf_seconds)};"
             f" downtime {format_duration(summary.downtime_seconds)}; availability {availability}")
     logger.info("%s", text)

@@ -5,7 +5,10 @@ Where PlexSync keeps its own ``sync_queue/dlq.py``, so a PlexSync developer find
 The file, its table ``dead_letters`` and its indexes are PlexSync's; PlexSync alone writes
 them. This class opens the file with SQLite's ``mode=ro`` on every read, so no statement of
 the plugin can change it: no table, index or pragma is ever created, a missing file is an
-error rather than a new empty DLQ, and no ``-journal``, ``-wal`` or ``-shm`` file appears.
+error rather than a new empty DLQ, and no ``-journal`` appears. A ``dlq.db`` in WAL mode
+makes SQLite create ``-wal`` and ``-shm`` for any reader; the ones a read created are
+removed after it as SQLite's last connection would (``sqlite_uri.leave_no_new_files``), so
+PlexSync's folder gets no new file; those of a live PlexSync writer are its own.
 Every query of the file lives here or in :mod:`.dlq_window` (the window query).
 """
 
@@ -19,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..sqlite_uri import sqlite_uri
+from ..sqlite_uri import leave_no_new_files, sqlite_uri
 from .dlq_forms import FORMS, STORED_TIME_KEY, StoredForm
 from .dlq_window import DlqWindow
 from .safe_pickle import MAX_PICKLE_BYTES
@@ -92,11 +95,12 @@ class DeadLetterQueue:
         Raises:
             DlqUnavailable: As :meth:`_get_connection`.
         """
-        conn = self._get_connection()
-        try:
-            yield conn
-        finally:
-            conn.close()
+        with leave_no_new_files(self.db_path):
+            conn = self._get_connection()
+            try:
+                yield conn
+            finally:
+                conn.close()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.reader() as conn:

@@ -12,7 +12,19 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["COUNT_FIELDS", "EntryOutcome", "OUTCOME_LABELS", "Observer", "Outcome", "RecoveryResult", "RecoveryTally", "SceneIds"]
+__all__ = [
+    "COUNT_FIELDS",
+    "EntryOutcome",
+    "OUTCOME_LABELS",
+    "OUTCOME_WORDS",
+    "Observer",
+    "Outcome",
+    "RecoveryResult",
+    "RecoveryTally",
+    "SceneIds",
+    "outcome_word",
+    "plural",
+]
 
 
 class Outcome(str, enum.Enum):
@@ -41,15 +53,39 @@ class EntryOutcome:
     detail: str
 
 
-#: How a person reads each outcome of a dry run (CLI, Stash plugin).
-OUTCOME_LABELS = {
-    "recovered": "would recover",
-    "already_queued": "already queued",
-    "scene_missing": "scene missing",
-    "plex_down": "plex down",
-    "stash_error": "stash error",
-    "failed": "corrupt",  # a dry run writes nothing, so only an unreadable entry can fail
+#: How a person reads each outcome, in a run and in a dry run: the words every door prints
+#: (CLI tables, the daemon's log, notifications, the Stash tasks and hook).
+OUTCOME_WORDS: dict[Outcome, tuple[str, str]] = {
+    Outcome.RECOVERED: ("recovered", "would recover"),
+    Outcome.ALREADY_QUEUED: ("already queued", "already queued"),
+    Outcome.SCENE_MISSING: ("scene missing", "scene missing"),
+    Outcome.PLEX_DOWN: ("plex down", "plex down"),
+    Outcome.STASH_ERROR: ("stash error", "stash error"),
+    Outcome.FAILED: ("failed", "failed"),  # the entry's detail says why (unreadable, not written, ...)
 }
+
+#: The dry-run words by outcome value (a preview lists each entry with these).
+OUTCOME_LABELS = {outcome.value: words[1] for outcome, words in OUTCOME_WORDS.items()}
+
+
+def outcome_word(outcome: Outcome | str, dry_run: bool = False) -> str:
+    """The word for ``outcome`` (an ``Outcome`` or its value) in a run, or in a dry run."""
+    return OUTCOME_WORDS[Outcome(outcome)][1 if dry_run else 0]
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 job``, ``2 jobs``, ``1 DLQ entry``, ``0 DLQ entries``: a count with its noun agreeing.
+
+    Args:
+        count: How many.
+        noun: The singular.
+        many: The plural, when adding ``s`` (``y`` -> ``ies`` after a consonant) is wrong.
+    """
+    if count == 1:
+        return f"{count} {noun}"
+    if many is None:
+        many = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+    return f"{count} {many}"
 
 
 #: ``observer(entry_outcome)``: told the outcome of every entry, in the order decided.
@@ -96,7 +132,8 @@ class RecoveryResult:
         skipped_stash_error: Entries left for later because Stash could not answer.
         deferred: True when part of the window must be retried later (Plex down or rejecting
             the token, Stash error, queue write error); the plugin keeps the window pending.
-        plex_latency_ms: How long Plex took to answer the health check (0.0 if it did not).
+        plex_latency_ms: How long Plex took to answer the health check, rounded to 0.1 ms (0.0 if
+            it did not).
         run_id: Identifies this run in the redrive ledger.
         dry_run: True when nothing was written.
     """
@@ -116,6 +153,7 @@ class RecoveryResult:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recovered_scene_ids", SceneIds(self.recovered_scene_ids))
+        object.__setattr__(self, "plex_latency_ms", round(float(self.plex_latency_ms), 1))  # one figure in every door
 
     def counts(self) -> dict[str, int]:
         """The counters by field name, in printing order."""
@@ -127,14 +165,13 @@ class RecoveryResult:
                 "plex_latency_ms": self.plex_latency_ms, "run_id": self.run_id, "dry_run": self.dry_run}
 
     def __str__(self) -> str:
-        verb = "would recover" if self.dry_run else "recovered"
+        words = {name: outcome_word(outcome, self.dry_run) for name, outcome in COUNT_FIELDS if outcome is not None}
         skipped = ", ".join(
-            f"{name.removeprefix('skipped_').replace('_', ' ')} {value}"
-            for name, value in self.counts().items()
-            if name not in ("total_dlq_entries", "recovered")
+            f"{words[name]} {value}" for name, value in self.counts().items() if name not in ("total_dlq_entries", "recovered")
         )
         tail = " - window kept pending for a retry" if self.deferred else ""
-        return f"{verb} {self.recovered} of {self.total_dlq_entries} DLQ entries ({skipped}){tail}"
+        total = plural(self.total_dlq_entries, "DLQ entry")
+        return f"{words['recovered']} {self.recovered} of {total} ({skipped}){tail}"
 
 
 @dataclass

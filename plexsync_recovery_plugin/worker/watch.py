@@ -26,7 +26,7 @@ from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, pr
 from ..plugin import RecoveryPlugin
 from ..signals import outage_ended, outage_started, recovery_completed, recovery_failed, send_isolated
 from ..sync_queue.dlq_window import whole_seconds
-from ..sync_queue.recovery_result import RecoveryResult
+from ..sync_queue.recovery_result import RecoveryResult, plural
 from .detected_outages import DetectedOutages
 from .history_follower import HistoryFollower
 from .outage_detector import DATED_FROM_FIRST_FAILURE, OutageDetector, OutageEvent
@@ -71,9 +71,19 @@ class WatchSettings:
                 raise ValueError(f"{name} must be at least 1, got {value!r}")
 
 
-def describe_result(result: RecoveryResult, start: Any, end: Any) -> str:
-    """One log line: the outage window, then the result's own rendering (``str(result)``)."""
-    return f"outage {_when(start)}..{_when(end)}: {result}"
+def describe_result(result: RecoveryResult, start: Any, end: Any, received: Any = None) -> str:
+    """One log line: the outage window, then the result's own rendering (``str(result)``).
+
+    ``start``/``end`` are the window searched; ``received``, when given, the window asked
+    for: the line names the outage by it and adds the searched one when it reads otherwise.
+    """
+    return f"outage {_window(start, end, received)}: {result}"
+
+
+def _window(start: Any, end: Any, received: Any = None) -> str:
+    asked = f"{_when(received[0])}..{_when(received[1])}" if received else f"{_when(start)}..{_when(end)}"
+    searched = f"{_when(start)}..{_when(end)}"
+    return asked if searched == asked else f"{asked} (searched {searched})"
 
 
 def _when(value: Any) -> str:
@@ -124,10 +134,10 @@ class WatchDaemon:
         self._connected_here = False
 
     def _log_completed(self, sender: Any, *, result: Any, start: Any, end: Any, **kwargs: Any) -> None:
-        logger.info(describe_result(result, start, end))
+        logger.info(describe_result(result, start, end, kwargs.get("received")))
 
     def _log_failed(self, sender: Any, *, error: Any, start: Any, end: Any, **kwargs: Any) -> None:
-        logger.error("recovery for outage %s..%s failed: %s", _when(start), _when(end), error)
+        logger.error("recovery for outage %s failed: %s", _window(start, end, kwargs.get("received")), error)
 
     def _attach(self) -> None:
         """Subscribe the plugin (if nobody did) and the result loggers; idempotent."""
@@ -236,10 +246,10 @@ class WatchDaemon:
         jobs = self._jobs_affected(event.start, event.end)
         self.detected.close(event.start, event.end, jobs, event.dated_from or DATED_FROM_FIRST_FAILURE)
         logger.warning(
-            "Plex outage ended at %s after %.1f s (%d DLQ entries in its window)",
+            "Plex outage ended at %s after %.1f s (%s in its window)",
             iso_utc(event.end),
             event.end - event.start,
-            jobs,
+            plural(jobs, "DLQ entry"),
         )
         self._announce_closed()
         self._last_retry = self.clock()  # that outage_ended already retried what was pending

@@ -16,4 +16,4 @@ def test_rows_follow_the_results_counts_in_order_with_run_and_dry_run_labels():
     assert [label for label, _ in rows] == ["DLQ entries in window", "recovered", "already queued", "scene missing",
                                             "stash error (deferred)", "plex down (deferred)", "failed"]
     dry = dict(count_rows(replace(result, dry_run=True)))
-    assert (dry["would recover"], dry["corrupt"]) == (3, 1)
+    assert (dry["would recover"], dry["failed"]) == (3, 1)  # one word for a failed entry, run or dry run

@@ -124,3 +124,42 @@ def test_a_parse_error_under_json_is_a_json_object(run_cli):
     assert proc.returncode == 2 and proc.stdout == ""
     [line] = proc.stderr.splitlines()
     assert "unrecognized arguments: --no-such-flag" in json.loads(line)["error"]
+
+
+def test_watch_json_names_the_outage_window_and_the_window_searched_alike_in_every_event(
+        cli_env, data_dir, dlq, add_entry):
+    with PlexTestServer(token="json-watch-token-2") as plex, StashTestServer(scenes=[1]) as stash:
+        daemon = JsonDaemon(cli_env, data_dir, "--plex-url", plex.url, "--plex-token", plex.token,
+                            "--stash-url", stash.url, "--fail-threshold", "1", "--recover-threshold", "1")
+        assert wait_until(lambda: "Plex is up" in "".join(daemon.err), timeout=10), daemon.err
+        plex.set_mode("down")
+        daemon.wait_for_event("outage_started")
+        add_entry(1, failed_at=time.time())
+        plex.set_mode("up")
+        daemon.wait_for_event("recovery_completed")
+        assert daemon.stop() == 0
+    started, ended, progress, completed = daemon.events()
+    # The outage's own window, as received, in every event of it; the run's window named "searched".
+    for event in (progress, completed):
+        assert (event["start"], event["end"]) == (ended["start"], ended["end"])
+        searched = event["searched"]
+        assert ISO_UTC.match(searched["start"]) and ISO_UTC.match(searched["end"])
+        assert searched["start"] <= event["start"] and searched["end"] >= event["end"]
+    assert progress["searched"] == completed["searched"]
+    latency = completed["result"]["plex_latency_ms"]
+    assert latency == round(latency, 1)
+
+
+def test_recover_json_uses_the_events_spelling(run_cli, data_dir, add_entry):
+    add_entry(1, failed_at=20.0)
+    with PlexTestServer(token="json-recover-token") as plex, StashTestServer(scenes=[1]) as stash:
+        flags = ["--data-dir", data_dir, "--json", "--plex-url", plex.url, "--plex-token", plex.token,
+                 "--stash-url", stash.url, "--start", "10.4", "--end", "30.6"]
+        real = run_cli("recover", *flags)
+        dry = run_cli("recover", "--dry-run", *flags)
+    assert real.returncode == 0 and dry.returncode == 0, real.stderr + dry.stderr
+    for report in (json.loads(real.stdout), json.loads(dry.stdout)):
+        assert (report["start"], report["end"]) == ("1970-01-01T00:00:10Z", "1970-01-01T00:00:30Z")
+        assert report["searched"] == {"start": "1970-01-01T00:00:10Z", "end": "1970-01-01T00:00:31Z"}
+        assert report["plex_latency_ms"] == round(report["plex_latency_ms"], 1)
+    assert json.loads(real.stdout)["pending_windows"] == []

@@ -44,7 +44,7 @@ def test_recover_notifies_once_with_the_counts_and_hides_the_url(
     assert proc.returncode == 0, proc.stderr
     assert [job["scene_id"] for job in drain(data_dir)] == [1]
     assert (message["title"], message["type"]) == ("PlexSync recovery", "success")
-    assert "re-queued 1 of 2 DLQ entries" in message["message"] and "scene missing 1" in message["message"]
+    assert "recovered 1 of 2 DLQ entries" in message["message"] and "scene missing 1" in message["message"]
     assert "2026-02-15T19:00:00Z" in message["message"]
     assert len(refusing.messages) == 1  # it was tried once, refused
     failures = [line for line in proc.stderr.splitlines() if "notification to" in line]
@@ -76,7 +76,7 @@ def test_watch_notifies_the_outage_and_its_recovery(cli_env, data_dir, dlq, plex
         assert daemon.stop(signal.SIGTERM) == 0
     assert [message["type"] for message in messages] == ["warning", "success"]
     assert messages[0]["message"].startswith("Plex outage started at ")
-    assert "re-queued 0 of 0 DLQ entries" in messages[1]["message"]
+    assert "recovered 0 of 0 DLQ entries" in messages[1]["message"]
 
 
 def test_a_hanging_service_never_holds_up_the_sender_and_is_logged_once(caplog):

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from plexsync_recovery_plugin.cli import main
+from plexsync_recovery_plugin.events import iso_time
 from plexsync_recovery_plugin.sync_queue.operations import enqueue
 from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
 from plexsync_recovery_plugin.testing import PlexTestServer
@@ -31,7 +32,7 @@ def test_recover_requeues_the_window_and_reports_json(run_cli, data_dir, add_ent
     proc = run_cli("recover", *WINDOW, "--data-dir", data_dir, "--json", *server_flags(plex_server, stash_server))
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert (report["start"], report["end"]) == (WINDOW_START, WINDOW_END)
+    assert (report["start"], report["end"]) == (iso_time(WINDOW_START), iso_time(WINDOW_END))
     assert (report["total_dlq_entries"], report["recovered"], report["skipped_scene_missing"]) == (3, 2, 1)
     assert report["deferred"] is False and report["pending_windows"] == []
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2]
@@ -87,12 +88,12 @@ def test_dry_run_shows_each_entry_and_changes_nothing(capsys, data_dir, dlq, que
     code = main(["recover", *WINDOW, "--dry-run", "--data-dir", str(data_dir), *server_flags(plex_server, stash_server)])
     captured = capsys.readouterr()
     assert code == 1  # the corrupt entry would fail
-    assert_one_error_line(captured.err, "1 entries are corrupt")
+    assert_one_error_line(captured.err, "1 entry failed")
     outcomes = {int(line.split()[0]): line for line in captured.out.splitlines() if line.strip()[:1].isdigit()}
     assert "would recover" in outcomes[would]
     assert "already queued" in outcomes[queued]
     assert "scene missing" in outcomes[missing]
-    assert "corrupt" in outcomes[corrupt]
+    assert "failed" in outcomes[corrupt]
     assert _snapshot(data_dir) == before
 
 
@@ -113,7 +114,9 @@ def test_dry_run_selects_the_same_whole_second_window_as_a_real_run(capsys, data
     assert main(["recover", *fractional, *flags]) == 0
     real = json.loads(capsys.readouterr().out)
     assert [row["id"] for row in dry["entries"]] == [entry]
-    assert (dry["start"], dry["end"]) == (real["run_start"], real["run_end"]) == (WINDOW_START, WINDOW_START + 31)
+    searched = {"start": iso_time(WINDOW_START), "end": iso_time(WINDOW_START + 31)}
+    assert dry["searched"] == real["searched"] == searched
+    assert (dry["start"], dry["end"]) == (real["start"], real["end"]) == (iso_time(WINDOW_START), iso_time(WINDOW_START + 30))
     assert real["recovered_scene_ids"] == [3]
 
 
@@ -132,7 +135,7 @@ def test_last_outage_picks_the_newest_closed_record(capsys, data_dir, add_entry)
                      "--plex-url", plex.url])
     report = json.loads(capsys.readouterr().out)
     assert code == 1
-    assert (report["start"], report["end"]) == newest
+    assert (report["start"], report["end"]) == tuple(map(iso_time, newest))
     assert [(row["id"], row["outcome"]) for row in report["entries"]] == [(inside, "plex down")]
 
 

@@ -42,9 +42,9 @@ def test_an_outage_that_ended_since_the_last_check_is_recovered_once(
     run = run_plugin(hook="Scene.Create.Post")
 
     assert run.code == 0, run.stderr
-    assert run.answer == {"output": "1 outage(s) recovered", "error": None}
+    assert run.answer == {"output": "1 outage recovered", "error": None}
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2]
-    assert any("re-queued 2 job(s)" in line for line in run.texts("i"))
+    assert any("2 jobs recovered" in line for line in run.texts("i"))
 
     again = run_plugin(hook=SCENE_UPDATE)
     assert again.answer["output"] == "nothing new"

@@ -30,7 +30,7 @@ def test_preview_logs_each_entry_and_changes_nothing(run_plugin, data_dir, add_e
     run = run_plugin(mode="preview_last_outage")
 
     assert run.code == 0, run.stderr
-    assert run.answer == {"output": "preview: would re-queue 1 of 3", "error": None}
+    assert run.answer == {"output": "preview: would recover 1 of 3 DLQ entries (already queued 1, scene missing 1, stash error 0, plex down 0, failed 0)", "error": None}
     lines = run.texts("i")
     assert any(f"DLQ entry {would} (scene 1," in line and "would recover" in line for line in lines)
     assert any(f"DLQ entry {queued} (scene 2," in line and "already queued" in line for line in lines)
@@ -50,7 +50,7 @@ def test_recover_requeues_the_last_outage(run_plugin, data_dir, add_entry, plex_
 
     assert run.code == 0, run.stderr
     assert [job["scene_id"] for job in drain(data_dir)] == [1]
-    assert run.answer["output"] == "recovery: re-queued 1 jobs; 0 windows pending"
+    assert run.answer["output"] == "recovery: 1 job recovered; 0 windows pending"
     assert any("recovered 1 of 2 DLQ entries" in line and "scene missing 1" in line for line in run.texts("i"))
     assert [float(p) for p in run.texts("p")] == [0.0, 1.0, 1.0]  # the start, the one chunk (recovery_progress), the end
     assert table_rows(data_dir / "recovery_state.db", "pending_windows") == []
@@ -66,7 +66,7 @@ def test_recover_with_plex_down_keeps_the_window_pending_then_retry_recovers_it(
     deferred = run_plugin(mode="recover_last_outage")
 
     assert deferred.code == 1
-    assert "1 windows pending" in deferred.answer["error"]
+    assert "1 window pending" in deferred.answer["error"]
     assert any("stays pending" in line for line in deferred.texts("w"))
     assert drain(data_dir) == []
 
@@ -74,7 +74,7 @@ def test_recover_with_plex_down_keeps_the_window_pending_then_retry_recovers_it(
     retried = run_plugin(mode="retry_pending")
 
     assert retried.code == 0, retried.stderr
-    assert retried.answer["output"] == "retry: re-queued 1 jobs; 0 windows pending"
+    assert retried.answer["output"] == "retry: 1 job recovered; 0 windows pending"
     assert [job["scene_id"] for job in drain(data_dir)] == [2]
     assert run_plugin(mode="retry_pending").answer["output"] == "nothing to retry"
 

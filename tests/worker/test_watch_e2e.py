@@ -160,7 +160,7 @@ def test_token_never_reaches_the_logs(plugin, plex, plex_server, add_entry, capl
     plex_server.set_mode("up")
     tick(daemon, clock)
     plugin.disconnect()
-    assert "recovered 1 of 1 DLQ entries" in caplog.text
+    assert "recovered 1 of 1 DLQ entry" in caplog.text
     assert TOKEN not in caplog.text
 
 
