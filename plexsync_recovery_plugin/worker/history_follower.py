@@ -146,8 +146,10 @@ class HistoryFollower:
     def start_following(self, interval: float = DEFAULT_FOLLOW_INTERVAL) -> "HistoryFollower":
         """Follow the history on a daemon thread, every ``interval`` seconds, until ``stop``; return self.
 
-        The thread takes the baseline first (``start``), then polls; a failed look is logged and
-        tried again at the next one. ``outage_ended`` (so the recovery) runs on that thread.
+        The baseline (``start``) is taken before it returns (a failure is logged, and the thread
+        tries again before its first look); the thread then polls at once and every ``interval``.
+        A failed look is logged and tried again at the next one. ``outage_ended`` (so the
+        recovery) runs on that thread.
 
         Raises:
             ValueError: ``interval`` is not a positive number of seconds.
@@ -158,14 +160,19 @@ class HistoryFollower:
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError(f"{self!r} is following already")
         self._stop.clear()
+        try:
+            self.start()
+            based = True
+        except Exception:
+            logger.exception("could not take note of %s yet; trying again in %.1f s", self.path, interval)
+            based = False
         self._thread = threading.Thread(
-            target=self._follow, args=(float(interval),), name="plexsync-recovery-follower", daemon=True
+            target=self._follow, args=(float(interval), based), name="plexsync-recovery-follower", daemon=True
         )
         self._thread.start()
         return self
 
-    def _follow(self, interval: float) -> None:
-        based = False
+    def _follow(self, interval: float, based: bool) -> None:
         while True:
             try:
                 if not based:
