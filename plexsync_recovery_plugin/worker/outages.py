@@ -25,6 +25,7 @@ before it starts) covers both readings, from the earlier to the later.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 from dataclasses import dataclass, field, replace
@@ -68,6 +69,9 @@ class Outage:
             (its identity and aliases, see ``key``).
         clock_stepped: A reading is out of order (it ended before it started): the clock
             stepped back while it lasted, and it covers both readings.
+        parts: The overlapping outages ``union_of_outages`` merged into this one (empty when
+            it merged none). What is handled is judged part by part: a record closed inside an
+            outage already handled (the clock had run ahead) is a new outage's.
     """
 
     started_at: float
@@ -77,6 +81,7 @@ class Outage:
     records: int = 1
     record_starts: tuple[float, ...] = field(default=(), compare=False, repr=False)
     clock_stepped: bool = field(default=False, compare=False)
+    parts: tuple["Outage", ...] = field(default=(), compare=False, repr=False)
 
     @property
     def ongoing(self) -> bool:
@@ -164,6 +169,7 @@ def union_of_outages(outages: Iterable[Outage]) -> list[Outage]:
             records=last.records + outage.records,
             record_starts=last.record_starts + outage.record_starts,
             clock_stepped=last.clock_stepped or outage.clock_stepped,
+            parts=(last.parts or (last,)) + (outage.parts or (outage,)),
         )
     return merged
 
@@ -231,10 +237,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
         if "detected_outages" in tables and conn.execute(
             "SELECT 1 FROM detected_outages WHERE announced_at IS NOT NULL LIMIT 1"
         ).fetchone():
+            # A row that ends before it starts was announced but its recovery failed ("start is
+            # after its end"): it stays unhandled, so it is recovered now.
             conn.execute(
-                "INSERT OR IGNORE INTO outage_handled SELECT ?, started_at, min(started_at, ended_at),"
-                " max(started_at, ended_at), announced_at FROM detected_outages"
-                " WHERE announced_at IS NOT NULL AND ended_at IS NOT NULL",
+                "INSERT OR IGNORE INTO outage_handled SELECT ?, started_at, started_at, ended_at, announced_at"
+                " FROM detected_outages WHERE announced_at IS NOT NULL AND ended_at >= started_at",
                 (SOURCE_WATCH,),
             )
             conn.execute("UPDATE detected_outages SET announced_at = NULL WHERE announced_at IS NOT NULL")
@@ -311,9 +318,13 @@ class OutageSource:
         rows = self._handled_rows()
         found: list[UnhandledWindow] = []
         for outage in self.closed():
-            assert outage.ended_at is not None
-            for start, end in uncovered_windows(outage.started_at, outage.ended_at, _windows_for(outage, rows)):
-                found.append(UnhandledWindow(outage, start, end))
+            needed = [
+                gap
+                for part in (outage.parts or (outage,))
+                if part.ended_at is not None
+                for gap in uncovered_windows(part.started_at, part.ended_at, _windows_for(part, rows))
+            ]
+            found.extend(UnhandledWindow(outage, start, end) for start, end in _joined(needed))
         return found
 
     def mark_handled(self, start: float, end: float, outage: Outage | None = None) -> None:
@@ -375,6 +386,17 @@ class OutageSource:
     def baseline_taken(self) -> bool:
         """Whether ``take_baseline`` ran in this data directory (nothing is created)."""
         return bool(read_state_rows(self.data_dir, "SELECT 1 FROM follower_meta WHERE key = 'baseline'"))
+
+
+def _joined(windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Windows that overlap or touch in the DLQ's whole seconds joined into one, by start."""
+    joined: list[tuple[float, float]] = []
+    for start, end in sorted(windows):
+        if joined and math.floor(start) <= math.floor(joined[-1][1]) + 1:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
 
 
 def _windows_for(outage: Outage, rows: list[tuple[str, float, float, float]]) -> list[tuple[float, float]]:
