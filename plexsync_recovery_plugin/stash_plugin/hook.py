@@ -63,7 +63,10 @@ def _signature(path: Path) -> str | None:
 def _unhandled(data_dir: Path) -> list[tuple[float, float]]:
     from ..worker.outages import OutageSource
 
-    return [(window.start, window.end) for window in OutageSource(data_dir).unhandled()]
+    unhandled = OutageSource(data_dir).unhandled()
+    for window in unhandled:
+        window.warn_if_clock_stepped()
+    return [(window.start, window.end) for window in unhandled]
 
 
 def _take_baseline(data_dir: Path) -> None:

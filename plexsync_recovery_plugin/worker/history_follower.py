@@ -124,14 +124,8 @@ class HistoryFollower:
 
     def _send(self, window: UnhandledWindow) -> None:
         outage = window.outage
-        if outage.clock_stepped and outage.source != SOURCE_WATCH:  # the daemon said so when it closed it
-            logger.warning(
-                "outage %s..%s: its records are out of order (the clock stepped back while it lasted);"
-                " recovering from the earliest to the latest reading",
-                iso_utc(window.start),
-                iso_utc(window.end),
-            )
-        if outage.source != SOURCE_WATCH:
+        if outage.source != SOURCE_WATCH:  # the daemon logged its own outage when it closed it
+            window.warn_if_clock_stepped()
             logger.info(
                 "outage %s..%s was closed by PlexSync (%d history records)",
                 iso_utc(window.start),

@@ -218,6 +218,16 @@ class UnhandledWindow:
     start: float
     end: float
 
+    def warn_if_clock_stepped(self) -> None:
+        """Say (once: before it is handled) that the outage's readings are out of order, if they are."""
+        if self.outage.clock_stepped:
+            logger.warning(
+                "outage %s..%s: its readings are out of order (the clock stepped back while it lasted);"
+                " recovering from the earliest to the latest of them",
+                iso_utc(self.start),
+                iso_utc(self.end),
+            )
+
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Carry what older versions kept as handled into ``outage_handled`` (once; then the old marks are gone).
