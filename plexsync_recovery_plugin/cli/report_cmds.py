@@ -73,7 +73,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def run_outages(args: argparse.Namespace) -> int:
     """Print both sources' outages and their summary; return the exit code."""
     from ..worker.outage_history import HISTORY_FILE_NAME
-    from ..worker.outages import OutageSource
+    from ..worker.outage_source import OutageSource
 
     settings: Settings = args.settings
     out: Output = args.out

@@ -6,7 +6,7 @@ last check left (:mod:`.hook_marker`), and, at most once per ``RETRY_PENDING_SEC
 look at the plugin's pending windows. No lock is taken, no DLQ opened, neither Plex nor
 Stash asked, and nothing but the standard library is imported on that path. Only when the
 history changed is the one source of outages asked which outages are not handled yet
-(``worker.outages.OutageSource``: handled is kept per outage, so a breaker chain is one
+(``worker.outage_source.OutageSource``: handled is kept per outage, so a breaker chain is one
 outage and an outage recorded while the clock ran ahead hides no later one); only when one
 is (or a pending window is due for a retry) are Stash's settings read and the recovery run.
 
@@ -61,7 +61,7 @@ def _signature(path: Path) -> str | None:
 
 
 def _unhandled(data_dir: Path) -> list[tuple[float, float]]:
-    from ..worker.outages import OutageSource
+    from ..worker.outage_source import OutageSource
 
     unhandled = OutageSource(data_dir).unhandled()
     for window in unhandled:
@@ -70,7 +70,7 @@ def _unhandled(data_dir: Path) -> list[tuple[float, float]]:
 
 
 def _take_baseline(data_dir: Path) -> None:
-    from ..worker.outages import OutageSource
+    from ..worker.outage_source import OutageSource
 
     OutageSource(data_dir).take_baseline()
 

@@ -3,7 +3,7 @@
 It remembers what the hook saw of PlexSync's ``outage_history.json`` (its stat signature)
 and when it last retried pending windows, so a scene update finds out that nothing is new
 from a ``stat`` and one small read. Which outages are handled is not kept here but per
-outage, by ``worker.outages.OutageSource``: a "newest end seen" mark would hide a real
+outage, by ``worker.outage_source.OutageSource``: a "newest end seen" mark would hide a real
 outage that ends before one recorded while the clock ran ahead. Nothing of PlexSync's is
 written.
 """

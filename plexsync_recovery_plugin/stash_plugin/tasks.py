@@ -24,7 +24,7 @@ from ..sync_queue.dlq_window import DlqWindow, whole_seconds
 from ..sync_queue.pending_windows import PendingWindows
 from ..sync_queue.recovery_lock import recovery_lock
 from ..worker.outage_summary import OutageSummary, summarize_outages
-from ..worker.outages import OutageSource
+from ..worker.outage_source import OutageSource
 from ..worker.outage_history import OutageHistory
 from .plugin_settings import RecoverySettings, SettingsError, read_settings
 from .stash_input import ServerConnection

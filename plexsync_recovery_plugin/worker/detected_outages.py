@@ -4,7 +4,7 @@ The daemon never writes PlexSync's ``outage_history.json``: PlexSync's worker ke
 history in memory and rewrites the whole file (a record another process adds is lost at its
 next write), and its circuit breaker records each outage itself. The daemon's own detections
 live here instead, one row per outage. Which of them were recovered is not kept here:
-``outages.OutageSource`` answers that for every source, so an outage that ended while nobody
+``outage_source.OutageSource`` answers that for every source, so an outage that ended while nobody
 could recover it (no ``dlq.db`` yet, a crash) is sent later, once. (The ``announced_at``
 column is what older versions used for that; ``OutageSource`` carries it over once.)
 """

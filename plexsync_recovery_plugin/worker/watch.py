@@ -4,7 +4,7 @@ Each tick probes Plex (``probe_plex``) and feeds the outcome to an ``OutageDetec
 outage it opens or closes is recorded in the plugin's own state (``DetectedOutages``, never
 PlexSync's ``outage_history.json``) and announced with ``outage_started`` /
 ``outage_ended``, so the connected ``RecoveryPlugin`` recovers it. Which outages are
-handled is asked of one owner (``outages.OutageSource``), through the ``HistoryFollower``
+handled is asked of one owner (``outage_source.OutageSource``), through the ``HistoryFollower``
 that also follows the outages PlexSync's worker records; the daemon retries pending windows
 once Plex answers again. An outage whose probes went back in time (the clock stepped back)
 is recovered over the earliest to the latest of them, with one warning.
@@ -111,8 +111,8 @@ class WatchDaemon:
         self.data_dir = Path(data_dir) if data_dir is not None else self.plugin.data_dir  # type: ignore[union-attr]
         self.settings = settings or WatchSettings()
         self.clock = clock
-        self.detected = DetectedOutages(self.data_dir)
         self.follower = HistoryFollower(self.data_dir)
+        self.detected: DetectedOutages = self.follower.detected  # one sender for its outage_started and _ended
         current = self.detected.current()
         self.detector = OutageDetector(
             self.settings.fail_threshold,

@@ -25,14 +25,14 @@ def test_a_plexsync_outage_whose_end_is_before_its_start_covers_both_readings(da
     # PlexSync's clock stepped back an hour while the outage lasted: it closed "before" it opened.
     write(data_dir, rec(10_000.0 + HOUR, 10_000.0 + 300))
     assert last_closed_outage(data_dir) == (10_000.0 + 300, 10_000.0 + HOUR)
-    from plexsync_recovery_plugin.worker.outages import OutageSource  # the one source (new)
+    from plexsync_recovery_plugin.worker.outage_source import OutageSource  # the one source (new)
 
     [outage] = OutageSource(data_dir).outages()
     assert outage.clock_stepped and outage.key == f"plexsync:{10_000.0 + HOUR!r}"
 
 
 def test_handled_is_kept_per_outage_not_as_a_mark_of_the_newest_end(data_dir):
-    from plexsync_recovery_plugin.worker.outages import OutageSource  # the one source (new)
+    from plexsync_recovery_plugin.worker.outage_source import OutageSource  # the one source (new)
 
     source = OutageSource(data_dir)
     ahead = rec(10_000.0 + HOUR, 10_000.0 + HOUR + 100)  # recorded while the clock ran ahead
@@ -58,7 +58,7 @@ def test_what_older_versions_handled_is_carried_over_once(data_dir):
         conn.execute("INSERT INTO handled_outages VALUES (1000.0, 1100.0, 1.0)")
         conn.execute("UPDATE detected_outages SET announced_at = 2.0")  # both were announced
     conn.close()
-    from plexsync_recovery_plugin.worker.outages import OutageSource  # the one source (new)
+    from plexsync_recovery_plugin.worker.outage_source import OutageSource  # the one source (new)
 
     unhandled = [(w.outage.source, w.start, w.end) for w in OutageSource(data_dir).unhandled()]
 

@@ -71,7 +71,7 @@ def test_an_outage_the_clock_stepped_back_in_is_recovered_over_both_readings(
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2]
     [outage] = DetectedOutages(data_dir).outages()
     assert (outage.started_at, outage.ended_at, outage.jobs_affected) == (*window, 2)
-    from plexsync_recovery_plugin.worker.outages import OutageSource
+    from plexsync_recovery_plugin.worker.outage_source import OutageSource
 
     assert OutageSource(data_dir).unhandled() == []
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "ended" in r.getMessage()]
