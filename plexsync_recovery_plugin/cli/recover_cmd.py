@@ -96,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
 
 def last_closed_outage(data_dir: Path) -> tuple[float, float] | None:
     """Return ``(start, end)`` of the newest closed outage (PlexSync's history or the watch daemon's), or None."""
-    from ..worker.outages import last_closed_outage as newest_closed
+    from ..worker.outage_source import OutageSource
 
-    return newest_closed(data_dir)
+    return OutageSource(data_dir).last_closed_window()
 
 
 def _span(start: float | None, end: float | None) -> str:

@@ -73,16 +73,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run_outages(args: argparse.Namespace) -> int:
     """Print both sources' outages and their summary; return the exit code."""
-    from ..worker.detected_outages import DetectedOutages
     from ..worker.outage_history import HISTORY_FILE_NAME
-    from ..worker.outages import plexsync_outages
+    from ..worker.outage_source import OutageSource
 
     settings: Settings = args.settings
     out: Output = args.out
     data_dir = settings.require_data_dir()
-    outages = sorted(
-        plexsync_outages(data_dir) + DetectedOutages(data_dir).outages(), key=lambda o: (o.started_at, o.source)
-    )
+    outages = OutageSource(data_dir).outages()
     now = time.time()
     summary = summarize_intervals(outages, now)
     if out.json_mode:

@@ -5,8 +5,10 @@ scene update: a ``stat`` of PlexSync's ``outage_history.json`` compared with the
 last check left (:mod:`.hook_marker`), and, at most once per ``RETRY_PENDING_SECONDS``, a
 look at the plugin's pending windows. No lock is taken, no DLQ opened, neither Plex nor
 Stash asked, and nothing but the standard library is imported on that path. Only when the
-history changed is it read; only when an outage ended since the last check (or a pending
-window is due for a retry) are Stash's settings read and the recovery run.
+history changed is the one source of outages asked which outages are not handled yet
+(``worker.outage_source.OutageSource``: handled is kept per outage, so a breaker chain is one
+outage and an outage recorded while the clock ran ahead hides no later one); only when one
+is (or a pending window is due for a retry) are Stash's settings read and the recovery run.
 
 A hook never fails the scene update that triggered it: every error is logged, and the
 caller exits 0.
@@ -39,7 +41,7 @@ class HookCheck:
 
     Attributes:
         marker: The marker to leave for the next check.
-        ended: Outages ``(start, end)`` that ended since the last check, oldest first.
+        ended: Windows ``(start, end)`` of closed outages not handled yet, oldest first.
         retry_due: Pending windows exist and are due for a retry.
         first_check: No marker existed: the history was taken as the baseline, nothing recovered.
     """
@@ -58,11 +60,19 @@ def _signature(path: Path) -> str | None:
     return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
 
 
-def _closed_outages(data_dir: Path) -> list[tuple[float, float]]:
-    from ..worker.outage_history import read_history_file
+def _unhandled(data_dir: Path) -> list[tuple[float, float]]:
+    from ..worker.outage_source import OutageSource
 
-    records = read_history_file(data_dir / _HISTORY_FILE_NAME)
-    return sorted((float(r["started_at"]), float(r["ended_at"])) for r in records if r.get("ended_at") is not None)
+    unhandled = OutageSource(data_dir).unhandled()
+    for window in unhandled:
+        window.warn_if_clock_stepped()
+    return [(window.start, window.end) for window in unhandled]
+
+
+def _take_baseline(data_dir: Path) -> None:
+    from ..worker.outage_source import OutageSource
+
+    OutageSource(data_dir).take_baseline()
 
 
 def _pending_exists(data_dir: Path) -> bool:
@@ -82,15 +92,12 @@ def check_for_work(data_dir: Path, now: float) -> HookCheck | None:
     retry_due = retry_time and _pending_exists(data_dir)
     if not history_changed and not retry_due:
         return None
-    closed = _closed_outages(data_dir) if history_changed else []
     if marker is None:  # the first check takes the history as it is: old outages are not recovered
-        newest = max((end for _, end in closed), default=None)
-        return HookCheck(Marker(signature, newest, now), [], retry_due, first_check=True)
-    seen = marker.newest_ended
-    ended = [(start, end) for start, end in closed if seen is None or end > seen]
-    newest = max([end for _, end in ended], default=seen)
+        _take_baseline(data_dir)
+        return HookCheck(Marker(signature, now), [], retry_due, first_check=True)
+    ended = _unhandled(data_dir) if history_changed else []
     retried_at = now if ended or retry_due else marker.retried_at
-    return HookCheck(Marker(signature, newest, retried_at), ended, retry_due)
+    return HookCheck(Marker(signature, retried_at), ended, retry_due)
 
 
 def run_hook(data_dir: Path | None, server: Any, now: float, on_secret: Callable[[str], None]) -> str:
@@ -130,7 +137,7 @@ def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str
         context = tasks.open_context(data_dir, server, on_secret)
     except Exception as error:
         for start, end in found.ended:  # retried once the settings or Stash are right again
-            tasks.keep_pending(data_dir, start, end)
+            tasks.keep_pending(data_dir, start, end)  # notes the outage handled: the pending window has it
         logger.error("cannot recover now, the outage stays pending: %s", error)
         return "recovery could not start (see the log)"
     try:

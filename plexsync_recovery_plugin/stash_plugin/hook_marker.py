@@ -1,9 +1,11 @@
 """The Stash hook's "last checked" marker, a small table in the plugin's own ``recovery_state.db``.
 
-It remembers what the hook saw of PlexSync's ``outage_history.json`` (its stat signature
-and the newest outage end it acted on) and when it last retried pending windows, so a scene
-update finds out that nothing is new from a ``stat`` and one small read. Nothing of
-PlexSync's is written.
+It remembers what the hook saw of PlexSync's ``outage_history.json`` (its stat signature)
+and when it last retried pending windows, so a scene update finds out that nothing is new
+from a ``stat`` and one small read. Which outages are handled is not kept here but per
+outage, by ``worker.outage_source.OutageSource``: a "newest end seen" mark would hide a real
+outage that ends before one recorded while the clock ran ahead. Nothing of PlexSync's is
+written.
 """
 
 from __future__ import annotations
@@ -31,12 +33,10 @@ class Marker:
 
     Attributes:
         history_signature: ``inode:mtime_ns:size`` of the history file, or None when it was absent.
-        newest_ended: The latest ``ended_at`` the hook has acted on (or took as its baseline).
         retried_at: When pending windows were last looked at for a retry (Unix seconds).
     """
 
     history_signature: str | None
-    newest_ended: float | None
     retried_at: float
 
 
@@ -59,7 +59,7 @@ class HookMarker:
             return None
         try:
             data = json.loads(row[0])
-            return Marker(data["history_signature"], data["newest_ended"], float(data["retried_at"]))
+            return Marker(data["history_signature"], float(data["retried_at"]))
         except (ValueError, KeyError, TypeError):  # unreadable: start again from a baseline
             return None
 
@@ -68,7 +68,6 @@ class HookMarker:
         value = json.dumps(
             {
                 "history_signature": marker.history_signature,
-                "newest_ended": marker.newest_ended,
                 "retried_at": marker.retried_at,
             }
         )

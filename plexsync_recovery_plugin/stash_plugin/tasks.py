@@ -23,9 +23,8 @@ from ..sync_queue.dlq_recovery import Observer, RecoveryResult, get_error_types_
 from ..sync_queue.dlq_window import DlqWindow, whole_seconds
 from ..sync_queue.pending_windows import PendingWindows
 from ..sync_queue.recovery_lock import recovery_lock
-from ..worker.history_follower import HistoryFollower
 from ..worker.outage_summary import OutageSummary, summarize_outages
-from ..worker.outages import last_closed_outage
+from ..worker.outage_source import OutageSource
 from ..worker.outage_history import OutageHistory
 from .plugin_settings import RecoverySettings, SettingsError, read_settings
 from .stash_input import ServerConnection
@@ -116,8 +115,8 @@ def open_context(
 
 
 def last_outage(data_dir: Path) -> tuple[float, float] | None:
-    """The newest closed outage of PlexSync's history, as ``recover --last-outage`` picks it."""
-    return last_closed_outage(data_dir)
+    """The newest closed outage (PlexSync's or the watch daemon's), as ``recover --last-outage`` picks it."""
+    return OutageSource(data_dir).last_closed_window()
 
 
 def _dry_run_window(context: RecoveryContext, start: float, end: float) -> DlqWindow | None:
@@ -196,11 +195,16 @@ def outage_report(data_dir: Path, now: float | None = None) -> tuple[list[dict[s
 
 
 def note_outage_handled(data_dir: Path, start: float, end: float) -> None:
-    """Record the outage as handled where the ``watch`` daemon looks, so it is not recovered twice."""
-    HistoryFollower(data_dir).mark_handled(start, end)
+    """Note the window handled for every outage it overlaps, where every door looks, so none recovers it twice."""
+    OutageSource(data_dir).mark_handled(start, end)
 
 
 def keep_pending(data_dir: Path, start: float, end: float) -> None:
-    """Keep a window pending for a later retry when its recovery could not even start."""
+    """Keep a window pending for a later retry when its recovery could not even start.
+
+    The outages it overlaps are then handled: the pending window carries them, and every
+    retry of pending windows recovers it.
+    """
     with recovery_lock(data_dir):
         PendingWindows(data_dir).add(*whole_seconds(start, end))
+    note_outage_handled(data_dir, start, end)

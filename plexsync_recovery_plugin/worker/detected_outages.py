@@ -3,14 +3,14 @@
 The daemon never writes PlexSync's ``outage_history.json``: PlexSync's worker keeps that
 history in memory and rewrites the whole file (a record another process adds is lost at its
 next write), and its circuit breaker records each outage itself. The daemon's own detections
-live here instead, one row per outage, with the moment ``outage_ended`` was sent for it, so
-an outage that ended while nobody could recover it (no ``dlq.db`` yet, a crash) is sent
-later, once.
+live here instead, one row per outage. Which of them were recovered is not kept here:
+``outage_source.OutageSource`` answers that for every source, so an outage that ended while nobody
+could recover it (no ``dlq.db`` yet, a crash) is sent later, once. (The ``announced_at``
+column is what older versions used for that; ``OutageSource`` carries it over once.)
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,7 @@ class DetectedOutage:
         ended_at: End, or None while it lasts.
         dated_from: Which probe ``started_at`` is (``outage_detector.DATED_FROM_*``).
         jobs_affected: DLQ entries in its window when it ended.
-        announced_at: When ``outage_ended`` was sent for it, or None.
+        announced_at: Only in rows of older versions (see the module docstring); else None.
     """
 
     id: int
@@ -112,7 +112,11 @@ class DetectedOutages:
         return DetectedOutage(row_id, float(started_at), None, dated_from, 0, None)
 
     def close(self, started_at: float, ended_at: float, jobs_affected: int, dated_from: str) -> DetectedOutage:
-        """Close the open outage; if its row was lost (state file reset), record it closed now."""
+        """Close the open outage as ``[started_at, ended_at]``; if its row was lost (state file reset), record it now.
+
+        The open row takes ``started_at`` too: an outage whose readings went back in time
+        (the clock stepped back) is closed over the earliest to the latest of them.
+        """
         conn = connect_state_db(self.data_dir, _SCHEMA)
         try:
             with conn:
@@ -120,8 +124,8 @@ class DetectedOutages:
                 if row is not None and row[0] is not None:
                     row_id = int(row[0])
                     conn.execute(
-                        "UPDATE detected_outages SET ended_at = ?, jobs_affected = ? WHERE id = ?",
-                        (float(ended_at), int(jobs_affected), row_id),
+                        "UPDATE detected_outages SET started_at = ?, ended_at = ?, jobs_affected = ? WHERE id = ?",
+                        (float(started_at), float(ended_at), int(jobs_affected), row_id),
                     )
                 else:
                     cursor = conn.execute(
@@ -135,23 +139,18 @@ class DetectedOutages:
             conn.close()
         return _row(tuple(values))
 
-    def unannounced(self) -> list[DetectedOutage]:
-        """Closed outages whose ``outage_ended`` was not sent yet, oldest first."""
-        return self._select("WHERE ended_at IS NOT NULL AND announced_at IS NULL")
-
-    def mark_announced(self, row_id: int) -> None:
-        """Note that ``outage_ended`` was sent for the outage ``row_id``."""
-        conn = connect_state_db(self.data_dir, _SCHEMA)
-        try:
-            with conn:
-                conn.execute("UPDATE detected_outages SET announced_at = ? WHERE id = ?", (time.time(), row_id))
-        finally:
-            conn.close()
-
     def outages(self) -> list[Outage]:
-        """Every recorded outage, oldest first, read without creating the file or the table."""
+        """Every recorded outage, oldest first, read without creating the file or the table.
+
+        A row whose end is before its start (written by an older version when the clock
+        stepped back) reads as the window between the two.
+        """
         rows = read_state_rows(self.data_dir, f"SELECT {_COLUMNS} FROM detected_outages ORDER BY id")
-        return [
-            Outage(row.started_at, row.ended_at, row.jobs_affected, SOURCE_WATCH)
-            for row in (_row(values) for values in rows)
-        ]
+        return [_outage(_row(values)) for values in rows]
+
+
+def _outage(row: DetectedOutage) -> Outage:
+    if row.ended_at is None:
+        return Outage(row.started_at, None, row.jobs_affected, SOURCE_WATCH, 1, (row.started_at,))
+    low, high = min(row.started_at, row.ended_at), max(row.started_at, row.ended_at)
+    return Outage(low, high, row.jobs_affected, SOURCE_WATCH, 1, (row.started_at,), clock_stepped=high != row.ended_at)

@@ -1,46 +1,44 @@
-"""Following the outage history a PlexSync worker writes in the same data directory.
+"""Following the outages of a data directory: ``outage_ended`` once for each outage not handled yet.
 
-The records are read as the outages they mean (``outages.merged_outages``): a run of open
-records closed by a later one is one outage from the first of them. When an outage there is
-closed, ``outage_ended`` is sent once for it. What was sent is kept in the plugin's state file
-as windows, in the whole seconds PlexSync dates its DLQ entries with, so a restart never sends
-an outage again, and an outage that later grows (PlexSync closing an older open record after
-a newer one) sends only the seconds no earlier window covered.
+What exists and what is handled is asked of ``outage_source.OutageSource`` (PlexSync's
+``outage_history.json``, read as the outages it means, and the watch daemon's detections);
+this class only sends. When an outage is closed, ``outage_ended`` is sent for it and its
+window noted as handled for that outage, so a restart never sends it again, and an outage
+that later grows (PlexSync closing an older open record after a newer one) sends only the
+seconds no earlier window covered (``uncovered_windows``).
 
-The first time it runs in a data directory (``start``) it only takes note of the outages
-already over: recovering every historical outage at once is not what anybody installing it
-expects. The file is only read, never moved or rewritten.
+It runs in the watch daemon, or inside the process of PlexSync's worker, beside a connected
+``RecoveryPlugin``: PlexSync's ``SyncWorker`` builds its own outage history and takes none
+from outside, so the follower reads the file that worker writes (``start_following``
+polls it on a background thread; ``poll`` does one check for a host with its own loop).
+
+The first time anything follows a data directory (``start``) it only takes note of the
+outages already over: recovering every historical outage at once is not what anybody
+installing it expects. The history file is only read, never moved or rewritten.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
+import os
+import threading
 from pathlib import Path
 
 from ..signals import outage_ended, send_isolated
-from ..state_db import connect_state_db
-from .outage_history import HISTORY_FILE_NAME, read_history_file
-from .outages import Outage, iso_utc, merged_outages
+from .detected_outages import DetectedOutages
+from .outage_history import HISTORY_FILE_NAME
+from .outage_source import OutageSource, UnhandledWindow
+from .outages import SOURCE_WATCH, iso_utc
 
-__all__ = ["HistoryFollower", "uncovered_windows"]
+__all__ = ["DEFAULT_FOLLOW_INTERVAL", "HistoryFollower", "uncovered_windows"]
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS handled_outages (
-    started_at REAL PRIMARY KEY,
-    ended_at REAL NOT NULL,
-    handled_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS follower_meta (key TEXT PRIMARY KEY, value TEXT);
-"""
+#: Seconds between two looks at the history file when following on a thread.
+DEFAULT_FOLLOW_INTERVAL = 5.0
 
-_MARK = (
-    "INSERT INTO handled_outages (started_at, ended_at, handled_at) VALUES (?, ?, ?)"
-    " ON CONFLICT(started_at) DO UPDATE SET ended_at = max(ended_at, excluded.ended_at)"
-)
+_NEVER = ("never polled",)
 
 
 def uncovered_windows(start: float, end: float, handled: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -69,76 +67,126 @@ def uncovered_windows(start: float, end: float, handled: list[tuple[float, float
 
 
 class HistoryFollower:
-    """Sends ``outage_ended`` for outages another process closed in ``outage_history.json``."""
+    """Sends ``outage_ended`` for each closed outage of a data directory that is not handled yet.
+
+    Args:
+        data_dir: PlexSync's data directory (its ``outage_history.json`` is read, never written).
+    """
 
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / HISTORY_FILE_NAME
-        self._last_seen: tuple[int, int, int] | None = None
+        self.outages = OutageSource(self.data_dir)
+        self.detected = DetectedOutages(self.data_dir)  # the sender of the daemon's own outages
+        self._last_seen: object = _NEVER
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
-    def _closed_outages(self) -> list[Outage]:
-        return [outage for outage in merged_outages(read_history_file(self.path)) if outage.ended_at is not None]
-
-    def _handled(self) -> list[tuple[float, float]]:
-        conn = connect_state_db(self.data_dir, _SCHEMA)
-        try:
-            return [(float(a), float(b)) for a, b in conn.execute("SELECT started_at, ended_at FROM handled_outages")]
-        finally:
-            conn.close()
+    def __repr__(self) -> str:
+        return f"HistoryFollower({str(self.data_dir)!r})"
 
     def mark_handled(self, started_at: float, ended_at: float) -> None:
-        """Remember that the window ``[started_at, ended_at]`` was handled (by us or anyone)."""
-        conn = connect_state_db(self.data_dir, _SCHEMA)
-        try:
-            with conn:
-                conn.execute(_MARK, (float(started_at), float(ended_at), time.time()))
-        finally:
-            conn.close()
+        """Note that ``[started_at, ended_at]`` was handled (by us or anyone) for every outage it overlaps."""
+        self.outages.mark_handled(started_at, ended_at)
 
     def start(self) -> None:
         """Take the baseline the first time this data directory is followed; later calls do nothing.
 
         Outages already over then are noted as handled without being sent.
         """
-        conn = connect_state_db(self.data_dir, _SCHEMA)
-        try:
-            with conn:
-                if conn.execute("SELECT 1 FROM follower_meta WHERE key = 'baseline'").fetchone() is not None:
-                    return
-                past = self._closed_outages()
-                now = time.time()
-                conn.executemany(_MARK, [(o.started_at, o.ended_at, now) for o in past])
-                conn.execute("INSERT INTO follower_meta (key, value) VALUES ('baseline', ?)", (str(now),))
-        finally:
-            conn.close()
-        if past:
-            logger.info("first run in %s: %d past outages noted as already handled", self.data_dir, len(past))
+        self.outages.take_baseline()
 
-    def poll(self) -> list[tuple[float, float]]:
-        """Send ``outage_ended`` for each newly closed outage (or its new part); return the windows sent."""
+    def _signature(self) -> object:
         try:
-            stat = self.path.stat()
+            stat = os.stat(self.path)
         except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def poll(self, *, everything: bool = False) -> list[tuple[float, float]]:
+        """Send ``outage_ended`` for each unhandled outage (or its new part); return the windows sent.
+
+        Cheap while the history file is unchanged since the last call: nothing else is read
+        unless ``everything`` (the daemon closed an outage of its own).
+        """
+        signature = self._signature()
+        if signature == self._last_seen and not everything:
             return []
-        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        if signature == self._last_seen:
-            return []
-        closed = self._closed_outages()
-        handled = self._handled()
-        self._last_seen = signature
         sent: list[tuple[float, float]] = []
-        for outage in closed:
-            assert outage.ended_at is not None
-            for start, end in uncovered_windows(outage.started_at, outage.ended_at, handled):
-                logger.info(
-                    "outage %s..%s was closed by PlexSync (%d history records)",
-                    iso_utc(start),
-                    iso_utc(end),
-                    outage.records,
-                )
-                send_isolated(outage_ended, self, start=start, end=end)
-                # Marked after sending: a crash in between re-sends, and recovery is idempotent.
-                self.mark_handled(start, end)
-                handled.append((start, end))
-                sent.append((start, end))
+        while True:
+            # Asked again after each send: what one window handled may cover another source's outage.
+            fresh = [w for w in self.outages.unhandled() if (w.start, w.end) not in sent]
+            if not fresh:
+                break
+            self._send(fresh[0])
+            sent.append((fresh[0].start, fresh[0].end))
+        self._last_seen = signature
         return sent
+
+    def _send(self, window: UnhandledWindow) -> None:
+        outage = window.outage
+        if outage.source != SOURCE_WATCH:  # the daemon logged its own outage when it closed it
+            window.warn_if_clock_stepped()
+            logger.info(
+                "outage %s..%s was closed by PlexSync (%d history records)",
+                iso_utc(window.start),
+                iso_utc(window.end),
+                outage.records,
+            )
+        sender: object = self.detected if outage.source == SOURCE_WATCH else self
+        send_isolated(outage_ended, sender, start=window.start, end=window.end)
+        # Marked after sending: a crash in between re-sends, and recovery is idempotent.
+        self.outages.mark_handled(window.start, window.end, outage)
+
+    def start_following(self, interval: float = DEFAULT_FOLLOW_INTERVAL) -> "HistoryFollower":
+        """Follow the history on a daemon thread, every ``interval`` seconds, until ``stop``; return self.
+
+        The baseline (``start``) is taken before it returns (a failure is logged, and the thread
+        tries again before its first look); the thread then polls at once and every ``interval``.
+        A failed look is logged and tried again at the next one. ``outage_ended`` (so the
+        recovery) runs on that thread.
+
+        Raises:
+            ValueError: ``interval`` is not a positive number of seconds.
+            RuntimeError: It is following already.
+        """
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
+            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError(f"{self!r} is following already")
+        self._stop.clear()
+        try:
+            self.start()
+            based = True
+        except Exception:
+            logger.exception("could not take note of %s yet; trying again in %.1f s", self.path, interval)
+            based = False
+        self._thread = threading.Thread(
+            target=self._follow, args=(float(interval), based), name="plexsync-recovery-follower", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _follow(self, interval: float, based: bool) -> None:
+        while True:
+            try:
+                if not based:
+                    self.start()
+                    based = True
+                self.poll()
+            except Exception:
+                logger.exception("checking %s failed; trying again in %.1f s", self.path, interval)
+            if self._stop.wait(interval):
+                return
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop following and wait (up to ``timeout`` seconds) for a recovery under way to finish."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def following(self) -> bool:
+        """Whether the background thread runs."""
+        return self._thread is not None and self._thread.is_alive()

@@ -6,11 +6,15 @@ before them, the earliest moment Plex may have failed, so a DLQ entry written be
 probe and the first failed one falls inside the window; with no healthy probe seen yet it is
 dated from the first failed probe. It ends after ``recover_threshold`` consecutive healthy
 probes, dated at the last of them.
+
+The clock may step while an outage lasts (NTP, a VM resumed): a probe then reads earlier than
+the outage's start. Every reading of an outage is kept as its ``readings`` span, so the end
+event covers the earliest to the latest of them, whichever order they came in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["DATED_FROM_FIRST_FAILURE", "DATED_FROM_LAST_HEALTHY", "OutageDetector", "OutageEvent"]
 
@@ -25,13 +29,27 @@ class OutageEvent:
     """A transition: ``kind`` is ``"started"`` or ``"ended"``; ``start``/``end`` are Unix seconds.
 
     ``dated_from`` says which probe ``start`` is (``DATED_FROM_*``); None for an outage that
-    was already open when the detector was made.
+    was already open when the detector was made. ``readings`` (ended events) is the earliest
+    and the latest probe time of the outage, its start included.
     """
 
     kind: str
     start: float
     end: float | None = None
     dated_from: str | None = None
+    readings: tuple[float, float] | None = field(default=None, compare=False)
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """The window to recover: every reading of the outage (``start`` alone for a start event)."""
+        if self.readings is not None:
+            return self.readings
+        return (self.start, self.end if self.end is not None else self.start)
+
+    @property
+    def clock_stepped(self) -> bool:
+        """Whether a reading went back before an earlier one (the window is then wider than start..end)."""
+        return self.window != (self.start, self.end if self.end is not None else self.start)
 
 
 class OutageDetector:
@@ -58,11 +76,17 @@ class OutageDetector:
         self._first_failure: float | None = None
         self._failures = 0
         self._successes = 0
+        self._readings: tuple[float, float] | None = None if open_since is None else (open_since, open_since)
 
     @property
     def in_outage(self) -> bool:
         """Whether an outage is open."""
         return self.outage_start is not None
+
+    def _read(self, at: float) -> None:
+        """Widen the open outage's (or the failure run's) readings to ``at``."""
+        low, high = self._readings if self._readings is not None else (at, at)
+        self._readings = (min(low, at), max(high, at))
 
     def observe(self, at: float, healthy: bool) -> OutageEvent | None:
         """Feed one probe taken at ``at``; return the transition it causes, if any."""
@@ -70,18 +94,22 @@ class OutageDetector:
             self._failures, self._first_failure = 0, None
             self._last_healthy = at
             if self.outage_start is None:
+                self._readings = None
                 return None
+            self._read(at)
             self._successes += 1
             if self._successes < self.recover_threshold:
                 return None
-            event = OutageEvent("ended", self.outage_start, at, self.dated_from)
-            self.outage_start, self.dated_from, self._successes = None, None, 0
+            event = OutageEvent("ended", self.outage_start, at, self.dated_from, self._readings)
+            self.outage_start, self.dated_from, self._successes, self._readings = None, None, 0, None
             return event
         self._successes = 0
+        self._read(at)
         if self.outage_start is not None:
             return None
         if self._failures == 0:
             self._first_failure = at
+            self._readings = (at, at)
         self._failures += 1
         if self._failures < self.fail_threshold:
             return None
@@ -90,5 +118,6 @@ class OutageDetector:
             self.outage_start, self.dated_from = self._last_healthy, DATED_FROM_LAST_HEALTHY
         else:
             self.outage_start, self.dated_from = self._first_failure, DATED_FROM_FIRST_FAILURE
+        self._read(self.outage_start)
         self._failures = 0
         return OutageEvent("started", self.outage_start, None, self.dated_from)

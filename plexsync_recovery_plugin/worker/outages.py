@@ -6,14 +6,18 @@ reads ``[t1, open] [t2, open] [t3, t4]``: a run of open records followed by the 
 closed. Its recovery scheduler may then close the older open record too, so closed records
 can overlap. ``merged_outages`` turns any such list into the outages it means: each run of
 open records joins the closed record that follows it, overlapping outages are one, and only
-a run of open records at the very end is ongoing. Every reader (the history follower,
-``recover --last-outage``, the ``outages`` report) goes through it.
+a run of open records at the very end is ongoing. Every reader goes through it, above all ``outage_source.OutageSource``, the one owner of
+"which outages exist and which are handled".
+
+An outage whose readings are out of order (the clock stepped back while it lasted: it ends
+before it starts) covers both readings, from the earlier to the later. Each outage has a
+stable identity (``Outage.key``): its source and the start of its first record.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -22,7 +26,6 @@ __all__ = [
     "SOURCE_WATCH",
     "Outage",
     "iso_utc",
-    "last_closed_outage",
     "merged_outages",
     "plexsync_outages",
     "union_of_outages",
@@ -39,11 +42,18 @@ class Outage:
     """One outage (Unix seconds).
 
     Attributes:
-        started_at: When it began (the earliest record of its run).
-        ended_at: When it ended; None while it is ongoing.
+        started_at: When it began: the earliest reading of its records.
+        ended_at: When it ended (the latest reading); None while it is ongoing.
         jobs_affected: Sum of the records' ``jobs_affected``.
         source: ``SOURCE_PLEXSYNC`` or ``SOURCE_WATCH``.
         records: How many history records it merges.
+        record_starts: Each merged record's ``started_at``, in the order they were recorded
+            (its identity and aliases, see ``key``).
+        clock_stepped: A reading is out of order (it ended before it started): the clock
+            stepped back while it lasted, and it covers both readings.
+        parts: The overlapping outages ``union_of_outages`` merged into this one (empty when
+            it merged none). What is handled is judged part by part: a record closed inside an
+            outage already handled (the clock had run ahead) is a new outage's.
     """
 
     started_at: float
@@ -51,11 +61,20 @@ class Outage:
     jobs_affected: int = 0
     source: str = SOURCE_PLEXSYNC
     records: int = 1
+    record_starts: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    clock_stepped: bool = field(default=False, compare=False)
+    parts: tuple["Outage", ...] = field(default=(), compare=False, repr=False)
 
     @property
     def ongoing(self) -> bool:
         """Whether it has not ended."""
         return self.ended_at is None
+
+    @property
+    def key(self) -> str:
+        """Its stable identity: the source and the start of its first record (``plexsync:1771182000.0``)."""
+        first = self.record_starts[0] if self.record_starts else self.started_at
+        return f"{self.source}:{first!r}"
 
     def duration(self, now: float) -> float:
         """Seconds it lasted, or has lasted by ``now`` if ongoing; never negative."""
@@ -83,6 +102,9 @@ def _jobs(record: dict[str, Any]) -> int:
 def merged_outages(records: Sequence[dict[str, Any]], source: str = SOURCE_PLEXSYNC) -> list[Outage]:
     """Turn history records (oldest first, as PlexSync writes them) into outages, oldest first.
 
+    A closed run reaches from its earliest reading to its latest: an end before a start
+    (the clock stepped back) widens the outage instead of emptying it.
+
     Args:
         records: ``{"started_at", "ended_at", ...}`` dicts with numeric times (``ended_at`` None while open).
         source: Label for the outages.
@@ -96,13 +118,16 @@ def merged_outages(records: Sequence[dict[str, Any]], source: str = SOURCE_PLEXS
         run.append(record)
         if record.get("ended_at") is None:
             continue
-        started = min(float(r["started_at"]) for r in run)
-        ended = max(float(record["ended_at"]), started)
-        outages.append(Outage(started, ended, sum(_jobs(r) for r in run), source, len(run)))
+        starts = tuple(float(r["started_at"]) for r in run)
+        end = float(record["ended_at"])
+        outages.append(
+            Outage(min(starts + (end,)), max(starts + (end,)), sum(_jobs(r) for r in run), source, len(run),
+                   starts, clock_stepped=end < max(starts))
+        )
         run = []
     if run:
-        started = min(float(r["started_at"]) for r in run)
-        outages.append(Outage(started, None, sum(_jobs(r) for r in run), source, len(run)))
+        starts = tuple(float(r["started_at"]) for r in run)
+        outages.append(Outage(min(starts), None, sum(_jobs(r) for r in run), source, len(run), starts))
     return union_of_outages(outages)
 
 
@@ -124,6 +149,9 @@ def union_of_outages(outages: Iterable[Outage]) -> list[Outage]:
             jobs_affected=last.jobs_affected + outage.jobs_affected,
             source=last.source if last.source == outage.source else "both",
             records=last.records + outage.records,
+            record_starts=last.record_starts + outage.record_starts,
+            clock_stepped=last.clock_stepped or outage.clock_stepped,
+            parts=(last.parts or (last,)) + (outage.parts or (outage,)),
         )
     return merged
 
@@ -133,21 +161,6 @@ def plexsync_outages(data_dir: str | Path) -> list[Outage]:
     from .outage_history import HISTORY_FILE_NAME, read_history_file
 
     return merged_outages(read_history_file(Path(data_dir) / HISTORY_FILE_NAME))
-
-
-def last_closed_outage(data_dir: str | Path) -> tuple[float, float] | None:
-    """``(start, end)`` of the newest closed outage, from PlexSync's history and the watch daemon's.
-
-    "Newest" is the one that ended last. Nothing is created or written.
-    """
-    from .detected_outages import DetectedOutages
-
-    closed = [o for o in plexsync_outages(data_dir) + DetectedOutages(data_dir).outages() if o.ended_at is not None]
-    if not closed:
-        return None
-    newest = max(closed, key=lambda o: (o.ended_at, o.started_at))
-    assert newest.ended_at is not None
-    return newest.started_at, newest.ended_at
 
 
 def iso_utc(unix_seconds: float) -> str:

@@ -3,9 +3,11 @@
 Each tick probes Plex (``probe_plex``) and feeds the outcome to an ``OutageDetector``. An
 outage it opens or closes is recorded in the plugin's own state (``DetectedOutages``, never
 PlexSync's ``outage_history.json``) and announced with ``outage_started`` /
-``outage_ended``, so the connected ``RecoveryPlugin`` recovers it. The daemon also follows
-the outages PlexSync's worker records (``HistoryFollower``) and retries pending windows once
-Plex answers again.
+``outage_ended``, so the connected ``RecoveryPlugin`` recovers it. Which outages are
+handled is asked of one owner (``outage_source.OutageSource``), through the ``HistoryFollower``
+that also follows the outages PlexSync's worker records; the daemon retries pending windows
+once Plex answers again. An outage whose probes went back in time (the clock stepped back)
+is recovered over the earliest to the latest of them, with one warning.
 
 A token Plex rejects is not an outage: no outage opens or closes, nothing is retried, one
 error says so, and probing goes on. A data directory without ``dlq.db`` yet is watched all
@@ -119,8 +121,8 @@ class WatchDaemon:
         self.data_dir = Path(data_dir) if data_dir is not None else self.plugin.data_dir  # type: ignore[union-attr]
         self.settings = settings or WatchSettings()
         self.clock = clock
-        self.detected = DetectedOutages(self.data_dir)
         self.follower = HistoryFollower(self.data_dir)
+        self.detected: DetectedOutages = self.follower.detected  # one sender for its outage_started and _ended
         current = self.detected.current()
         self.detector = OutageDetector(
             self.settings.fail_threshold,
@@ -132,6 +134,7 @@ class WatchDaemon:
         self._waiting_for: str | None = None
         self._attached = False
         self._connected_here = False
+        self._detected_closed = True  # at start-up: an outage closed before a crash may be unsent
 
     def _log_completed(self, sender: Any, *, result: Any, start: Any, end: Any, **kwargs: Any) -> None:
         logger.info(describe_result(result, start, end, kwargs.get("received")))
@@ -197,8 +200,7 @@ class WatchDaemon:
             self._on_event(event)
         if self.plugin is None:
             return
-        self._announce_closed()
-        self.follower.poll()
+        self._send_unhandled()
         if probe.healthy and not self.detector.in_outage:
             # An outage that ended in this tick has just retried the pending windows.
             self._retry_pending(recovered=previous not in (None, PLEX_UP) and event is None)
@@ -243,25 +245,37 @@ class WatchDaemon:
             send_isolated(outage_started, self.detected, start=event.start)
             return
         assert event.end is not None
-        jobs = self._jobs_affected(event.start, event.end)
-        self.detected.close(event.start, event.end, jobs, event.dated_from or DATED_FROM_FIRST_FAILURE)
-        logger.warning(
-            "Plex outage ended at %s after %.1f s (%s in its window)",
-            iso_utc(event.end),
-            event.end - event.start,
-            plural(jobs, "DLQ entry"),
-        )
-        self._announce_closed()
-        self._last_retry = self.clock()  # that outage_ended already retried what was pending
+        low, high = event.window
+        jobs = self._jobs_affected(low, high)
+        self.detected.close(low, high, jobs, event.dated_from or DATED_FROM_FIRST_FAILURE)
+        if event.clock_stepped:
+            logger.warning(
+                "Plex outage ended at %s, but it started at %s by the clock (the clock stepped back while it"
+                " lasted): recovering the window between its earliest and latest probe, %s..%s (%s)",
+                iso_utc(event.end),
+                iso_utc(event.start),
+                iso_utc(low),
+                iso_utc(high),
+                plural(jobs, "DLQ entry"),
+            )
+        else:
+            logger.warning(
+                "Plex outage ended at %s after %.1f s (%s in its window)",
+                iso_utc(event.end),
+                event.end - event.start,
+                plural(jobs, "DLQ entry"),
+            )
+        self._detected_closed = True
+        if self.plugin is not None:
+            self._send_unhandled()
+            self._last_retry = self.clock()  # that outage_ended already retried what was pending
 
-    def _announce_closed(self) -> None:
-        """Send ``outage_ended`` for each closed outage not announced yet (needs the plugin)."""
+    def _send_unhandled(self) -> None:
+        """Send ``outage_ended`` for every outage (PlexSync's or the daemon's) not handled yet (needs the plugin)."""
         if self.plugin is None:
             return
-        for outage in self.detected.unannounced():
-            assert outage.ended_at is not None
-            send_isolated(outage_ended, self.detected, start=outage.started_at, end=outage.ended_at)
-            self.detected.mark_announced(outage.id)
+        self.follower.poll(everything=self._detected_closed)
+        self._detected_closed = False
 
     def _jobs_affected(self, start: float, end: float) -> int:
         if self.plugin is None:

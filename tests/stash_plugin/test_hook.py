@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
+from plexsync_recovery_plugin.worker.outage_source import OutageSource
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.stash_plugin.conftest import OUTAGE, write_history
 
@@ -150,7 +151,7 @@ def test_pending_windows_are_retried_at_most_once_per_interval(data_dir):
     write_history(data_dir, OUTAGE)
     first = check_for_work(data_dir, now=1000.0)
     assert first.first_check and first.ended == [] and not first.retry_due
-    assert first.marker.newest_ended == WINDOW_END  # the outage before the plugin came is the baseline
+    assert OutageSource(data_dir).unhandled() == []  # the outage before the plugin came is the baseline
     HookMarker(data_dir).write(first.marker)
     assert check_for_work(data_dir, now=1000.0 + RETRY_PENDING_SECONDS) is None  # no pending window
 
@@ -160,9 +161,10 @@ def test_pending_windows_are_retried_at_most_once_per_interval(data_dir):
     assert due.retry_due and due.ended == [] and due.marker.retried_at == 1000.0 + RETRY_PENDING_SECONDS
 
 
-def test_only_outages_that_ended_after_the_last_check_count(data_dir):
+def test_only_outages_not_handled_yet_count(data_dir):
     from plexsync_recovery_plugin.stash_plugin.hook import check_for_work
     from plexsync_recovery_plugin.stash_plugin.hook_marker import HookMarker
+    from plexsync_recovery_plugin.stash_plugin.tasks import note_outage_handled
 
     older = (WINDOW_START - 7200, WINDOW_START - 3600)
     write_history(data_dir, older, (WINDOW_START, None))
@@ -172,8 +174,10 @@ def test_only_outages_that_ended_after_the_last_check_count(data_dir):
 
     found = check_for_work(data_dir, now=1.0)
 
-    assert found.ended == [OUTAGE, later] and found.marker.newest_ended == later[1]
+    assert found.ended == [OUTAGE, later]
     HookMarker(data_dir).write(found.marker)
+    for start, end in found.ended:  # what the hook does once it recovered them
+        note_outage_handled(data_dir, start, end)
     os.utime(data_dir / "outage_history.json", ns=(1, 1))  # rewritten, same content
     touched = check_for_work(data_dir, now=2.0)
     assert touched.ended == [] and not touched.first_check

@@ -16,6 +16,7 @@ from plexsync_recovery_plugin.signals import outage_ended, outage_started
 from plexsync_recovery_plugin.stash.connection import StashConnection
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
+from plexsync_recovery_plugin.worker.outage_source import OutageSource
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.fakes import Clock
 from tests.worker.conftest import T0, WATCH_TOKEN
@@ -96,7 +97,7 @@ def test_outage_detected_and_recovered_through_the_real_clients(
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2]
     # The daemon keeps its detections in the plugin's own state, never in PlexSync's history.
     assert not (data_dir / "outage_history.json").exists()
-    assert DetectedOutages(data_dir).unannounced() == []  # announced: nothing left to send
+    assert OutageSource(data_dir).unhandled() == []  # handled: nothing left to send
     [outage] = DetectedOutages(data_dir).outages()
     assert (outage.started_at, outage.ended_at, outage.jobs_affected, outage.source) == (T0 + 5, T0 + 40, 3, "watch")
 
