@@ -32,7 +32,7 @@ def test_a_breaker_chain_is_one_outage_and_every_entry_of_it_is_requeued_once(
 
     run = run_plugin(hook=SCENE_UPDATE)
 
-    assert run.code == 0 and run.answer == {"output": "1 outage(s) recovered", "error": None}, run.stderr
+    assert run.code == 0 and run.answer == {"output": "1 outage recovered", "error": None}, run.stderr
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2, 3]
     again = run_plugin(hook=SCENE_UPDATE)
     assert again.answer["output"] == "nothing new"
@@ -51,7 +51,7 @@ def test_an_outage_recorded_an_hour_ahead_does_not_hide_a_real_later_one(
     add_entry(1, failed_at=ahead[0] + 5)
     write_history(data_dir, ahead)
     first = run_plugin(hook=SCENE_UPDATE)
-    assert first.answer["output"] == "1 outage(s) recovered", first.stderr
+    assert first.answer["output"] == "1 outage recovered", first.stderr
     assert [job["scene_id"] for job in drain(data_dir)] == [1]
 
     # The clock was put right; a real outage happens later, dated before the one above ended.
@@ -60,5 +60,5 @@ def test_an_outage_recorded_an_hour_ahead_does_not_hide_a_real_later_one(
     write_history(data_dir, ahead, later)
     run = run_plugin(hook=SCENE_UPDATE)
 
-    assert run.code == 0 and run.answer == {"output": "1 outage(s) recovered", "error": None}, run.stderr
+    assert run.code == 0 and run.answer == {"output": "1 outage recovered", "error": None}, run.stderr
     assert [job["scene_id"] for job in drain(data_dir)] == [2]
