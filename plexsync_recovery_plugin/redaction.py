@@ -1,4 +1,4 @@
-"""Secrets out of everything the package writes: the Plex token and the Stash API key, in any form.
+"""Secrets out of everything the package writes: the Plex token, the Stash API key, URL passwords, in any form.
 
 A secret becomes known when a ``PlexConnection`` or ``StashConnection`` is created (and when
 the command line resolves its settings): ``register_secret`` adds it to ``REDACTOR`` and
@@ -12,6 +12,12 @@ A secret is matched in every form it takes in text (raw, ``repr``-escaped, JSON-
 URL-encoded with ``%XX`` or ``+``), and only as a whole occurrence: never inside a longer
 word, so masking never rewrites anything else. A secret shorter than
 ``MIN_SECRET_LENGTH`` cannot be told from ordinary text and is not matched at all.
+
+Text is masked before it is cut, never after: ``safe_excerpt`` is the one way to shorten a
+text, and it masks, cuts, then masks any piece of ``MIN_SECRET_LENGTH`` characters of a
+secret that survived anyway (a message stored already cut by someone else). The password of
+a URL (``http://admin:pw@host``) is a secret whatever its length: ``register_url`` registers
+it, and every masked text shows ``http://admin:***@host`` (``url_for_display``).
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ __all__ = [
     "clean_secret",
     "redact_record",
     "register_secret",
+    "register_url",
+    "safe_excerpt",
     "secret_forms",
+    "url_for_display",
 ]
 
 MASK = "***"
@@ -52,6 +61,13 @@ _BEFORE = (
 )
 _AFTER = rf"(?![{_WORD}])"
 _ESCAPED_PERCENT_HEX = re.compile(r"%([0-9A-F]{2})")
+# The password of a URL: ``scheme://user:password@``; the user part stays visible.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P<password>[^/\s@]+)(?=@)")
+
+
+def url_for_display(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (``http://admin:***@host``)."""
+    return _URL_PASSWORD.sub(lambda match: match["head"] + MASK, url)
 
 
 def clean_secret(value: str | None) -> str | None:
@@ -95,6 +111,8 @@ class SecretRedactor:
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._pieces: frozenset[str] = frozenset()
+        self._url_passwords = False
         self._lock = threading.Lock()
         self.add(*secrets)
 
@@ -102,7 +120,7 @@ class SecretRedactor:
         return f"SecretRedactor({len(self._secrets)} secrets)"
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return self._pattern is not None or self._url_passwords
 
     def add(self, *secrets: str | None) -> None:
         """Remember more secrets (stripped); empty ones and ones under ``MIN_SECRET_LENGTH`` are ignored."""
@@ -115,16 +133,65 @@ class SecretRedactor:
             # Longest first: a secret inside a longer one (or a longer form) must not leave a tail.
             ordered = sorted(forms, key=lambda form: (-len(form), form))
             self._pattern = re.compile("|".join(_form_pattern(form) for form in ordered))
+            size = MIN_SECRET_LENGTH
+            self._pieces = frozenset(form[i : i + size] for form in forms for i in range(len(form) - size + 1))
+
+    def add_url(self, url: str | None) -> None:
+        """Remember the password of ``url`` (if it has one) and mask every URL's password from now on."""
+        match = _URL_PASSWORD.search(url or "")
+        if match is None:
+            return
+        self.add(match["password"])
+        self._url_passwords = True
 
     def contains(self, text: str) -> bool:
         """Whether ``text`` holds a secret."""
         pattern = self._pattern
+        if self._url_passwords and _URL_PASSWORD.search(text) is not None:
+            return True
         return pattern is not None and pattern.search(text) is not None
 
     def __call__(self, text: str) -> str:
         """Return ``text`` with every secret masked."""
         pattern = self._pattern
+        if self._url_passwords and "://" in text:
+            text = url_for_display(text)
         return text if pattern is None else pattern.sub(MASK, text)
+
+    def mask_pieces(self, text: str) -> str:
+        """Mask each run of ``MIN_SECRET_LENGTH``-character pieces of a secret: what a cut left of one.
+
+        A run that is a whole secret is left alone: ``__call__`` already masked every whole
+        occurrence, so one still there is inside a longer word (another word).
+        """
+        pieces, size = self._pieces, MIN_SECRET_LENGTH
+        if not pieces or len(text) < size:
+            return text
+        covered = [False] * len(text)
+        for index in range(len(text) - size + 1):
+            if text[index : index + size] in pieces:
+                covered[index : index + size] = [True] * size
+        out: list[str] = []
+        index = 0
+        while index < len(text):
+            if not covered[index]:
+                out.append(text[index])
+                index += 1
+                continue
+            run_end = index
+            while run_end < len(text) and covered[run_end]:
+                run_end += 1
+            run = text[index:run_end]
+            out.append(run if run in self._secrets else MASK)
+            index = run_end
+        return "".join(out)
+
+    def excerpt(self, text: str, limit: int) -> str:
+        """``text`` masked, then cut to ``limit`` characters (ending in ``...``), then any piece of a secret masked."""
+        masked = self(text)
+        if len(masked) <= limit:
+            return self.mask_pieces(masked)
+        return self.mask_pieces(masked[: max(0, limit - 3)]) + "..."
 
     def redact_data(self, value: Any) -> Any:
         """Return a copy of JSON-like data with every string (keys too) masked."""
@@ -207,6 +274,23 @@ def _install_record_factory() -> None:
         current = logging.getLogRecordFactory()
         if not getattr(current, "plexsync_redacting", False):
             logging.setLogRecordFactory(_redacting_factory(current))
+
+
+def safe_excerpt(text: str, limit: int) -> str:
+    """The one way to shorten a text: mask the process's secrets, cut to ``limit``, mask what survived the cut.
+
+    Args:
+        text: Any text that may hold a secret (an error message, a server's answer).
+        limit: Most characters kept (``...`` included when cut).
+    """
+    return REDACTOR.excerpt(text, limit)
+
+
+def register_url(url: str | None) -> None:
+    """Mask the password written in ``url`` (``http://admin:pw@host``), and every URL's, in everything written."""
+    if url and _URL_PASSWORD.search(url) is not None:
+        REDACTOR.add_url(url)
+        _install_record_factory()
 
 
 def register_secret(secret: str | None, what: str = "secret") -> None:

@@ -26,6 +26,7 @@ import traceback
 from typing import NoReturn, Sequence
 
 from .. import __version__
+from ..errors import CLI, ConfigurationError, explain
 from ..redaction import REDACTOR
 from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, stash_plugin_cmd, subscribers_cmd, watch_cmd
 from .extras import missing_extra
@@ -115,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         out.error(str(error))
         return error.exit_code
+    except ConfigurationError as error:  # a refused token or key: the one model, the CLI's advice
+        out.error(explain(error, CLI))
+        return 2
     except KeyboardInterrupt:
         out.error("interrupted")
         return 130

@@ -2,7 +2,8 @@
 
 Log lines and progress go to stderr in Stash's protocol (:mod:`.stash_log`); the result is
 one JSON object ``{"output": ..., "error": ...}`` on stdout, which Stash shows for a task.
-A task that fails sets ``error`` and exits 1; the hook always exits 0 (it must never fail
+A task that fails sets ``error`` and exits 1 (a refused Plex token or Stash session names
+the setting to fix, see ``errors``); the hook always exits 0 (it must never fail
 the scene update that triggered it). The Stash session cookie and the Plex token are masked
 in everything written.
 
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
+from ..errors import STASH, ConfigurationError, explain
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, plexsync_data_dir
 from .hook import run_hook
 from .plugin_settings import SettingsError
@@ -96,6 +98,11 @@ def main(
     except SettingsError as error:
         logger.error("%s", error)
         _answer(stdout, handler, None, str(error))
+        return 1
+    except ConfigurationError as error:  # a refused token or session: the one model, the setting to fix
+        message = explain(error, STASH)
+        logger.error("%s", message)
+        _answer(stdout, handler, None, message)
         return 1
     except Exception as error:  # one line in Stash's log, never a bare traceback
         logger.error("task failed: %s: %s", type(error).__name__, error)

@@ -63,6 +63,26 @@ class QuietRequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def respond_trickling(self, status: int, body: bytes, content_type: str, interval: float) -> None:
+        """Send a complete response one byte every ``interval`` seconds (headers too), then close.
+
+        Stops early, closing the connection, when the server goes away or the client hangs up.
+        """
+        self.service._count_request()
+        self.close_connection = True
+        head = (
+            f"{self.protocol_version} {status} {self.responses.get(status, ('',))[0]}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("latin-1")
+        for index, byte in enumerate(head + body):
+            if index and not self.service._pause(interval):
+                return
+            try:
+                self.wfile.write(bytes((byte,)))
+                self.wfile.flush()
+            except OSError:
+                return
+
     def drop_connection(self) -> None:
         """Close the connection without answering, as a server that dies mid-request does."""
         self.close_connection = True

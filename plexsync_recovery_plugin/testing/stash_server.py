@@ -24,12 +24,15 @@ from .loopback_http import LoopbackHTTPService
 from .stash_http import RootFieldMiddleware, StashRequestHandler, credentials_accepted, execute_graphql
 from .stash_scenes import SceneStore, parse_id, parse_id_list
 
-__all__ = ["DATABASE_LOCKED_MESSAGE", "STASH_MODES", "StashTestServer"]
+__all__ = ["DATABASE_LOCKED_MESSAGE", "DEFAULT_TRICKLE_INTERVAL", "STASH_MODES", "StashTestServer"]
 
 LOGGER = logging.getLogger("plexsync_recovery_plugin.testing")
 
 #: Modes :meth:`StashTestServer.set_mode` accepts.
-STASH_MODES = frozenset({"up", "locked", "down"})
+STASH_MODES = frozenset({"up", "locked", "down", "trickle"})
+
+#: Seconds between two bytes of a ``"trickle"`` answer, unless told otherwise.
+DEFAULT_TRICKLE_INTERVAL = 2.0
 
 #: The error message Stash passes on from SQLite when another writer holds the database.
 DATABASE_LOCKED_MESSAGE = "database is locked"
@@ -50,6 +53,9 @@ class StashTestServer(LoopbackHTTPService):
       field) and ``{"findScene": null}`` for ``findScene``. ``version``, ``configuration``
       and introspection keep working, as they do not touch Stash's database.
     * ``"down"``: not listening (connection refused); open connections are closed.
+    * ``"trickle"``: a request naming ``findScene`` or ``findScenes`` is answered one byte
+      every ``trickle_interval`` seconds (status line and headers included), as a Stash
+      behind a choking link does; other requests are answered normally.
 
     ``findScenes(scene_ids:)`` / ``findScenes(ids:)`` behave as in real Stash: the whole
     query fails with ``"scene with id N not found"`` if any id is missing, paging is
@@ -108,6 +114,7 @@ class StashTestServer(LoopbackHTTPService):
         }
         self.version = version
         self.strict_ids = strict_ids
+        self.trickle_interval = DEFAULT_TRICKLE_INTERVAL
         self._scenes = SceneStore()
         self._settings_lock = threading.Lock()
         self._counts: Counter[str] = Counter()
@@ -171,7 +178,7 @@ class StashTestServer(LoopbackHTTPService):
 
     @property
     def mode(self) -> str:
-        """The current mode: ``"up"``, ``"locked"`` or ``"down"``."""
+        """The current mode: ``"up"``, ``"locked"``, ``"down"`` or ``"trickle"``."""
         return self._mode
 
     def set_mode(self, mode: str) -> None:
@@ -181,7 +188,7 @@ class StashTestServer(LoopbackHTTPService):
         returns; leaving ``"down"`` listens again on the same port.
 
         Args:
-            mode: ``"up"``, ``"locked"`` or ``"down"``.
+            mode: ``"up"``, ``"locked"``, ``"down"`` or ``"trickle"``.
 
         Raises:
             ValueError: Unknown mode.
@@ -261,6 +268,10 @@ class StashTestServer(LoopbackHTTPService):
             self._counts[name] += 1
         if self._mode == "locked" and name in _DATABASE_FIELDS:
             raise GraphQLError(DATABASE_LOCKED_MESSAGE)
+
+    def _trickles(self, body: bytes) -> bool:
+        """Whether this request's answer is sent one byte at a time (``"trickle"`` mode, a database field)."""
+        return self._mode == "trickle" and any(field.encode() in body for field in _DATABASE_FIELDS)
 
     def _authorized(self, api_key: str | None, cookie_header: str | None) -> bool:
         return credentials_accepted(self._api_key, self._session_cookie, api_key, cookie_header)
