@@ -9,6 +9,10 @@ door maps it the same way, with ``explain(error, door)`` adding how to fix it th
 * a Stash task fails (its ``error`` is set) naming the plugin setting;
 * the Stash hook logs one error line and still exits 0.
 
+A process tells once which door it is (``set_door``), so that the one line the library logs
+for a failed run already names the setting to fix there; ``ConfigurationError.logged`` says
+that line was written, so a door does not write a second one.
+
 What the error says is built once, here, from what was used: a Plex token or none at all,
 a Stash API key, Stash's own plugin session, or no Stash credential at all. A server's
 answer is never quoted whole: ``answer_excerpt`` keeps its first meaningful line, masked.
@@ -32,6 +36,7 @@ __all__ = [
     "explain",
     "hint",
     "plex_token_rejected",
+    "set_door",
     "stash_credential_rejected",
 ]
 
@@ -69,12 +74,24 @@ _EXCERPT_LENGTH = 120
 _TAG = re.compile(r"<[^>]*>")
 
 
+_door: str | None = None
+
+
+def set_door(door: str | None) -> None:
+    """Say which front door this process is (``CLI``, ``STASH``): ``explain`` then advises for it."""
+    global _door
+    _door = door
+
+
 class ConfigurationError(Exception):
     """A credential is missing or refused: fixing the configuration is the cure, not waiting.
 
     Attributes:
         credential: ``PLEX_TOKEN``, ``STASH_API_KEY`` or ``STASH_SESSION``.
+        logged: Whether the library has logged it already (a door then does not repeat it).
     """
+
+    logged = False
 
     def __init__(self, message: str, credential: str) -> None:
         super().__init__(message)
@@ -82,12 +99,12 @@ class ConfigurationError(Exception):
 
 
 def hint(credential: str, door: str | None = None) -> str:
-    """How to fix ``credential`` from ``door`` (``CLI``, ``STASH``; None: in general words)."""
-    return _HINTS.get(door or "", {}).get(credential) or _GENERIC_HINTS.get(credential, "")
+    """How to fix ``credential`` from ``door`` (``CLI``, ``STASH``; None: this process's door, or in general)."""
+    return _HINTS.get(door or _door or "", {}).get(credential) or _GENERIC_HINTS.get(credential, "")
 
 
 def explain(error: ConfigurationError, door: str | None = None) -> str:
-    """The error's message and how to fix it from ``door`` (``CLI``, ``STASH``; None: in general)."""
+    """The error's message and how to fix it from ``door`` (None: this process's door, see ``set_door``)."""
     advice = hint(error.credential, door)
     return f"{error}; {advice}" if advice else str(error)
 

@@ -289,7 +289,7 @@ class RecoveryPlugin:
         if isinstance(error, ConfigurationError):  # logged once until it changes (the daemon retries)
             text = explain(error)
             level = logging.DEBUG if text == self._refusal else logging.ERROR
-            self._refusal = text
+            self._refusal, error.logged = text, True
         logger.log(level, "recovery of outage window %s..%s failed: %s", iso_time(start), iso_time(end), text)
         logger.debug("recovery failure detail", exc_info=error)
         send_isolated(recovery_failed, self, error=error, start=start, end=end)

@@ -4,7 +4,8 @@ The shared flags (``--data-dir``, ``--plex-url`` ...) are accepted both before a
 subcommand; every one of them is added with ``default=SUPPRESS`` so that a flag given
 before the subcommand is not overwritten by the subparser's default. ``resolve`` then
 fills the gaps from the environment. Secrets (token, API key) are stripped of surrounding
-whitespace, refused when too short to be real, and registered for masking. ``Settings`` also
+whitespace, refused when too short to be real, and registered for masking, as are the
+passwords written in the Plex and Stash URLs. ``Settings`` also
 builds the lazy Plex and Stash connections the commands use, failing with one clear
 ``UsageError`` that names the bad value.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Collection, Mapping
 
 from ..http_url import DEFAULT_REQUEST_DEADLINE
-from ..redaction import clean_secret
+from ..redaction import clean_secret, register_url
 from .errors import CliError, UsageError
 from .help_text import SelectedFlags
 from .number_args import non_negative_int, positive_int, positive_seconds
@@ -219,6 +220,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
             raise UsageError(str(error)) from None
 
     data_dir = pick("data_dir", None) or _plexsync_default_data_dir()
+    for url_name in ("plex_url", "stash_url"):  # a password written in a URL is a secret too
+        register_url(pick(url_name, None))
     request_timeout = getattr(args, "request_timeout", None)
     if request_timeout is None and env.get(ENVIRONMENT["request_timeout"]):
         try:

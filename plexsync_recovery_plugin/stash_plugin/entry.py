@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
-from ..errors import STASH, ConfigurationError, explain
+from ..errors import STASH, ConfigurationError, explain, set_door
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, plexsync_data_dir
 from .hook import run_hook
 from .plugin_settings import SettingsError
@@ -81,6 +81,7 @@ def main(
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     env = os.environ if environ is None else environ
     handler = install_stash_logging(stream=stderr)
+    set_door(STASH)  # the library's own lines name the Stash settings to fix
     try:
         plugin_input = parse_plugin_input(stdin.read())
     except (PluginInputError, OSError, UnicodeDecodeError) as error:
@@ -101,7 +102,8 @@ def main(
         return 1
     except ConfigurationError as error:  # a refused token or session: the one model, the setting to fix
         message = explain(error, STASH)
-        logger.error("%s", message)
+        if not error.logged:
+            logger.error("%s", message)
         _answer(stdout, handler, None, message)
         return 1
     except Exception as error:  # one line in Stash's log, never a bare traceback

@@ -115,7 +115,8 @@ def run_hook(data_dir: Path | None, server: Any, now: float, on_secret: Callable
         finally:
             HookMarker(data_dir).write(found.marker)
     except ConfigurationError as error:  # a refused token or session: one line naming the setting
-        logger.error("automatic recovery cannot run: %s", explain(error, STASH))
+        if not error.logged:
+            logger.error("automatic recovery cannot run: %s", explain(error, STASH))
         return "recovery could not run (see the log)"
     except Exception as error:  # a hook never fails the scene update
         logger.error("automatic recovery check failed: %s: %s", type(error).__name__, error)

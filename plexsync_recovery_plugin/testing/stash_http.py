@@ -50,7 +50,7 @@ class StashRequestHandler(QuietRequestHandler):
             status, payload = stash._execute(body)
             answer = json.dumps(payload, separators=(",", ":")).encode()
             if stash._trickles(body):
-                self.respond_trickling(status, answer, _JSON, stash.trickle_interval)
+                self.respond_trickling(status, answer, _JSON, stash.trickle_interval, lambda: stash.mode == "trickle")
             else:
                 self.respond(status, answer, _JSON)
 
