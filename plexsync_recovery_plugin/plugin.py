@@ -185,9 +185,8 @@ class RecoveryPlugin:
         The window is widened to whole seconds (the DLQ's timestamps are whole seconds),
         saved as pending first and merged with any pending window it touches, so a run that
         is deferred or interrupted is retried later. ``again`` ignores the ledger for the
-        run that covers this window. A refused credential (``errors.ConfigurationError``) is
-        the run's error and stops the runs; the windows stay pending for the run made once
-        the configuration is fixed.
+        run that covers this window. A refused credential (``ConfigurationError``) is the run's
+        error and stops the runs; the windows stay pending for the run once it is fixed.
 
         Returns:
             Every run made, the one covering this window included; a bad window gives one
@@ -225,12 +224,12 @@ class RecoveryPlugin:
                     runs.append(self._run_one(pending, start, end, again=forced))
                     if isinstance(runs[-1].error, ConfigurationError):
                         break  # every other window would fail the same way: they stay pending
-        except RecoveryLockBusy as error:  # another recovery runs: the window waits for a later run
-            if new_window is not None:
-                _keep_pending_unlocked(self.data_dir, new_window)
-            window = new_window or (None, None)
-            runs.append(Run(window[0], window[1], error=error))
-        except Exception as error:  # the state file or the lock itself failed
+        except Exception as error:  # the state file or the lock itself failed, or another recovery holds it
+            if isinstance(error, RecoveryLockBusy) and new_window is not None:
+                try:  # safe unlocked: adding merges rows; a holder's remove missing one only means a no-op retry
+                    PendingWindows(self.data_dir).add(*new_window)
+                except Exception as failure:
+                    logger.error("the window could not be kept pending: %s", failure)
             window = new_window or (None, None)
             runs.append(Run(window[0], window[1], error=error))
         for run in runs:
@@ -293,18 +292,6 @@ class RecoveryPlugin:
         logger.log(level, "recovery of outage window %s..%s failed: %s", iso_time(start), iso_time(end), text)
         logger.debug("recovery failure detail", exc_info=error)
         send_isolated(recovery_failed, self, error=error, start=start, end=end)
-
-
-def _keep_pending_unlocked(data_dir: Path, window: tuple[float, float]) -> None:
-    """Save a window as pending while another recovery holds the lock.
-
-    Safe without the lock: adding only merges rows, so at worst the holder's ``remove`` then
-    misses the merged row and its window is retried once more (the ledger makes that a no-op).
-    """
-    try:
-        PendingWindows(data_dir).add(*window)
-    except Exception as error:
-        logger.error("outage window %s..%s could not be kept pending: %s", iso_time(window[0]), iso_time(window[1]), error)
 
 
 def _covers(run: Run, start: Any, end: Any) -> bool:

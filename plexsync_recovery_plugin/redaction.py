@@ -13,11 +13,10 @@ URL-encoded with ``%XX`` or ``+``), and only as a whole occurrence: never inside
 word, so masking never rewrites anything else. A secret shorter than
 ``MIN_SECRET_LENGTH`` cannot be told from ordinary text and is not matched at all.
 
-Text is masked before it is cut, never after: ``safe_excerpt`` is the one way to shorten a
-text, and it masks, cuts, then masks any piece of ``MIN_SECRET_LENGTH`` characters of a
-secret that survived anyway (a message stored already cut by someone else). The password of
-a URL (``http://admin:pw@host``) is a secret whatever its length: ``register_url`` registers
-it, and every masked text shows ``http://admin:***@host`` (``url_for_display``).
+Text is masked before it is cut: ``safe_excerpt``, the one way to shorten a text, masks,
+cuts, then masks any ``MIN_SECRET_LENGTH``-character piece of a secret that survived (a text
+stored already cut). A URL's password (``http://admin:pw@host``) is a secret whatever its
+length: ``register_url`` makes every masked text show ``http://admin:***@host``.
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P
 
 def url_for_display(url: str) -> str:
     """``url`` with its password, if any, replaced by ``***`` (``http://admin:***@host``)."""
-    return _URL_PASSWORD.sub(lambda match: match["head"] + MASK, url)
+    return _URL_PASSWORD.sub(lambda match: match[0] if set(match["password"]) == {"*"} else match["head"] + MASK, url)
 
 
 def clean_secret(value: str | None) -> str | None:
@@ -133,16 +132,15 @@ class SecretRedactor:
             # Longest first: a secret inside a longer one (or a longer form) must not leave a tail.
             ordered = sorted(forms, key=lambda form: (-len(form), form))
             self._pattern = re.compile("|".join(_form_pattern(form) for form in ordered))
-            size = MIN_SECRET_LENGTH
+            size = MIN_SECRET_LENGTH  # every piece of that size of every form: what ``mask_pieces`` looks for
             self._pieces = frozenset(form[i : i + size] for form in forms for i in range(len(form) - size + 1))
 
     def add_url(self, url: str | None) -> None:
         """Remember the password of ``url`` (if it has one) and mask every URL's password from now on."""
         match = _URL_PASSWORD.search(url or "")
-        if match is None:
-            return
-        self.add(match["password"])
-        self._url_passwords = True
+        if match is not None:
+            self.add(match["password"])
+            self._url_passwords = True
 
     def contains(self, text: str) -> bool:
         """Whether ``text`` holds a secret."""
@@ -161,37 +159,25 @@ class SecretRedactor:
     def mask_pieces(self, text: str) -> str:
         """Mask each run of ``MIN_SECRET_LENGTH``-character pieces of a secret: what a cut left of one.
 
-        A run that is a whole secret is left alone: ``__call__`` already masked every whole
-        occurrence, so one still there is inside a longer word (another word).
+        A run that is a whole secret is left alone: ``__call__`` masked every whole occurrence,
+        so one still there is inside a longer word (another word).
         """
-        pieces, size = self._pieces, MIN_SECRET_LENGTH
-        if not pieces or len(text) < size:
-            return text
-        covered = [False] * len(text)
+        size, spans = MIN_SECRET_LENGTH, list[list[int]]()  # [low, high) runs of overlapping or touching pieces
         for index in range(len(text) - size + 1):
-            if text[index : index + size] in pieces:
-                covered[index : index + size] = [True] * size
-        out: list[str] = []
-        index = 0
-        while index < len(text):
-            if not covered[index]:
-                out.append(text[index])
-                index += 1
-                continue
-            run_end = index
-            while run_end < len(text) and covered[run_end]:
-                run_end += 1
-            run = text[index:run_end]
-            out.append(run if run in self._secrets else MASK)
-            index = run_end
-        return "".join(out)
+            if text[index : index + size] in self._pieces:
+                if spans and index <= spans[-1][1]:
+                    spans[-1][1] = index + size
+                else:
+                    spans.append([index, index + size])
+        for low, high in reversed(spans):
+            if text[low:high] not in self._secrets:
+                text = text[:low] + MASK + text[high:]
+        return text
 
     def excerpt(self, text: str, limit: int) -> str:
         """``text`` masked, then cut to ``limit`` characters (ending in ``...``), then any piece of a secret masked."""
         masked = self(text)
-        if len(masked) <= limit:
-            return self.mask_pieces(masked)
-        return self.mask_pieces(masked[: max(0, limit - 3)]) + "..."
+        return self.mask_pieces(masked) if len(masked) <= limit else self.mask_pieces(masked[: max(0, limit - 3)]) + "..."
 
     def redact_data(self, value: Any) -> Any:
         """Return a copy of JSON-like data with every string (keys too) masked."""
@@ -277,12 +263,7 @@ def _install_record_factory() -> None:
 
 
 def safe_excerpt(text: str, limit: int) -> str:
-    """The one way to shorten a text: mask the process's secrets, cut to ``limit``, mask what survived the cut.
-
-    Args:
-        text: Any text that may hold a secret (an error message, a server's answer).
-        limit: Most characters kept (``...`` included when cut).
-    """
+    """The one way to shorten a text (an error, a server's answer) to ``limit`` characters: mask, cut, mask the rest."""
     return REDACTOR.excerpt(text, limit)
 
 

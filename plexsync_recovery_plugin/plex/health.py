@@ -58,9 +58,6 @@ PLEX_DOWN = "down"
 #: Plex answered, but refused the token (401, or 403): fixing the token is the cure, not waiting.
 PLEX_TOKEN_REJECTED = "token_rejected"
 
-# Longest detail kept from an error message (it is logged; the rest is noise).
-_DETAIL_LENGTH = 200
-
 
 class SupportsQuery(Protocol):
     """Anything that can run a Plex request: ``PlexServer`` or ``PlexConnection``."""
@@ -117,7 +114,7 @@ def probe_plex(plex_client: Any, timeout: float = 5.0) -> PlexProbe:
     except Exception as error:
         translated = translate_plex_error(error)
         rejected = isinstance(translated, (PlexAuthError, PlexPermissionError))
-        detail = f"{type(translated).__name__}: {answer_excerpt(str(translated))}"[:_DETAIL_LENGTH]
+        detail = f"{type(translated).__name__}: {answer_excerpt(str(translated))}"  # masked, then cut
         logger.debug("Plex probe: %s", detail)
         return PlexProbe(PLEX_TOKEN_REJECTED if rejected else PLEX_DOWN, 0.0, detail)
     return PlexProbe(PLEX_UP, (time.perf_counter() - started) * 1000.0)

@@ -18,8 +18,8 @@ from typing import Any, Iterator
 
 import requests
 
+from ..errors import answer_excerpt
 from ..http_deadline import DeadlineExceeded
-from ..redaction import safe_excerpt
 
 __all__ = ["CallLog", "describe_failure", "graphql_error_text"]
 
@@ -50,7 +50,7 @@ def describe_failure(error: BaseException, timeout: float | None = None) -> str:
         return "cannot connect"
     if isinstance(error, KeyError):  # stashapi reading an answer that is not Stash's
         return "the server there does not answer like Stash (is the URL Stash's?)"
-    return safe_excerpt(f"{type(error).__name__}: {error}", 200)
+    return f"{type(error).__name__}: {answer_excerpt(str(error))}"  # a page's first line, masked, never its markup
 
 
 def graphql_error_text(line: str) -> str:

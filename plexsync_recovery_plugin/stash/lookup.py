@@ -23,8 +23,7 @@ from typing import Any, Protocol
 
 import requests
 
-from ..errors import STASH_API_KEY, ConfigurationError
-from ..redaction import safe_excerpt
+from ..errors import STASH_API_KEY, ConfigurationError, answer_excerpt
 from .connection import StashConnection, StashKeyRejected, StashUnavailable
 from .scene_blocks import SceneBlocks
 
@@ -260,5 +259,5 @@ def _describe(error: BaseException) -> str:
         return "Stash answered with an error instead of data (see the stash log)"
     if isinstance(error, StashUnavailable):  # its message says it all, in plain words
         return str(error)
-    return safe_excerpt(f"{type(error).__name__}: {error}", 200)
+    return f"{type(error).__name__}: {answer_excerpt(str(error))}"
 

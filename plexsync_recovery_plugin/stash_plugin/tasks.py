@@ -108,7 +108,11 @@ def open_context(
     try:
         settings = read_settings(stash)
         on_secret(settings.plex_token)
-        plex = PlexConnection(settings.plex_url, settings.plex_token, timeout=PLEX_TIMEOUT)
+        if settings.request_timeout != stash.deadline:  # reconnects with the configured deadline
+            stash.close()
+            stash.deadline = settings.request_timeout
+        deadline = settings.request_timeout
+        plex = PlexConnection(settings.plex_url, settings.plex_token, timeout=min(PLEX_TIMEOUT, deadline), deadline=deadline)
     except ValueError as error:
         stash.close()
         raise SettingsError(f"setting plex_url: {error}") from None

@@ -49,7 +49,7 @@ class StashRequestHandler(QuietRequestHandler):
         else:
             status, payload = stash._execute(body)
             answer = json.dumps(payload, separators=(",", ":")).encode()
-            if stash._trickles(body):
+            if stash.mode == "trickle" and b"findScene" in body:  # a question about scenes, in "trickle" mode
                 self.respond_trickling(status, answer, _JSON, stash.trickle_interval, lambda: stash.mode == "trickle")
             else:
                 self.respond(status, answer, _JSON)

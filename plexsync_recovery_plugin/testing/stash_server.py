@@ -24,15 +24,12 @@ from .loopback_http import LoopbackHTTPService
 from .stash_http import RootFieldMiddleware, StashRequestHandler, credentials_accepted, execute_graphql
 from .stash_scenes import SceneStore, parse_id, parse_id_list
 
-__all__ = ["DATABASE_LOCKED_MESSAGE", "DEFAULT_TRICKLE_INTERVAL", "STASH_MODES", "StashTestServer"]
+__all__ = ["DATABASE_LOCKED_MESSAGE", "STASH_MODES", "StashTestServer"]
 
 LOGGER = logging.getLogger("plexsync_recovery_plugin.testing")
 
 #: Modes :meth:`StashTestServer.set_mode` accepts.
 STASH_MODES = frozenset({"up", "locked", "down", "trickle"})
-
-#: Seconds between two bytes of a ``"trickle"`` answer, unless told otherwise.
-DEFAULT_TRICKLE_INTERVAL = 2.0
 
 #: The error message Stash passes on from SQLite when another writer holds the database.
 DATABASE_LOCKED_MESSAGE = "database is locked"
@@ -53,9 +50,8 @@ class StashTestServer(LoopbackHTTPService):
       field) and ``{"findScene": null}`` for ``findScene``. ``version``, ``configuration``
       and introspection keep working, as they do not touch Stash's database.
     * ``"down"``: not listening (connection refused); open connections are closed.
-    * ``"trickle"``: a request naming ``findScene`` or ``findScenes`` is answered one byte
-      every ``trickle_interval`` seconds (status line and headers included), as a Stash
-      behind a choking link does; other requests are answered normally.
+    * ``"trickle"``: a request naming ``findScene(s)`` is answered one byte every
+      ``trickle_interval`` seconds (headers too); other requests are answered normally.
 
     ``findScenes(scene_ids:)`` / ``findScenes(ids:)`` behave as in real Stash: the whole
     query fails with ``"scene with id N not found"`` if any id is missing, paging is
@@ -114,7 +110,7 @@ class StashTestServer(LoopbackHTTPService):
         }
         self.version = version
         self.strict_ids = strict_ids
-        self.trickle_interval = DEFAULT_TRICKLE_INTERVAL
+        self.trickle_interval = 2.0  # seconds between two bytes of a "trickle" answer
         self._scenes = SceneStore()
         self._settings_lock = threading.Lock()
         self._counts: Counter[str] = Counter()
@@ -269,10 +265,6 @@ class StashTestServer(LoopbackHTTPService):
         if self._mode == "locked" and name in _DATABASE_FIELDS:
             raise GraphQLError(DATABASE_LOCKED_MESSAGE)
 
-    def _trickles(self, body: bytes) -> bool:
-        """Whether this request's answer is sent one byte at a time (``"trickle"`` mode, a database field)."""
-        return self._mode == "trickle" and any(field.encode() in body for field in _DATABASE_FIELDS)
-
     def _authorized(self, api_key: str | None, cookie_header: str | None) -> bool:
         return credentials_accepted(self._api_key, self._session_cookie, api_key, cookie_header)
 
@@ -293,17 +285,12 @@ class StashTestServer(LoopbackHTTPService):
     def resolve_plugin_settings(self, include: list[str] | None) -> dict[str, Any]:
         """``ConfigResult.plugins``: every plugin's settings, or only those of ``include``."""
         with self._settings_lock:
-            return {
-                plugin_id: dict(values)
-                for plugin_id, values in self._plugin_settings.items()
-                if include is None or plugin_id in include
-            }
+            settings = self._plugin_settings.items()
+            return {plugin_id: dict(values) for plugin_id, values in settings if include is None or plugin_id in include}
 
     def resolve_find_scene(self, scene_id: str | None, checksum: str | None) -> dict[str, Any] | None:
         """``Query.findScene``: the scene, or None (the test scenes have no checksums)."""
-        if scene_id is None:
-            return None
-        return self._scenes.get(parse_id(scene_id))
+        return None if scene_id is None else self._scenes.get(parse_id(scene_id))
 
     def resolve_find_scenes(
         self,

@@ -90,3 +90,31 @@ def test_a_refused_session_cookie_names_the_session_not_an_api_key(run_plugin, d
     assert f"Stash at {stash_server.url.rsplit('/', 1)[0]} rejected the Stash session (HTTP 401" in error
     assert "API key" not in error and "reload Stash" in error
     assert "c3RhbGUtc2Vzc2lvbi1jb29raWU=" not in run.stdout + run.stderr
+
+
+def _own_settings(stash_server, **values):
+    stash_server.set_plugin_settings("PlexSyncRecovery", values)
+
+
+def test_the_request_timeout_setting_bounds_a_trickling_stash(run_plugin, data_dir, add_entry, stash_server):
+    write_history(data_dir, OUTAGE)
+    add_entry(1, failed_at=WINDOW_START + 1)
+    _own_settings(stash_server, request_timeout=1)
+    stash_server.trickle_interval = 0.5
+    stash_server.set_mode("trickle")  # its answers about scenes come one byte every 0.5 s
+
+    run = run_plugin(mode="recover_last_outage")
+
+    assert run.code == 1 and run.answer["error"], run.stderr  # the task fails: its window is left pending
+    assert any("no complete answer within 1 s" in line for line in run.texts())
+    assert PendingWindows(data_dir).windows() == [(WINDOW_START, WINDOW_END)] and drain(data_dir) == []
+
+
+def test_a_bad_request_timeout_setting_is_named(run_plugin, data_dir, stash_server):
+    write_history(data_dir, OUTAGE)
+    _own_settings(stash_server, request_timeout=-5)
+
+    run = run_plugin(mode="recover_last_outage")
+
+    assert run.code == 1
+    assert run.answer["error"].startswith("setting request_timeout (Request timeout) must be a positive number")
