@@ -10,6 +10,7 @@ import requests
 
 from plexsync_recovery_plugin import RecoveryPlugin
 from plexsync_recovery_plugin.http_deadline import DeadlineExceeded, apply_deadline
+from plexsync_recovery_plugin.plex.exceptions import PlexTemporaryError
 from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.stash.connection import StashConnection
 from plexsync_recovery_plugin.sync_queue.recovery_lock import recovery_lock
@@ -71,3 +72,15 @@ def test_the_deadline_covers_the_whole_answer_not_each_read(trickling_stash):
 def test_a_deadline_must_be_positive():
     with pytest.raises(ValueError, match="positive number of seconds"):
         apply_deadline(requests.Session(), 0)
+
+
+def test_a_plex_request_keeps_to_the_deadline_whatever_its_per_read_timeout():
+    with PlexTestServer(token="plex-deadline-token", initial_mode="slow", delay=3.0) as plex_server:
+        plex = PlexConnection(plex_server.url, plex_server.token, timeout=5.0, deadline=DEADLINE)
+        started = time.monotonic()
+        try:
+            with pytest.raises(PlexTemporaryError, match=f"within {DEADLINE:g} s"):
+                plex.query("/identity")
+        finally:
+            plex.close()
+    assert time.monotonic() - started < DEADLINE + 1.0  # not the 3 s the server takes, nor the 5 s a read may
