@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .errors import ConfigurationError
     from .plex.exceptions import (
         PlexAuthError,
         PlexError,
@@ -78,6 +79,7 @@ _EXPORTS = {
     ),
     **dict.fromkeys(("enqueue", "get_queued_scene_ids", "open_queue"), ".sync_queue.operations"),
     "OutageHistory": ".worker.outage_history",
+    "ConfigurationError": ".errors",
 }
 
 __all__ = sorted(_EXPORTS)

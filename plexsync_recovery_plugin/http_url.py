@@ -1,10 +1,18 @@
-"""Checking the Plex and Stash URLs a user configures, once, before anything connects."""
+"""Checking the Plex and Stash URLs a user configures, once, before anything connects; how long a request may take.
+
+Kept free of ``requests`` so that the command line can name the default without loading it.
+"""
 
 from __future__ import annotations
 
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["split_http_url"]
+__all__ = ["DEFAULT_REQUEST_DEADLINE", "split_http_url"]
+
+#: Seconds a whole Plex or Stash request may take, answer included, unless configured (see
+#: ``http_deadline``). Far above a healthy answer (Stash's largest, a thousand scene ids, takes
+#: well under a second) and well under what would leave a recovery holding its lock for minutes.
+DEFAULT_REQUEST_DEADLINE = 30.0
 
 
 def split_http_url(url: str, what: str, example: str) -> SplitResult:

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
 
 from .events import Event, describe
-from .redaction import MIN_SECRET_LENGTH, register_secret
+from .redaction import MIN_SECRET_LENGTH, register_secret, register_url
 
 __all__ = ["EXTRA_HINT", "NOTIFIED_EVENTS", "NotifyError", "Notifier", "register_url_secrets"]
 
@@ -64,6 +64,7 @@ def register_url_secrets(url: str, service: Any = None) -> None:
             hidden, shown = service.url(privacy=True), service.url(privacy=False)
         except Exception:  # an Apprise plugin that cannot print itself: the whole URL is still masked
             pass
+    register_url(url)  # its password, whatever its length, masked by its place in any URL
     for part in _secret_parts(url, hidden, shown):
         register_secret(part, "notification URL secret")
 

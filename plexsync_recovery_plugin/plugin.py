@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import ConfigurationError, explain
 from .events import iso_time
 from .signals import outage_ended, recovery_completed, recovery_failed, recovery_progress, send_isolated
 from .sync_queue import dlq_recovery
@@ -23,7 +24,7 @@ from .sync_queue.dlq_window import DlqWindow, validate_window, whole_seconds
 from .sync_queue.operations import QUEUE_DIR_NAME, open_queue
 from .sync_queue.pending_windows import PendingWindows
 from .sync_queue.recovery_collaborators import default_collaborators
-from .sync_queue.recovery_lock import recovery_lock
+from .sync_queue.recovery_lock import DEFAULT_LOCK_WAIT, RecoveryLockBusy, recovery_lock
 from .sync_queue.recovery_result import EntryOutcome, Observer
 
 __all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]
@@ -73,6 +74,8 @@ class RecoveryPlugin:
         include_optional: Also recover ``PlexTemporaryError`` and ``PlexNotFound`` entries.
         collaborators: ``factory(queue_path, queue, stash, dry_run=...)`` giving each run its
             gates and writer; ``default_collaborators`` (batched) when omitted.
+        lock_wait: Most seconds a run waits for another recovery to let ``recovery.lock`` go
+            (None: no limit); a run that gives up keeps its window pending.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class RecoveryPlugin:
         *,
         include_optional: bool = False,
         collaborators: CollaboratorFactory = default_collaborators,
+        lock_wait: float | None = DEFAULT_LOCK_WAIT,
     ) -> None:
         self.dlq = dlq
         self.queue = queue
@@ -93,9 +97,11 @@ class RecoveryPlugin:
         self.data_dir = Path(data_dir)
         self.include_optional = include_optional
         self.collaborators = collaborators
+        self.lock_wait = lock_wait
         self.queue_path = str(queue.path) if queue is not None else str(self.data_dir / QUEUE_DIR_NAME)
         self._owns_queue = False
         self._connected = False
+        self._refusal: str | None = None  # the configuration error last logged: a repeat is not
 
     def close(self) -> None:
         """Close the queue if the plugin opened it."""
@@ -158,6 +164,7 @@ class RecoveryPlugin:
         Raises:
             ValueError: The window makes no sense (the message names the bad value).
             sqlite3.Error: The DLQ or the queue file cannot be read.
+            ConfigurationError: Plex refused the token, or Stash the API key or session.
         """
         window = whole_seconds(*validate_window(start, end))
         rows: list[EntryOutcome] = []
@@ -181,7 +188,8 @@ class RecoveryPlugin:
         The window is widened to whole seconds (the DLQ's timestamps are whole seconds),
         saved as pending first and merged with any pending window it touches, so a run that
         is deferred or interrupted is retried later. ``again`` ignores the ledger for the
-        run that covers this window.
+        run that covers this window. A refused credential (``ConfigurationError``) is the run's
+        error and stops the runs; the windows stay pending for the run once it is fixed.
 
         Returns:
             Every run made, the one covering this window included; a bad window gives one
@@ -224,18 +232,26 @@ class RecoveryPlugin:
             return received if start <= new_window[0] and new_window[1] <= end else None
 
         try:
-            with recovery_lock(self.data_dir):
+            with recovery_lock(self.data_dir, self.lock_wait):
                 pending = PendingWindows(self.data_dir)
                 if new_window is not None:
                     pending.add(*new_window)
                 for start, end in pending.windows():
                     forced = again and new_window is not None and start <= new_window[0] and new_window[1] <= end
                     runs.append(self._run_one(pending, start, end, again=forced, received=asked(start, end)))
-        except Exception as error:  # the state file or the lock itself failed
+                    if isinstance(runs[-1].error, ConfigurationError):
+                        break  # every other window would fail the same way: they stay pending
+        except Exception as error:  # the state file or the lock itself failed, or another recovery holds it
+            if isinstance(error, RecoveryLockBusy) and new_window is not None:
+                try:  # safe unlocked: adding merges rows; a holder's remove missing one only means a no-op retry
+                    PendingWindows(self.data_dir).add(*new_window)
+                except Exception as failure:
+                    logger.error("the window could not be kept pending: %s", failure)
             window = new_window or (None, None)
             runs.append(Run(window[0], window[1], error=error))
         for run in runs:
             if run.result is not None:
+                self._refusal = None
                 send_isolated(recovery_completed, self, result=run.result, start=run.start, end=run.end,
                               received=asked(run.start, run.end))
             else:
@@ -289,7 +305,12 @@ class RecoveryPlugin:
         return send
 
     def _announce_failure(self, error: BaseException, start: Any, end: Any, received: Window | None = None) -> None:
-        logger.error("recovery of outage window %s..%s failed: %s", iso_time(start), iso_time(end), error)
+        text, level = str(error), logging.ERROR
+        if isinstance(error, ConfigurationError):  # logged once until it changes (the daemon retries)
+            text = explain(error)
+            level = logging.DEBUG if text == self._refusal else logging.ERROR
+            self._refusal, error.logged = text, True
+        logger.log(level, "recovery of outage window %s..%s failed: %s", iso_time(start), iso_time(end), text)
         logger.debug("recovery failure detail", exc_info=error)
         send_isolated(recovery_failed, self, error=error, start=start, end=end, received=received)
 

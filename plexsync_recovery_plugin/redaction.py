@@ -1,4 +1,4 @@
-"""Secrets out of everything the package writes: the Plex token and the Stash API key, in any form.
+"""Secrets out of everything the package writes: the Plex token, the Stash API key, URL passwords, in any form.
 
 A secret becomes known when a ``PlexConnection`` or ``StashConnection`` is created (and when
 the command line resolves its settings): ``register_secret`` adds it to ``REDACTOR`` and
@@ -12,6 +12,11 @@ A secret is matched in every form it takes in text (raw, ``repr``-escaped, JSON-
 URL-encoded with ``%XX`` or ``+``), and only as a whole occurrence: never inside a longer
 word, so masking never rewrites anything else. A secret shorter than
 ``MIN_SECRET_LENGTH`` cannot be told from ordinary text and is not matched at all.
+
+Text is masked before it is cut: ``safe_excerpt``, the one way to shorten a text, masks,
+cuts, then masks any ``MIN_SECRET_LENGTH``-character piece of a secret that survived (a text
+stored already cut). A URL's password (``http://admin:pw@host``) is a secret whatever its
+length: ``register_url`` makes every masked text show ``http://admin:***@host``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ __all__ = [
     "clean_secret",
     "redact_record",
     "register_secret",
+    "register_url",
+    "safe_excerpt",
     "secret_forms",
+    "url_for_display",
 ]
 
 MASK = "***"
@@ -52,6 +60,13 @@ _BEFORE = (
 )
 _AFTER = rf"(?![{_WORD}])"
 _ESCAPED_PERCENT_HEX = re.compile(r"%([0-9A-F]{2})")
+# The password of a URL: ``scheme://user:password@``; the user part stays visible.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P<password>[^/\s@]+)(?=@)")
+
+
+def url_for_display(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (``http://admin:***@host``)."""
+    return _URL_PASSWORD.sub(lambda match: match[0] if set(match["password"]) == {"*"} else match["head"] + MASK, url)
 
 
 def clean_secret(value: str | None) -> str | None:
@@ -95,6 +110,8 @@ class SecretRedactor:
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._pieces: frozenset[str] = frozenset()
+        self._url_passwords = False
         self._lock = threading.Lock()
         self.add(*secrets)
 
@@ -102,7 +119,7 @@ class SecretRedactor:
         return f"SecretRedactor({len(self._secrets)} secrets)"
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return self._pattern is not None or self._url_passwords
 
     def add(self, *secrets: str | None) -> None:
         """Remember more secrets (stripped); empty ones and ones under ``MIN_SECRET_LENGTH`` are ignored."""
@@ -115,16 +132,52 @@ class SecretRedactor:
             # Longest first: a secret inside a longer one (or a longer form) must not leave a tail.
             ordered = sorted(forms, key=lambda form: (-len(form), form))
             self._pattern = re.compile("|".join(_form_pattern(form) for form in ordered))
+            size = MIN_SECRET_LENGTH  # every piece of that size of every form: what ``mask_pieces`` looks for
+            self._pieces = frozenset(form[i : i + size] for form in forms for i in range(len(form) - size + 1))
+
+    def add_url(self, url: str | None) -> None:
+        """Remember the password of ``url`` (if it has one) and mask every URL's password from now on."""
+        match = _URL_PASSWORD.search(url or "")
+        if match is not None:
+            self.add(match["password"])
+            self._url_passwords = True
 
     def contains(self, text: str) -> bool:
         """Whether ``text`` holds a secret."""
         pattern = self._pattern
+        if self._url_passwords and _URL_PASSWORD.search(text) is not None:
+            return True
         return pattern is not None and pattern.search(text) is not None
 
     def __call__(self, text: str) -> str:
         """Return ``text`` with every secret masked."""
         pattern = self._pattern
+        if self._url_passwords and "://" in text:
+            text = url_for_display(text)
         return text if pattern is None else pattern.sub(MASK, text)
+
+    def mask_pieces(self, text: str) -> str:
+        """Mask each run of ``MIN_SECRET_LENGTH``-character pieces of a secret: what a cut left of one.
+
+        A run that is a whole secret is left alone: ``__call__`` masked every whole occurrence,
+        so one still there is inside a longer word (another word).
+        """
+        size, spans = MIN_SECRET_LENGTH, list[list[int]]()  # [low, high) runs of overlapping or touching pieces
+        for index in range(len(text) - size + 1):
+            if text[index : index + size] in self._pieces:
+                if spans and index <= spans[-1][1]:
+                    spans[-1][1] = index + size
+                else:
+                    spans.append([index, index + size])
+        for low, high in reversed(spans):
+            if text[low:high] not in self._secrets:
+                text = text[:low] + MASK + text[high:]
+        return text
+
+    def excerpt(self, text: str, limit: int) -> str:
+        """``text`` masked, then cut to ``limit`` characters (ending in ``...``), then any piece of a secret masked."""
+        masked = self(text)
+        return self.mask_pieces(masked) if len(masked) <= limit else self.mask_pieces(masked[: max(0, limit - 3)]) + "..."
 
     def redact_data(self, value: Any) -> Any:
         """Return a copy of JSON-like data with every string (keys too) masked."""
@@ -207,6 +260,18 @@ def _install_record_factory() -> None:
         current = logging.getLogRecordFactory()
         if not getattr(current, "plexsync_redacting", False):
             logging.setLogRecordFactory(_redacting_factory(current))
+
+
+def safe_excerpt(text: str, limit: int) -> str:
+    """The one way to shorten a text (an error, a server's answer) to ``limit`` characters: mask, cut, mask the rest."""
+    return REDACTOR.excerpt(text, limit)
+
+
+def register_url(url: str | None) -> None:
+    """Mask the password written in ``url`` (``http://admin:pw@host``), and every URL's, in everything written."""
+    if url and _URL_PASSWORD.search(url) is not None:
+        REDACTOR.add_url(url)
+        _install_record_factory()
 
 
 def register_secret(secret: str | None, what: str = "secret") -> None:

@@ -159,3 +159,24 @@ def test_records_without_a_secret_are_not_rewritten():
     untouched, masked = records
     assert (untouched.msg, untouched.args) == ("recovered %d of %d", (3, 4))
     assert (masked.msg, masked.args) == (f"key is {MASK}", None)
+
+
+def test_an_excerpt_is_masked_before_it_is_cut_and_keeps_no_piece_of_a_secret():
+    redactor = SecretRedactor(["abcdefghijklmnopqrst"])
+    text = "x" * 29 + " abcdefghijklmnopqrst tail"
+    for limit in range(20, 60):
+        kept = redactor.excerpt(text, limit)
+        assert len(kept) <= limit
+        assert not any("abcdefghijklmnopqrst"[i : i + 8] in kept for i in range(13)), (limit, kept)
+    # A message someone else already cut: the piece that survived is masked too; a whole one inside a word is not.
+    assert redactor.excerpt("token=abcdefghijklmnopqrs", 80) == "token=***"
+    assert redactor.excerpt("xabcdefghijklmnopqrstx", 80) == "xabcdefghijklmnopqrstx"
+
+
+def test_a_password_written_in_a_url_is_masked_whatever_its_length():
+    redactor = SecretRedactor()
+    redactor.add_url("http://admin:pw@plex:32400")
+    assert redactor("see http://admin:pw@plex:32400/x and apprise://u:other@h") == (
+        "see http://admin:***@plex:32400/x and apprise://u:***@h"
+    )
+    assert redactor("http://plex:32400/ has no password") == "http://plex:32400/ has no password"

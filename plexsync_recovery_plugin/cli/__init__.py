@@ -26,6 +26,7 @@ import traceback
 from typing import NoReturn, Sequence
 
 from .. import __version__
+from ..errors import CLI, ConfigurationError, explain, set_door
 from ..redaction import REDACTOR
 from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, stash_plugin_cmd, subscribers_cmd, watch_cmd
 from .extras import missing_extra
@@ -90,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments after the program name; ``sys.argv[1:]`` when None.
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
+    set_door(CLI)  # the library's own lines name the flags and variables to fix
     redactor = REDACTOR
     redactor.add(*early_secrets(arguments, os.environ))  # quietly ignores values too short to mask
     out = Output(redactor, json_mode="--json" in arguments)  # so that even a parse error is JSON
@@ -115,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         out.error(str(error))
         return error.exit_code
+    except ConfigurationError as error:  # a refused token or key: the one model, the CLI's advice
+        out.error(explain(error, CLI))
+        return 2
     except KeyboardInterrupt:
         out.error("interrupted")
         return 130

@@ -10,25 +10,26 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .errors import CliError, UsageError
+from .errors import CliError
 
 __all__ = ["open_dlq", "open_job_queue", "require_stash_key_accepted"]
 
 
 def require_stash_key_accepted(stash: Any) -> None:
-    """Connect to Stash now, so that a rejected API key is a configuration error (exit 2).
+    """Connect to Stash now, so that a rejected API key stops the command before any run (exit 2).
 
     A Stash that cannot be reached is left for the run to report (its entries are deferred).
 
     Raises:
-        UsageError: Stash answered 401/403; the message names the key's flag and variable.
+        StashKeyRejected: Stash answered 401/403 (a ``ConfigurationError``: ``main`` names the
+            key's flag and variable).
     """
     from ..stash.connection import StashKeyRejected, StashUnavailable
 
     try:
         stash.client()
-    except StashKeyRejected as error:
-        raise UsageError(f"{error}: check --stash-api-key / STASH_API_KEY") from None
+    except StashKeyRejected:
+        raise
     except StashUnavailable:
         pass
 

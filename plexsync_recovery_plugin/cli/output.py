@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, TextIO
 
-from ..redaction import REDACTOR, SecretRedactor
+from ..redaction import REDACTOR, SecretRedactor, safe_excerpt
 
 if TYPE_CHECKING:
     from ..sync_queue.recovery_result import RecoveryResult
@@ -111,9 +111,8 @@ def one_line(text: str) -> str:
 
 
 def truncate(text: str | None, limit: int = 60) -> str:
-    """One line of at most ``limit`` characters, ending in ``...`` when cut."""
-    flat = one_line(text or "")
-    return flat if len(flat) <= limit else flat[: max(0, limit - 3)] + "..."
+    """One line of at most ``limit`` characters, ending in ``...`` when cut; secrets masked before the cut."""
+    return safe_excerpt(one_line(text or ""), limit)
 
 
 class Output:

@@ -6,21 +6,22 @@ command stops at once (exit 2) with one line that names where the token comes fr
 
 from __future__ import annotations
 
-from ..plex.health import PLEX_TOKEN_REJECTED, probe_plex
-from .errors import UsageError
+from ..errors import CLI, PLEX_TOKEN, hint
+from ..plex.health import PLEX_TOKEN_REJECTED, probe_plex, token_rejection
 from .settings import Settings
 
 __all__ = ["TOKEN_HINT", "refuse_rejected_plex_token"]
 
 #: Where the CLI takes the Plex token from.
-TOKEN_HINT = "set a valid Plex token with PLEX_TOKEN or --plex-token"
+TOKEN_HINT = hint(PLEX_TOKEN, CLI)
 
 
 def refuse_rejected_plex_token(settings: Settings, timeout: float = 5.0) -> None:
     """Probe Plex once; a Plex that is down passes (recovery defers), a rejected token does not.
 
     Raises:
-        UsageError: Plex answered 401/403 to the configured token (or to none).
+        ConfigurationError: Plex answered 401/403 to the configured token (or to none); ``main``
+            prints it with ``TOKEN_HINT`` and exits 2.
     """
     plex = settings.plex_connection(timeout=timeout)
     try:
@@ -29,5 +30,4 @@ def refuse_rejected_plex_token(settings: Settings, timeout: float = 5.0) -> None
         plex.close()
     if probe.state != PLEX_TOKEN_REJECTED:
         return
-    given = "no token was given" if not settings.plex_token else "it rejected the token"
-    raise UsageError(f"Plex at {settings.plex_url} answered 401/403: {given}; {TOKEN_HINT}")
+    raise token_rejection(plex)

@@ -15,10 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ..errors import ConfigurationError
 from ..events import iso_time, window_fields
+from ..sync_queue.recovery_lock import CLI_LOCK_WAIT
 from ..sync_queue.recovery_result import OUTCOME_LABELS, outcome_word, plural
 from .errors import CliError, UsageError
 from .listeners import add_listener_arguments, listeners
+from .number_args import positive_seconds
 from .open_objects import open_dlq, require_stash_key_accepted
 from .output import Output, count_rows, format_time, truncate
 from .plex_token import refuse_rejected_plex_token
@@ -66,6 +69,14 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="also redrive entries an earlier recovery already redrove, if no live job covers their scene"
         " (after PlexSync's queue was cleared by hand); combine with --dry-run to preview",
     )
+    parser.add_argument(
+        "--lock-wait",
+        type=positive_seconds,
+        default=CLI_LOCK_WAIT,
+        metavar="SECONDS",
+        help=f"most seconds to wait while another recovery runs (default {CLI_LOCK_WAIT:g}); the window then"
+        " stays pending",
+    )
     add_listener_arguments(parser)
     add_common_arguments(parser)
     parser.set_defaults(func=run)
@@ -91,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_rejected_plex_token(settings)
         if args.dry_run:
             return _dry_run(settings, out, data_dir, start, end, again=args.again)
-        return _recover(settings, out, data_dir, start, end, again=args.again)
+        return _recover(settings, out, data_dir, start, end, again=args.again, lock_wait=args.lock_wait)
 
 
 def last_closed_outage(data_dir: Path) -> tuple[float, float] | None:
@@ -123,13 +134,15 @@ def _nothing_to_do(out: Output, start: float | None, end: float | None, why: str
 
 
 @contextmanager
-def _plugin(settings: Settings, data_dir: Path) -> Iterator["RecoveryPlugin"]:
+def _plugin(settings: Settings, data_dir: Path, lock_wait: float = CLI_LOCK_WAIT) -> Iterator["RecoveryPlugin"]:
     """The recovery API over ``data_dir``, with the CLI's clients; the queue opens only for a real run."""
     from ..plugin import RecoveryPlugin
 
     plex = settings.plex_connection()
     stash = settings.stash_connection()
-    plugin = RecoveryPlugin(open_dlq(data_dir), None, stash, plex, data_dir, include_optional=settings.include_optional)
+    plugin = RecoveryPlugin(
+        open_dlq(data_dir), None, stash, plex, data_dir, include_optional=settings.include_optional, lock_wait=lock_wait
+    )
     try:
         yield plugin
     finally:
@@ -138,13 +151,17 @@ def _plugin(settings: Settings, data_dir: Path) -> Iterator["RecoveryPlugin"]:
         stash.close()
 
 
-def _recover(settings: Settings, out: Output, data_dir: Path, start: float, end: float, *, again: bool) -> int:
-    with _plugin(settings, data_dir) as plugin:
+def _recover(
+    settings: Settings, out: Output, data_dir: Path, start: float, end: float, *, again: bool, lock_wait: float
+) -> int:
+    with _plugin(settings, data_dir, lock_wait) as plugin:
         require_stash_key_accepted(plugin.stash)
         runs = plugin.recover(start, end, again=again)
         pending = plugin.pending_windows()
     covering = _covering_run(runs, start, end)
     if covering.result is None:
+        if isinstance(covering.error, ConfigurationError):
+            raise covering.error  # exit 2, the same words as before the run
         raise CliError(f"recovery of {_span(start, end)} failed: {covering.error}")
     result = covering.result
     others = [run for run in runs if run is not covering and run.result is not None]

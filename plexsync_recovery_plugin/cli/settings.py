@@ -4,7 +4,8 @@ The shared flags (``--data-dir``, ``--plex-url`` ...) are accepted both before a
 subcommand; every one of them is added with ``default=SUPPRESS`` so that a flag given
 before the subcommand is not overwritten by the subparser's default. ``resolve`` then
 fills the gaps from the environment. Secrets (token, API key) are stripped of surrounding
-whitespace, refused when too short to be real, and registered for masking. ``Settings`` also
+whitespace, refused when too short to be real, and registered for masking, as are the
+passwords written in the Plex and Stash URLs. ``Settings`` also
 builds the lazy Plex and Stash connections the commands use, failing with one clear
 ``UsageError`` that names the bad value.
 
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Mapping
 
-from ..redaction import clean_secret
+from ..http_url import DEFAULT_REQUEST_DEADLINE
+from ..redaction import clean_secret, register_url
 from .errors import CliError, UsageError
 from .help_text import SelectedFlags
 from .number_args import non_negative_int, positive_int, positive_seconds
@@ -61,6 +63,7 @@ ENVIRONMENT = {
     "plex_token": "PLEX_TOKEN",
     "stash_url": "STASH_URL",
     "stash_api_key": "STASH_API_KEY",
+    "request_timeout": "PLEXSYNC_REQUEST_TIMEOUT",
 }
 
 #: Settings attribute -> what the secret is, in messages.
@@ -86,6 +89,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, only: Collection[str] 
     )
     group.add_argument("--stash-api-key", metavar="KEY", default=quiet, help="Stash API key (env STASH_API_KEY)")
     group.add_argument(
+        "--request-timeout",
+        metavar="SECONDS",
+        type=positive_seconds,
+        default=quiet,
+        help="most seconds one Plex or Stash request may take, whole answer included"
+        f" (env PLEXSYNC_REQUEST_TIMEOUT; default {DEFAULT_REQUEST_DEADLINE:g})",
+    )
+    group.add_argument(
         "--include-optional",
         action="store_true",
         default=quiet,
@@ -107,6 +118,7 @@ class Settings:
         stash_url: Stash URL.
         stash_api_key: Stash API key, or None.
         include_optional: Also recover the optional error types.
+        request_timeout: Overall deadline of one Plex or Stash request, in seconds.
         json: Print JSON instead of tables.
         verbose: Log at DEBUG and show tracebacks of unexpected errors.
         quiet: Log errors only.
@@ -118,6 +130,7 @@ class Settings:
     stash_url: str = DEFAULT_STASH_URL
     stash_api_key: str | None = None
     include_optional: bool = False
+    request_timeout: float = DEFAULT_REQUEST_DEADLINE
     json: bool = False
     verbose: bool = False
     quiet: bool = False
@@ -161,7 +174,9 @@ class Settings:
         from ..plex.health import PlexConnection
 
         try:
-            return PlexConnection(self.plex_url, self.plex_token, timeout=timeout)
+            return PlexConnection(
+                self.plex_url, self.plex_token, timeout=min(timeout, self.request_timeout), deadline=self.request_timeout
+            )
         except ValueError as error:
             raise UsageError(str(error)) from None
 
@@ -174,7 +189,9 @@ class Settings:
         from ..stash.connection import StashConnection
 
         try:
-            return StashConnection(self.stash_url, self.stash_api_key, timeout=timeout)
+            return StashConnection(
+                self.stash_url, self.stash_api_key, timeout=min(timeout, self.request_timeout), deadline=self.request_timeout
+            )
         except ValueError as error:
             raise UsageError(str(error)) from None
 
@@ -203,6 +220,14 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
             raise UsageError(str(error)) from None
 
     data_dir = pick("data_dir", None) or _plexsync_default_data_dir()
+    for url_name in ("plex_url", "stash_url"):  # a password written in a URL is a secret too
+        register_url(pick(url_name, None))
+    request_timeout = getattr(args, "request_timeout", None)
+    if request_timeout is None and env.get(ENVIRONMENT["request_timeout"]):
+        try:
+            request_timeout = positive_seconds(env[ENVIRONMENT["request_timeout"]])
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f"{ENVIRONMENT['request_timeout']}: {error}") from None
     return Settings(
         data_dir=Path(data_dir).expanduser() if data_dir else None,
         plex_url=pick("plex_url", DEFAULT_PLEX_URL) or DEFAULT_PLEX_URL,
@@ -210,6 +235,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         stash_url=pick("stash_url", DEFAULT_STASH_URL) or DEFAULT_STASH_URL,
         stash_api_key=secret("stash_api_key"),
         include_optional=bool(getattr(args, "include_optional", False)),
+        request_timeout=request_timeout or DEFAULT_REQUEST_DEADLINE,
         json=bool(getattr(args, "json", False)),
         verbose=bool(getattr(args, "verbose", False)),
         quiet=bool(getattr(args, "quiet", False)),

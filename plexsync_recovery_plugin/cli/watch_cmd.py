@@ -159,7 +159,7 @@ def run(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | None = No
     plex = settings.plex_connection(timeout=probe_timeout)
     stash = settings.stash_connection()
     queues: list[Any] = []
-    opener = _plugin_opener(settings, data_dir, plex, stash, queues)
+    opener = _plugin_opener(settings, data_dir, plex, stash, queues, lock_wait=watch_settings.interval)
     stop = SignalSafeEvent()
     received: list[int] = []
     previous = _install_handlers(stop, received)
@@ -211,8 +211,14 @@ def _dlq_path(data_dir: Path) -> Path:
     return data_dir / DLQ_FILE_NAME
 
 
-def _plugin_opener(settings: Settings, data_dir: Path, plex: Any, stash: Any, queues: list[Any]) -> Any:
-    """A function that opens the DLQ, the job queue and the plugin, refusing while ``dlq.db`` is missing."""
+def _plugin_opener(
+    settings: Settings, data_dir: Path, plex: Any, stash: Any, queues: list[Any], *, lock_wait: float
+) -> Any:
+    """A function that opens the DLQ, the job queue and the plugin, refusing while ``dlq.db`` is missing.
+
+    The plugin waits at most ``lock_wait`` (a tick) for another recovery's lock: a window it
+    cannot run then stays pending and is retried on a later tick.
+    """
     from ..plugin import RecoveryPlugin
     from ..sync_queue.dlq import DlqUnavailable
 
@@ -223,6 +229,8 @@ def _plugin_opener(settings: Settings, data_dir: Path, plex: Any, stash: Any, qu
         dlq = open_dlq(data_dir)
         queue = open_job_queue(data_dir)
         queues.append(queue)
-        return RecoveryPlugin(dlq, queue, stash, plex, data_dir, include_optional=settings.include_optional)
+        return RecoveryPlugin(
+            dlq, queue, stash, plex, data_dir, include_optional=settings.include_optional, lock_wait=lock_wait
+        )
 
     return open_plugin

@@ -11,7 +11,12 @@ lazy build (``PlexConnection.query``, or the ``.server`` property of PlexSync's 
 wrapper) and so sees the 401.
 
 ``plexapi.server.PlexServer`` talks to the server in its constructor, so it cannot be built
-while Plex is down. ``PlexConnection`` builds it on first use and again after any failure.
+while Plex is down. ``PlexConnection`` builds it on first use and again after any failure;
+every request it makes has an overall deadline (``http_deadline``).
+
+``check_plex_health`` is the seed's gate and never raises; ``plex_gate`` is the gate
+``RecoveryPlugin`` runs: the same answer, except that a refused token raises the
+``ConfigurationError`` that stops the run (see ``errors``), since waiting cannot fix it.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from ..errors import ConfigurationError, answer_excerpt, plex_token_rejected
+from ..http_deadline import DEFAULT_REQUEST_DEADLINE, apply_deadline
 from ..http_url import split_http_url
-from ..redaction import clean_secret, register_secret
+from ..redaction import clean_secret, register_secret, register_url, url_for_display
 from .exceptions import PlexAuthError, PlexPermissionError, translate_plex_error
 
 __all__ = [
@@ -35,7 +42,9 @@ __all__ = [
     "PlexProbe",
     "SupportsQuery",
     "check_plex_health",
+    "plex_gate",
     "probe_plex",
+    "token_rejection",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,9 +57,6 @@ PLEX_UP = "up"
 PLEX_DOWN = "down"
 #: Plex answered, but refused the token (401, or 403): fixing the token is the cure, not waiting.
 PLEX_TOKEN_REJECTED = "token_rejected"
-
-# Longest detail kept from an error message (it is logged; the rest is noise).
-_DETAIL_LENGTH = 200
 
 
 class SupportsQuery(Protocol):
@@ -108,8 +114,7 @@ def probe_plex(plex_client: Any, timeout: float = 5.0) -> PlexProbe:
     except Exception as error:
         translated = translate_plex_error(error)
         rejected = isinstance(translated, (PlexAuthError, PlexPermissionError))
-        first_line = (str(translated).splitlines() or [""])[0][:_DETAIL_LENGTH]
-        detail = f"{type(translated).__name__}: {first_line}"
+        detail = f"{type(translated).__name__}: {answer_excerpt(str(translated))}"  # masked, then cut
         logger.debug("Plex probe: %s", detail)
         return PlexProbe(PLEX_TOKEN_REJECTED if rejected else PLEX_DOWN, 0.0, detail)
     return PlexProbe(PLEX_UP, (time.perf_counter() - started) * 1000.0)
@@ -133,12 +138,42 @@ def check_plex_health(plex_client: Any, timeout: float = 5.0) -> tuple[bool, flo
     return probe.healthy, probe.latency_ms
 
 
+def token_rejection(plex_client: Any, probe: PlexProbe | None = None) -> ConfigurationError:
+    """The ``ConfigurationError`` for a token ``plex_client``'s Plex refused (or for none given)."""
+    url = getattr(plex_client, "baseurl", None) or getattr(plex_client, "_baseurl", None) or "the configured URL"
+    given = getattr(plex_client, "token_given", None)
+    if given is None:
+        given = bool(getattr(plex_client, "_token", None) or getattr(getattr(plex_client, "server", None), "_token", None))
+    error = plex_token_rejected(str(url), bool(given))
+    if probe is not None:
+        logger.debug("Plex refused the token: %s", probe.detail)
+    return error
+
+
+def plex_gate(plex_client: Any, timeout: float = 5.0) -> tuple[bool, float]:
+    """``check_plex_health``, except that a refused token stops the run: the gate ``RecoveryPlugin`` uses.
+
+    Returns:
+        ``(True, latency_ms)`` when Plex answered, ``(False, 0.0)`` when it is down.
+
+    Raises:
+        ConfigurationError: Plex answered 401/403 to the token (or to none).
+    """
+    probe = probe_plex(plex_client, timeout)
+    if probe.state == PLEX_TOKEN_REJECTED:
+        raise token_rejection(plex_client, probe)
+    if not probe.healthy:
+        logger.info("Plex health check failed: %s", probe.detail.split(":", 1)[0])
+    return probe.healthy, probe.latency_ms
+
+
 class PlexConnection:
     """A Plex client built lazily and rebuilt after any failure.
 
-    Failures are raised as the project's ``PlexError`` types. The token is stripped of
-    surrounding whitespace, never part of ``repr``, and masked in every log record of the
-    package (see ``redaction``).
+    Failures are raised as the project's ``PlexError`` types. The token (and a password in
+    the URL) is stripped of surrounding whitespace, never part of ``repr``, and masked in
+    every log record of the package (see ``redaction``). ``timeout`` bounds each wait for
+    Plex; ``deadline`` bounds a whole request, connecting and reading the answer included.
     """
 
     def __init__(
@@ -148,22 +183,30 @@ class PlexConnection:
         *,
         timeout: float = 5.0,
         factory: Callable[..., Any] | None = None,
+        deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
         """
         Raises:
             ValueError: ``baseurl`` is not an http(s) URL with a host and a valid port.
         """
+        register_url(baseurl)
         split_http_url(baseurl, "Plex", "http://host:32400")
         self.baseurl = baseurl.rstrip("/")
         self._token = clean_secret(token)
         register_secret(self._token, "Plex token")
         self.timeout = timeout
+        self.deadline = deadline
         self._factory = factory
         self._server: Any = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"PlexConnection({self.baseurl!r})"
+        return f"PlexConnection({url_for_display(self.baseurl)!r})"
+
+    @property
+    def token_given(self) -> bool:
+        """Whether a token is configured (Plex's refusal then means a wrong one, not a missing one)."""
+        return self._token is not None
 
     def _connect(self) -> Any:
         if self._factory is not None:
@@ -171,7 +214,7 @@ class PlexConnection:
         import requests
         from plexapi.server import PlexServer
 
-        session = requests.Session()  # ours, so that it can be closed (PlexServer never closes its own)
+        session = apply_deadline(requests.Session(), self.deadline)  # ours: closed by close(), bounded per request
         try:
             return PlexServer(self.baseurl, self._token, session=session, timeout=self.timeout)  # type: ignore[no-untyped-call]
         except BaseException:

@@ -1,12 +1,15 @@
 """A ``stashapi`` client that connects lazily, times out, and logs through ``logging``.
 
 ``StashInterface`` talks to Stash in its constructor (version, API key, schema introspection)
-and sets no HTTP timeout, so it is built on first use, every request gets a timeout, and a
-failed connection is retried on the next call instead of failing the whole process.
+and sets no HTTP timeout, so it is built on first use, every request gets a timeout per wait
+and an overall deadline (``http_deadline``), and a failed connection is retried on the next
+call instead of failing the whole process.
 
-A rejected API key is told apart from a Stash that cannot answer: every response passes
+A refused credential is told apart from a Stash that cannot answer: every response passes
 through the connection's session, and a 401 or 403 raises ``StashKeyRejected`` there, before
-``stashapi`` turns it into a bare ``Exception`` (its constructor) or an empty answer.
+``stashapi`` turns it into a bare ``Exception`` (its constructor) or an empty answer. It is a
+``ConfigurationError`` (see ``errors``) naming what was sent: the API key, Stash's plugin
+session, or nothing at all.
 Works alike with the ``stashapi`` and the ``stashapp-tools`` distributions of the module.
 """
 
@@ -18,8 +21,10 @@ from typing import Any
 
 import requests
 
+from ..errors import STASH_API_KEY, STASH_SESSION, ConfigurationError, stash_credential_rejected
+from ..http_deadline import DEFAULT_REQUEST_DEADLINE, apply_deadline
 from ..http_url import split_http_url
-from ..redaction import clean_secret, register_secret
+from ..redaction import clean_secret, register_secret, register_url
 from .failure_text import CallLog, describe_failure
 
 __all__ = ["StashConnection", "StashKeyRejected", "StashUnavailable", "stash_connection_dict"]
@@ -32,16 +37,17 @@ class StashUnavailable(Exception):
     """Stash could not be asked at all (connection refused, timeout, failed login)."""
 
 
-class StashKeyRejected(StashUnavailable):
-    """Stash answered 401 or 403: the API key is wrong or missing.
+class StashKeyRejected(StashUnavailable, ConfigurationError):
+    """Stash answered 401 or 403: the API key or the session is wrong, or none was sent.
 
     Attributes:
         status: The HTTP status (401 or 403).
+        credential: ``errors.STASH_API_KEY`` or ``errors.STASH_SESSION`` (the API key's when none was sent).
     """
 
-    def __init__(self, url: str, status: int, reason: str) -> None:
-        what = "rejected the API key" if status == 401 else "refused access"
-        super().__init__(f"Stash at {url} {what} (HTTP {status} {reason})")
+    def __init__(self, url: str, status: int, reason: str, credential: str | None = STASH_API_KEY) -> None:
+        translated = stash_credential_rejected(url, status, reason, credential)
+        ConfigurationError.__init__(self, str(translated), translated.credential)
         self.status = status
 
 
@@ -72,11 +78,18 @@ def stash_connection_dict(url: str, api_key: str | None = None, session_cookie: 
     return conn
 
 
-def _timed_interface_class(timeout: float, base_url: str) -> Any:
+def _credential(conn: dict[str, Any]) -> str | None:
+    """What a connection dict sends Stash: its API key, else its session cookie, else nothing."""
+    if conn.get("ApiKey"):
+        return STASH_API_KEY
+    return STASH_SESSION if conn.get("SessionCookie") else None
+
+
+def _timed_interface_class(timeout: float, base_url: str, deadline: float, credential: str | None) -> Any:
     from stashapi.stashapp import StashInterface
 
     class _TimedStashInterface(StashInterface):
-        """StashInterface whose HTTP session applies ``timeout`` to every request and raises on 401/403."""
+        """StashInterface whose HTTP session bounds every request and raises on 401/403."""
 
         @property
         def s(self) -> Any:
@@ -84,14 +97,14 @@ def _timed_interface_class(timeout: float, base_url: str) -> Any:
 
         @s.setter
         def s(self, session: Any) -> None:
-            send = session.request
+            send = apply_deadline(session, deadline).request
 
             def request_with_timeout(method: str, url: str, **kwargs: Any) -> Any:
                 kwargs.setdefault("timeout", timeout)
                 response = send(method, url, **kwargs)
                 if response.status_code in _REJECTED:
                     response.close()
-                    raise StashKeyRejected(base_url, response.status_code, response.reason or "")
+                    raise StashKeyRejected(base_url, response.status_code, response.reason or "", credential)
                 return response
 
             session.request = request_with_timeout
@@ -141,13 +154,21 @@ class StashConnection:
     """
 
     def __init__(
-        self, url: str, api_key: str | None = None, *, timeout: float = 10.0, session_cookie: str | None = None
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 10.0,
+        session_cookie: str | None = None,
+        deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
+        register_url(url)
         self._conn = stash_connection_dict(url, api_key, session_cookie)
         register_secret(self._conn.get("ApiKey"), "Stash API key")
         register_secret((self._conn.get("SessionCookie") or {}).get("Value"), "Stash session cookie")
         self.url = f"{self._conn['Scheme']}://{self._conn['Host']}:{self._conn['Port']}"
         self.timeout = timeout
+        self.deadline = deadline
         self._client: Any = None
         self._lock = threading.Lock()
         self._call_log = CallLog(_stashapi_logger)
@@ -159,11 +180,12 @@ class StashConnection:
         """Return the connected ``StashInterface``, connecting now if needed.
 
         Raises:
-            StashUnavailable: Stash did not answer, refused the API key, or is not Stash.
+            StashUnavailable: Stash did not answer, or is not Stash.
+            StashKeyRejected: Stash refused the API key or session (a ``ConfigurationError``).
         """
         with self._lock:
             if self._client is None:
-                cls = _timed_interface_class(self.timeout, self.url)
+                cls = _timed_interface_class(self.timeout, self.url, self.deadline, _credential(self._conn))
                 client = cls.__new__(cls)
                 log = _ConnectTimeLog(_stashapi_logger)
                 try:

@@ -18,6 +18,9 @@ from typing import Any, Iterator
 
 import requests
 
+from ..errors import answer_excerpt
+from ..http_deadline import DeadlineExceeded
+
 __all__ = ["CallLog", "describe_failure", "graphql_error_text"]
 
 _STASHAPI_ERROR = re.compile(r"^(?P<code>[A-Z][A-Z_]*):(?P<path>\S*) (?P<message>.+)$", re.S)
@@ -35,6 +38,8 @@ _CONNECTION_REASONS = (
 
 def describe_failure(error: BaseException, timeout: float | None = None) -> str:
     """A few words for why a request to Stash failed (``connection refused``, ``no answer within 10 s``)."""
+    if isinstance(error, DeadlineExceeded):
+        return str(error)
     if isinstance(error, requests.Timeout):
         return f"no answer within {timeout:g} s" if timeout else "no answer in time"
     if isinstance(error, (requests.ConnectionError, ConnectionError)):
@@ -45,7 +50,7 @@ def describe_failure(error: BaseException, timeout: float | None = None) -> str:
         return "cannot connect"
     if isinstance(error, KeyError):  # stashapi reading an answer that is not Stash's
         return "the server there does not answer like Stash (is the URL Stash's?)"
-    return f"{type(error).__name__}: {error}"
+    return f"{type(error).__name__}: {answer_excerpt(str(error))}"  # a page's first line, masked, never its markup
 
 
 def graphql_error_text(line: str) -> str:

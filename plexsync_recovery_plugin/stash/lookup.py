@@ -10,8 +10,9 @@ Why ranges and not ``findScenes(scene_ids: [...])``: real Stash answers that arg
 is missing, and a missing scene is exactly what this gate must detect. An ``id BETWEEN``
 criterion returns the scenes that exist, so one request still answers a thousand ids.
 
-A rejected API key is logged once per lookup (one recovery run), as an error naming the
-key; the lookup then stops asking, since the key cannot become right within the run.
+A refused credential (API key or Stash session) is a configuration error, not a Stash
+outage: the lookup raises it (a ``ConfigurationError``, see ``errors``), which stops the run
+with that error, and answers nothing more, since the key cannot become right within the run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 import requests
 
+from ..errors import STASH_API_KEY, ConfigurationError, answer_excerpt
 from .connection import StashConnection, StashKeyRejected, StashUnavailable
 from .scene_blocks import SceneBlocks
 
@@ -90,48 +92,46 @@ def _is_key_rejection(error: BaseException) -> bool:
 
 
 class _KeyRejectionMemory:
-    """Remembers that Stash rejected the API key, so that it is logged once and not asked again."""
+    """Remembers that Stash refused the credential, so that it is not asked again in the run."""
 
-    key_rejected = False
+    key_rejected: ConfigurationError | None = None
 
-    def _note_key_rejection(self, error: BaseException) -> bool:
-        """Log a rejected key (first time only); return whether ``error`` was one."""
-        if not _is_key_rejection(error):
-            return False
-        if not self.key_rejected:
-            self.key_rejected = True
-            logger.error(
-                "%s: check the Stash API key (STASH_API_KEY / --stash-api-key); no scene can be checked,"
-                " so their DLQ entries stay for a retry",
-                error if isinstance(error, StashKeyRejected) else "Stash rejected the API key",
+    def _refuse_if_rejected(self, error: BaseException | None = None) -> None:
+        """Raise the refused credential's ``ConfigurationError`` if ``error`` is one (or one was seen)."""
+        if error is not None and self.key_rejected is None and _is_key_rejection(error):
+            self.key_rejected = (
+                error if isinstance(error, StashKeyRejected) else ConfigurationError("Stash rejected the API key", STASH_API_KEY)
             )
-        return True
+        if self.key_rejected is not None:
+            raise self.key_rejected
 
 
 class PerSceneLookup(_KeyRejectionMemory):
     """One ``stash.find_scene(id)`` per scene; works with any object that has that method.
 
     After a connection-level failure the remaining ids are marked ``ERROR`` without asking,
-    so a dead Stash costs one timeout, not one per entry; after a rejected API key nothing
-    more is asked for the rest of the run.
+    so a dead Stash costs one timeout, not one per entry. A refused credential raises.
     """
 
     def __init__(self, stash: Any) -> None:
         self.stash = stash
 
     def statuses(self, scene_ids: list[int]) -> dict[int, SceneStatus]:
-        """Ask Stash about each id in turn."""
-        if self.key_rejected:
-            return dict.fromkeys(scene_ids, SceneStatus.ERROR)
+        """Ask Stash about each id in turn.
+
+        Raises:
+            ConfigurationError: Stash refused the API key or the session.
+        """
+        self._refuse_if_rejected()
         answers: dict[int, SceneStatus] = {}
         for index, scene_id in enumerate(scene_ids):
             try:
                 scene = self.stash.find_scene(scene_id)
             except Exception as error:
-                if not self._note_key_rejection(error):
-                    logger.warning("Stash could not say whether scene %s exists: %s", scene_id, _describe(error))
+                self._refuse_if_rejected(error)
+                logger.warning("Stash could not say whether scene %s exists: %s", scene_id, _describe(error))
                 answers[scene_id] = SceneStatus.ERROR
-                if _is_connection_failure(error) or self.key_rejected:
+                if _is_connection_failure(error):
                     answers.update(dict.fromkeys(scene_ids[index + 1 :], SceneStatus.ERROR))
                     break
                 continue
@@ -161,7 +161,7 @@ class BatchedStashLookup(_KeyRejectionMemory):
 
     Ids are asked ``chunk_size`` at a time, in one request per ``MAX_RANGES_PER_REQUEST``
     ranges (one request for dense ids). After a failure the remaining ids are marked
-    ``ERROR`` without asking; after a rejected API key, those of later calls too. Ids too
+    ``ERROR`` without asking; a refused credential raises (now and in later calls). Ids too
     large for GraphQL's ``Int`` go through ``find_scene`` one by one, as on the per-scene path.
     """
 
@@ -172,9 +172,12 @@ class BatchedStashLookup(_KeyRejectionMemory):
         self.blocks = SceneBlocks()  # what this run has learnt, block by block (see scene_blocks)
 
     def statuses(self, scene_ids: list[int]) -> dict[int, SceneStatus]:
-        """Ask Stash about all ids, ``chunk_size`` at a time."""
-        if self.key_rejected:
-            return dict.fromkeys(scene_ids, SceneStatus.ERROR)
+        """Ask Stash about all ids, ``chunk_size`` at a time.
+
+        Raises:
+            ConfigurationError: Stash refused the API key or the session.
+        """
+        self._refuse_if_rejected()
         wanted = sorted(set(scene_ids))
         oversized = [scene_id for scene_id in wanted if scene_id > _MAX_GRAPHQL_INT]
         if oversized:
@@ -187,8 +190,8 @@ class BatchedStashLookup(_KeyRejectionMemory):
                 self.blocks.store(whole, self._existing_in_ranges(whole))
                 found = self._existing(exact) if exact else set()
             except Exception as error:
-                if not self._note_key_rejection(error):
-                    logger.warning("Stash could not say which of %d scenes exist: %s", len(chunk), _describe(error))
+                self._refuse_if_rejected(error)
+                logger.warning("Stash could not say which of %d scenes exist: %s", len(chunk), _describe(error))
                 answers.update(dict.fromkeys(wanted[offset:], SceneStatus.ERROR))
                 break
             for scene_id in chunk:
@@ -196,10 +199,7 @@ class BatchedStashLookup(_KeyRejectionMemory):
                 present = cached if cached is not None else scene_id in found
                 answers[scene_id] = SceneStatus.PRESENT if present else SceneStatus.MISSING
         if oversized:
-            if self.key_rejected:
-                answers.update(dict.fromkeys(oversized, SceneStatus.ERROR))
-            else:
-                answers.update(PerSceneLookup(self.stash).statuses(oversized))
+            answers.update(PerSceneLookup(self.stash).statuses(oversized))
         return answers
 
     def _existing(self, chunk: list[int]) -> set[int]:
@@ -259,5 +259,5 @@ def _describe(error: BaseException) -> str:
         return "Stash answered with an error instead of data (see the stash log)"
     if isinstance(error, StashUnavailable):  # its message says it all, in plain words
         return str(error)
-    return f"{type(error).__name__}: {error}"
+    return f"{type(error).__name__}: {answer_excerpt(str(error))}"
 

@@ -4,7 +4,8 @@ Log lines and progress go to stderr in Stash's protocol (:mod:`.stash_log`); the
 one JSON object ``{"output": ..., "error": ...}`` on stdout, which Stash shows for a task.
 A task's answer also carries ``events``: the ``recovery_completed`` and ``recovery_failed``
 events of its runs, in the shapes ``watch --json`` prints (:mod:`..events`); Stash reads only
-``output`` and ``error``. A task that fails sets ``error`` and exits 1; the hook always exits 0 (it must never fail
+``output`` and ``error``. A task that fails sets ``error`` and exits 1 (a refused Plex token or
+Stash session names the setting to fix, see ``errors``); the hook always exits 0 (it must never fail
 the scene update that triggered it). The Stash session cookie and the Plex token are masked
 in everything written.
 
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
+from ..errors import STASH, ConfigurationError, explain, set_door
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, plexsync_data_dir
 from .hook import run_hook
 from .plugin_settings import SettingsError
@@ -106,6 +108,7 @@ def main(
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     env = os.environ if environ is None else environ
     handler = install_stash_logging(stream=stderr)
+    set_door(STASH)  # the library's own lines name the Stash settings to fix
     text = ""
     try:
         text = read_plugin_input(stdin)
@@ -135,6 +138,12 @@ def _run(plugin_input: PluginInput, stdout: TextIO, handler: StashLogHandler, en
     except SettingsError as error:
         logger.error("%s", error)
         _answer(stdout, handler, None, str(error))
+        return 1
+    except ConfigurationError as error:  # a refused token or session: the one model, the setting to fix
+        message = explain(error, STASH)
+        if not error.logged:
+            logger.error("%s", message)
+        _answer(stdout, handler, None, message)
         return 1
     if not outcome.ok:
         logger.error("%s", outcome.summary)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import STASH, ConfigurationError, explain
 from .hook_marker import HookMarker, Marker
 
 __all__ = ["HookCheck", "RETRY_PENDING_SECONDS", "check_for_work", "run_hook"]
@@ -120,6 +121,10 @@ def run_hook(data_dir: Path | None, server: Any, now: float, on_secret: Callable
             return _act(data_dir, server, found, on_secret)
         finally:
             HookMarker(data_dir).write(found.marker)
+    except ConfigurationError as error:  # a refused token or session: one line naming the setting
+        if not error.logged:
+            logger.error("automatic recovery cannot run: %s", explain(error, STASH))
+        return "recovery could not run (see the log)"
     except Exception as error:  # a hook never fails the scene update
         logger.error("automatic recovery check failed: %s: %s", type(error).__name__, error)
         logger.debug("detail", exc_info=error)
@@ -131,14 +136,17 @@ def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str
         logger.info("automatic recovery is watching %s from now on", data_dir)
     if not found.ended and not found.retry_due:
         return "no outage ended since the last check"
+    from ..sync_queue.recovery_lock import HOOK_LOCK_WAIT
     from . import tasks
 
     try:
         context = tasks.open_context(data_dir, server, on_secret)
+        context.lock_wait = HOOK_LOCK_WAIT  # Stash waits for the hook: a busy lock leaves the window pending
     except Exception as error:
         for start, end in found.ended:  # retried once the settings or Stash are right again
             tasks.keep_pending(data_dir, start, end)  # notes the outage handled: the pending window has it
-        logger.error("cannot recover now, the outage stays pending: %s", error)
+        reason = explain(error, STASH) if isinstance(error, ConfigurationError) else error
+        logger.error("cannot recover now, the outage stays pending: %s", reason)
         return "recovery could not start (see the log)"
     try:
         for start, end in found.ended:

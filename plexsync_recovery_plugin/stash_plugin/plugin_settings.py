@@ -3,7 +3,7 @@
 PlexSync (plugin id ``Stash2Plex``) keeps ``plex_url`` and ``plex_token`` in Stash's plugin
 settings; this plugin (id ``PlexSyncRecovery``) reads them from ``configuration { plugins }``
 over the session Stash opened for it, so the user configures Plex once. This plugin's own
-settings of the same names win when set; ``include_optional`` is its own.
+settings of the same names win when set; ``include_optional`` and ``request_timeout`` are its own.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..http_url import DEFAULT_REQUEST_DEADLINE
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID
 
 __all__ = ["PLUGIN_ID", "RecoverySettings", "SETTINGS_QUERY", "SettingsError", "read_settings"]
@@ -33,11 +34,13 @@ class RecoverySettings:
         plex_url: Plex's base URL.
         plex_token: Plex's token (never shown).
         include_optional: Also recover ``PlexTemporaryError`` and ``PlexNotFound`` entries.
+        request_timeout: Most seconds one Plex or Stash request may take (see ``http_deadline``).
     """
 
     plex_url: str
     plex_token: str = field(repr=False)
     include_optional: bool = False
+    request_timeout: float = DEFAULT_REQUEST_DEADLINE
 
 
 def _setting(values: dict[str, Any], name: str) -> str | None:
@@ -80,5 +83,20 @@ def read_settings(stash: Any) -> RecoverySettings:
             )
         found[name] = value
     return RecoverySettings(
-        plex_url=found["plex_url"], plex_token=found["plex_token"], include_optional=own.get("include_optional") is True
+        plex_url=found["plex_url"],
+        plex_token=found["plex_token"],
+        include_optional=own.get("include_optional") is True,
+        request_timeout=_request_timeout(own.get("request_timeout")),
     )
+
+
+def _request_timeout(value: Any) -> float:
+    """The ``request_timeout`` setting in seconds: the default when unset (Stash stores 0 for an emptied number)."""
+    if value in (None, "", 0):
+        return DEFAULT_REQUEST_DEADLINE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise SettingsError(
+            f"setting request_timeout (Request timeout) must be a positive number of seconds, got {value!r}:"
+            f" fix it in {PLUGIN_ID}'s plugin settings in Stash (Settings > Plugins)"
+        )
+    return float(value)

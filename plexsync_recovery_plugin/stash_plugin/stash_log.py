@@ -5,8 +5,8 @@ is ``t``, ``d``, ``i``, ``w``, ``e`` (trace .. error) or ``p`` (progress: a numb
 to 1 shown in the task bar). This is the protocol ``stashapi.log`` writes; it is written
 here with the standard library because the hook's quick check must not import stashapi.
 
-Every line passes through a mask of the secrets (Plex token, Stash session cookie, raw and
-URL-encoded), so no log line of the plugin can show one.
+Every line passes through the package's redaction (Plex token, Stash session cookie, URL
+passwords, in every form), masked before it is cut, so no log line of the plugin can show one.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from __future__ import annotations
 import logging
 import sys
 from typing import Iterable, TextIO
+
 from urllib.parse import quote
+
+from ..redaction import REDACTOR, register_secret, safe_excerpt
 
 __all__ = ["MASK", "PACKAGE_LOGGER", "StashLogHandler", "install_stash_logging", "stash_log_line"]
 
@@ -34,7 +37,7 @@ def _level_letter(levelno: int) -> str:
 def stash_log_line(letter: str, text: str) -> str:
     """One protocol line (without a newline in the text) for the level ``letter``."""
     flat = " ".join(text.split()) if any(ch in text for ch in "\r\n") else text
-    return f"{_START}{letter}{_END}{flat[:_MAX_LINE]}\n"
+    return f"{_START}{letter}{_END}{flat if len(flat) <= _MAX_LINE else safe_excerpt(flat, _MAX_LINE)}\n"
 
 
 class StashLogHandler(logging.Handler):
@@ -54,14 +57,20 @@ class StashLogHandler(logging.Handler):
         self.add_secrets(*secrets)
 
     def add_secrets(self, *secrets: str | None) -> None:
-        """Mask these values too (empty ones are ignored), also in their URL-encoded form."""
+        """Mask these values too (empty ones are ignored), in every form ``redaction`` knows.
+
+        The package's redactor skips values too short to tell from text; this handler's own
+        lines still mask them, raw and URL-encoded.
+        """
         for secret in secrets:
             if secret:
+                register_secret(secret)
                 self._secrets.extend(form for form in (secret, quote(secret, safe="")) if form not in self._secrets)
         self._secrets.sort(key=len, reverse=True)
 
     def mask(self, text: str) -> str:
         """Return ``text`` with every known secret replaced by ``***``."""
+        text = REDACTOR(text)
         for secret in self._secrets:
             text = text.replace(secret, MASK)
         return text

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import ConfigurationError
 from ..plex.health import PlexConnection
 from ..signals import recovery_progress
 from ..plugin import Preview, RecoveryPlugin, Run
@@ -22,7 +23,7 @@ from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
 from ..sync_queue.dlq_recovery import Observer, RecoveryResult, get_error_types_for_recovery
 from ..sync_queue.dlq_window import DlqWindow, whole_seconds
 from ..sync_queue.pending_windows import PendingWindows
-from ..sync_queue.recovery_lock import recovery_lock
+from ..sync_queue.recovery_lock import CLI_LOCK_WAIT, recovery_lock
 from ..worker.outage_summary import OutageSummary, summarize_outages
 from ..worker.outage_source import OutageSource
 from ..worker.outage_history import OutageHistory
@@ -57,12 +58,14 @@ class RecoveryContext:
         plex: A lazily connected Plex client.
         stash: A lazily connected Stash client (Stash's plugin session).
         settings: Where Plex is, and what to recover.
+        lock_wait: Most seconds a run waits for another recovery's lock (the hook waits less).
     """
 
     data_dir: Path
     plex: Any
     stash: Any
     settings: RecoverySettings = field(repr=False)
+    lock_wait: float = CLI_LOCK_WAIT
 
     def close(self) -> None:
         """Close both HTTP sessions."""
@@ -104,7 +107,11 @@ def open_context(
     try:
         settings = read_settings(stash)
         on_secret(settings.plex_token)
-        plex = PlexConnection(settings.plex_url, settings.plex_token, timeout=PLEX_TIMEOUT)
+        if settings.request_timeout != stash.deadline:  # reconnects with the configured deadline
+            stash.close()
+            stash.deadline = settings.request_timeout
+        deadline = settings.request_timeout
+        plex = PlexConnection(settings.plex_url, settings.plex_token, timeout=min(PLEX_TIMEOUT, deadline), deadline=deadline)
     except ValueError as error:
         stash.close()
         raise SettingsError(f"setting plex_url: {error}") from None
@@ -143,7 +150,7 @@ def preview(context: RecoveryContext, start: float, end: float, observer: Observ
 def _plugin(context: RecoveryContext) -> RecoveryPlugin:
     """The recovery API over the context; its queue opens on the first real run (``close`` it)."""
     return RecoveryPlugin(DeadLetterQueue(context.data_dir), None, context.stash, context.plex, context.data_dir,
-                          include_optional=context.settings.include_optional)
+                          include_optional=context.settings.include_optional, lock_wait=context.lock_wait)
 
 
 def _runs(
@@ -164,6 +171,9 @@ def _runs(
         pending = plugin.pending_windows()
     finally:
         plugin.close()
+    refused = next((run.error for run in runs if isinstance(run.error, ConfigurationError)), None)
+    if refused is not None:
+        raise refused  # the window stays pending; the task fails naming the setting to fix
     results = [run.result for run in runs if run.result is not None]
     covering = None
     if window is not None:
@@ -179,6 +189,9 @@ def recover(
     """Recover one window through ``RecoveryPlugin.recover`` (pending windows are retried with it).
 
     ``progress(fraction)`` is told after every chunk of each run (``recovery_progress``).
+
+    Raises:
+        ConfigurationError: Plex refused the token or Stash the session; the window stays pending.
     """
     return _runs(context, lambda plugin: plugin.recover(start, end), (start, end), progress)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from persistqueue import SQLiteAckQueue
 
-from ..plex.health import check_plex_health
+from ..plex.health import plex_gate
 from ..stash.lookup import BatchedStashLookup, PerSceneLookup, SceneLookup, speaks_graphql
 from .dlq_recovery import Collaborators
 from .job_writers import BatchJobWriter, DryRunWriter, JobWriter, PerJobWriter
@@ -47,7 +47,7 @@ def default_collaborators(queue_path: str | Path, queue: Any, stash: Any, *, dry
     else:
         writer = PerJobWriter(queue, enqueue, queue_file, "")
     return Collaborators(
-        plex_health=check_plex_health,
+        plex_health=plex_gate,  # a refused token stops the run (errors.ConfigurationError)
         queue_state=queue_file.snapshot,
         lookup=scene_lookup_for(stash),
         writer=writer,

@@ -41,7 +41,7 @@ class _PlexRequestHandler(QuietRequestHandler):
             self.drop_connection()
             return
         if mode == "starting":
-            self.respond(503, plex._starting_body, _XML)
+            self.respond(503, plex.starting_body, _XML)
             return
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
@@ -140,7 +140,7 @@ class PlexTestServer(LoopbackHTTPService):
             {"size": "0", "claimed": "0", "machineIdentifier": self.machine_identifier, "version": version},
         )
         self._root_body = _xml_document("MediaContainer", self._root_attributes())
-        self._starting_body = _xml_document(
+        self.starting_body = _xml_document(
             "Response",
             {
                 "code": "503",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .loopback_http import LOGGER
 
@@ -62,6 +62,29 @@ class QuietRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def respond_trickling(
+        self, status: int, body: bytes, content_type: str, interval: float, going_on: Callable[[], bool]
+    ) -> None:
+        """Send a complete response one byte every ``interval`` seconds (headers too), then close.
+
+        Stops early, closing the connection, when the server goes away, the client hangs up, or
+        ``going_on()`` turns false (the test switched the server back to normal).
+        """
+        self.service._count_request()
+        self.close_connection = True
+        head = (
+            f"{self.protocol_version} {status} {self.responses.get(status, ('',))[0]}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("latin-1")
+        for index, byte in enumerate(head + body):
+            if index and (not self.service._pause(interval) or not going_on()):
+                return
+            try:
+                self.wfile.write(bytes((byte,)))
+                self.wfile.flush()
+            except OSError:
+                return
 
     def drop_connection(self) -> None:
         """Close the connection without answering, as a server that dies mid-request does."""

@@ -48,7 +48,11 @@ class StashRequestHandler(QuietRequestHandler):
             self.respond(404, b"404 page not found\n", _TEXT)
         else:
             status, payload = stash._execute(body)
-            self.respond(status, json.dumps(payload, separators=(",", ":")).encode(), _JSON)
+            answer = json.dumps(payload, separators=(",", ":")).encode()
+            if stash.mode == "trickle" and b"findScene" in body:  # a question about scenes, in "trickle" mode
+                self.respond_trickling(status, answer, _JSON, stash.trickle_interval, lambda: stash.mode == "trickle")
+            else:
+                self.respond(status, answer, _JSON)
 
     def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
         """Only POST is served; say so."""

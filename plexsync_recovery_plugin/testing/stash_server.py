@@ -29,7 +29,7 @@ __all__ = ["DATABASE_LOCKED_MESSAGE", "STASH_MODES", "StashTestServer"]
 LOGGER = logging.getLogger("plexsync_recovery_plugin.testing")
 
 #: Modes :meth:`StashTestServer.set_mode` accepts.
-STASH_MODES = frozenset({"up", "locked", "down"})
+STASH_MODES = frozenset({"up", "locked", "down", "trickle"})
 
 #: The error message Stash passes on from SQLite when another writer holds the database.
 DATABASE_LOCKED_MESSAGE = "database is locked"
@@ -50,6 +50,8 @@ class StashTestServer(LoopbackHTTPService):
       field) and ``{"findScene": null}`` for ``findScene``. ``version``, ``configuration``
       and introspection keep working, as they do not touch Stash's database.
     * ``"down"``: not listening (connection refused); open connections are closed.
+    * ``"trickle"``: a request naming ``findScene(s)`` is answered one byte every
+      ``trickle_interval`` seconds (headers too); other requests are answered normally.
 
     ``findScenes(scene_ids:)`` / ``findScenes(ids:)`` behave as in real Stash: the whole
     query fails with ``"scene with id N not found"`` if any id is missing, paging is
@@ -108,6 +110,7 @@ class StashTestServer(LoopbackHTTPService):
         }
         self.version = version
         self.strict_ids = strict_ids
+        self.trickle_interval = 2.0  # seconds between two bytes of a "trickle" answer
         self._scenes = SceneStore()
         self._settings_lock = threading.Lock()
         self._counts: Counter[str] = Counter()
@@ -171,7 +174,7 @@ class StashTestServer(LoopbackHTTPService):
 
     @property
     def mode(self) -> str:
-        """The current mode: ``"up"``, ``"locked"`` or ``"down"``."""
+        """The current mode: ``"up"``, ``"locked"``, ``"down"`` or ``"trickle"``."""
         return self._mode
 
     def set_mode(self, mode: str) -> None:
@@ -181,7 +184,7 @@ class StashTestServer(LoopbackHTTPService):
         returns; leaving ``"down"`` listens again on the same port.
 
         Args:
-            mode: ``"up"``, ``"locked"`` or ``"down"``.
+            mode: ``"up"``, ``"locked"``, ``"down"`` or ``"trickle"``.
 
         Raises:
             ValueError: Unknown mode.
@@ -282,17 +285,12 @@ class StashTestServer(LoopbackHTTPService):
     def resolve_plugin_settings(self, include: list[str] | None) -> dict[str, Any]:
         """``ConfigResult.plugins``: every plugin's settings, or only those of ``include``."""
         with self._settings_lock:
-            return {
-                plugin_id: dict(values)
-                for plugin_id, values in self._plugin_settings.items()
-                if include is None or plugin_id in include
-            }
+            settings = self._plugin_settings.items()
+            return {plugin_id: dict(values) for plugin_id, values in settings if include is None or plugin_id in include}
 
     def resolve_find_scene(self, scene_id: str | None, checksum: str | None) -> dict[str, Any] | None:
         """``Query.findScene``: the scene, or None (the test scenes have no checksums)."""
-        if scene_id is None:
-            return None
-        return self._scenes.get(parse_id(scene_id))
+        return None if scene_id is None else self._scenes.get(parse_id(scene_id))
 
     def resolve_find_scenes(
         self,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import ConfigurationError
 from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, probe_plex
 from ..plugin import RecoveryPlugin
 from ..signals import outage_ended, outage_started, recovery_completed, recovery_failed, send_isolated
@@ -140,6 +141,8 @@ class WatchDaemon:
         logger.info(describe_result(result, start, end, kwargs.get("received")))
 
     def _log_failed(self, sender: Any, *, error: Any, start: Any, end: Any, **kwargs: Any) -> None:
+        if isinstance(error, ConfigurationError):
+            return  # the plugin logged it, once until it changes; probing and retrying go on
         logger.error("recovery for outage %s failed: %s", _window(start, end, kwargs.get("received")), error)
 
     def _attach(self) -> None:

@@ -85,10 +85,10 @@ def test_no_secret_leaks_in_any_condition(
     wrong_plex = PlexConnection(plex.url, WRONG_PLEX_TOKEN, timeout=5.0)
     outcomes = {}
     try:
-        result = _scenario(dlq, queue, data_dir, plex_conn, wrong_stash, completed)
-        outcomes["wrong stash key"] = result.skipped_stash_error
-        result = _scenario(dlq, queue, data_dir, wrong_plex, stash_conn, completed)
-        outcomes["wrong plex token"] = result.skipped_plex_down
+        assert _scenario(dlq, queue, data_dir, plex_conn, wrong_stash, completed) is None
+        outcomes["wrong stash key"] = failed.calls[-1]["error"].credential  # a configuration error: the run stops
+        assert _scenario(dlq, queue, data_dir, wrong_plex, stash_conn, completed) is None
+        outcomes["wrong plex token"] = failed.calls[-1]["error"].credential
         plex.set_mode("starting")
         outcomes["plex starting"] = _scenario(dlq, queue, data_dir, plex_conn, stash_conn, completed).skipped_plex_down
         plex.set_mode("down")
@@ -115,8 +115,8 @@ def test_no_secret_leaks_in_any_condition(
             connection.close()
 
     assert outcomes == {
-        "wrong stash key": 3,
-        "wrong plex token": 3,
+        "wrong stash key": "stash_api_key",
+        "wrong plex token": "plex_token",
         "plex starting": 3,
         "plex down": 3,
         "stash locked": 3,

@@ -3,7 +3,8 @@
 stashapi answers a GraphQL error (Stash's "database is locked") with ``{}``, so its
 ``find_scene`` raises ``KeyError``; a dead Stash raises connection errors. Only a real
 ``null`` means the scene is gone. Every other failure leaves the entry eligible, counts
-``skipped_stash_error`` and keeps the window pending. Checked with the StashTestServer and
+``skipped_stash_error`` and keeps the window pending; a refused API key is a configuration
+error that stops the run (the window stays pending for the run made once it is fixed). Checked with the StashTestServer and
 the real ``stashapi`` client, through the batched path (``StashInterface``,
 ``StashConnection``) and the per-entry path (any object with ``find_scene``).
 """
@@ -17,6 +18,7 @@ import pytest
 from stashapi.stashapp import StashInterface
 
 from plexsync_recovery_plugin import RecoveryPlugin, StashConnection, outage_ended
+from plexsync_recovery_plugin.errors import STASH_API_KEY, ConfigurationError
 from plexsync_recovery_plugin.stash.connection import StashKeyRejected
 from plexsync_recovery_plugin.stash.lookup import BatchedStashLookup, SceneStatus
 from plexsync_recovery_plugin.testing import StashTestServer
@@ -154,25 +156,17 @@ def test_some_errors_leave_only_those_entries_for_later(
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2, 3, 4, 5]
 
 
-def test_wrong_api_key_is_a_stash_error(dlq, queue, data_dir, add_entry, completed):
-    add_entry(1)
-    with StashTestServer(api_key="the-right-key", scenes=[1]) as server:
-        conn = StashConnection(server.url, "a-wrong-key", timeout=5.0)
-        try:
-            result, pending = _recover(dlq, queue, conn, data_dir, completed)
-        finally:
-            conn.close()
-    assert (result.skipped_stash_error, result.skipped_scene_missing, result.deferred) == (1, 0, True)
-    assert pending == [(WINDOW_START, WINDOW_END)]
-
-
-def _key_lines(caplog) -> list[logging.LogRecord]:
-    return [record for record in caplog.records if "STASH_API_KEY" in record.getMessage()]
+def _recover_failing(dlq, queue, stash, data_dir, failed) -> Any:
+    with RecoveryPlugin(dlq, queue, stash, SwitchablePlex(), data_dir) as plugin:
+        runs = plugin.recover(WINDOW_START, WINDOW_END)
+        pending = plugin.pending_windows()
+    assert [call["error"] for call in failed.calls] == [runs[-1].error]
+    return runs, pending
 
 
 @pytest.mark.parametrize("per_entry", [False, True], ids=["batched", "per entry"])
-def test_a_rejected_key_defers_the_window_with_one_line_naming_the_key(
-    dlq, queue, data_dir, add_entry, completed, caplog, per_entry
+def test_a_rejected_key_stops_the_run_as_a_configuration_error_and_keeps_the_window(
+    dlq, queue, data_dir, add_entry, failed, caplog, per_entry
 ):
     for scene_id in (1, 2, 3):
         add_entry(scene_id, failed_at=WINDOW_START + scene_id)
@@ -180,29 +174,32 @@ def test_a_rejected_key_defers_the_window_with_one_line_naming_the_key(
         conn = StashConnection(server.url, "a-wrong-key", timeout=5.0)
         try:
             with caplog.at_level(logging.DEBUG):
-                result, pending = _recover(dlq, queue, PerEntryStash(conn) if per_entry else conn, data_dir, completed)
+                runs, pending = _recover_failing(dlq, queue, PerEntryStash(conn) if per_entry else conn, data_dir, failed)
         finally:
             conn.close()
-    assert (result.skipped_stash_error, result.skipped_scene_missing, result.deferred) == (3, 0, True)
-    assert pending == [(WINDOW_START, WINDOW_END)]
-    [line] = _key_lines(caplog)
-    assert line.levelno == logging.ERROR and f"Stash at {conn.url} rejected the API key (HTTP 401" in line.getMessage()
+    [run] = runs
+    assert run.result is None and isinstance(run.error, ConfigurationError)
+    assert run.error.credential == STASH_API_KEY
+    assert str(run.error) == f"Stash at {conn.url} rejected the API key (HTTP 401 Unauthorized)"
+    assert pending == [(WINDOW_START, WINDOW_END)]  # retried once the key is fixed
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
-    assert errors == [line]  # stashapi's own "Could not connect" lines do not repeat it
+    assert len(errors) == 1 and str(run.error) in errors[0].getMessage()  # stashapi's own lines do not repeat it
+    assert drain(data_dir) == []
 
 
-def test_a_rejected_key_is_reported_once_per_run_not_once_per_chunk(caplog):
+def test_a_rejected_key_is_asked_once_per_run_not_once_per_chunk(caplog):
     with StashTestServer(api_key="the-right-key", scenes=range(1, 8)) as server:
         conn = StashConnection(server.url, "a-wrong-key", timeout=5.0)
         lookup = BatchedStashLookup(conn, chunk_size=2)
         try:
             with pytest.raises(StashKeyRejected, match="rejected the API key"):
                 conn.client()
-            with caplog.at_level(logging.WARNING):
-                first = lookup.statuses([1, 2, 3, 4, 5])  # three chunks
-                second = lookup.statuses([6, 7])  # the recovery's next chunk of entries
+            asked = server.request_count
+            with pytest.raises(StashKeyRejected) as first:
+                lookup.statuses([1, 2, 3, 4, 5])  # three chunks
+            with pytest.raises(StashKeyRejected) as second:
+                lookup.statuses([6, 7])  # the recovery's next chunk of entries
         finally:
             conn.close()
-    assert set(first.values()) == set(second.values()) == {SceneStatus.ERROR}
-    assert len(_key_lines(caplog)) == 1
+    assert first.value is second.value and server.request_count - asked <= 1
     assert not any("could not say" in record.getMessage() for record in caplog.records)
