@@ -51,14 +51,14 @@ from tests.stash_plugin.conftest import LAUNCHER, PluginRun
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Secrets, shaped so that no 8-character piece of them occurs in ordinary text.
+#: Secrets, random so that no 8-character piece of them occurs in ordinary text.
 PLEX_TOKEN = "Zq8vR2mK7xT4pL9wN3bY"
 STASH_API_KEY = "Hn4T8wQ2vZ6yB1cR5mXe"
-STASH_COOKIE = "MTc3MTE4MzA2OXxKd0Rvb3JzQ29va2ll"
+STASH_COOKIE = "MTc3MTE4MzA2OXxQd1ZxN2JSMnpL"
 URL_PASSWORD = "pW7hJ2kQ9sLdV4"
-WRONG_PLEX_TOKEN = "Wr0ngPlexT0kenQ8x2Lm"
-WRONG_STASH_KEY = "Wr0ngStashKeyB7n4Kp"
-WRONG_COOKIE = "Wr0ngC00kieVx9Ty3Rz"
+WRONG_PLEX_TOKEN = "x9Dq4RtV7bKm2YhW5nLc"
+WRONG_STASH_KEY = "J3fTz8QpW6vNc1Rk5XsH"
+WRONG_COOKIE = "TWpBNE1qTTBOemd4fGtIdzVy"
 SECRETS = (PLEX_TOKEN, STASH_API_KEY, STASH_COOKIE, URL_PASSWORD, WRONG_PLEX_TOKEN, WRONG_STASH_KEY, WRONG_COOKIE)
 
 #: When PlexSync's months of use began: every old row and outage is dated after this, before the scenarios'.
@@ -68,11 +68,11 @@ OLD_ACKED_JOBS = 3000
 
 #: The overall deadline scenario h gives each door (its knob's name in each door is below), and how long
 #: the trickling Stash takes to answer a scene query: one byte every TRICKLE_GAP, TRICKLE_BYTES of them.
-DEADLINE = 1.5
+DEADLINE = 1.0
 CLI_DEADLINE_FLAGS = ("--deadline", str(DEADLINE))
 STASH_DEADLINE_SETTING = "deadline_seconds"
 TRICKLE_GAP = 0.25
-TRICKLE_BYTES = 12
+TRICKLE_BYTES = 14
 #: Longest any door may take for one call before the harness gives up on it.
 BOUND = 20.0
 
@@ -240,16 +240,19 @@ class World:
 
     def add_entry(self, scene_id: int, failed_at: float, *, error_type: str = "PlexServerDown",
                   error_message: str = "Plex server unreachable", data: dict[str, Any] | None = None,
-                  **row: Any) -> int:
+                  job_data: bytes | None = None, scene_column: Any = "job") -> int:
         """Dead-letter a job for ``scene_id`` as PlexSync does (the scene exists in Stash); return its DLQ id.
 
-        ``row`` passes raw columns (``job_data``, ``scene_id``) to ``PlexSyncData.dead_letter_row``.
+        ``job_data`` replaces the pickled job; ``scene_column`` is the ``scene_id`` column's value
+        (``"job"``: the job's scene, as PlexSync writes it; None: NULL).
         """
         self.servers.stash.add_scenes([scene_id])
         job = make_job(scene_id, "metadata", data if data is not None else {"title": f"Scene {scene_id}"},
                        now=failed_at - 30)
+        raw = {"job_data": job_data} if job_data is not None else {}
+        raw |= {"scene_id": scene_column} if scene_column != "job" else {}
         return self.plexsync.add_dead_letter(job, error_type=error_type, error_message=error_message,
-                                             failed_at=failed_at, **row)
+                                             failed_at=failed_at, **raw)
 
     def queue_acked(self, job: dict[str, Any], enqueued_at: float) -> None:
         """Put a job on PlexSync's queue and ack it, enqueued at ``enqueued_at`` (not a re-queued job)."""
