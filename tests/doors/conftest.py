@@ -43,6 +43,7 @@ from plexsync_recovery_plugin.stash_plugin.install import install
 from plexsync_recovery_plugin.sync_queue.operations import make_job
 from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from plexsync_recovery_plugin.testing.plex_server import _PlexRequestHandler
 from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.testing.stash_http import StashRequestHandler
 from tests.cli.conftest import Daemon
@@ -68,11 +69,11 @@ OLD_ACKED_JOBS = 3000
 
 #: The overall deadline scenario h gives each door (its knob's name in each door is below), and how long
 #: the trickling Stash takes to answer a scene query: one byte every TRICKLE_GAP, TRICKLE_BYTES of them.
-DEADLINE = 1.0
+DEADLINE = 0.8
 CLI_DEADLINE_FLAGS = ("--deadline", str(DEADLINE))
 STASH_DEADLINE_SETTING = "deadline_seconds"
 TRICKLE_GAP = 0.25
-TRICKLE_BYTES = 14
+TRICKLE_BYTES = 10
 #: Longest any door may take for one call before the harness gives up on it.
 BOUND = 20.0
 
@@ -126,20 +127,39 @@ class TricklingStash(StashTestServer):
     trickling = False
 
 
+class _EchoingPlexHandler(_PlexRequestHandler):
+    """Plex's handler whose 401 page echoes the request, token included, as some Plex error pages do."""
+
+    def respond(self, status: int, body: bytes, content_type: str, headers: Any = None) -> None:
+        if status == 401:
+            token = self.headers.get("X-Plex-Token", "")
+            body = (f"<html><head><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1>"
+                    f"<p>{self.command} {self.path} X-Plex-Token={token}</p></body></html>").encode()
+        super().respond(status, body, content_type, headers)
+
+
+class EchoingPlex(PlexTestServer):
+    """The loopback Plex whose 401 page echoes the token it was sent."""
+
+    handler_class = _EchoingPlexHandler
+
+
 @dataclass
 class Servers:
-    """The session's loopback servers: Plex, a Plex that rejects every token (401), Stash."""
+    """The session's loopback servers: Plex, two that reject every token (401; one echoes it), Stash."""
 
     plex: PlexTestServer
     revoked_plex: PlexTestServer
+    echoing_plex: EchoingPlex
     stash: TricklingStash
 
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
     with PlexTestServer(token=PLEX_TOKEN) as plex, PlexTestServer(token=PLEX_TOKEN, initial_mode="revoked") as revoked, \
+            EchoingPlex(token=PLEX_TOKEN, initial_mode="revoked") as echoing, \
             TricklingStash(api_key=STASH_API_KEY, session_cookie=STASH_COOKIE) as stash:
-        yield Servers(plex, revoked, stash)
+        yield Servers(plex, revoked, echoing, stash)
 
 
 # -- the data folder ------------------------------------------------------------------------------
@@ -343,6 +363,28 @@ class DoorOutcome:
     def scenes(self) -> list[int]:
         return sorted(job["scene_id"] for job in self.requeued)
 
+    @property
+    def shown(self) -> str:
+        """``text`` without DEBUG records (``-v`` may show a traceback there; a user never sees one elsewhere)."""
+        return without_debug(self.text)
+
+
+_RECORD_START = re.compile(r"^(?:\d{4}-\d\d-\d\dT\S+ +(?P<long>[A-Z]+) |(?P<plain>DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+                           r"|\x01(?P<stash>[a-z])\x02)")
+
+
+def without_debug(text: str) -> str:
+    """``text`` without its DEBUG log records (their continuation lines, a traceback say, included)."""
+    kept, debug = [], False
+    for line in text.splitlines():
+        start = _RECORD_START.match(line)
+        if start is not None:
+            level = start.group("long") or start.group("plain") or start.group("stash")
+            debug = level in ("DEBUG", "d")
+        if not debug:
+            kept.append(line)
+    return "\n".join(kept)
+
 
 @dataclass
 class _Said:
@@ -485,7 +527,7 @@ class CliDoor(Door):
 
 
 class WatchDoor(Door):
-    """``plexsync-recovery watch -v --interval 0.2`` in a process, following PlexSync's outage history."""
+    """``plexsync-recovery watch -v --interval 0.1`` in a process, following PlexSync's outage history."""
 
     name = "watch"
     token_setting = ("PLEX_TOKEN", "--plex-token")
@@ -493,7 +535,8 @@ class WatchDoor(Door):
     daemon: Daemon | None = None
 
     def start(self, world: World) -> None:
-        self.daemon = Daemon(_cli_env(world), world.data_dir, "-v", *_cli_flags(world)[2:])
+        self.daemon = Daemon(_cli_env(world), world.data_dir, "-v", "--interval", "0.1", "--probe-timeout", "2",
+                             *_cli_flags(world)[2:])
         self._wait_for_probes(1)
 
     def _probes(self) -> int:

@@ -32,8 +32,35 @@ from tests.doors.conftest import (
     leaked_secrets,
 )
 
+ALL = ("library", "cli", "watch", "task", "hook")
+
 #: (door, scenario) -> why it fails on today's code. The lead removes a marker once its fix is merged.
-XFAIL: dict[tuple[str, str], str] = {}
+XFAIL: dict[tuple[str, str], str] = {
+    ("hook", "b"): "issue 22 point 1: the hook takes only the closing record [t3,t4] of a breaker chain",
+    **{(door, "c"): "issue 22 point 3: a record whose end reading is before its start is recovered over its start"
+       " second only" for door in ("library", "cli", "watch", "task")},
+    ("hook", "c"): "issue 22 point 2: the hook recovers the record as read: 'start is after its end'",
+    ("library", "d"): "issue 22 point 4: a rejected token is taken for Plex down: no Run.error, window pending",
+    ("watch", "d"): "issue 22 point 4: the daemon's token line carries Plex's raw HTML 401 page",
+    ("task", "d"): "issue 22 point 4: the task's error says '1 windows pending', no word of plex_token",
+    ("hook", "d"): "issue 22 point 4: the hook's error line names no plex_token setting and carries the HTML page",
+    ("library", "e"): "issue 22 point 5: rejected Stash credentials are a Stash error: no Run.error, window pending",
+    ("task", "e"): "issue 22 point 5: a rejected session cookie is reported as a rejected API key",
+    ("hook", "e"): "issue 22 point 5: a rejected session cookie is reported as a rejected API key",
+    **{(door, "f"): "issue 22 point 8: the poison's OverflowError fails the whole window; the good entries wait"
+       for door in ALL},
+    **{(door, "g"): "issue 22 point 9: the re-queued 6,033-opcode job is unreadable to the plugin: queued twice"
+       for door in ALL},
+    **{(door, "h"): "issue 22 point 7: no overall deadline: the run waits for the trickling Stash and re-queues"
+       for door in ("library", "task", "hook")},
+    **{(door, "h"): "issue 22 point 7: no overall deadline to give (--deadline is unknown)" for door in ("cli", "watch")},
+    **{(door, "i"): "issue 22 point 6: the password of the Plex URL is printed in the error" for door in ALL},
+    **{(door, "j"): "issue 22 point 13: PlexTemporaryError casualties of the outage are not recovered by default"
+       for door in ALL},
+    **{(door, "k"): "issue 22 point 14: an acked copy enqueued 0.3 s before the failure, same second, covers it"
+       for door in ALL},
+    **{(door, "l"): "issue 22 point 15: the scene's older dead-lettered job is the one re-queued" for door in ALL},
+}
 
 
 def cells(scenario: str) -> list[Any]:
@@ -51,7 +78,7 @@ def matrix(scenario: str) -> Any:
 
 def assert_sound(door: Door, out: DoorOutcome) -> None:
     """What holds for every call through every door: no traceback, no secret, a hook exits 0, a daemon runs."""
-    assert "Traceback" not in out.text, out.text
+    assert "Traceback" not in out.shown, out.text
     assert leaked_secrets(out.text) == [], out.text
     if door.name == "hook":
         assert out.code == 0, out.text
@@ -221,18 +248,18 @@ def test_h_a_trickling_stash_defers_the_window_in_bounded_time(door: Door, world
 
 @matrix("i")
 def test_i_no_secret_in_any_output(door: Door, world: World) -> None:
-    world.plex_url = world.plex_url.replace("http://", f"http://admin:{URL_PASSWORD}@")
+    plex = world.servers.echoing_plex  # rejects the token with a page echoing it
+    world.plex_url = plex.url.replace("http://", f"http://admin:{URL_PASSWORD}@")
     world.stash_url = world.stash_url.replace("http://", f"http://admin:{URL_PASSWORD}@")
     door.start(world)
     world.add_entry(91, T + 5, error_message=(
         f"Plex server unreachable: GET http://127.0.0.1:32400/library/metadata/91?X-Plex-Token={PLEX_TOKEN} failed"))
-    world.add_entry(92, T + 6)
     world.outage((T, T + 60))
 
     out = door.recover_outage(world)
 
     assert_sound(door, out)  # no 8-character piece of the token or the password anywhere
-    assert out.scenes == [91, 92], out.text
+    assert out.requeued == [] and out.error, out.text
 
 
 @matrix("j")
