@@ -67,11 +67,12 @@ MONTHS_AGO = WINDOW_START - 120 * 86400.0
 OLD_DEAD_LETTERS = 3000
 OLD_ACKED_JOBS = 3000
 
-#: The overall deadline scenario h gives each door (its knob's name in each door is below), and how long
-#: the trickling Stash takes to answer a scene query: one byte every TRICKLE_GAP, TRICKLE_BYTES of them.
+#: The overall request deadline scenario h gives each door (the library: the clients' ``deadline=``; the CLI
+#: and the daemon: a flag; the Stash plugin: its own setting), and how long the trickling Stash takes to
+#: answer a scene query: one byte every TRICKLE_GAP, TRICKLE_BYTES of them.
 DEADLINE = 0.8
-CLI_DEADLINE_FLAGS = ("--deadline", str(DEADLINE))
-STASH_DEADLINE_SETTING = "deadline_seconds"
+CLI_DEADLINE_FLAGS = ("--request-timeout", str(DEADLINE))
+STASH_DEADLINE_SETTING = "request_timeout"
 TRICKLE_GAP = 0.25
 TRICKLE_BYTES = 10
 #: Longest any door may take for one call before the harness gives up on it.
@@ -454,9 +455,9 @@ class LibraryDoor(Door):
         from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
         from plexsync_recovery_plugin.worker.history_follower import HistoryFollower
 
-        timeout = world.deadline or 10.0
-        self.stash = StashConnection(world.stash_url, world.stash_api_key, timeout=timeout)
-        self.plex = PlexConnection(world.plex_url, world.plex_token, timeout=timeout)
+        deadline: dict[str, Any] = {} if world.deadline is None else {"deadline": world.deadline}
+        self.stash = StashConnection(world.stash_url, world.stash_api_key, timeout=10.0, **deadline)
+        self.plex = PlexConnection(world.plex_url, world.plex_token, timeout=10.0, **deadline)
         self.plugin = RecoveryPlugin(DeadLetterQueue(world.data_dir), None, self.stash, self.plex, world.data_dir)
         self.plugin.connect()
         self.follower = HistoryFollower(world.data_dir)
