@@ -73,7 +73,8 @@ def cells(scenario: str) -> list[Any]:
     ]
 
 
-def matrix(scenario: str) -> Any:
+def matrix(scenario: str) -> pytest.MarkDecorator:
+    """Run the test once through each door (the ``door`` fixture), with the scenario's xfail markers."""
     return pytest.mark.parametrize("door", cells(scenario), indirect=True)
 
 
