@@ -30,7 +30,7 @@ from tests.doors.conftest import (
     leaked_secrets,
 )
 
-ALL = ("library", "cli", "watch", "task", "hook")
+ALL = tuple(DOORS)
 
 #: (door, scenario) -> why it fails on today's code. The lead removes a marker once its fix is merged.
 XFAIL: dict[tuple[str, str], str] = {
