@@ -34,26 +34,10 @@ ALL = tuple(DOORS)
 
 #: (door, scenario) -> why it fails on today's code. The lead removes a marker once its fix is merged.
 XFAIL: dict[tuple[str, str], str] = {
-    ("hook", "b"): "issue 22 point 1: the hook takes only the closing record [t3,t4] of a breaker chain",
-    **{(door, "c"): "issue 22 point 3: a record whose end reading is before its start is recovered over its start"
-       " second only" for door in ("library", "cli", "watch", "task")},
-    ("hook", "c"): "issue 22 point 2: the hook recovers the record as read: 'start is after its end'",
-    ("library", "d"): "issue 22 point 4: a rejected token is taken for Plex down: no Run.error, window pending",
-    ("watch", "d"): "issue 22 point 4: the daemon's token line carries Plex's raw HTML 401 page",
-    ("task", "d"): "issue 22 point 4: the task's error says '1 windows pending', no word of plex_token",
-    ("hook", "d"): "issue 22 point 4: the hook's error line names no plex_token setting and carries the HTML page",
-    ("library", "e"): "issue 22 point 5: rejected Stash credentials are a Stash error: no Run.error, window pending",
-    ("task", "e"): "issue 22 point 5: a rejected session cookie is reported as a rejected API key",
-    ("hook", "e"): "issue 22 point 5: a rejected session cookie is reported as a rejected API key",
     **{(door, "f"): "issue 22 point 8: the poison's OverflowError fails the whole window; the good entries wait"
        for door in ALL},
     **{(door, "g"): "issue 22 point 9: the re-queued 6,033-opcode job is unreadable to the plugin: queued twice"
        for door in ALL},
-    **{(door, "h"): "issue 22 point 7: no overall deadline: the run waits for the trickling Stash and re-queues"
-       for door in ("task", "hook")},
-    ("library", "h"): "issue 22 point 7: no overall deadline to give (the clients take no deadline=)",
-    **{(door, "h"): "issue 22 point 7: no overall deadline to give (no --request-timeout)" for door in ("cli", "watch")},
-    **{(door, "i"): "issue 22 point 6: the password of the Plex URL is printed in the error" for door in ALL},
     **{(door, "j"): "issue 22 point 13: PlexTemporaryError casualties of the outage are not recovered by default"
        for door in ALL},
     **{(door, "k"): "issue 22 point 14: an acked copy enqueued 0.3 s before the failure, same second, covers it"
