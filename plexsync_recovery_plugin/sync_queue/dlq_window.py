@@ -13,7 +13,8 @@ read as one index range per stored form (``:mod:`.dlq_forms```): the space text,
 text and the numbers. Each range is paged in index order, re-sorted a whole second at a
 time, and the ranges are merged by (time, id). Memory holds about one page per range.
 A recovery reads the window by scene instead (``order="scene"``): SQLite sorts the
-window's ids by scene once, and the rows are then read a page of ids at a time.
+window's ids by scene, newest entry of each scene first, once, and the rows are then read
+a page of ids at a time.
 """
 
 from __future__ import annotations
@@ -115,9 +116,10 @@ def _merged(streams: list[Iterator[tuple[Any, ...]]]) -> Iterator[tuple[Any, ...
 class DlqWindow(Sequence[dict[str, Any]]):
     """Entries with ``start <= failed_at <= end`` and ``error_type`` in ``error_types``.
 
-    Oldest first (``failed_at``, then ``id``), or with ``order="scene"`` by scene id (then
-    time and id): what a recovery reads, so that each chunk asks Stash about a narrow
-    stretch of ids instead of all of them. ``len()`` counts in SQL and iteration reads
+    Oldest first (``failed_at``, then ``id``), or with ``order="scene"`` by scene id, and
+    within a scene newest first (time, then id, descending): what a recovery reads, so that
+    each chunk asks Stash about a narrow stretch of ids instead of all of them, and a
+    scene's newest job is the one its first chunk re-queues. ``len()`` counts in SQL and iteration reads
     ``page_size`` rows at a time, so memory does not grow with the window.
     Blobs larger than ``max_job_bytes`` are not read: their ``job_data`` is None and
     ``job_data_size`` says why. Indexing loads everything; prefer iteration.
@@ -185,7 +187,7 @@ class DlqWindow(Sequence[dict[str, Any]]):
                 yield dict(zip(_ENTRY_KEYS, row))
 
     def _in_scene_order(self, conn: sqlite3.Connection, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-        """The window's rows by (scene id, time, id), a page at a time.
+        """The window's rows by scene id, then newest first (time, id descending), a page at a time.
 
         SQLite sorts only ``(id, scene_id, time)`` of the window, and the sorted ids are kept
         in an array (8 bytes an entry). That first statement is finished before any row is
@@ -200,7 +202,7 @@ class DlqWindow(Sequence[dict[str, Any]]):
             bounds[f"lo{index}"], bounds[f"hi{index}"] = form_bounds["lo"], form_bounds["hi"]
         parts = [form.scene_order_sql(types, index) for index, form in enumerate(self.stored_forms)]
         ordered = array("q")
-        cursor = conn.execute(f"SELECT id FROM ({' UNION ALL '.join(parts)}) ORDER BY scene_id, moment, id", bounds)
+        cursor = conn.execute(f"SELECT id FROM ({' UNION ALL '.join(parts)}) ORDER BY scene_id, moment DESC, id DESC", bounds)
         try:
             while rows := cursor.fetchmany(self.page_size):
                 ordered.extend(row[0] for row in rows)

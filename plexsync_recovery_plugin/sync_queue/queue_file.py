@@ -35,6 +35,12 @@ _READY = 0  # persist-queue's AckStatus.inited: what put() writes
 _BY_THIS_RUN = "scene {} is queued by an earlier entry of this run"
 
 
+#: What one row's values can make fail, as opposed to the file: a constraint, a value SQLite
+#: cannot bind (an int beyond 64 bits is ``OverflowError``), or any error of Python's own.
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+               ArithmeticError, ValueError, TypeError)
+
+
 class QueueFileError(sqlite3.OperationalError):
     """The queue file could not be read or written; the message names the file and the cause."""
 
@@ -203,7 +209,10 @@ class QueueFile:
         against the scene's job of this run, if any. On error nothing is written.
 
         Raises:
-            QueueFileError: The write failed; the message names the file and the cause.
+            QueueFileError: The queue file could not be written (locked, read-only, full ...);
+                the message names the file and the cause.
+            Exception: A row's values could not be written (a constraint, a value SQLite
+                cannot bind): nothing was written; each row may still be written alone.
         """
         conn = self._session.connection()
         failed, collecting = True, gc.isenabled()
@@ -228,6 +237,9 @@ class QueueFile:
             self.last_lock_seconds = (locked - asked, time.perf_counter() - locked)
             failed = False
             self._ledger_ready_on = conn if self._session.active else None
+        except _ROW_ERRORS as error:  # one row's values: nothing was written; the caller may write the rows alone
+            self._rolled_back(conn, error)
+            raise
         except sqlite3.Error as error:
             raise self._error("cannot write", error) from self._rolled_back(conn, error)
         finally:
