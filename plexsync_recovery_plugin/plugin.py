@@ -10,7 +10,7 @@ writing nothing), ``recover`` and ``retry_pending`` (the runs they made).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,6 +68,10 @@ class RecoveryPlugin:
             or anything with ``query(path, timeout=)``.
         data_dir: The PlexSync data directory.
         include_optional: Also recover ``PlexTemporaryError`` and ``PlexNotFound`` entries.
+        outage_casualties: Recover, besides ``PlexServerDown``, the ``PlexTemporaryError``
+            entries whose message shows Plex unreachable, timing out or answering 5xx
+            (``dlq_recovery.is_outage_casualty``): what PlexSync's worker dead-letters during
+            an outage. On by default; every run is over an outage window.
         collaborators: ``factory(queue_path, queue, stash, dry_run=...)`` giving each run its
             gates and writer; ``default_collaborators`` (batched) when omitted.
     """
@@ -81,6 +85,7 @@ class RecoveryPlugin:
         data_dir: str | Path,
         *,
         include_optional: bool = False,
+        outage_casualties: bool = True,
         collaborators: CollaboratorFactory = default_collaborators,
     ) -> None:
         self.dlq = dlq
@@ -89,6 +94,7 @@ class RecoveryPlugin:
         self.plex_client = plex_client
         self.data_dir = Path(data_dir)
         self.include_optional = include_optional
+        self.outage_casualties = outage_casualties
         self.collaborators = collaborators
         self.queue_path = str(queue.path) if queue is not None else str(self.data_dir / QUEUE_DIR_NAME)
         self._owns_queue = False
@@ -106,7 +112,8 @@ class RecoveryPlugin:
         return self.queue
 
     def __repr__(self) -> str:
-        return f"RecoveryPlugin(data_dir={str(self.data_dir)!r}, include_optional={self.include_optional})"
+        return (f"RecoveryPlugin(data_dir={str(self.data_dir)!r}, include_optional={self.include_optional},"
+                f" outage_casualties={self.outage_casualties})")
 
     def connect(self) -> "RecoveryPlugin":
         """Subscribe to ``outage_ended`` from any sender, holding the receiver strongly; return self."""
@@ -135,17 +142,45 @@ class RecoveryPlugin:
 
     @property
     def error_types(self) -> list[str]:
-        """The ``error_type`` names this plugin recovers."""
-        return dlq_recovery.get_error_types_for_recovery(self.include_optional)
+        """The ``error_type`` names this plugin reads from a window.
+
+        ``get_error_types_for_recovery``'s, and with ``outage_casualties`` (and not
+        ``include_optional``) ``PlexTemporaryError`` too, of which only an outage's
+        casualties are selected (``window_entries``).
+        """
+        types = dlq_recovery.get_error_types_for_recovery(self.include_optional)
+        if self._casualties_only and dlq_recovery.OUTAGE_CASUALTY_ERROR_TYPE not in types:
+            types.append(dlq_recovery.OUTAGE_CASUALTY_ERROR_TYPE)
+        return types
+
+    @property
+    def _casualties_only(self) -> bool:
+        """Whether ``PlexTemporaryError`` entries are selected by their message (not all, not none)."""
+        return self.outage_casualties and not self.include_optional
 
     def window_entries(self, start: float, end: float) -> DlqWindow:
         """The DLQ entries a run over ``start..end`` (already whole seconds) reads, in scene order.
 
         Scene order keeps each chunk's Stash question to a narrow stretch of ids: in failure
         order a real DLQ's scenes are scattered, and the first chunk alone would need an
-        answer about every scene of the window before anything could be written.
+        answer about every scene of the window before anything could be written. Within a
+        scene the newest entry comes first: its job is the one re-queued.
         """
-        return DlqWindow(self.dlq, start, end, self.error_types, order="scene")
+        keep = dlq_recovery.is_outage_casualty if self._casualties_only else None
+        return DlqWindow(self.dlq, start, end, self.error_types, order="scene", keep=keep)
+
+    def _with_left(self, result: RecoveryResult, entries: DlqWindow) -> RecoveryResult:
+        """The result with what the window held besides the selected entries, said in one log line."""
+        try:
+            left = entries.left_by_error_type()
+        except Exception as error:  # the run stands; only its note on the rest is missing
+            logger.warning("could not count the entries left in the window: %s", error)
+            return result
+        text = dlq_recovery.left_text(left, self.include_optional)
+        if text:  # a warning when an option would recover some of it: the user may want it
+            optional = not self.include_optional and any(name in left for name in dlq_recovery.OPTIONAL_RETRY_ERROR_TYPES)
+            logger.log(logging.WARNING if optional else logging.INFO, "%s", text)
+        return replace(result, left_by_error_type=left)
 
     def preview(self, start: Any, end: Any, *, again: bool = False, observer: Observer | None = None) -> Preview:
         """What recovering the window would do to each entry; writes nothing, takes no lock.
@@ -169,6 +204,7 @@ class RecoveryPlugin:
         result = dlq_recovery.run_recovery(
             entries, self.plex_client, collaborators, since=window[0], again=again, dry_run=True, observer=observe
         )
+        result = self._with_left(result, entries)
         rows.sort(key=lambda row: (str(row.failed_at), row.dlq_id or 0))
         return Preview(window[0], window[1], result, tuple(rows))
 
@@ -235,6 +271,7 @@ class RecoveryPlugin:
             )
         except Exception as error:
             return Run(start, end, error=error)
+        result = self._with_left(result, entries)
         if result.deferred:
             logger.warning("outage window %s..%s stays pending: part of it must be retried", iso_time(start), iso_time(end))
             return Run(start, end, result)

@@ -120,7 +120,8 @@ def _plugin(settings: Settings, data_dir: Path) -> Iterator["RecoveryPlugin"]:
 
     plex = settings.plex_connection()
     stash = settings.stash_connection()
-    plugin = RecoveryPlugin(open_dlq(data_dir), None, stash, plex, data_dir, include_optional=settings.include_optional)
+    plugin = RecoveryPlugin(open_dlq(data_dir), None, stash, plex, data_dir, include_optional=settings.include_optional,
+                            outage_casualties=settings.outage_casualties)
     try:
         yield plugin
     finally:

@@ -91,6 +91,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, only: Collection[str] 
         default=quiet,
         help="also recover PlexTemporaryError and PlexNotFound entries",
     )
+    group.add_argument(
+        "--no-outage-casualties",
+        dest="outage_casualties",
+        action="store_false",
+        default=quiet,
+        help="recover only PlexServerDown by default, not the PlexTemporaryError entries that show Plex"
+        " unreachable, timing out or answering 5xx",
+    )
     group.add_argument("--json", action="store_true", default=quiet, help="print JSON instead of tables")
     group.add_argument("-v", "--verbose", action="store_true", default=quiet, help="log DEBUG details")
     group.add_argument("-q", "--quiet", action="store_true", default=quiet, help="log errors only")
@@ -107,6 +115,7 @@ class Settings:
         stash_url: Stash URL.
         stash_api_key: Stash API key, or None.
         include_optional: Also recover the optional error types.
+        outage_casualties: Recover an outage's ``PlexTemporaryError`` casualties by default.
         json: Print JSON instead of tables.
         verbose: Log at DEBUG and show tracebacks of unexpected errors.
         quiet: Log errors only.
@@ -118,6 +127,7 @@ class Settings:
     stash_url: str = DEFAULT_STASH_URL
     stash_api_key: str | None = None
     include_optional: bool = False
+    outage_casualties: bool = True
     json: bool = False
     verbose: bool = False
     quiet: bool = False
@@ -210,6 +220,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         stash_url=pick("stash_url", DEFAULT_STASH_URL) or DEFAULT_STASH_URL,
         stash_api_key=secret("stash_api_key"),
         include_optional=bool(getattr(args, "include_optional", False)),
+        outage_casualties=bool(getattr(args, "outage_casualties", True)),
         json=bool(getattr(args, "json", False)),
         verbose=bool(getattr(args, "verbose", False)),
         quiet=bool(getattr(args, "quiet", False)),

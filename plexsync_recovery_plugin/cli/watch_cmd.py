@@ -223,6 +223,7 @@ def _plugin_opener(settings: Settings, data_dir: Path, plex: Any, stash: Any, qu
         dlq = open_dlq(data_dir)
         queue = open_job_queue(data_dir)
         queues.append(queue)
-        return RecoveryPlugin(dlq, queue, stash, plex, data_dir, include_optional=settings.include_optional)
+        return RecoveryPlugin(dlq, queue, stash, plex, data_dir, include_optional=settings.include_optional,
+                              outage_casualties=settings.outage_casualties)
 
     return open_plugin

@@ -3,7 +3,8 @@
 PlexSync (plugin id ``Stash2Plex``) keeps ``plex_url`` and ``plex_token`` in Stash's plugin
 settings; this plugin (id ``PlexSyncRecovery``) reads them from ``configuration { plugins }``
 over the session Stash opened for it, so the user configures Plex once. This plugin's own
-settings of the same names win when set; ``include_optional`` is its own.
+settings of the same names win when set; ``include_optional`` and ``no_outage_casualties``
+are its own.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ class RecoverySettings:
         plex_url: Plex's base URL.
         plex_token: Plex's token (never shown).
         include_optional: Also recover ``PlexTemporaryError`` and ``PlexNotFound`` entries.
+        outage_casualties: Recover an outage's ``PlexTemporaryError`` casualties by default
+            (the setting ``no_outage_casualties`` turns it off).
     """
 
     plex_url: str
     plex_token: str = field(repr=False)
     include_optional: bool = False
+    outage_casualties: bool = True
 
 
 def _setting(values: dict[str, Any], name: str) -> str | None:
@@ -80,5 +84,6 @@ def read_settings(stash: Any) -> RecoverySettings:
             )
         found[name] = value
     return RecoverySettings(
-        plex_url=found["plex_url"], plex_token=found["plex_token"], include_optional=own.get("include_optional") is True
+        plex_url=found["plex_url"], plex_token=found["plex_token"], include_optional=own.get("include_optional") is True,
+        outage_casualties=own.get("no_outage_casualties") is not True,
     )

@@ -144,7 +144,8 @@ def preview(context: RecoveryContext, start: float, end: float, observer: Observ
 def _plugin(context: RecoveryContext) -> RecoveryPlugin:
     """The recovery API over the context; its queue opens on the first real run (``close`` it)."""
     return RecoveryPlugin(DeadLetterQueue(context.data_dir), None, context.stash, context.plex, context.data_dir,
-                          include_optional=context.settings.include_optional)
+                          include_optional=context.settings.include_optional,
+                          outage_casualties=context.settings.outage_casualties)
 
 
 def _runs(

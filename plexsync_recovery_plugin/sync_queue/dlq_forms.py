@@ -110,6 +110,11 @@ class StoredForm:
         """How many rows of the window this range holds."""
         return f"SELECT COUNT(*) FROM dead_letters WHERE failed_at >= :lo AND failed_at <= :hi AND {self._where(types)}"
 
+    def grouped_count_sql(self, types: str, message: str) -> str:
+        """How many rows of the window this range holds per ``(error_type, message)``, ``message`` an SQL expression."""
+        return (f"SELECT error_type, {message}, COUNT(*) FROM dead_letters"
+                f" WHERE failed_at >= :lo AND failed_at <= :hi AND {self._where(types)} GROUP BY 1, 2")
+
     def same_value_sql(self, types: str) -> str:
         """The next rows stored with exactly ``raw``, after ``after_id``, by id."""
         return f"{self._select()}failed_at = :raw AND id > :after_id AND {self._where(types)} ORDER BY id LIMIT :limit"

@@ -16,9 +16,10 @@ outcome). ``RecoveryPlugin`` passes faster collaborators explicitly (see
 
 from __future__ import annotations
 
-import logging
-import uuid
 import itertools
+import logging
+import re
+import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "PERMANENT_ERROR_TYPES",
     "Collaborators",
     "EntryOutcome",
+    "OUTAGE_CASUALTY_ERROR_TYPE",
     "Observer",
     "Outcome",
     "Progress",
@@ -50,6 +52,8 @@ __all__ = [
     "RecoveryResult",
     "get_error_types_for_recovery",
     "get_outage_dlq_entries",
+    "is_outage_casualty",
+    "left_text",
     "recover_outage_jobs",
     "run_recovery",
     "seed_collaborators",
@@ -63,6 +67,8 @@ SAFE_RETRY_ERROR_TYPES = ["PlexServerDown"]
 OPTIONAL_RETRY_ERROR_TYPES = ["PlexTemporaryError", "PlexNotFound"]
 #: Retrying cannot help: never recovered.
 PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionError"]
+#: The optional type of which an outage's casualties are recovered by default (``is_outage_casualty``).
+OUTAGE_CASUALTY_ERROR_TYPE = "PlexTemporaryError"
 
 #: Entries handled per chunk at most: one Stash request and one queue transaction each (fewer when
 #: the writer's lock budget says a chunk this size would hold the queue too long: ``lock_budget``).
@@ -73,6 +79,39 @@ SCREEN_AHEAD = 6
 #: ``progress(done, counts, last)``: entries decided so far, ``RecoveryResult.counts()`` so far, and
 #: whether this is the run's last report (every entry decided).
 Progress = Callable[[int, dict[str, int], bool], None]
+
+
+#: How PlexSync's worker words a ``PlexTemporaryError`` when Plex timed out, dropped or refused
+#: the connection, or answered 5xx (``Timeout error: ...``, ``Connection error: ...``,
+#: ``Server error (503): ...``); 429 (rate limiting) and anything else are Plex answering.
+_OUTAGE_WORDING = re.compile(r"\s*(?:timeout error|connection error|server error \(5\d\d\))\s*:", re.IGNORECASE)
+
+
+def is_outage_casualty(error_type: Any, error_message: Any) -> bool:
+    """Whether an entry failed because Plex was down: the one reading of what an error means.
+
+    ``PlexServerDown`` always. PlexSync's worker never dead-letters that type (it puts the
+    job back and lets its breaker wait); what an outage leaves in the DLQ are
+    ``PlexTemporaryError`` entries whose stored message shows Plex unreachable, timing out
+    or answering 5xx: a ``PlexServerDown`` in all but name. Anything else is not.
+    """
+    if error_type in SAFE_RETRY_ERROR_TYPES:
+        return True
+    return (error_type == OUTAGE_CASUALTY_ERROR_TYPE and isinstance(error_message, str)
+            and _OUTAGE_WORDING.match(error_message) is not None)
+
+
+def left_text(left: Mapping[str, int], include_optional: bool) -> str:
+    """One line on what a run left in its window, by type, and how to include it ("" when nothing)."""
+    if not left:
+        return ""
+    counted = ", ".join(f"{count} {name}" for name, count in sorted(left.items()))
+    optional = [name for name in OPTIONAL_RETRY_ERROR_TYPES if name in left]
+    if optional and not include_optional:
+        hint = f"--include-optional recovers the {' and '.join(optional)} entries"
+    else:
+        hint = "no option recovers these types"
+    return f"left {counted} in this window; {hint}"
 
 
 def get_error_types_for_recovery(include_optional: bool = False) -> list[str]:

@@ -25,7 +25,7 @@ import math
 import sqlite3
 from array import array
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .dlq_forms import ENTRY_COLUMNS, FORMS, RAW, SECOND, STORED_TIME_KEY, StoredForm, group_order, row_order
 from .safe_pickle import MAX_PICKLE_BYTES
@@ -124,7 +124,9 @@ class DlqWindow(Sequence[dict[str, Any]]):
     Blobs larger than ``max_job_bytes`` are not read: their ``job_data`` is None and
     ``job_data_size`` says why. Indexing loads everything; prefer iteration.
     ``stored_forms`` limits the read to some forms of ``failed_at`` (all by default; the
-    benchmark times PlexSync's own form alone to price the others).
+    benchmark times PlexSync's own form alone to price the others). ``keep(error_type,
+    error_message)``, when given, selects further among those types (the plugin's
+    ``is_outage_casualty``); ``len()`` then counts in SQL per distinct message.
 
     Raises:
         ValueError: A bound is NaN, ``page_size`` is not a positive integer, or ``order``
@@ -142,10 +144,12 @@ class DlqWindow(Sequence[dict[str, Any]]):
         max_job_bytes: int = MAX_PICKLE_BYTES,
         stored_forms: Sequence[StoredForm] = FORMS,
         order: str = "time",
+        keep: Callable[[Any, Any], bool] | None = None,
     ) -> None:
         if order not in _ORDERS:
             raise ValueError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}")
         self.order = order
+        self.keep = keep
         self.dlq = dlq
         self.stored_forms = tuple(stored_forms)
         self.start_time = float(start_time)
@@ -166,13 +170,47 @@ class DlqWindow(Sequence[dict[str, Any]]):
     def __len__(self) -> int:
         if self._count is None:
             self._count = 0
-            if not self._empty:
+            if not self._empty and self.keep is not None:
+                keep = self.keep
+                self._count = sum(count for (name, message), count in self._grouped(self._types_sql(), "error_message")
+                                  if keep(name, message))
+            elif not self._empty:
                 with self.dlq.reader() as conn:
                     params = self._params(conn)
                     types = self._types_sql()
                     self._count = sum(int(conn.execute(form.count_sql(types), form.bounds(params)).fetchone()[0])
                                       for form in self.stored_forms)
         return self._count
+
+    def left_by_error_type(self) -> dict[str, int]:
+        """The window's entries of any type that this window does not select, by ``error_type``.
+
+        One grouped count per stored form on PlexSync's index, read-only: messages are
+        grouped only for the selected types, and only when ``keep`` must judge them. Rows
+        without an ``error_type`` are not counted (nothing could select them).
+        """
+        if self.start_time > self.end_time or self.end_time < 0:
+            return {}
+        selected = set(self.error_types)
+        message = "NULL"
+        if self.keep is not None and self.error_types:
+            message = f"CASE WHEN 1{self._types_sql()} THEN error_message END"
+        left: dict[str, int] = {}
+        for (name, text), count in self._grouped("", message):
+            if name is None:
+                continue
+            if name in selected and (self.keep is None or self.keep(name, text)):
+                continue
+            left[str(name)] = left.get(str(name), 0) + count
+        return left
+
+    def _grouped(self, types: str, message: str) -> Iterator[tuple[tuple[Any, Any], int]]:
+        """``((error_type, message), count)`` of the window's rows of ``types`` (SQL), over every stored form."""
+        with self.dlq.reader() as conn:
+            params = self._params(conn)
+            for form in self.stored_forms:
+                for name, text, count in conn.execute(form.grouped_count_sql(types, message), form.bounds(params)):
+                    yield (name, text), int(count)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._empty:
@@ -183,8 +221,10 @@ class DlqWindow(Sequence[dict[str, Any]]):
                 rows = self._in_scene_order(conn, params)
             else:
                 rows = _merged([self._stream(conn, form, params) for form in self.stored_forms])
+            keep = self.keep
             for row in rows:
-                yield dict(zip(_ENTRY_KEYS, row))
+                if keep is None or keep(row[2], row[3]):  # error_type, error_message
+                    yield dict(zip(_ENTRY_KEYS, row))
 
     def _in_scene_order(self, conn: sqlite3.Connection, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
         """The window's rows by scene id, then newest first (time, id descending), a page at a time.

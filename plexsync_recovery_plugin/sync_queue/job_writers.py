@@ -266,6 +266,11 @@ class PerJobWriter(_StagingWriter):
         return outcomes
 
     def _write_one(self, job: PendingJob, snapshot: QueueSnapshot) -> WriteOutcome:
+        try:  # the checks of the batch writer: ids SQLite can hold, a row the plugin can read back
+            encode_job(job)
+        except Exception as error:
+            logger.warning("DLQ entry %s: its job cannot be re-queued: %s", job.identity[0], error)
+            return WriteOutcome(job, Outcome.FAILED, f"cannot be re-queued: {error}")
         try:
             self.queue_file.record(self._record(job.identity, job.scene_id, None, CLAIMED, self.queue_file.high_water()))
         except QueueFileError as error:

@@ -12,7 +12,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["COUNT_FIELDS", "EntryOutcome", "OUTCOME_LABELS", "Observer", "Outcome", "RecoveryResult", "RecoveryTally", "SceneIds"]
+__all__ = [
+    "COUNT_FIELDS", "EntryOutcome", "ErrorTypeCounts", "OUTCOME_LABELS", "Observer", "Outcome", "RecoveryResult",
+    "RecoveryTally", "SceneIds",
+]
 
 
 class Outcome(str, enum.Enum):
@@ -80,6 +83,19 @@ class SceneIds(list[int]):
         return hash(tuple(self))
 
 
+class ErrorTypeCounts(dict[str, int]):
+    """A dict of entries by ``error_type`` that cannot be changed, frozen like the rest of the result."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("RecoveryResult.left_by_error_type cannot be changed")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
 @dataclass(frozen=True)
 class RecoveryResult:
     """What one recovery run did. The outcome counts add up to ``total_dlq_entries``.
@@ -99,6 +115,9 @@ class RecoveryResult:
         plex_latency_ms: How long Plex took to answer the health check (0.0 if it did not).
         run_id: Identifies this run in the redrive ledger.
         dry_run: True when nothing was written.
+        left_by_error_type: Entries of the window the run did not select, by ``error_type``
+            (types not recovered by default, and ``PlexTemporaryError`` entries that do not
+            read as the outage's); not part of ``total_dlq_entries``. Empty when unknown.
     """
 
     total_dlq_entries: int = 0
@@ -113,9 +132,11 @@ class RecoveryResult:
     plex_latency_ms: float = 0.0
     run_id: str = ""
     dry_run: bool = False
+    left_by_error_type: dict[str, int] = field(default_factory=ErrorTypeCounts)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recovered_scene_ids", SceneIds(self.recovered_scene_ids))
+        object.__setattr__(self, "left_by_error_type", ErrorTypeCounts(self.left_by_error_type))
 
     def counts(self) -> dict[str, int]:
         """The counters by field name, in printing order."""
@@ -124,7 +145,8 @@ class RecoveryResult:
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON: every field, scene ids as a list."""
         return {**self.counts(), "recovered_scene_ids": list(self.recovered_scene_ids), "deferred": self.deferred,
-                "plex_latency_ms": self.plex_latency_ms, "run_id": self.run_id, "dry_run": self.dry_run}
+                "plex_latency_ms": self.plex_latency_ms, "run_id": self.run_id, "dry_run": self.dry_run,
+                "left_by_error_type": dict(self.left_by_error_type)}
 
     def __str__(self) -> str:
         verb = "would recover" if self.dry_run else "recovered"
