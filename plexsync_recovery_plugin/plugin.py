@@ -169,18 +169,25 @@ class RecoveryPlugin:
         keep = dlq_recovery.is_outage_casualty if self._casualties_only else None
         return DlqWindow(self.dlq, start, end, self.error_types, order="scene", keep=keep)
 
-    def _with_left(self, result: RecoveryResult, entries: DlqWindow) -> RecoveryResult:
-        """The result with what the window held besides the selected entries, said in one log line."""
+    def note_left(self, entries: DlqWindow) -> dict[str, int]:
+        """What the window holds besides the selected entries, by error type, said in one log line; never raises.
+
+        A warning when an option would recover some of it (the user may want it), else info.
+        """
         try:
             left = entries.left_by_error_type()
         except Exception as error:  # the run stands; only its note on the rest is missing
             logger.warning("could not count the entries left in the window: %s", error)
-            return result
+            return {}
         text = dlq_recovery.left_text(left, self.include_optional)
-        if text:  # a warning when an option would recover some of it: the user may want it
+        if text:
             optional = not self.include_optional and any(name in left for name in dlq_recovery.OPTIONAL_RETRY_ERROR_TYPES)
             logger.log(logging.WARNING if optional else logging.INFO, "%s", text)
-        return replace(result, left_by_error_type=left)
+        return left
+
+    def _with_left(self, result: RecoveryResult, entries: DlqWindow) -> RecoveryResult:
+        """The result with what the window held besides the selected entries (``note_left``)."""
+        return replace(result, left_by_error_type=self.note_left(entries))
 
     def preview(self, start: Any, end: Any, *, again: bool = False, observer: Observer | None = None) -> Preview:
         """What recovering the window would do to each entry; writes nothing, takes no lock.

@@ -205,8 +205,9 @@ def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end:
         _nothing_to_do(out, start, end, why, dry_run=True, entries=[])
         return 0
     with _plugin(settings, data_dir) as plugin:
-        if len(plugin.window_entries(start, end)) == 0:
-            _nothing_to_do(out, start, end, why, dry_run=True, entries=[])
+        window = plugin.window_entries(start, end)
+        if len(window) == 0:
+            _nothing_to_do(out, start, end, why, dry_run=True, entries=[], left_by_error_type=plugin.note_left(window))
             return 0
         require_stash_key_accepted(plugin.stash)
         preview = plugin.preview(start, end, again=again)

@@ -19,57 +19,29 @@ from __future__ import annotations
 
 import logging
 import pickle
-import pickletools
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from persistqueue.serializers import pickle as queue_pickle
 from plexapi.server import PlexServer
 from stashapi.stashapp import StashInterface
 
 from plexsync_recovery_plugin import RecoveryPlugin
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
+from plexsync_recovery_plugin.sync_queue.operations import open_queue
 from plexsync_recovery_plugin.sync_queue.recovery_result import RecoveryResult
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
 from tests.conftest import WINDOW_END, WINDOW_START, drain
+from tests.plexsync_outage import (
+    ABORTED, LATER_END, LATER_START, POISON_SCENE, RATE_LIMITED, TIMEOUT, UNAVAILABLE, add_outage_dlq,
+    add_same_second_copies, add_two_edits, big_job_pickle, worker_job,
+)
 
 STASH_LOG = logging.getLogger("test.stash")
 #: Scenes the loopback Stash has, and one it finds though no SQLite could hold its id.
 SCENES = range(1, 40)
-POISON_SCENE = 9999999999999999999  # fits 64 bits unsigned, not SQLite's signed INTEGER
-#: A second outage, an hour after the first.
-LATER_START, LATER_END = WINDOW_END + 3600, WINDOW_END + 5400
-
-#: ``PlexTemporaryError`` messages as PlexSync's ``translate_plex_exception`` words what requests raises.
-TIMEOUT = "Timeout error: HTTPConnectionPool(host='plex.local', port=32400): Read timed out. (read timeout=30)"
-ABORTED = ("Connection error: ('Connection aborted.', RemoteDisconnected('Remote end closed connection"
-           " without response'))")
-UNAVAILABLE = "Server error (503): 503 Server Error: Service Unavailable for url: http://plex.local:32400/library/sections"
-BAD_GATEWAY = "Server error (502): 502 Server Error: Bad Gateway for url: http://plex.local:32400/library/sections"
-RATE_LIMITED = "Server error (429): 429 Client Error: Too Many Requests for url: http://plex.local:32400/library/sections"
-NOT_FOUND = "Item not found in Plex: (404) not_found; http://plex.local:32400/library/metadata/7"
-BAD_REQUEST = "Bad request to Plex: (400) bad_request; http://plex.local:32400/library/metadata/8"
-
-#: What PlexSync's worker dead-letters during an outage (its breaker open, Plex restarting):
-#: ``(scene, error_type, error_message)``; the first seven are the outage's casualties.
-OUTAGE_DLQ = [
-    (1, "PlexTemporaryError", TIMEOUT),
-    (2, "PlexTemporaryError", TIMEOUT),
-    (3, "PlexTemporaryError", UNAVAILABLE),
-    (4, "PlexTemporaryError", BAD_GATEWAY),
-    (5, "PlexTemporaryError", ABORTED),
-    (6, "PlexTemporaryError", UNAVAILABLE),
-    (7, "PlexTemporaryError", TIMEOUT),
-    (8, "PlexTemporaryError", RATE_LIMITED),
-    (9, "PlexNotFound", NOT_FOUND),
-    (10, "PlexPermanentError", BAD_REQUEST),
-]
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[PlexTestServer, StashTestServer]]:
     with PlexTestServer() as plex_server, StashTestServer(scenes=[*SCENES, POISON_SCENE]) as stash_server:
@@ -106,12 +78,6 @@ def recover(plexsync_dir: PlexSyncData, clients: tuple[PlexServer, StashInterfac
         return result
 
     return run
-
-
-def worker_job(scene_id: int, title: str = "", **data: Any) -> dict[str, Any]:
-    """A job as PlexSync's worker dead-letters it: retry metadata added by ``_prepare_for_retry``."""
-    job = make_job(scene_id, "metadata", {"title": title or f"Scene {scene_id}", **data})
-    return {**job, "retry_count": 5, "next_retry_at": 0.0, "last_error_type": "PlexTemporaryError"}
 
 
 def queued_titles(data_dir: Path) -> dict[int, list[str]]:
@@ -164,18 +130,6 @@ def test_a_row_its_transaction_refuses_fails_alone_and_the_chunk_is_written(plex
 # --- read back what you write ------------------------------------------------------------------
 
 
-def big_job_pickle(scene_id: int) -> bytes:
-    """A DLQ job of 6,033 opcodes: 6,000 tags, written without MEMOIZE (``pickletools.optimize``).
-
-    Re-queued as persist-queue pickles it (protocol 4, a MEMOIZE after each string) it is 12,045.
-    """
-    job = make_job(scene_id, "metadata", {"tags": [f"tag {index}" for index in range(6000)]})
-    blob = pickletools.optimize(pickle.dumps(job, protocol=4))
-    assert sum(1 for _ in pickletools.genops(blob)) == 6033
-    assert sum(1 for _ in pickletools.genops(queue_pickle.dumps(job))) == 12045
-    return blob
-
-
 def test_a_big_job_once_requeued_is_read_back_and_a_second_outage_finds_it_queued(plexsync_dir, recover, caplog):
     plexsync_dir.add_dead_letter({}, job_data=big_job_pickle(5), scene_id=5, failed_at=WINDOW_START + 10)
     first = recover()
@@ -190,14 +144,6 @@ def test_a_big_job_once_requeued_is_read_back_and_a_second_outage_finds_it_queue
 
 
 # --- outage casualties by default --------------------------------------------------------------
-
-
-def add_outage_dlq(plexsync: PlexSyncData) -> None:
-    plexsync.add_dead_letters(
-        {"job": worker_job(scene_id), "error_type": error_type, "error_message": message, "retry_count": 5,
-         "failed_at": WINDOW_START + 60 + scene_id}
-        for scene_id, error_type, message in OUTAGE_DLQ
-    )
 
 
 def test_an_outages_temporary_errors_are_recovered_by_default(plexsync_dir, recover, caplog):
@@ -248,17 +194,7 @@ def test_what_reads_as_an_outage_casualty(error_type: str, message: Any, casualt
 
 
 def test_an_acked_copy_from_the_failures_own_second_does_not_cover_it(plexsync_dir, recover):
-    """PlexSync's worker acks a job and puts back a retry copy; the copy failing is dead-lettered.
-
-    Five copies were enqueued 0.3 s before their failure, in its second (``failed_at`` keeps
-    whole seconds); five scenes were synced by a job enqueued in the next second.
-    """
-    for scene_id in range(1, 11):
-        failed_at = WINDOW_START + 100 * scene_id
-        plexsync_dir.add_dead_letter(worker_job(scene_id), failed_at=failed_at)
-        enqueued = failed_at + 0.5 if scene_id <= 5 else failed_at + 1.2  # the failure was at +0.8
-        plexsync_dir.queue_jobs([worker_job(scene_id)], status="acked", timestamp=enqueued)
-
+    add_same_second_copies(plexsync_dir)
     result = recover()
     assert (result.recovered, result.skipped_already_queued) == (5, 5)
     assert sorted(queued_titles(plexsync_dir.data_dir)) == [1, 2, 3, 4, 5]
@@ -268,14 +204,7 @@ def test_an_acked_copy_from_the_failures_own_second_does_not_cover_it(plexsync_d
 
 
 def test_a_scenes_newest_dead_lettered_job_is_the_one_requeued(plexsync_dir, recover):
-    # The newer edit was dead-lettered later but got the lower DLQ id (ids are not times).
-    newer = plexsync_dir.add_dead_letter(worker_job(3, "newer edit"), failed_at=WINDOW_START + 20)
-    older = plexsync_dir.add_dead_letter(worker_job(3, "older edit"), failed_at=WINDOW_START + 10)
-    # In one second, the higher DLQ id is the newer.
-    plexsync_dir.add_dead_letter(worker_job(4, "first of the second"), failed_at=WINDOW_START + 30)
-    plexsync_dir.add_dead_letter(worker_job(4, "last of the second"), failed_at=WINDOW_START + 30)
-    assert newer < older
-
+    add_two_edits(plexsync_dir)
     result = recover()
     assert (result.recovered, result.skipped_already_queued) == (2, 2)
     assert queued_titles(plexsync_dir.data_dir) == {3: ["newer edit"], 4: ["last of the second"]}
