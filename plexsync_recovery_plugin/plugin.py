@@ -25,6 +25,7 @@ from .sync_queue.pending_windows import PendingWindows
 from .sync_queue.recovery_collaborators import default_collaborators
 from .sync_queue.recovery_lock import recovery_lock
 from .sync_queue.recovery_result import EntryOutcome, Observer
+from .sync_queue.selection import Selection
 
 __all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]
 
@@ -141,22 +142,14 @@ class RecoveryPlugin:
         self.recover(kwargs.get("start"), kwargs.get("end"))
 
     @property
-    def error_types(self) -> list[str]:
-        """The ``error_type`` names this plugin reads from a window.
-
-        ``get_error_types_for_recovery``'s, and with ``outage_casualties`` (and not
-        ``include_optional``) ``PlexTemporaryError`` too, of which only an outage's
-        casualties are selected (``window_entries``).
-        """
-        types = dlq_recovery.get_error_types_for_recovery(self.include_optional)
-        if self._casualties_only and dlq_recovery.OUTAGE_CASUALTY_ERROR_TYPE not in types:
-            types.append(dlq_recovery.OUTAGE_CASUALTY_ERROR_TYPE)
-        return types
+    def selection(self) -> Selection:
+        """What a run reads from a window: ``include_optional`` and ``outage_casualties`` as now set."""
+        return Selection(self.include_optional, self.outage_casualties)
 
     @property
-    def _casualties_only(self) -> bool:
-        """Whether ``PlexTemporaryError`` entries are selected by their message (not all, not none)."""
-        return self.outage_casualties and not self.include_optional
+    def error_types(self) -> list[str]:
+        """The ``error_type`` names this plugin reads from a window (``Selection.error_types``)."""
+        return self.selection.error_types
 
     def window_entries(self, start: float, end: float) -> DlqWindow:
         """The DLQ entries a run over ``start..end`` (already whole seconds) reads, in scene order.
@@ -166,28 +159,11 @@ class RecoveryPlugin:
         answer about every scene of the window before anything could be written. Within a
         scene the newest entry comes first: its job is the one re-queued.
         """
-        keep = dlq_recovery.is_outage_casualty if self._casualties_only else None
-        return DlqWindow(self.dlq, start, end, self.error_types, order="scene", keep=keep)
+        return self.selection.window(self.dlq, start, end)
 
     def note_left(self, entries: DlqWindow) -> dict[str, int]:
-        """What the window holds besides the selected entries, by error type, said in one log line; never raises.
-
-        A warning when an option would recover some of it (the user may want it), else info.
-        """
-        try:
-            left = entries.left_by_error_type()
-        except Exception as error:  # the run stands; only its note on the rest is missing
-            logger.warning("could not count the entries left in the window: %s", error)
-            return {}
-        text = dlq_recovery.left_text(left, self.include_optional)
-        if text:
-            optional = not self.include_optional and any(name in left for name in dlq_recovery.OPTIONAL_RETRY_ERROR_TYPES)
-            logger.log(logging.WARNING if optional else logging.INFO, "%s", text)
-        return left
-
-    def _with_left(self, result: RecoveryResult, entries: DlqWindow) -> RecoveryResult:
-        """The result with what the window held besides the selected entries (``note_left``)."""
-        return replace(result, left_by_error_type=self.note_left(entries))
+        """What the window holds besides the selected entries, by error type, logged once; never raises."""
+        return self.selection.note_left(entries)
 
     def preview(self, start: Any, end: Any, *, again: bool = False, observer: Observer | None = None) -> Preview:
         """What recovering the window would do to each entry; writes nothing, takes no lock.
@@ -211,7 +187,7 @@ class RecoveryPlugin:
         result = dlq_recovery.run_recovery(
             entries, self.plex_client, collaborators, since=window[0], again=again, dry_run=True, observer=observe
         )
-        result = self._with_left(result, entries)
+        result = replace(result, left_by_error_type=self.note_left(entries))
         rows.sort(key=lambda row: (str(row.failed_at), row.dlq_id or 0))
         return Preview(window[0], window[1], result, tuple(rows))
 
@@ -278,7 +254,7 @@ class RecoveryPlugin:
             )
         except Exception as error:
             return Run(start, end, error=error)
-        result = self._with_left(result, entries)
+        result = replace(result, left_by_error_type=self.note_left(entries))
         if result.deferred:
             logger.warning("outage window %s..%s stays pending: part of it must be retried", iso_time(start), iso_time(end))
             return Run(start, end, result)

@@ -2,7 +2,8 @@
 
 Where PlexSync keeps its own ``sync_queue/dlq_recovery.py``, so a PlexSync developer finds it here.
 
-Selection is conservative: only error types that an outage explains are retried. Recovery
+Selection is conservative: only failures that an outage explains are retried (``selection``
+says which, and keeps the seed's ``get_error_types_for_recovery`` and its lists). Recovery
 passes three gates: Plex answers, the scene is not already covered by a job (or already
 redriven), and the scene still exists in Stash. It never deletes or rewrites a DLQ row,
 never queues an entry twice, and never runs code found in a pickle.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +37,15 @@ from .queue_snapshot import QueueSnapshot
 from .recovery_engine import ChunkRun, Collaborators
 from .recovery_lock import recovery_lock
 from .recovery_result import EntryOutcome, Observer, Outcome, RecoveryResult, RecoveryTally
+from .selection import (
+    OPTIONAL_RETRY_ERROR_TYPES,
+    OUTAGE_CASUALTY_ERROR_TYPE,
+    PERMANENT_ERROR_TYPES,
+    SAFE_RETRY_ERROR_TYPES,
+    get_error_types_for_recovery,
+    is_outage_casualty,
+    left_text,
+)
 
 __all__ = [
     "SAFE_RETRY_ERROR_TYPES",
@@ -61,15 +70,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: An outage explains these failures: retrying them after it is always safe.
-SAFE_RETRY_ERROR_TYPES = ["PlexServerDown"]
-#: Often outage-related, sometimes not (a 404 can be a scene Plex has not scanned yet): opt-in.
-OPTIONAL_RETRY_ERROR_TYPES = ["PlexTemporaryError", "PlexNotFound"]
-#: Retrying cannot help: never recovered.
-PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionError"]
-#: The optional type of which an outage's casualties are recovered by default (``is_outage_casualty``).
-OUTAGE_CASUALTY_ERROR_TYPE = "PlexTemporaryError"
-
 #: Entries handled per chunk at most: one Stash request and one queue transaction each (fewer when
 #: the writer's lock budget says a chunk this size would hold the queue too long: ``lock_budget``).
 RECOVERY_CHUNK = 1000
@@ -79,47 +79,6 @@ SCREEN_AHEAD = 6
 #: ``progress(done, counts, last)``: entries decided so far, ``RecoveryResult.counts()`` so far, and
 #: whether this is the run's last report (every entry decided).
 Progress = Callable[[int, dict[str, int], bool], None]
-
-
-#: How PlexSync's worker words a ``PlexTemporaryError`` when Plex timed out, dropped or refused
-#: the connection, or answered 5xx (``Timeout error: ...``, ``Connection error: ...``,
-#: ``Server error (503): ...``); 429 (rate limiting) and anything else are Plex answering.
-_OUTAGE_WORDING = re.compile(r"\s*(?:timeout error|connection error|server error \(5\d\d\))\s*:", re.IGNORECASE)
-
-
-def is_outage_casualty(error_type: Any, error_message: Any) -> bool:
-    """Whether an entry failed because Plex was down: the one reading of what an error means.
-
-    ``PlexServerDown`` always. PlexSync's worker never dead-letters that type (it puts the
-    job back and lets its breaker wait); what an outage leaves in the DLQ are
-    ``PlexTemporaryError`` entries whose stored message shows Plex unreachable, timing out
-    or answering 5xx: a ``PlexServerDown`` in all but name. Anything else is not.
-    """
-    if error_type in SAFE_RETRY_ERROR_TYPES:
-        return True
-    return (error_type == OUTAGE_CASUALTY_ERROR_TYPE and isinstance(error_message, str)
-            and _OUTAGE_WORDING.match(error_message) is not None)
-
-
-def left_text(left: Mapping[str, int], include_optional: bool) -> str:
-    """One line on what a run left in its window, by type, and how to include it ("" when nothing)."""
-    if not left:
-        return ""
-    counted = ", ".join(f"{count} {name}" for name, count in sorted(left.items()))
-    optional = [name for name in OPTIONAL_RETRY_ERROR_TYPES if name in left]
-    if optional and not include_optional:
-        hint = f"--include-optional recovers the {' and '.join(optional)} entries"
-    else:
-        hint = "no option recovers these types"
-    return f"left {counted} in this window; {hint}"
-
-
-def get_error_types_for_recovery(include_optional: bool = False) -> list[str]:
-    """Return a new list of the error types to recover: the safe ones, plus the optional ones if asked."""
-    types = list(SAFE_RETRY_ERROR_TYPES)
-    if include_optional:
-        types.extend(OPTIONAL_RETRY_ERROR_TYPES)
-    return [name for name in types if name not in PERMANENT_ERROR_TYPES]
 
 
 def get_outage_dlq_entries(

@@ -27,7 +27,7 @@ from array import array
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from .dlq_forms import ENTRY_COLUMNS, FORMS, RAW, SECOND, STORED_TIME_KEY, StoredForm, group_order, row_order
+from .dlq_forms import ENTRY_COLUMNS, FORMS, STORED_TIME_KEY, StoredForm, row_order
 from .safe_pickle import MAX_PICKLE_BYTES
 
 if TYPE_CHECKING:
@@ -220,7 +220,8 @@ class DlqWindow(Sequence[dict[str, Any]]):
             if self.order == "scene":
                 rows = self._in_scene_order(conn, params)
             else:
-                rows = _merged([self._stream(conn, form, params) for form in self.stored_forms])
+                types = self._types_sql()
+                rows = _merged([form.rows_in_time_order(conn, types, params) for form in self.stored_forms])
             keep = self.keep
             for row in rows:
                 if keep is None or keep(row[2], row[3]):  # error_type, error_message
@@ -271,48 +272,6 @@ class DlqWindow(Sequence[dict[str, Any]]):
 
     def _types_sql(self) -> str:
         return " AND error_type IN (" + ", ".join(f":type{index}" for index in range(len(self.error_types))) + ")"
-
-    def _stream(self, conn: sqlite3.Connection, form: StoredForm, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-        """One stored form's rows of the window, ordered by (second, time, id), a page at a time.
-
-        A page in index order is cut after its last complete second (the rest is read
-        again from that second on) and sorted: spellings of one second (``.5`` before
-        ``Z``) sort by text, not by time. A second filling a whole page is read alone.
-        """
-        types = self._types_sql()
-        bounds = form.bounds(params)
-        while True:
-            rows = conn.execute(form.page_sql(types), bounds).fetchall()
-            if len(rows) < self.page_size:
-                yield from sorted(rows, key=group_order)
-                return
-            last_second = rows[-1][SECOND]
-            cut = next(index for index, row in enumerate(rows) if row[SECOND] == last_second)
-            if cut:
-                yield from sorted(rows[:cut], key=group_order)
-                bounds["lo"] = rows[cut][RAW]  # the first stored value of the unfinished second
-                continue
-            yield from self._one_second(conn, form, dict(bounds, next=form.first_value(last_second + 1)), rows)
-            bounds["lo"] = form.first_value(last_second + 1)
-
-    def _one_second(
-        self, conn: sqlite3.Connection, form: StoredForm, bounds: dict[str, Any], first_page: list[tuple[Any, ...]]
-    ) -> Iterator[tuple[Any, ...]]:
-        """Every row of one second that fills a page: by id when stored in one spelling, else sorted in SQL."""
-        types = self._types_sql()
-        raw = first_page[0][RAW]
-        uniform = all(row[RAW] == raw for row in first_page)
-        if uniform and not conn.execute(form.other_value_sql(types), dict(bounds, raw=raw)).fetchone():
-            yield from first_page  # one stored value: one time, rows already in id order
-            params = dict(bounds, raw=raw, after_id=first_page[-1][0])
-            while rows := conn.execute(form.same_value_sql(types), params).fetchall():
-                yield from rows
-                params["after_id"] = rows[-1][0]
-            return
-        params = dict(bounds, after_key="", after_id=0)  # several spellings: SQLite sorts this second per page
-        while rows := conn.execute(form.sorted_second_sql(types), params).fetchall():
-            yield from rows
-            params["after_key"], params["after_id"] = row_order(rows[-1])
 
     def query_plan(self) -> dict[str, list[str]]:
         """``EXPLAIN QUERY PLAN`` of each statement, by ``<form>.<statement>``.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Mapping, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 from persistqueue.serializers import pickle as queue_pickle
 
@@ -21,7 +21,7 @@ from .ledger import CLAIMED, DONE, LedgerRecord
 from .lock_budget import LockBudget
 from .operations import make_job
 from .queue_file import QueueFile, QueueFileError
-from .staged_jobs import StagedJob
+from .staged_jobs import PendingJob, StagedJob
 from .pickle_limits import DEFAULT_LIMITS
 from .queue_snapshot import QueueSnapshot, read_scene_id
 from .recovery_result import Outcome
@@ -29,19 +29,6 @@ from .recovery_result import Outcome
 __all__ = ["BatchJobWriter", "DryRunWriter", "JobWriter", "PendingJob", "PerJobWriter", "WriteOutcome", "encode_job"]
 
 logger = logging.getLogger(__name__)
-
-
-class PendingJob(NamedTuple):
-    """A job that passed every gate, with the entry it comes from."""
-
-    entry: Mapping[str, Any]
-    identity: tuple[int, str]
-    failed_at: float | None
-    scene_id: int
-    update_type: str
-    data: Any
-    #: Later entries of the same chunk for the same scene: they share this job's fate.
-    followers: tuple[tuple[Mapping[str, Any], tuple[int, str]], ...] = ()
 
 
 class WriteOutcome(NamedTuple):
