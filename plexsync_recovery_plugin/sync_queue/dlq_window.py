@@ -25,7 +25,7 @@ import math
 import sqlite3
 from array import array
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from .dlq_forms import ENTRY_COLUMNS, FORMS, STORED_TIME_KEY, StoredForm, row_order
 from .safe_pickle import MAX_PICKLE_BYTES
@@ -101,6 +101,11 @@ def _second_and_millis(millis: int) -> tuple[int, int]:
     return divmod(max(0, min(millis, _LAST_SECOND * 1000 + 999)), 1000)
 
 
+def _in_sql(param: str, count: int) -> str:
+    """`` AND error_type IN (:{param}0, ...)``: ``count`` names bound as ``{param}<index>``."""
+    return " AND error_type IN (" + ", ".join(f":{param}{index}" for index in range(count)) + ")"
+
+
 def _merged(streams: list[Iterator[tuple[Any, ...]]]) -> Iterator[tuple[Any, ...]]:
     """The streams' rows merged by (time, id); a window stored in one form (PlexSync's) is not merged at all."""
     started = []
@@ -124,9 +129,9 @@ class DlqWindow(Sequence[dict[str, Any]]):
     Blobs larger than ``max_job_bytes`` are not read: their ``job_data`` is None and
     ``job_data_size`` says why. Indexing loads everything; prefer iteration.
     ``stored_forms`` limits the read to some forms of ``failed_at`` (all by default; the
-    benchmark times PlexSync's own form alone to price the others). ``keep(error_type,
-    error_message)``, when given, selects further among those types (the plugin's
-    ``is_outage_casualty``); ``len()`` then counts in SQL per distinct message.
+    benchmark times PlexSync's own form alone to price the others). ``by_message`` selects
+    further among some of those types: ``{error_type: keep(error_message)}`` (the plugin's
+    outage casualties); ``len()`` then counts those types per distinct message.
 
     Raises:
         ValueError: A bound is NaN, ``page_size`` is not a positive integer, or ``order``
@@ -144,12 +149,12 @@ class DlqWindow(Sequence[dict[str, Any]]):
         max_job_bytes: int = MAX_PICKLE_BYTES,
         stored_forms: Sequence[StoredForm] = FORMS,
         order: str = "time",
-        keep: Callable[[Any, Any], bool] | None = None,
+        by_message: Mapping[str, Callable[[Any], bool]] | None = None,
     ) -> None:
         if order not in _ORDERS:
             raise ValueError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}")
         self.order = order
-        self.keep = keep
+        self.by_message = dict(by_message or {})
         self.dlq = dlq
         self.stored_forms = tuple(stored_forms)
         self.start_time = float(start_time)
@@ -169,45 +174,40 @@ class DlqWindow(Sequence[dict[str, Any]]):
 
     def __len__(self) -> int:
         if self._count is None:
-            self._count = 0
-            if not self._empty and self.keep is not None:
-                keep = self.keep
-                self._count = sum(count for (name, message), count in self._grouped(self._types_sql(), "error_message")
-                                  if keep(name, message))
-            elif not self._empty:
-                with self.dlq.reader() as conn:
-                    params = self._params(conn)
-                    types = self._types_sql()
-                    self._count = sum(int(conn.execute(form.count_sql(types), form.bounds(params)).fetchone()[0])
-                                      for form in self.stored_forms)
+            self._count = 0 if self._empty else sum(
+                count for (name, text), count in self._grouped(self._types_sql()) if self._selects(name, text))
         return self._count
 
     def left_by_error_type(self) -> dict[str, int]:
         """The window's entries of any type that this window does not select, by ``error_type``.
 
-        One grouped count per stored form on PlexSync's index, read-only: messages are
-        grouped only for the selected types, and only when ``keep`` must judge them. Rows
-        without an ``error_type`` are not counted (nothing could select them).
+        One grouped count per stored form on PlexSync's index, read-only (as much as ``len()``).
+        Rows without an ``error_type`` are not counted: nothing could select them.
         """
         if self.start_time > self.end_time or self.end_time < 0:
             return {}
-        selected = set(self.error_types)
-        message = "NULL"
-        if self.keep is not None and self.error_types:
-            message = f"CASE WHEN 1{self._types_sql()} THEN error_message END"
         left: dict[str, int] = {}
-        for (name, text), count in self._grouped("", message):
-            if name is None:
-                continue
-            if name in selected and (self.keep is None or self.keep(name, text)):
-                continue
-            left[str(name)] = left.get(str(name), 0) + count
+        for (name, text), count in self._grouped(""):
+            if name is not None and not self._selects(name, text):
+                left[str(name)] = left.get(str(name), 0) + count
         return left
 
-    def _grouped(self, types: str, message: str) -> Iterator[tuple[tuple[Any, Any], int]]:
-        """``((error_type, message), count)`` of the window's rows of ``types`` (SQL), over every stored form."""
+    def _selects(self, name: Any, message: Any) -> bool:
+        """Whether an entry of this ``error_type`` and ``error_message`` is one this window reads."""
+        if name not in self.error_types:
+            return False
+        keep = self.by_message.get(name)
+        return keep is None or keep(message)
+
+    def _grouped(self, types: str) -> Iterator[tuple[tuple[Any, Any], int]]:
+        """``((error_type, message or None), count)`` of the window's rows of ``types`` (SQL), every stored form.
+
+        Messages are grouped only for the types of ``by_message``.
+        """
+        judged = list(self.by_message)
+        message = f"CASE WHEN 1{_in_sql('judged', len(judged))} THEN error_message END" if judged else "NULL"
         with self.dlq.reader() as conn:
-            params = self._params(conn)
+            params = dict(self._params(conn), **{f"judged{index}": name for index, name in enumerate(judged)})
             for form in self.stored_forms:
                 for name, text, count in conn.execute(form.grouped_count_sql(types, message), form.bounds(params)):
                     yield (name, text), int(count)
@@ -222,9 +222,10 @@ class DlqWindow(Sequence[dict[str, Any]]):
             else:
                 types = self._types_sql()
                 rows = _merged([form.rows_in_time_order(conn, types, params) for form in self.stored_forms])
-            keep = self.keep
+            judged = self.by_message
             for row in rows:
-                if keep is None or keep(row[2], row[3]):  # error_type, error_message
+                keep = judged.get(row[2]) if judged else None  # by error_type
+                if keep is None or keep(row[3]):  # error_message
                     yield dict(zip(_ENTRY_KEYS, row))
 
     def _in_scene_order(self, conn: sqlite3.Connection, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
@@ -271,7 +272,7 @@ class DlqWindow(Sequence[dict[str, Any]]):
         return params
 
     def _types_sql(self) -> str:
-        return " AND error_type IN (" + ", ".join(f":type{index}" for index in range(len(self.error_types))) + ")"
+        return _in_sql("type", len(self.error_types))
 
     def query_plan(self) -> dict[str, list[str]]:
         """``EXPLAIN QUERY PLAN`` of each statement, by ``<form>.<statement>``.

@@ -12,6 +12,7 @@ first two. ``dlq_recovery`` keeps the seed's names for all of this.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -97,21 +98,28 @@ class Selection:
     outage_casualties: bool = True
 
     @property
+    def _casualties_only(self) -> bool:
+        """Whether ``PlexTemporaryError`` entries are selected by their message (not all, not none)."""
+        return self.outage_casualties and not self.include_optional
+
+    @property
     def error_types(self) -> list[str]:
         """The ``error_type`` names read: ``get_error_types_for_recovery``'s, and the casualties' type."""
         types = get_error_types_for_recovery(self.include_optional)
-        if self.keep is not None and OUTAGE_CASUALTY_ERROR_TYPE not in types:
+        if self._casualties_only and OUTAGE_CASUALTY_ERROR_TYPE not in types:
             types.append(OUTAGE_CASUALTY_ERROR_TYPE)
         return types
 
     @property
-    def keep(self) -> Callable[[Any, Any], bool] | None:
-        """``keep(error_type, error_message)`` among ``error_types``, or None to take them all."""
-        return is_outage_casualty if self.outage_casualties and not self.include_optional else None
+    def by_message(self) -> dict[str, Callable[[Any], bool]]:
+        """Error type -> which of its entries are read, by message (``is_outage_casualty``)."""
+        if not self._casualties_only:
+            return {}
+        return {OUTAGE_CASUALTY_ERROR_TYPE: functools.partial(is_outage_casualty, OUTAGE_CASUALTY_ERROR_TYPE)}
 
     def window(self, dlq: "DeadLetterQueue", start: float, end: float) -> DlqWindow:
         """The selected entries of ``start..end`` in scene order (within a scene, newest first)."""
-        return DlqWindow(dlq, start, end, self.error_types, order="scene", keep=self.keep)
+        return DlqWindow(dlq, start, end, self.error_types, order="scene", by_message=self.by_message)
 
     def note_left(self, window: DlqWindow) -> dict[str, int]:
         """What ``window`` holds besides the selected entries, by error type, said in one log line; never raises.
