@@ -98,10 +98,15 @@ class DryRunWriter(_StagingWriter):
     """Accepts every job and writes none."""
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
-        """Every job would be recovered, unless an earlier one of the run would already have queued its scene."""
+        """Every job would be recovered, unless it could not be queued or an earlier one of the run queued its scene."""
         jobs, _ = self._take()  # covered entries: nothing is recorded
         outcomes = []
         for job in jobs:
+            try:  # what a real run checks before writing
+                encode_job(job)
+            except Exception as error:
+                outcomes.append(WriteOutcome(job, Outcome.FAILED, f"cannot be re-queued: {error}"))
+                continue
             reason = snapshot.covering_reason(job.scene_id, job.failed_at)
             if reason is None:
                 outcomes.append(WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} passes every gate (dry run)"))
