@@ -10,7 +10,7 @@ writing nothing), ``recover`` and ``retry_pending`` (the runs they made).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +26,7 @@ from .sync_queue.pending_windows import PendingWindows
 from .sync_queue.recovery_collaborators import default_collaborators
 from .sync_queue.recovery_lock import DEFAULT_LOCK_WAIT, RecoveryLockBusy, recovery_lock
 from .sync_queue.recovery_result import EntryOutcome, Observer
+from .sync_queue.selection import Selection
 
 __all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]
 
@@ -72,6 +73,10 @@ class RecoveryPlugin:
             or anything with ``query(path, timeout=)``.
         data_dir: The PlexSync data directory.
         include_optional: Also recover ``PlexTemporaryError`` and ``PlexNotFound`` entries.
+        outage_casualties: Recover, besides ``PlexServerDown``, the ``PlexTemporaryError``
+            entries whose message shows Plex unreachable, timing out or answering 5xx
+            (``dlq_recovery.is_outage_casualty``): what PlexSync's worker dead-letters during
+            an outage. On by default; every run is over an outage window.
         collaborators: ``factory(queue_path, queue, stash, dry_run=...)`` giving each run its
             gates and writer; ``default_collaborators`` (batched) when omitted.
         lock_wait: Most seconds a run waits for another recovery to let ``recovery.lock`` go
@@ -87,6 +92,7 @@ class RecoveryPlugin:
         data_dir: str | Path,
         *,
         include_optional: bool = False,
+        outage_casualties: bool = True,
         collaborators: CollaboratorFactory = default_collaborators,
         lock_wait: float | None = DEFAULT_LOCK_WAIT,
     ) -> None:
@@ -96,6 +102,7 @@ class RecoveryPlugin:
         self.plex_client = plex_client
         self.data_dir = Path(data_dir)
         self.include_optional = include_optional
+        self.outage_casualties = outage_casualties
         self.collaborators = collaborators
         self.lock_wait = lock_wait
         self.queue_path = str(queue.path) if queue is not None else str(self.data_dir / QUEUE_DIR_NAME)
@@ -115,7 +122,8 @@ class RecoveryPlugin:
         return self.queue
 
     def __repr__(self) -> str:
-        return f"RecoveryPlugin(data_dir={str(self.data_dir)!r}, include_optional={self.include_optional})"
+        return (f"RecoveryPlugin(data_dir={str(self.data_dir)!r}, include_optional={self.include_optional},"
+                f" outage_casualties={self.outage_casualties})")
 
     def connect(self) -> "RecoveryPlugin":
         """Subscribe to ``outage_ended`` from any sender, holding the receiver strongly; return self."""
@@ -143,18 +151,28 @@ class RecoveryPlugin:
         self.recover(kwargs.get("start"), kwargs.get("end"))
 
     @property
+    def selection(self) -> Selection:
+        """What a run reads from a window: ``include_optional`` and ``outage_casualties`` as now set."""
+        return Selection(self.include_optional, self.outage_casualties)
+
+    @property
     def error_types(self) -> list[str]:
-        """The ``error_type`` names this plugin recovers."""
-        return dlq_recovery.get_error_types_for_recovery(self.include_optional)
+        """The ``error_type`` names this plugin reads from a window (``Selection.error_types``)."""
+        return self.selection.error_types
 
     def window_entries(self, start: float, end: float) -> DlqWindow:
         """The DLQ entries a run over ``start..end`` (already whole seconds) reads, in scene order.
 
         Scene order keeps each chunk's Stash question to a narrow stretch of ids: in failure
         order a real DLQ's scenes are scattered, and the first chunk alone would need an
-        answer about every scene of the window before anything could be written.
+        answer about every scene of the window before anything could be written. Within a
+        scene the newest entry comes first: its job is the one re-queued.
         """
-        return DlqWindow(self.dlq, start, end, self.error_types, order="scene")
+        return DlqWindow(self.dlq, start, end, self.error_types, order="scene", by_message=self.selection.by_message)
+
+    def note_left(self, entries: DlqWindow) -> dict[str, int]:
+        """What the window holds besides the selected entries, by error type, logged once; never raises."""
+        return self.selection.note_left(entries)
 
     def preview(self, start: Any, end: Any, *, again: bool = False, observer: Observer | None = None) -> Preview:
         """What recovering the window would do to each entry; writes nothing, takes no lock.
@@ -179,6 +197,7 @@ class RecoveryPlugin:
         result = dlq_recovery.run_recovery(
             entries, self.plex_client, collaborators, since=window[0], again=again, dry_run=True, observer=observe
         )
+        result = replace(result, left_by_error_type=self.note_left(entries))
         rows.sort(key=lambda row: (str(row.failed_at), row.dlq_id or 0))
         return Preview(window[0], window[1], result, tuple(rows))
 
@@ -271,6 +290,7 @@ class RecoveryPlugin:
             )
         except Exception as error:
             return Run(start, end, error=error)
+        result = replace(result, left_by_error_type=self.note_left(entries))
         if result.deferred:
             logger.warning("outage window %s..%s stays pending: part of it must be retried", iso_time(start), iso_time(end))
             return Run(start, end, result)

@@ -141,7 +141,8 @@ def _plugin(settings: Settings, data_dir: Path, lock_wait: float = CLI_LOCK_WAIT
     plex = settings.plex_connection()
     stash = settings.stash_connection()
     plugin = RecoveryPlugin(
-        open_dlq(data_dir), None, stash, plex, data_dir, include_optional=settings.include_optional, lock_wait=lock_wait
+        open_dlq(data_dir), None, stash, plex, data_dir, include_optional=settings.include_optional,
+        outage_casualties=settings.outage_casualties, lock_wait=lock_wait,
     )
     try:
         yield plugin
@@ -234,8 +235,10 @@ def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end:
         _nothing_to_do(out, start, end, why, received=received, dry_run=True, entries=[])
         return 0
     with _plugin(settings, data_dir) as plugin:
-        if len(plugin.window_entries(start, end)) == 0:
-            _nothing_to_do(out, start, end, why, received=received, dry_run=True, entries=[])
+        window = plugin.window_entries(start, end)
+        if len(window) == 0:
+            _nothing_to_do(out, start, end, why, received=received, dry_run=True, entries=[],
+                           left_by_error_type=plugin.note_left(window))
             return 0
         require_stash_key_accepted(plugin.stash)
         preview = plugin.preview(start, end, again=again)

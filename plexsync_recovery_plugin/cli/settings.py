@@ -102,6 +102,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, only: Collection[str] 
         default=quiet,
         help="also recover PlexTemporaryError and PlexNotFound entries",
     )
+    group.add_argument(
+        "--no-outage-casualties",
+        dest="outage_casualties",
+        action="store_false",
+        default=quiet,
+        help="recover only PlexServerDown by default, not the PlexTemporaryError entries that show Plex"
+        " unreachable, timing out or answering 5xx",
+    )
     group.add_argument("--json", action="store_true", default=quiet, help="print JSON instead of tables")
     group.add_argument("-v", "--verbose", action="store_true", default=quiet, help="log DEBUG details")
     group.add_argument("-q", "--quiet", action="store_true", default=quiet, help="log errors only")
@@ -119,6 +127,7 @@ class Settings:
         stash_api_key: Stash API key, or None.
         include_optional: Also recover the optional error types.
         request_timeout: Overall deadline of one Plex or Stash request, in seconds.
+        outage_casualties: Recover an outage's ``PlexTemporaryError`` casualties by default.
         json: Print JSON instead of tables.
         verbose: Log at DEBUG and show tracebacks of unexpected errors.
         quiet: Log errors only.
@@ -131,6 +140,7 @@ class Settings:
     stash_api_key: str | None = None
     include_optional: bool = False
     request_timeout: float = DEFAULT_REQUEST_DEADLINE
+    outage_casualties: bool = True
     json: bool = False
     verbose: bool = False
     quiet: bool = False
@@ -236,6 +246,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         stash_api_key=secret("stash_api_key"),
         include_optional=bool(getattr(args, "include_optional", False)),
         request_timeout=request_timeout or DEFAULT_REQUEST_DEADLINE,
+        outage_casualties=bool(getattr(args, "outage_casualties", True)),
         json=bool(getattr(args, "json", False)),
         verbose=bool(getattr(args, "verbose", False)),
         quiet=bool(getattr(args, "quiet", False)),

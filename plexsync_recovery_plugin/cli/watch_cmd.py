@@ -230,7 +230,8 @@ def _plugin_opener(
         queue = open_job_queue(data_dir)
         queues.append(queue)
         return RecoveryPlugin(
-            dlq, queue, stash, plex, data_dir, include_optional=settings.include_optional, lock_wait=lock_wait
+            dlq, queue, stash, plex, data_dir, include_optional=settings.include_optional,
+            outage_casualties=settings.outage_casualties, lock_wait=lock_wait,
         )
 
     return open_plugin

@@ -3,7 +3,8 @@
 PlexSync (plugin id ``Stash2Plex``) keeps ``plex_url`` and ``plex_token`` in Stash's plugin
 settings; this plugin (id ``PlexSyncRecovery``) reads them from ``configuration { plugins }``
 over the session Stash opened for it, so the user configures Plex once. This plugin's own
-settings of the same names win when set; ``include_optional`` and ``request_timeout`` are its own.
+settings of the same names win when set; ``include_optional``, ``no_outage_casualties`` and
+``request_timeout`` are its own.
 """
 
 from __future__ import annotations
@@ -35,12 +36,15 @@ class RecoverySettings:
         plex_token: Plex's token (never shown).
         include_optional: Also recover ``PlexTemporaryError`` and ``PlexNotFound`` entries.
         request_timeout: Most seconds one Plex or Stash request may take (see ``http_deadline``).
+        outage_casualties: Recover an outage's ``PlexTemporaryError`` casualties by default
+            (the setting ``no_outage_casualties`` turns it off).
     """
 
     plex_url: str
     plex_token: str = field(repr=False)
     include_optional: bool = False
     request_timeout: float = DEFAULT_REQUEST_DEADLINE
+    outage_casualties: bool = True
 
 
 def _setting(values: dict[str, Any], name: str) -> str | None:
@@ -87,6 +91,7 @@ def read_settings(stash: Any) -> RecoverySettings:
         plex_token=found["plex_token"],
         include_optional=own.get("include_optional") is True,
         request_timeout=_request_timeout(own.get("request_timeout")),
+        outage_casualties=own.get("no_outage_casualties") is not True,
     )
 
 

@@ -20,10 +20,11 @@ from ..plugin import Preview, RecoveryPlugin, Run
 from ..stash.connection import StashConnection
 from ..subscribers import load_subscribers
 from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
-from ..sync_queue.dlq_recovery import Observer, RecoveryResult, get_error_types_for_recovery
+from ..sync_queue.dlq_recovery import Observer, RecoveryResult
 from ..sync_queue.dlq_window import DlqWindow, whole_seconds
 from ..sync_queue.pending_windows import PendingWindows
 from ..sync_queue.recovery_lock import CLI_LOCK_WAIT, recovery_lock
+from ..sync_queue.selection import Selection
 from ..worker.outage_summary import OutageSummary, summarize_outages
 from ..worker.outage_source import OutageSource
 from ..worker.outage_history import OutageHistory
@@ -129,8 +130,8 @@ def last_outage(data_dir: Path) -> tuple[float, float] | None:
 def _dry_run_window(context: RecoveryContext, start: float, end: float) -> DlqWindow | None:
     if not (context.data_dir / DLQ_FILE_NAME).exists():  # a preview never creates PlexSync's file
         return None
-    types = get_error_types_for_recovery(context.settings.include_optional)
-    return DlqWindow(DeadLetterQueue(context.data_dir), *whole_seconds(start, end), types)
+    selection = Selection(context.settings.include_optional, context.settings.outage_casualties)
+    return selection.window(DeadLetterQueue(context.data_dir), *whole_seconds(start, end))
 
 
 def preview_size(context: RecoveryContext, start: float, end: float) -> int:
@@ -150,7 +151,8 @@ def preview(context: RecoveryContext, start: float, end: float, observer: Observ
 def _plugin(context: RecoveryContext) -> RecoveryPlugin:
     """The recovery API over the context; its queue opens on the first real run (``close`` it)."""
     return RecoveryPlugin(DeadLetterQueue(context.data_dir), None, context.stash, context.plex, context.data_dir,
-                          include_optional=context.settings.include_optional, lock_wait=context.lock_wait)
+                          include_optional=context.settings.include_optional,
+                          outage_casualties=context.settings.outage_casualties, lock_wait=context.lock_wait)
 
 
 def _runs(

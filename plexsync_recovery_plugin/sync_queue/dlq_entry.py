@@ -9,7 +9,7 @@ from typing import Any, Mapping, NamedTuple
 
 from .safe_pickle import UnsafePickleError, safe_loads
 
-__all__ = ["CorruptEntryError", "DecodedJob", "decode_entry_job", "entry_scene_id", "failed_at_seconds"]
+__all__ = ["CorruptEntryError", "DecodedJob", "MAX_SCENE_ID", "decode_entry_job", "entry_scene_id", "failed_at_seconds"]
 
 
 class CorruptEntryError(ValueError):
@@ -24,11 +24,16 @@ class DecodedJob(NamedTuple):
     data: Any
 
 
+#: The largest id SQLite (a signed 64-bit INTEGER) and Stash (its ids are SQLite row ids) can hold.
+MAX_SCENE_ID = 2**63 - 1
+
+
 def _valid_scene_id(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    """``value`` if it is a scene id SQLite and Stash can hold: checked before anything is asked or written."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise CorruptEntryError(f"{where} scene_id must be a positive integer, got {value!r}")
-    if value <= 0:
-        raise CorruptEntryError(f"{where} scene_id must be a positive integer, got {value!r}")
+    if value > MAX_SCENE_ID:
+        raise CorruptEntryError(f"{where} scene_id {value} is larger than any id SQLite and Stash can hold ({MAX_SCENE_ID})")
     return value
 
 

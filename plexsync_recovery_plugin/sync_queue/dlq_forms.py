@@ -11,16 +11,17 @@ ordered range of that index for a window:
 
 Within a form, index order is time order from one whole second to the next, but not
 inside a second (``"...:49.5"`` sorts before ``"...:49Z"``, and ``".5"``/``".50"`` are one
-time): :mod:`.dlq_window` re-sorts a second at a time. A time with a non-zero UTC offset,
+time): ``StoredForm.rows_in_time_order`` re-sorts a second at a time. A time with a non-zero UTC offset,
 without seconds, or a date alone is not in any range and is not selected.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 __all__ = ["ENTRY_COLUMNS", "FORMS", "KEY", "RAW", "SECOND", "STORED_TIME_KEY", "StoredForm", "group_order", "row_order"]
 
@@ -110,6 +111,11 @@ class StoredForm:
         """How many rows of the window this range holds."""
         return f"SELECT COUNT(*) FROM dead_letters WHERE failed_at >= :lo AND failed_at <= :hi AND {self._where(types)}"
 
+    def grouped_count_sql(self, types: str, message: str) -> str:
+        """How many rows of the window this range holds per ``(error_type, message)``, ``message`` an SQL expression."""
+        return (f"SELECT error_type, {message}, COUNT(*) FROM dead_letters"
+                f" WHERE failed_at >= :lo AND failed_at <= :hi AND {self._where(types)} GROUP BY 1, 2")
+
     def same_value_sql(self, types: str) -> str:
         """The next rows stored with exactly ``raw``, after ``after_id``, by id."""
         return f"{self._select()}failed_at = :raw AND id > :after_id AND {self._where(types)} ORDER BY id LIMIT :limit"
@@ -123,6 +129,46 @@ class StoredForm:
         return (f"{self._select()}failed_at >= :lo AND failed_at < :next AND {self._where(types)}"
                 f" AND ({self.key} > :after_key OR ({self.key} = :after_key AND id > :after_id))"
                 f" ORDER BY {self.key}, id LIMIT :limit")
+
+    def rows_in_time_order(self, conn: sqlite3.Connection, types: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+        """This range's rows of the window, ordered by (second, time, id), ``params["limit"]`` rows a page.
+
+        A page in index order is cut after its last complete second (the rest is read
+        again from that second on) and sorted: spellings of one second (``.5`` before
+        ``Z``) sort by text, not by time. A second filling a whole page is read alone.
+        """
+        bounds = self.bounds(params)
+        while True:
+            rows = conn.execute(self.page_sql(types), bounds).fetchall()
+            if len(rows) < params["limit"]:
+                yield from sorted(rows, key=group_order)
+                return
+            last_second = rows[-1][SECOND]
+            cut = next(index for index, row in enumerate(rows) if row[SECOND] == last_second)
+            if cut:
+                yield from sorted(rows[:cut], key=group_order)
+                bounds["lo"] = rows[cut][RAW]  # the first stored value of the unfinished second
+                continue
+            yield from self._one_second(conn, types, dict(bounds, next=self.first_value(last_second + 1)), rows)
+            bounds["lo"] = self.first_value(last_second + 1)
+
+    def _one_second(
+        self, conn: sqlite3.Connection, types: str, bounds: dict[str, Any], first_page: list[tuple[Any, ...]]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Every row of one second that fills a page: by id when stored in one spelling, else sorted in SQL."""
+        raw = first_page[0][RAW]
+        uniform = all(row[RAW] == raw for row in first_page)
+        if uniform and not conn.execute(self.other_value_sql(types), dict(bounds, raw=raw)).fetchone():
+            yield from first_page  # one stored value: one time, rows already in id order
+            params = dict(bounds, raw=raw, after_id=first_page[-1][0])
+            while rows := conn.execute(self.same_value_sql(types), params).fetchall():
+                yield from rows
+                params["after_id"] = rows[-1][0]
+            return
+        params = dict(bounds, after_key="", after_id=0)  # several spellings: SQLite sorts this second per page
+        while rows := conn.execute(self.sorted_second_sql(types), params).fetchall():
+            yield from rows
+            params["after_key"], params["after_id"] = row_order(rows[-1])
 
     def statements(self, types: str) -> dict[str, str]:
         """Every statement of this form, by name (for ``EXPLAIN QUERY PLAN``)."""

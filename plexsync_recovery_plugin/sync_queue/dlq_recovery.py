@@ -2,7 +2,8 @@
 
 Where PlexSync keeps its own ``sync_queue/dlq_recovery.py``, so a PlexSync developer finds it here.
 
-Selection is conservative: only error types that an outage explains are retried. Recovery
+Selection is conservative: only failures that an outage explains are retried (``selection``
+says which, and keeps the seed's ``get_error_types_for_recovery`` and its lists). Recovery
 passes three gates: Plex answers, the scene is not already covered by a job (or already
 redriven), and the scene still exists in Stash. It never deletes or rewrites a DLQ row,
 never queues an entry twice, and never runs code found in a pickle.
@@ -16,9 +17,9 @@ outcome). ``RecoveryPlugin`` passes faster collaborators explicitly (see
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
-import itertools
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,15 @@ from .queue_snapshot import QueueSnapshot
 from .recovery_engine import ChunkRun, Collaborators
 from .recovery_lock import recovery_lock
 from .recovery_result import EntryOutcome, Observer, Outcome, RecoveryResult, RecoveryTally
+from .selection import (
+    OPTIONAL_RETRY_ERROR_TYPES,
+    OUTAGE_CASUALTY_ERROR_TYPE,
+    PERMANENT_ERROR_TYPES,
+    SAFE_RETRY_ERROR_TYPES,
+    get_error_types_for_recovery,
+    is_outage_casualty,
+    left_text,
+)
 
 __all__ = [
     "SAFE_RETRY_ERROR_TYPES",
@@ -43,6 +53,7 @@ __all__ = [
     "PERMANENT_ERROR_TYPES",
     "Collaborators",
     "EntryOutcome",
+    "OUTAGE_CASUALTY_ERROR_TYPE",
     "Observer",
     "Outcome",
     "Progress",
@@ -50,19 +61,14 @@ __all__ = [
     "RecoveryResult",
     "get_error_types_for_recovery",
     "get_outage_dlq_entries",
+    "is_outage_casualty",
+    "left_text",
     "recover_outage_jobs",
     "run_recovery",
     "seed_collaborators",
 ]
 
 logger = logging.getLogger(__name__)
-
-#: An outage explains these failures: retrying them after it is always safe.
-SAFE_RETRY_ERROR_TYPES = ["PlexServerDown"]
-#: Often outage-related, sometimes not (a 404 can be a scene Plex has not scanned yet): opt-in.
-OPTIONAL_RETRY_ERROR_TYPES = ["PlexTemporaryError", "PlexNotFound"]
-#: Retrying cannot help: never recovered.
-PERMANENT_ERROR_TYPES = ["PlexPermanentError", "PlexAuthError", "PlexPermissionError"]
 
 #: Entries handled per chunk at most: one Stash request and one queue transaction each (fewer when
 #: the writer's lock budget says a chunk this size would hold the queue too long: ``lock_budget``).
@@ -73,14 +79,6 @@ SCREEN_AHEAD = 6
 #: ``progress(done, counts, last)``: entries decided so far, ``RecoveryResult.counts()`` so far, and
 #: whether this is the run's last report (every entry decided).
 Progress = Callable[[int, dict[str, int], bool], None]
-
-
-def get_error_types_for_recovery(include_optional: bool = False) -> list[str]:
-    """Return a new list of the error types to recover: the safe ones, plus the optional ones if asked."""
-    types = list(SAFE_RETRY_ERROR_TYPES)
-    if include_optional:
-        types.extend(OPTIONAL_RETRY_ERROR_TYPES)
-    return [name for name in types if name not in PERMANENT_ERROR_TYPES]
 
 
 def get_outage_dlq_entries(

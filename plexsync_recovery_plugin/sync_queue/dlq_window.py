@@ -13,7 +13,8 @@ read as one index range per stored form (``:mod:`.dlq_forms```): the space text,
 text and the numbers. Each range is paged in index order, re-sorted a whole second at a
 time, and the ranges are merged by (time, id). Memory holds about one page per range.
 A recovery reads the window by scene instead (``order="scene"``): SQLite sorts the
-window's ids by scene once, and the rows are then read a page of ids at a time.
+window's ids by scene, newest entry of each scene first, once, and the rows are then read
+a page of ids at a time.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import math
 import sqlite3
 from array import array
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
-from .dlq_forms import ENTRY_COLUMNS, FORMS, RAW, SECOND, STORED_TIME_KEY, StoredForm, group_order, row_order
+from .dlq_forms import ENTRY_COLUMNS, FORMS, STORED_TIME_KEY, StoredForm, row_order
 from .safe_pickle import MAX_PICKLE_BYTES
 
 if TYPE_CHECKING:
@@ -100,6 +101,11 @@ def _second_and_millis(millis: int) -> tuple[int, int]:
     return divmod(max(0, min(millis, _LAST_SECOND * 1000 + 999)), 1000)
 
 
+def _in_sql(param: str, count: int) -> str:
+    """`` AND error_type IN (:{param}0, ...)``: ``count`` names bound as ``{param}<index>``."""
+    return " AND error_type IN (" + ", ".join(f":{param}{index}" for index in range(count)) + ")"
+
+
 def _merged(streams: list[Iterator[tuple[Any, ...]]]) -> Iterator[tuple[Any, ...]]:
     """The streams' rows merged by (time, id); a window stored in one form (PlexSync's) is not merged at all."""
     started = []
@@ -115,14 +121,17 @@ def _merged(streams: list[Iterator[tuple[Any, ...]]]) -> Iterator[tuple[Any, ...
 class DlqWindow(Sequence[dict[str, Any]]):
     """Entries with ``start <= failed_at <= end`` and ``error_type`` in ``error_types``.
 
-    Oldest first (``failed_at``, then ``id``), or with ``order="scene"`` by scene id (then
-    time and id): what a recovery reads, so that each chunk asks Stash about a narrow
-    stretch of ids instead of all of them. ``len()`` counts in SQL and iteration reads
+    Oldest first (``failed_at``, then ``id``), or with ``order="scene"`` by scene id, and
+    within a scene newest first (time, then id, descending): what a recovery reads, so that
+    each chunk asks Stash about a narrow stretch of ids instead of all of them, and a
+    scene's newest job is the one its first chunk re-queues. ``len()`` counts in SQL and iteration reads
     ``page_size`` rows at a time, so memory does not grow with the window.
     Blobs larger than ``max_job_bytes`` are not read: their ``job_data`` is None and
     ``job_data_size`` says why. Indexing loads everything; prefer iteration.
     ``stored_forms`` limits the read to some forms of ``failed_at`` (all by default; the
-    benchmark times PlexSync's own form alone to price the others).
+    benchmark times PlexSync's own form alone to price the others). ``by_message`` selects
+    further among some of those types: ``{error_type: keep(error_message)}`` (the plugin's
+    outage casualties); ``len()`` then counts those types per distinct message.
 
     Raises:
         ValueError: A bound is NaN, ``page_size`` is not a positive integer, or ``order``
@@ -140,10 +149,12 @@ class DlqWindow(Sequence[dict[str, Any]]):
         max_job_bytes: int = MAX_PICKLE_BYTES,
         stored_forms: Sequence[StoredForm] = FORMS,
         order: str = "time",
+        by_message: Mapping[str, Callable[[Any], bool]] | None = None,
     ) -> None:
         if order not in _ORDERS:
             raise ValueError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}")
         self.order = order
+        self.by_message = dict(by_message or {})
         self.dlq = dlq
         self.stored_forms = tuple(stored_forms)
         self.start_time = float(start_time)
@@ -163,14 +174,43 @@ class DlqWindow(Sequence[dict[str, Any]]):
 
     def __len__(self) -> int:
         if self._count is None:
-            self._count = 0
-            if not self._empty:
-                with self.dlq.reader() as conn:
-                    params = self._params(conn)
-                    types = self._types_sql()
-                    self._count = sum(int(conn.execute(form.count_sql(types), form.bounds(params)).fetchone()[0])
-                                      for form in self.stored_forms)
+            self._count = 0 if self._empty else sum(
+                count for (name, text), count in self._grouped(self._types_sql()) if self._selects(name, text))
         return self._count
+
+    def left_by_error_type(self) -> dict[str, int]:
+        """The window's entries of any type that this window does not select, by ``error_type``.
+
+        One grouped count per stored form on PlexSync's index, read-only (as much as ``len()``).
+        Rows without an ``error_type`` are not counted: nothing could select them.
+        """
+        if self.start_time > self.end_time or self.end_time < 0:
+            return {}
+        left: dict[str, int] = {}
+        for (name, text), count in self._grouped(""):
+            if name is not None and not self._selects(name, text):
+                left[str(name)] = left.get(str(name), 0) + count
+        return left
+
+    def _selects(self, name: Any, message: Any) -> bool:
+        """Whether an entry of this ``error_type`` and ``error_message`` is one this window reads."""
+        if name not in self.error_types:
+            return False
+        keep = self.by_message.get(name)
+        return keep is None or keep(message)
+
+    def _grouped(self, types: str) -> Iterator[tuple[tuple[Any, Any], int]]:
+        """``((error_type, message or None), count)`` of the window's rows of ``types`` (SQL), every stored form.
+
+        Messages are grouped only for the types of ``by_message``.
+        """
+        judged = list(self.by_message)
+        message = f"CASE WHEN 1{_in_sql('judged', len(judged))} THEN error_message END" if judged else "NULL"
+        with self.dlq.reader() as conn:
+            params = dict(self._params(conn), **{f"judged{index}": name for index, name in enumerate(judged)})
+            for form in self.stored_forms:
+                for name, text, count in conn.execute(form.grouped_count_sql(types, message), form.bounds(params)):
+                    yield (name, text), int(count)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._empty:
@@ -180,12 +220,16 @@ class DlqWindow(Sequence[dict[str, Any]]):
             if self.order == "scene":
                 rows = self._in_scene_order(conn, params)
             else:
-                rows = _merged([self._stream(conn, form, params) for form in self.stored_forms])
+                types = self._types_sql()
+                rows = _merged([form.rows_in_time_order(conn, types, params) for form in self.stored_forms])
+            judged = self.by_message
             for row in rows:
-                yield dict(zip(_ENTRY_KEYS, row))
+                keep = judged.get(row[2]) if judged else None  # by error_type
+                if keep is None or keep(row[3]):  # error_message
+                    yield dict(zip(_ENTRY_KEYS, row))
 
     def _in_scene_order(self, conn: sqlite3.Connection, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-        """The window's rows by (scene id, time, id), a page at a time.
+        """The window's rows by scene id, then newest first (time, id descending), a page at a time.
 
         SQLite sorts only ``(id, scene_id, time)`` of the window, and the sorted ids are kept
         in an array (8 bytes an entry). That first statement is finished before any row is
@@ -200,7 +244,7 @@ class DlqWindow(Sequence[dict[str, Any]]):
             bounds[f"lo{index}"], bounds[f"hi{index}"] = form_bounds["lo"], form_bounds["hi"]
         parts = [form.scene_order_sql(types, index) for index, form in enumerate(self.stored_forms)]
         ordered = array("q")
-        cursor = conn.execute(f"SELECT id FROM ({' UNION ALL '.join(parts)}) ORDER BY scene_id, moment, id", bounds)
+        cursor = conn.execute(f"SELECT id FROM ({' UNION ALL '.join(parts)}) ORDER BY scene_id, moment DESC, id DESC", bounds)
         try:
             while rows := cursor.fetchmany(self.page_size):
                 ordered.extend(row[0] for row in rows)
@@ -228,49 +272,7 @@ class DlqWindow(Sequence[dict[str, Any]]):
         return params
 
     def _types_sql(self) -> str:
-        return " AND error_type IN (" + ", ".join(f":type{index}" for index in range(len(self.error_types))) + ")"
-
-    def _stream(self, conn: sqlite3.Connection, form: StoredForm, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-        """One stored form's rows of the window, ordered by (second, time, id), a page at a time.
-
-        A page in index order is cut after its last complete second (the rest is read
-        again from that second on) and sorted: spellings of one second (``.5`` before
-        ``Z``) sort by text, not by time. A second filling a whole page is read alone.
-        """
-        types = self._types_sql()
-        bounds = form.bounds(params)
-        while True:
-            rows = conn.execute(form.page_sql(types), bounds).fetchall()
-            if len(rows) < self.page_size:
-                yield from sorted(rows, key=group_order)
-                return
-            last_second = rows[-1][SECOND]
-            cut = next(index for index, row in enumerate(rows) if row[SECOND] == last_second)
-            if cut:
-                yield from sorted(rows[:cut], key=group_order)
-                bounds["lo"] = rows[cut][RAW]  # the first stored value of the unfinished second
-                continue
-            yield from self._one_second(conn, form, dict(bounds, next=form.first_value(last_second + 1)), rows)
-            bounds["lo"] = form.first_value(last_second + 1)
-
-    def _one_second(
-        self, conn: sqlite3.Connection, form: StoredForm, bounds: dict[str, Any], first_page: list[tuple[Any, ...]]
-    ) -> Iterator[tuple[Any, ...]]:
-        """Every row of one second that fills a page: by id when stored in one spelling, else sorted in SQL."""
-        types = self._types_sql()
-        raw = first_page[0][RAW]
-        uniform = all(row[RAW] == raw for row in first_page)
-        if uniform and not conn.execute(form.other_value_sql(types), dict(bounds, raw=raw)).fetchone():
-            yield from first_page  # one stored value: one time, rows already in id order
-            params = dict(bounds, raw=raw, after_id=first_page[-1][0])
-            while rows := conn.execute(form.same_value_sql(types), params).fetchall():
-                yield from rows
-                params["after_id"] = rows[-1][0]
-            return
-        params = dict(bounds, after_key="", after_id=0)  # several spellings: SQLite sorts this second per page
-        while rows := conn.execute(form.sorted_second_sql(types), params).fetchall():
-            yield from rows
-            params["after_key"], params["after_id"] = row_order(rows[-1])
+        return _in_sql("type", len(self.error_types))
 
     def query_plan(self) -> dict[str, list[str]]:
         """``EXPLAIN QUERY PLAN`` of each statement, by ``<form>.<statement>``.

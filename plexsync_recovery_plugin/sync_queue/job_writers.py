@@ -12,34 +12,23 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Mapping, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 from persistqueue.serializers import pickle as queue_pickle
 
+from .dlq_entry import MAX_SCENE_ID
 from .ledger import CLAIMED, DONE, LedgerRecord
 from .lock_budget import LockBudget
 from .operations import make_job
 from .queue_file import QueueFile, QueueFileError
-from .staged_jobs import StagedJob
-from .queue_snapshot import QueueSnapshot
+from .staged_jobs import PendingJob, StagedJob
+from .pickle_limits import DEFAULT_LIMITS
+from .queue_snapshot import QueueSnapshot, read_scene_id
 from .recovery_result import Outcome
 
-__all__ = ["BatchJobWriter", "DryRunWriter", "JobWriter", "PendingJob", "PerJobWriter", "WriteOutcome"]
+__all__ = ["BatchJobWriter", "DryRunWriter", "JobWriter", "PendingJob", "PerJobWriter", "WriteOutcome", "encode_job"]
 
 logger = logging.getLogger(__name__)
-
-
-class PendingJob(NamedTuple):
-    """A job that passed every gate, with the entry it comes from."""
-
-    entry: Mapping[str, Any]
-    identity: tuple[int, str]
-    failed_at: float | None
-    scene_id: int
-    update_type: str
-    data: Any
-    #: Later entries of the same chunk for the same scene: they share this job's fate.
-    followers: tuple[tuple[Mapping[str, Any], tuple[int, str]], ...] = ()
 
 
 class WriteOutcome(NamedTuple):
@@ -109,10 +98,15 @@ class DryRunWriter(_StagingWriter):
     """Accepts every job and writes none."""
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
-        """Every job would be recovered, unless an earlier one of the run would already have queued its scene."""
+        """Every job would be recovered, unless it could not be queued or an earlier one of the run queued its scene."""
         jobs, _ = self._take()  # covered entries: nothing is recorded
         outcomes = []
         for job in jobs:
+            try:  # what a real run checks before writing
+                encode_job(job)
+            except Exception as error:
+                outcomes.append(WriteOutcome(job, Outcome.FAILED, f"cannot be re-queued: {error}"))
+                continue
             reason = snapshot.covering_reason(job.scene_id, job.failed_at)
             if reason is None:
                 outcomes.append(WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} passes every gate (dry run)"))
@@ -150,43 +144,96 @@ class BatchJobWriter(_StagingWriter):
         return self.budget.rows()
 
     def flush(self, snapshot: QueueSnapshot) -> list[WriteOutcome]:
-        """Encode each job on its own (one that cannot be encoded fails alone), then write the chunk."""
+        """Encode and check each job on its own (one that fails, fails alone), then write the chunk.
+
+        If the chunk's transaction fails for a row's values (not for the file), nothing was
+        written and each job is written in a transaction of its own: the one at fault fails alone.
+        """
         jobs, covered = self._take()
         outcomes: list[WriteOutcome] = []
         staged: list[tuple[PendingJob, StagedJob]] = []
         for job in jobs:
             try:
-                staged.append((job, _encode(job)))
+                staged.append((job, encode_job(job)))
             except Exception as error:
-                logger.warning("DLQ entry %s: its job cannot be encoded for the queue: %s", job.identity[0], error)
-                outcomes.append(WriteOutcome(job, Outcome.FAILED, f"cannot be encoded: {error}"))
+                logger.warning("DLQ entry %s: its job cannot be re-queued: %s", job.identity[0], error)
+                outcomes.append(WriteOutcome(job, Outcome.FAILED, f"cannot be re-queued: {error}"))
         if not staged and not covered:
             return outcomes
         try:
-            reasons = self.queue_file.write_chunk(
-                [item for _, item in staged], covered, snapshot, self.run_id
-            )
+            reasons = self.queue_file.write_chunk([item for _, item in staged], covered, snapshot, self.run_id)
         except QueueFileError as error:
             logger.error("could not write %d recovered jobs: %s", len(staged), error)
             return outcomes + [WriteOutcome(job, Outcome.FAILED, f"could not queue: {error}", True) for job, _ in staged]
+        except Exception as error:
+            logger.warning("a row of a chunk of %d jobs could not be written (%s: %s); writing them one by one",
+                           len(staged), type(error).__name__, error)
+            return outcomes + self._write_alone(staged, covered, snapshot)
         self.budget.observe(sum(1 + len(item.followers) for _, item in staged) + len(covered),
                             sum(self.queue_file.last_lock_seconds))
-        for (job, _), reason in zip(staged, reasons):
-            if reason is None:
-                outcomes.append(WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} re-queued"))
-            else:
-                outcomes.append(WriteOutcome(job, Outcome.ALREADY_QUEUED, reason))
+        return outcomes + self._written(staged, reasons)
+
+    def _written(self, staged: list[tuple[PendingJob, StagedJob]], reasons: list[str | None]) -> list[WriteOutcome]:
+        """The outcomes of jobs the queue file took (reason None: written), after their commit."""
+        outcomes = [WriteOutcome(job, Outcome.RECOVERED, f"scene {job.scene_id} re-queued") if reason is None
+                    else WriteOutcome(job, Outcome.ALREADY_QUEUED, reason) for (job, _), reason in zip(staged, reasons)]
         self.queue_file.checkpoint()
         written = sum(1 for reason in reasons if reason is None)
         if written and self.on_written is not None:
             self.on_written(written)
         return outcomes
 
+    def _write_alone(
+        self, staged: list[tuple[PendingJob, StagedJob]], covered: list[tuple[tuple[int, str], int]], snapshot: QueueSnapshot
+    ) -> list[WriteOutcome]:
+        """Each job in a transaction of its own; once the file itself fails, the rest wait for a later run."""
+        outcomes: list[WriteOutcome] = []
+        broken: QueueFileError | None = None
+        for job, item in staged:
+            if broken is not None:
+                outcomes.append(WriteOutcome(job, Outcome.FAILED, f"could not queue: {broken}", True))
+                continue
+            try:
+                outcomes += self._written([(job, item)], self.queue_file.write_chunk([item], [], snapshot, self.run_id))
+            except QueueFileError as error:
+                logger.error("could not write the job of DLQ entry %s: %s", job.identity[0], error)
+                broken = error
+                outcomes.append(WriteOutcome(job, Outcome.FAILED, f"could not queue: {error}", True))
+            except Exception as error:
+                logger.warning("DLQ entry %s: its job could not be written: %s: %s", job.identity[0],
+                               type(error).__name__, error)
+                outcomes.append(WriteOutcome(job, Outcome.FAILED, f"could not queue: {type(error).__name__}: {error}"))
+        if covered and broken is None:
+            try:
+                self.queue_file.write_chunk([], covered, snapshot, self.run_id)
+            except Exception as error:  # their outcome stands; a later run checks them again
+                logger.warning("could not record %d DLQ entries as covered: %s", len(covered), error)
+        return outcomes
 
-def _encode(job: PendingJob) -> StagedJob:
+
+def encode_job(job: PendingJob) -> StagedJob:
+    """The job as the queue row ``SQLiteAckQueue.put`` would write, checked before anything is written.
+
+    Raises:
+        ValueError: An id SQLite cannot hold, or a row the plugin could not read back as a
+            job of the same scene (``queue_snapshot.read_scene_id``): this entry fails alone.
+    """
+    for name, value in (("scene_id", job.scene_id), ("DLQ id", job.identity[0])):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_SCENE_ID:
+            raise ValueError(f"{name} {value!r} is not an id SQLite can hold")
     queued = make_job(job.scene_id, job.update_type, job.data)
+    blob = queue_pickle.dumps(queued)
+    # A row of at most this many bytes has at most this many opcodes and holds values the DLQ
+    # decoder accepted: it is within QUEUE_LIMITS (pickle_limits). A longer one is read back.
+    if len(blob) > DEFAULT_LIMITS.max_opcodes:
+        try:
+            scene_id = read_scene_id(blob)
+        except ValueError as error:
+            raise ValueError(f"its re-queued row would not be readable as a job ({error})") from None
+        if scene_id != job.scene_id:
+            raise ValueError(f"its re-queued row reads as scene {scene_id}, not {job.scene_id}")
     followers = tuple(identity for _, identity in job.followers)
-    return StagedJob(job.identity, job.failed_at, job.scene_id, queued["job_id"], queue_pickle.dumps(queued), followers)
+    return StagedJob(job.identity, job.failed_at, job.scene_id, queued["job_id"], blob, followers)
 
 
 class PerJobWriter(_StagingWriter):
@@ -211,6 +258,11 @@ class PerJobWriter(_StagingWriter):
         return outcomes
 
     def _write_one(self, job: PendingJob, snapshot: QueueSnapshot) -> WriteOutcome:
+        try:  # the checks of the batch writer: ids SQLite can hold, a row the plugin can read back
+            encode_job(job)
+        except Exception as error:
+            logger.warning("DLQ entry %s: its job cannot be re-queued: %s", job.identity[0], error)
+            return WriteOutcome(job, Outcome.FAILED, f"cannot be re-queued: {error}")
         try:
             self.queue_file.record(self._record(job.identity, job.scene_id, None, CLAIMED, self.queue_file.high_water()))
         except QueueFileError as error:

@@ -9,9 +9,9 @@ opcodes and refuses, before anything is built, a pickle that passes one of these
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["DEFAULT_LIMITS", "NODE_BYTES", "PickleLimitError", "PickleLimits"]
+__all__ = ["DEFAULT_LIMITS", "NODE_BYTES", "PickleLimitError", "PickleLimits", "QUEUE_LIMITS"]
 
 
 class PickleLimitError(ValueError):
@@ -56,7 +56,26 @@ class PickleLimits:
     max_int_bits: int = 64
 
 
+#: What a DLQ entry's job must stay within to be accepted for recovery.
 DEFAULT_LIMITS = PickleLimits()
+
+#: What a queue row must stay within to be read (de-duplication): twice a DLQ job's counts.
+#: A job accepted from the DLQ is re-queued as persist-queue pickles it (protocol 4, a
+#: MEMOIZE after every string and container), so one opcode of a DLQ pickle written without
+#: them (``pickletools.optimize``) becomes two: 6,033 opcodes re-queued are 12,045. The same
+#: values re-encoded nest no deeper, build no more containers and share no more, and the
+#: job's own fields add a few hundred bytes, so twice every count covers any accepted job;
+#: the batch writer still decodes each re-queued row that could come near these limits with
+#: this decoder, and fails that entry alone if it cannot (``job_writers``).
+QUEUE_LIMITS = replace(
+    DEFAULT_LIMITS,
+    max_opcodes=2 * DEFAULT_LIMITS.max_opcodes + 1_000,
+    max_depth=DEFAULT_LIMITS.max_depth + 1,
+    max_containers=2 * DEFAULT_LIMITS.max_containers,
+    max_shared_refs=2 * DEFAULT_LIMITS.max_shared_refs,
+    max_expanded=2 * DEFAULT_LIMITS.max_expanded,
+    max_work=2 * DEFAULT_LIMITS.max_work,
+)
 
 #: What one value costs in an expanded size besides its payload (about a small object's memory).
 NODE_BYTES = 64

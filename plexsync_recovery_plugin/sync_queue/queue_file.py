@@ -33,6 +33,9 @@ QUEUE_FILE_NAME = "data.db"
 ACKED_SCAN_MARGIN = queue_rows.ACKED_SCAN_MARGIN
 _READY = 0  # persist-queue's AckStatus.inited: what put() writes
 _BY_THIS_RUN = "scene {} is queued by an earlier entry of this run"
+#: What a row's values, not the file, make fail: a constraint, a value SQLite cannot bind (OverflowError) ...
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+               ArithmeticError, ValueError, TypeError)
 
 
 class QueueFileError(sqlite3.OperationalError):
@@ -203,7 +206,8 @@ class QueueFile:
         against the scene's job of this run, if any. On error nothing is written.
 
         Raises:
-            QueueFileError: The write failed; the message names the file and the cause.
+            QueueFileError: The file could not be written (locked, read-only, full): names it and the cause.
+            Exception: A row's values could not be written (nothing was; write the rows one by one).
         """
         conn = self._session.connection()
         failed, collecting = True, gc.isenabled()
@@ -228,15 +232,16 @@ class QueueFile:
             self.last_lock_seconds = (locked - asked, time.perf_counter() - locked)
             failed = False
             self._ledger_ready_on = conn if self._session.active else None
+        except _ROW_ERRORS as error:  # nothing was written; the caller may write the rows one by one
+            raise self._rolled_back(conn, error)
         except sqlite3.Error as error:
             raise self._error("cannot write", error) from self._rolled_back(conn, error)
         finally:
             if collecting:
                 gc.enable()
             self._session.release(conn, failed=failed, wrote=not failed)
-        # Every row before ours was read inside this transaction, and nobody else wrote while
-        # it held the lock: the next refresh starts after our rows instead of decoding them.
-        # Our own scenes are not kept in memory: the ledger says which this run queued.
+        # Every row before ours was read inside this transaction, and nobody else wrote while it held
+        # the lock: the next refresh starts after our rows (the ledger says which scenes this run queued).
         snapshot.last_row_id = max([snapshot.last_row_id, *(row for _, row in fresh.values())])
         return reasons
 

@@ -2,20 +2,23 @@
 
 PlexSync never deletes acked rows, so "has a row in the queue" means nothing after months
 of use. An entry is covered when its scene has a *live* job (pending or in progress, any
-age), or an *acked* job that was enqueued at or after the entry failed (its data is at
-least as new). Acked rows enqueued earlier, such as PlexSync's own retry rows, and failed
-acks never cover. Rows are appended with increasing ids, so the snapshot can be brought up
+age), or an *acked* job enqueued after the end of the second the entry failed in (its data
+is newer). ``failed_at`` is stored in whole seconds, so a job enqueued within that second,
+such as PlexSync's own retry copy put back a moment before the failure, may be the failed
+job itself and never covers. Acked rows enqueued earlier and failed acks never cover. Rows are appended with increasing ids, so the snapshot can be brought up
 to date by reading only the rows after ``last_row_id``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .safe_pickle import UnsafePickleError, safe_loads
+from .pickle_limits import QUEUE_LIMITS
+from .safe_pickle import QUEUE_MAX_PICKLE_BYTES, safe_loads
 
-__all__ = ["ACKED", "LIVE_STATUSES", "QueueSnapshot", "QueueRow", "scene_id_of_job"]
+__all__ = ["ACKED", "LIVE_STATUSES", "QueueSnapshot", "QueueRow", "read_scene_id", "scene_id_of_job"]
 
 #: persist-queue's AckStatus values: inited 0, ready 1, unack 2 (a worker holds it).
 LIVE_STATUSES = (0, 1, 2)
@@ -43,12 +46,14 @@ class QueueSnapshot:
     def covering_reason(self, scene_id: int, failed_at: float | None) -> str | None:
         """Why the scene needs no new job for an entry that failed at ``failed_at``, or None.
 
-        An entry whose failure time is unknown is never covered by an acked job.
+        An acked job covers only when enqueued at or after the end of the entry's failure
+        second (``floor(failed_at) + 1``); an entry whose failure time is unknown is never
+        covered by an acked job.
         """
         if scene_id in self.live:
             return f"scene {scene_id} has a pending or in-progress job"
         synced_at = self.acked.get(scene_id)
-        if synced_at is not None and failed_at is not None and synced_at >= failed_at:
+        if synced_at is not None and failed_at is not None and synced_at >= math.floor(failed_at) + 1:
             return f"scene {scene_id} was synced by a job queued after the entry failed"
         return None
 
@@ -67,13 +72,19 @@ class QueueSnapshot:
 def scene_id_of_job(blob: Any) -> int | None:
     """The scene id of a pickled queue job, or None when the row is not a readable job."""
     try:
-        job = safe_loads(blob)
-    except UnsafePickleError:
+        return read_scene_id(blob)
+    except ValueError:  # UnsafePickleError is one
         return None
+
+
+def read_scene_id(blob: Any) -> int:
+    """The scene id of a pickled queue job, read as every queue row is (``QUEUE_LIMITS``).
+
+    Raises:
+        ValueError: The row is not a readable job with a scene id; the message says why.
+    """
+    job = safe_loads(blob, max_bytes=QUEUE_MAX_PICKLE_BYTES, limits=QUEUE_LIMITS)
     scene_id = job.get("scene_id") if isinstance(job, dict) else None
     if isinstance(scene_id, bool) or not isinstance(scene_id, (int, str)):
-        return None
-    try:
-        return int(scene_id)
-    except ValueError:
-        return None
+        raise ValueError(f"the row holds no job with a scene id (a {type(job).__name__})")
+    return int(scene_id)

@@ -16,7 +16,7 @@ from ..stash.lookup import SceneLookup, SceneStatus
 from .dlq_entry import CorruptEntryError, decode_entry_job, failed_at_seconds
 from .job_writers import JobWriter, PendingJob, WriteOutcome
 from .ledger import CLAIMED, LedgerRecord, entry_identity
-from .queue_file import QueueFile
+from .queue_file import QueueFile, QueueFileError
 from .queue_snapshot import QueueSnapshot
 from .recovery_result import Outcome, RecoveryResult, RecoveryTally
 
@@ -84,37 +84,60 @@ class ChunkRun:
             self._settle(outcome)
 
     def _screen(self, chunk: list[Mapping[str, Any]]) -> dict[int, PendingJob]:
-        """Decode each entry once and apply gate 2; return one job per scene still to be asked about."""
+        """Decode each entry once and apply gate 2; return one job per scene still to be asked about.
+
+        A scene's entries of the chunk are grouped, and the newest (by failure time, then DLQ
+        id) leads: its job is the one re-queued, the others share its fate. If an acked job
+        covers the newest entry it covers the older ones too.
+        """
         decoded = [job for job in map(self._decode, chunk) if job is not None]
         records = {} if self.again else self.c.queue_file.ledger_records([(job.scene_id, job.identity) for job in decoded])
-        leaders: dict[int, PendingJob] = {}
+        groups: dict[int, list[PendingJob]] = {}
         for job in decoded:
-            scene_id = job.scene_id
             record = records.get(job.identity)
-            if record is not None and self._redriven(job.entry, record, scene_id):
+            if record is not None and self._isolated(job.entry, lambda: self._redriven(job.entry, record, job.scene_id)):
                 continue
-            if scene_id in leaders:
-                leader = leaders[scene_id]
-                leaders[scene_id] = leader._replace(followers=(*leader.followers, (job.entry, job.identity)))
-                continue
-            reason = self.snapshot.covering_reason(scene_id, job.failed_at)
+            groups.setdefault(job.scene_id, []).append(job)
+        leaders: dict[int, PendingJob] = {}
+        for scene_id, jobs in groups.items():
+            jobs.sort(key=_newest_first)
+            leader = jobs[0]
+            reason = self.snapshot.covering_reason(scene_id, leader.failed_at)
             if reason is not None:
-                self.c.writer.add_covered(job.identity, scene_id)
-                self.tally.count(job.entry, Outcome.ALREADY_QUEUED, reason, scene_id)
+                for job in jobs:
+                    self.c.writer.add_covered(job.identity, scene_id)
+                    self.tally.count(job.entry, Outcome.ALREADY_QUEUED, reason, scene_id)
                 continue
-            leaders[scene_id] = job
+            leaders[scene_id] = leader._replace(followers=tuple((job.entry, job.identity) for job in jobs[1:]))
         return leaders
+
+    def _isolated(self, entry: Mapping[str, Any], check: Callable[[], bool]) -> bool:
+        """``check()`` for one entry; an unexpected error fails that entry alone (True: settled)."""
+        try:
+            return check()
+        except QueueFileError:
+            raise
+        except Exception as error:
+            self._fail(entry, error)
+            return True
+
+    def _fail(self, entry: Mapping[str, Any], error: BaseException) -> None:
+        """Count one entry as failed for an error of its own, logged with its DLQ id."""
+        logger.warning("DLQ entry %s failed and was not recovered: %s: %s", entry.get("id"), type(error).__name__, error)
+        self.tally.count(entry, Outcome.FAILED, f"{type(error).__name__}: {error}")
 
     def _decode(self, entry: Mapping[str, Any]) -> PendingJob | None:
         """The entry as a job to recover, or None when it is corrupt (counted as failed here)."""
         try:
             decoded = decode_entry_job(entry)
+            return PendingJob(entry, entry_identity(entry), failed_at_seconds(entry.get("failed_at")), decoded.scene_id,
+                              decoded.update_type, decoded.data)
         except CorruptEntryError as error:
             logger.warning("DLQ entry %s is corrupt and was not recovered: %s", entry.get("id"), error)
             self.tally.count(entry, Outcome.FAILED, str(error))
-            return None
-        return PendingJob(entry, entry_identity(entry), failed_at_seconds(entry.get("failed_at")), decoded.scene_id,
-                          decoded.update_type, decoded.data)
+        except Exception as error:  # anything else wrong with this one entry is its own failure
+            self._fail(entry, error)
+        return None
 
     def _redriven(self, entry: Mapping[str, Any], record: LedgerRecord, scene_id: int) -> bool:
         """Whether the ledger settles the entry (counted here); False lets it through the gates."""
@@ -150,3 +173,10 @@ class ChunkRun:
                 self.tally.count(entry, Outcome.ALREADY_QUEUED, detail, job.scene_id)
             else:
                 self.tally.count(entry, outcome.outcome, outcome.detail, job.scene_id)
+
+
+def _newest_first(job: PendingJob) -> tuple[float, int]:
+    """Sort key: the newest failure first (an unknown time last), then the higher DLQ id."""
+    moment = job.failed_at if job.failed_at is not None else float("-inf")
+    dlq_id = job.identity[0] if isinstance(job.identity[0], int) else 0
+    return (-moment, -dlq_id)

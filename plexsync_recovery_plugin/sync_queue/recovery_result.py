@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 __all__ = [
     "COUNT_FIELDS",
     "EntryOutcome",
+    "ErrorTypeCounts",
     "OUTCOME_LABELS",
     "OUTCOME_WORDS",
     "Observer",
@@ -116,6 +117,19 @@ class SceneIds(list[int]):
         return hash(tuple(self))
 
 
+class ErrorTypeCounts(dict[str, int]):
+    """A dict of entries by ``error_type`` that cannot be changed, frozen like the rest of the result."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("RecoveryResult.left_by_error_type cannot be changed")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
 @dataclass(frozen=True)
 class RecoveryResult:
     """What one recovery run did. The outcome counts add up to ``total_dlq_entries``.
@@ -136,6 +150,9 @@ class RecoveryResult:
             it did not).
         run_id: Identifies this run in the redrive ledger.
         dry_run: True when nothing was written.
+        left_by_error_type: Entries of the window the run did not select, by ``error_type``
+            (types not recovered by default, and ``PlexTemporaryError`` entries that do not
+            read as the outage's); not part of ``total_dlq_entries``. Empty when unknown.
     """
 
     total_dlq_entries: int = 0
@@ -150,10 +167,12 @@ class RecoveryResult:
     plex_latency_ms: float = 0.0
     run_id: str = ""
     dry_run: bool = False
+    left_by_error_type: dict[str, int] = field(default_factory=ErrorTypeCounts)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recovered_scene_ids", SceneIds(self.recovered_scene_ids))
         object.__setattr__(self, "plex_latency_ms", round(float(self.plex_latency_ms), 1))  # one figure in every door
+        object.__setattr__(self, "left_by_error_type", ErrorTypeCounts(self.left_by_error_type))
 
     def counts(self) -> dict[str, int]:
         """The counters by field name, in printing order."""
@@ -162,7 +181,8 @@ class RecoveryResult:
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON: every field, scene ids as a list."""
         return {**self.counts(), "recovered_scene_ids": list(self.recovered_scene_ids), "deferred": self.deferred,
-                "plex_latency_ms": self.plex_latency_ms, "run_id": self.run_id, "dry_run": self.dry_run}
+                "plex_latency_ms": self.plex_latency_ms, "run_id": self.run_id, "dry_run": self.dry_run,
+                "left_by_error_type": dict(self.left_by_error_type)}
 
     def __str__(self) -> str:
         words = {name: outcome_word(outcome, self.dry_run) for name, outcome in COUNT_FIELDS if outcome is not None}

@@ -15,14 +15,16 @@ import io
 import pickle
 from typing import Any, Callable
 
-from .pickle_limits import PickleLimitError
+from .pickle_limits import DEFAULT_LIMITS, PickleLimitError, PickleLimits
 from .pickle_fast import needs_key_check, plain_keys, plainly_safe
 from .pickle_scan import check_pickle
 
-__all__ = ["MAX_PICKLE_BYTES", "UnsafePickleError", "safe_loads"]
+__all__ = ["MAX_PICKLE_BYTES", "QUEUE_MAX_PICKLE_BYTES", "UnsafePickleError", "safe_loads"]
 
 #: Jobs are a few kilobytes; anything far larger is corrupt or hostile, not a job.
 MAX_PICKLE_BYTES = 4 * 1024 * 1024
+#: A queue row may be larger than the DLQ job it re-queues (a MEMOIZE byte per value, 5-byte memo indexes).
+QUEUE_MAX_PICKLE_BYTES = 2 * MAX_PICKLE_BYTES
 
 # Names a pickle of plain values may reference: protocols before 4 rebuild sets, bytes and
 # bytearrays by calling these (under Python 2's module name too), never anything else.
@@ -93,12 +95,15 @@ class _PlainValueUnpickler(pickle.Unpickler):
         raise UnsafePickleError("pickle uses persistent ids, which plain values never need")
 
 
-def safe_loads(data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_PICKLE_BYTES) -> Any:
+def safe_loads(
+    data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_PICKLE_BYTES, limits: PickleLimits = DEFAULT_LIMITS
+) -> Any:
     """Unpickle ``data`` if it holds only plain builtin values, within bounded time and memory.
 
     Args:
         data: The pickled bytes.
         max_bytes: Refuse anything larger, before reading it.
+        limits: The structural bounds (a DLQ job's by default; ``QUEUE_LIMITS`` for queue rows).
 
     Returns:
         The value: dicts, lists, tuples, sets, str, bytes, int, float, bool and None only.
@@ -106,7 +111,7 @@ def safe_loads(data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_PIC
     Raises:
         UnsafePickleError: The data is not bytes, too large, malformed, names any callable
             or class other than the plain builtin containers, or passes a limit of
-            ``pickle_limits.DEFAULT_LIMITS`` (nesting, size with shared parts counted
+            ``limits`` (nesting, size with shared parts counted
             in full, opcodes, ...); the message names the limit.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -118,7 +123,7 @@ def safe_loads(data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_PIC
     quick = plainly_safe(blob)  # the common job takes the quick yes; anything else the full check
     if not quick:
         try:
-            check_pickle(blob)
+            check_pickle(blob, limits)
         except PickleLimitError as error:
             raise UnsafePickleError(str(error)) from None
     try:

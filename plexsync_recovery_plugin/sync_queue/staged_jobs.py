@@ -1,4 +1,4 @@
-"""A chunk's jobs as the batch writer stages them, and the ledger records their transaction writes."""
+"""A job that passed every gate, as the writers stage it for the queue, and the ledger records a chunk writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,20 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 from .ledger import DONE
 
-__all__ = ["StagedJob", "chunk_records"]
+__all__ = ["PendingJob", "StagedJob", "chunk_records"]
+
+
+class PendingJob(NamedTuple):
+    """A job that passed every gate, with the entry it comes from."""
+
+    entry: Mapping[str, Any]
+    identity: tuple[int, str]
+    failed_at: float | None
+    scene_id: int
+    update_type: str
+    data: Any
+    #: Later entries of the same chunk for the same scene: they share this job's fate.
+    followers: tuple[tuple[Mapping[str, Any], tuple[int, str]], ...] = ()
 
 
 class StagedJob(NamedTuple):

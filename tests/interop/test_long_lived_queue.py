@@ -81,7 +81,7 @@ def test_live_jobs_of_any_age_and_acked_jobs_newer_than_the_failure_cover(dlq, q
     _enqueued_at(data_dir, 1, MONTHS_AGO)  # pending since long ago: still covers
     enqueue(queue, 2, "metadata", {})
     queue.get(block=False, id=_enqueued_at(data_dir, 2, MONTHS_AGO))  # in progress: covers
-    _synced(queue, data_dir, 3, WINDOW_START + 600)  # enqueued the second it failed, then synced
+    _synced(queue, data_dir, 3, WINDOW_START + 601)  # enqueued after the second it failed in, then synced
     stash = PlainStash()
     result = recover_outage_jobs(get_outage_dlq_entries(dlq, WINDOW_START, WINDOW_END, ["PlexServerDown"]), queue,
                                  stash, HealthyPlex(), data_dir, collaborators=_paths(queue, stash)[path])

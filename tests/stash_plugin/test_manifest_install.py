@@ -56,7 +56,9 @@ def test_manifest_hook_and_settings(manifest):
     (hook,) = manifest["hooks"]
     assert set(hook) <= OPERATION_KEYS | {"triggeredBy"} and hook["name"] and hook["description"]
     assert hook["triggeredBy"] == PLEXSYNC_TRIGGERS
-    assert set(manifest["settings"]) == {"plex_url", "plex_token", "include_optional", "request_timeout"}
+    assert set(manifest["settings"]) == {
+        "plex_url", "plex_token", "include_optional", "request_timeout", "no_outage_casualties"
+    }
     for setting in manifest["settings"].values():
         assert set(setting) <= SETTING_KEYS and setting["type"] in SETTING_TYPES and setting["displayName"]
 

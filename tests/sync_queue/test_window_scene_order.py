@@ -1,4 +1,4 @@
-"""A window read by scene: the same entries as by time, sorted by scene, without holding PlexSync's DLQ locked."""
+"""A window read by scene: the same entries as by time, by scene and newest first, without holding PlexSync's DLQ locked."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def test_scene_order_is_the_time_order_sorted_by_scene(plexsync_dir, dlq, page_s
     by_time = list(DlqWindow(dlq, WINDOW_START, WINDOW_END, TYPES, page_size=page_size))
     by_scene = list(DlqWindow(dlq, WINDOW_START, WINDOW_END, TYPES, page_size=page_size, order="scene"))
 
-    # A stable sort of the time order by scene id is (scene, time, id); NULL columns come first.
-    expected = sorted(by_time, key=lambda entry: -1 if entry["scene_id"] is None else entry["scene_id"])
+    # A stable sort of the reversed time order by scene id is (scene, newest first); NULL columns come first.
+    expected = sorted(reversed(by_time), key=lambda entry: -1 if entry["scene_id"] is None else entry["scene_id"])
     assert [entry["id"] for entry in by_scene] == [entry["id"] for entry in expected]
     assert by_scene == expected  # every column, the blob included
     assert 150 < len(by_scene) < 400  # the data had rows outside the window and of other types
