@@ -2,8 +2,7 @@
 
 Each test builds one scenario in a PlexSync folder used for months, lets one door recover
 it, and checks what the door left (jobs on PlexSync's queue, pending windows) and what it
-said (error or not, which setting it names, no secret anywhere). A cell that fails on
-today's code is marked ``xfail(strict=True)`` with the issue point it shows.
+said (error or not, which setting it names, no secret anywhere).
 """
 
 from __future__ import annotations
@@ -30,34 +29,10 @@ from tests.doors.conftest import (
     leaked_secrets,
 )
 
-ALL = tuple(DOORS)
-
-#: (door, scenario) -> why it fails on today's code. The lead removes a marker once its fix is merged.
-XFAIL: dict[tuple[str, str], str] = {
-    **{(door, "f"): "issue 22 point 8: the poison's OverflowError fails the whole window; the good entries wait"
-       for door in ALL},
-    **{(door, "g"): "issue 22 point 9: the re-queued 6,033-opcode job is unreadable to the plugin: queued twice"
-       for door in ALL},
-    **{(door, "j"): "issue 22 point 13: PlexTemporaryError casualties of the outage are not recovered by default"
-       for door in ALL},
-    **{(door, "k"): "issue 22 point 14: an acked copy enqueued 0.3 s before the failure, same second, covers it"
-       for door in ALL},
-    **{(door, "l"): "issue 22 point 15: the scene's older dead-lettered job is the one re-queued" for door in ALL},
-}
-
-
-def cells(scenario: str) -> list[Any]:
-    """Every door as a parameter of ``door``, marked xfail where :data:`XFAIL` says it fails today."""
-    return [
-        pytest.param(name, id=name, marks=[pytest.mark.xfail(strict=True, reason=XFAIL[(name, scenario)])]
-                     if (name, scenario) in XFAIL else [])
-        for name in DOORS
-    ]
-
 
 def matrix(scenario: str) -> pytest.MarkDecorator:
-    """Run the test once through each door (the ``door`` fixture), with the scenario's xfail markers."""
-    return pytest.mark.parametrize("door", cells(scenario), indirect=True)
+    """Run the test once through each door (the ``door`` fixture)."""
+    return pytest.mark.parametrize("door", [pytest.param(name, id=name) for name in DOORS], indirect=True)
 
 
 def assert_sound(door: Door, out: DoorOutcome) -> None:
