@@ -91,6 +91,10 @@ class _DeadlineSocket:
 
     def makefile(self, mode: str = "r", buffering: int | None = None, **kwargs: Any) -> Any:
         if mode in ("rb", "br"):  # what http.client reads the answer through: over this wrapper
+            # Counted on the real socket, as socket.makefile counts it: http.client closes the
+            # connection of a "Connection: close" answer before its body is read, and the socket
+            # must stay open until this reader is closed (else: EBADF, "Bad file descriptor").
+            self._sock._io_refs += 1
             return io.BufferedReader(socket.SocketIO(self, "rb"), buffering or io.DEFAULT_BUFFER_SIZE)  # type: ignore[arg-type]
         return self._sock.makefile(mode, buffering, **kwargs)
 

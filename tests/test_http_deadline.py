@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -84,3 +85,42 @@ def test_a_plex_request_keeps_to_the_deadline_whatever_its_per_read_timeout():
         finally:
             plex.close()
     assert time.monotonic() - started < DEADLINE + 1.0  # not the 3 s the server takes, nor the 5 s a read may
+
+
+def test_an_answer_whose_server_closes_the_connection_is_read_whole():
+    """A ``Connection: close`` answer: http.client closes the connection before reading the body.
+
+    The server sends the headers, then waits to see whether the client closes its socket
+    before asking for the body (a closed socket reads as end of file at once). Only then, or
+    after a bound if the client keeps it open as it should, does it send the body.
+    """
+    body = b"x" * 5000
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed_early: list[bool] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+            conn.settimeout(0.5)  # a bound: a client that keeps the socket open sends nothing more
+            try:
+                closed_early.append(conn.recv(1) == b"")
+            except socket.timeout:
+                closed_early.append(False)
+            try:
+                conn.sendall(body)
+            except OSError:
+                pass
+
+    server = threading.Thread(target=serve)
+    server.start()
+    session = apply_deadline(requests.Session(), 5.0)
+    try:
+        answer = session.get(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=5.0)
+    finally:
+        server.join()
+        listener.close()
+        session.close()
+    assert closed_early == [False]
+    assert answer.content == body
