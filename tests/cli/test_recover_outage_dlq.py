@@ -59,7 +59,7 @@ def test_a_poison_entry_fails_alone_on_every_run(recover, plexsync_dir, data_dir
         code, report, stderr = recover()
         assert code == 1  # an entry failed
         assert (report["recovered"], report["skipped_already_queued"], report["failed"]) == (recovered, already_queued, 1)
-        assert_one_error_line(stderr, "1 entries failed")
+        assert_one_error_line(stderr, "1 entry failed")
         assert f"DLQ entry {poison_id}" in stderr
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2, 3]
 
