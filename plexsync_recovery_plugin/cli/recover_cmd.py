@@ -225,12 +225,13 @@ def _entries(count: int) -> str:
 
 def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end: float, *, again: bool) -> int:
     from ..sync_queue.dlq import DLQ_FILE_NAME
-    from ..sync_queue.dlq_recovery import get_error_types_for_recovery
     from ..sync_queue.dlq_window import whole_seconds
+    from ..sync_queue.selection import Selection
 
     received = (start, end)
     start, end = whole_seconds(start, end)  # the window a real run selects
-    why = f"no {'/'.join(get_error_types_for_recovery(settings.include_optional))} entry in the DLQ between {_span(start, end)}"
+    selection = Selection(settings.include_optional, settings.outage_casualties)
+    why = f"no {selection.describe()} entry in the DLQ between {_span(start, end)}"
     if not (data_dir / DLQ_FILE_NAME).exists():  # never create PlexSync's file
         _nothing_to_do(out, start, end, why, received=received, dry_run=True, entries=[])
         return 0

@@ -110,6 +110,13 @@ class Selection:
             types.append(OUTAGE_CASUALTY_ERROR_TYPE)
         return types
 
+    def describe(self) -> str:
+        """The selection in words, for "nothing to do" lines: ``PlexServerDown or outage PlexTemporaryError``."""
+        names = get_error_types_for_recovery(self.include_optional)
+        if self._casualties_only:
+            names.append(f"outage {OUTAGE_CASUALTY_ERROR_TYPE}")
+        return " or ".join(names)
+
     @property
     def by_message(self) -> dict[str, Callable[[Any], bool]]:
         """Error type -> which of its entries are read, by message (``is_outage_casualty``)."""

@@ -101,7 +101,18 @@ def test_dry_run_of_an_empty_window_has_nothing_to_do(capsys, data_dir, add_entr
     add_entry(1, failed_at=WINDOW_END + 60)
     code = main(["recover", *WINDOW, "--dry-run", "--data-dir", str(data_dir), "--plex-url", "http://127.0.0.1:9"])
     assert code == 0
-    assert capsys.readouterr().out.startswith("Nothing to do:")
+    assert capsys.readouterr().out.startswith("Nothing to do: no PlexServerDown or outage PlexTemporaryError entry")
+
+
+@pytest.mark.parametrize("flags, selected", [
+    (["--no-outage-casualties"], "no PlexServerDown entry"),
+    (["--include-optional"], "no PlexServerDown or PlexTemporaryError or PlexNotFound entry"),
+])
+def test_nothing_to_do_names_what_was_selected(capsys, data_dir, add_entry, flags, selected):
+    add_entry(1, failed_at=WINDOW_END + 60)
+    code = main(["recover", *WINDOW, "--dry-run", *flags, "--data-dir", str(data_dir), "--plex-url", "http://127.0.0.1:9"])
+    assert code == 0
+    assert capsys.readouterr().out.startswith(f"Nothing to do: {selected} in the DLQ")
 
 
 def test_dry_run_selects_the_same_whole_second_window_as_a_real_run(capsys, data_dir, add_entry, plex_server,
