@@ -115,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.error(code)
         return code if isinstance(code, int) else (0 if code is None else 1)
     except CliError as error:
-        out.error(str(error))
+        if out.json_mode or not error.logged:
+            out.error(str(error))
         return error.exit_code
     except ConfigurationError as error:  # a refused token or key: the one model, the CLI's advice
         out.error(explain(error, CLI))

@@ -10,11 +10,16 @@ __all__ = ["CliError", "UsageError"]
 
 
 class CliError(Exception):
-    """A failure the user can act on; ``main`` prints it as one line and exits with ``exit_code``."""
+    """A failure the user can act on; ``main`` prints it as one line and exits with ``exit_code``.
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    ``logged`` says the library already wrote this failure as an error line (a failed run), so
+    the text output does not say it twice; ``--json`` still gets its one JSON error object.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1, *, logged: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.logged = logged
 
 
 class UsageError(CliError):

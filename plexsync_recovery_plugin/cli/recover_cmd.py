@@ -163,7 +163,7 @@ def _recover(
     if covering.result is None:
         if isinstance(covering.error, ConfigurationError):
             raise covering.error  # exit 2, the same words as before the run
-        raise CliError(f"recovery of {_span(start, end)} failed: {covering.error}")
+        raise CliError(f"recovery of {_span(start, end)} failed: {covering.error}", logged=True)  # the plugin said it
     result = covering.result
     others = [run for run in runs if run is not covering and run.result is not None]
     if out.json_mode:
