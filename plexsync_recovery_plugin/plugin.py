@@ -27,6 +27,7 @@ from .sync_queue.recovery_collaborators import default_collaborators
 from .sync_queue.recovery_lock import DEFAULT_LOCK_WAIT, RecoveryLockBusy, recovery_lock
 from .sync_queue.recovery_result import EntryOutcome, Observer
 from .sync_queue.selection import Selection
+from .worker.outage_source import OutageSource
 
 __all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]
 
@@ -220,7 +221,24 @@ class RecoveryPlugin:
         except Exception as error:
             self._announce_failure(error, start, end)
             return [Run(None, None, error=error)]
-        return self._run_pending(window, again=again, received=received)
+        runs = self._run_pending(window, again=again, received=received)
+        self._note_handled(window, runs)
+        return runs
+
+    def _note_handled(self, window: Window, runs: list[Run]) -> None:
+        """Tell the one source of outages that ``window``'s seconds are taken (recovered, or pending).
+
+        Every door recovers through here, so an outage recovered through one (``recover
+        --last-outage``, a Stash task) is not recovered again through another (the hook, the
+        daemon). A window that is neither recovered nor pending is not noted: it must come back.
+        """
+        try:
+            covered = any(run.result is not None and _covers(run, *window) for run in runs)
+            if covered or any(low <= window[0] and window[1] <= high for low, high in self.pending_windows()):
+                OutageSource(self.data_dir).mark_handled(*window)
+        except Exception as error:  # the run stands; at worst a later door runs it again (the ledger makes it a no-op)
+            logger.warning("could not note outage window %s..%s as handled: %s", iso_time(window[0]),
+                           iso_time(window[1]), error)
 
     def recover_window(self, start: Any, end: Any) -> RecoveryResult | None:
         """``recover``, returning only the result of the run that covered this window (None if it failed)."""

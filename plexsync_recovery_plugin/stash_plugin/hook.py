@@ -151,8 +151,7 @@ def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str
     try:
         for start, end in found.ended:
             logger.info("Plex outage %s..%s ended: recovering its dead-lettered jobs", _clock(start), _clock(end))
-            runs = tasks.recover(context, start, end)
-            tasks.note_outage_handled(data_dir, start, end)
+            runs = tasks.recover(context, start, end)  # the plugin notes the outage handled
             _log_runs(runs)
         if not found.ended:
             _log_runs(tasks.retry_pending(context))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from plexsync_recovery_plugin.testing import StashTestServer
+from tests.cli.conftest import RunCli, cli_env, run_cli, server_flags  # noqa: F401 (fixtures)
 from tests.conftest import WINDOW_START, drain
 from tests.stash_plugin.conftest import write_history
 
@@ -62,3 +64,21 @@ def test_an_outage_recorded_an_hour_ahead_does_not_hide_a_real_later_one(
 
     assert run.code == 0 and run.answer == {"output": "1 outage recovered", "error": None}, run.stderr
     assert [job["scene_id"] for job in drain(data_dir)] == [2]
+
+
+def test_an_outage_recovered_from_the_command_line_is_handled_for_the_hook(
+    run_plugin, run_cli: RunCli, data_dir, add_entry, plex_server, stash_server
+):
+    write_history(data_dir)
+    _first_check(run_plugin)
+    add_entry(1, failed_at=T1 + 5)
+    write_history(data_dir, (T1, T4))
+    with StashTestServer(scenes=[1]) as stash_for_the_cli:  # the CLI's own Stash access (the hook's needs a session)
+        done = run_cli("recover", "--last-outage", "--data-dir", data_dir, *server_flags(plex_server, stash_for_the_cli))
+    assert done.returncode == 0, done.stderr
+    assert [job["scene_id"] for job in drain(data_dir)] == [1]
+
+    run = run_plugin(hook=SCENE_UPDATE)
+
+    assert run.code == 0 and run.answer == {"output": "no outage ended since the last check", "error": None}, run.stderr
+    assert drain(data_dir) == []
