@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import iso_time
+from ..worker.outages import iso_utc
 from ..worker.outage_summary import OutageSummary, summarize_intervals, summarize_outages
 from .help_text import EXIT_STATUS, REPORT_FLAGS, check_error_types
 from .number_args import non_negative_int
@@ -83,7 +84,7 @@ def run_outages(args: argparse.Namespace) -> int:
     now = time.time()
     summary = summarize_intervals(outages, now)
     if out.json_mode:
-        out.json({"outages": [o.as_dict(now) for o in outages], "summary": asdict(summary), "now": now})
+        out.json({"outages": [o.as_dict(now) for o in outages], "summary": asdict(summary), "now": iso_utc(now)})
         return 0
     if not outages:
         out.line(f"No outage recorded in {data_dir / HISTORY_FILE_NAME} or by the watch daemon.")

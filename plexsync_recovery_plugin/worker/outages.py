@@ -82,11 +82,11 @@ class Outage:
         return max(0.0, end - self.started_at)
 
     def as_dict(self, now: float) -> dict[str, Any]:
-        """Plain data for JSON output."""
+        """Plain data for JSON output: times in ISO-8601 UTC, as every JSON output of the plugin spells them."""
         return {
             "source": self.source,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
+            "started_at": iso_utc(self.started_at),
+            "ended_at": None if self.ended_at is None else iso_utc(self.ended_at),
             "duration": self.duration(now),
             "ongoing": self.ongoing,
             "jobs_affected": self.jobs_affected,

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from plexsync_recovery_plugin.cli import main
+from plexsync_recovery_plugin.events import iso_time
 from plexsync_recovery_plugin.cli.report_cmds import summarize_outages
 from tests.cli.conftest import assert_one_error_line
 from tests.conftest import WINDOW_END, WINDOW_START
@@ -70,9 +71,10 @@ def test_outages_json_in_a_subprocess(run_cli, data_dir):
     proc = run_cli("outages", "--json", env={"STASH_PLUGIN_DATA": str(data_dir)})
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["outages"] == [
-        {**history[0], "source": "plexsync", "ongoing": False, "records": 1},
-    ]
+    assert report["outages"] == [{
+        **history[0], "started_at": "2026-02-15T19:00:00Z", "ended_at": "2026-02-15T19:30:00Z",
+        "source": "plexsync", "ongoing": False, "records": 1,
+    }]
     assert report["summary"]["count"] == 1 and report["summary"]["mtbf_seconds"] is None
     assert report["summary"]["mttr_seconds"] == 1800.0
 
@@ -189,9 +191,9 @@ def test_outages_shows_both_sources_labelled_and_counts_an_overlap_once(capsys, 
     assert main(["outages", "--json", "--data-dir", str(data_dir)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [(o["source"], o["started_at"], o["ended_at"], o["records"]) for o in report["outages"]] == [
-        ("watch", WINDOW_START, WINDOW_END - 30, 1),
-        ("plexsync", WINDOW_START + 60, WINDOW_END, 3),
-        ("watch", WINDOW_START + HOUR, WINDOW_START + HOUR + 600, 1),
+        ("watch", iso_time(WINDOW_START), iso_time(WINDOW_END - 30), 1),
+        ("plexsync", iso_time(WINDOW_START + 60), iso_time(WINDOW_END), 3),
+        ("watch", iso_time(WINDOW_START + HOUR), iso_time(WINDOW_START + HOUR + 600), 1),
     ]
     summary = report["summary"]
     assert summary["count"] == 2 and summary["ongoing"] is False
