@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import calendar
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from plexsync_recovery_plugin.cli import main
 
@@ -29,3 +32,14 @@ def test_demo_recovers_and_skips_and_exits_zero(capsys):
     assert (outage["source"], outage["ongoing"], outage["jobs_affected"]) == ("watch", False, 13)
     started, ended = (calendar.timegm(time.strptime(outage[key], "%Y-%m-%dT%H:%M:%SZ")) for key in ("started_at", "ended_at"))
     assert 0 < outage["duration"] < 12 and abs((ended - started) - outage["duration"]) <= 1  # ISO times: whole seconds
+
+
+def test_the_readme_demo_command_prints_its_report_and_exits_zero():
+    """The README's first command as a person runs it: text output, no error line."""
+    done = subprocess.run([sys.executable, "-m", "plexsync_recovery_plugin", "demo"], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr, done.stderr
+    outage = next(line for line in done.stdout.splitlines() if line.startswith("Outage: "))
+    assert outage.startswith("Outage: 20") and "T" in outage and "DLQ entries in the window" in outage
+    assert "Done in" in done.stdout

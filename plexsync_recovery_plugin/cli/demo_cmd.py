@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from .errors import CliError
 from .help_text import EXIT_STATUS
 from .number_args import positive_seconds
-from .output import Output, count_rows, format_time
+from ..sync_queue.recovery_result import plural
+from .output import Output, count_rows
 
 if TYPE_CHECKING:
     from ..demo import DemoReport
@@ -74,8 +75,8 @@ def _show(out: Output, report: "DemoReport") -> None:
     out.line()
     out.line(f"Signals, in order: {' -> '.join(name for name, _ in report.signals)}")
     out.line(
-        f"Outage: {format_time(outage.get('started_at'))} .. {format_time(outage.get('ended_at'))}"
-        f" ({outage.get('duration', 0):.1f} s, {outage.get('jobs_affected', 0)} DLQ entries in the window)"
+        f"Outage: {outage.get('started_at', '-')} .. {outage.get('ended_at') or '-'}"
+        f" ({outage.get('duration', 0):.1f} s, {plural(outage.get('jobs_affected', 0), 'DLQ entry')} in the window)"
     )
     out.line()
     out.table(("recovery_completed", "count"), count_rows(result), title="RecoveryResult")
