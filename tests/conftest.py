@@ -11,7 +11,7 @@ import pytest
 from plexsync_recovery_plugin.plex import exceptions as plex_exceptions
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
-from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from tests.fakes import Recorder
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -156,7 +156,7 @@ def test_window_is_widened_to_the_dlq_whole_seconds(plugin, completed, data_dir,
 
 def test_progress_is_sent_after_every_chunk_then_the_result_is_frozen(plugin, completed, data_dir, mocker):
     from plexsync_recovery_plugin import recovery_progress
-    from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+    from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
     from plexsync_recovery_plugin.sync_queue.operations import make_job
 
     PlexSyncData(data_dir).add_dead_letters(
@@ -181,7 +181,7 @@ def test_progress_is_sent_after_every_chunk_then_the_result_is_frozen(plugin, co
 def test_progress_total_is_estimated_from_the_index_and_exact_in_the_last_report(plugin, completed, data_dir, mocker):
     from plexsync_recovery_plugin import recovery_progress
     from plexsync_recovery_plugin.sync_queue.operations import make_job
-    from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+    from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 
     rows = [{"job": make_job(n, "metadata", {}), "failed_at": WINDOW_START + n} for n in range(1, 151)]
     rows += [{"job": make_job(n, "metadata", {}), "failed_at": WINDOW_START + n, "error_type": "PlexAuthError"}

@@ -1,6 +1,6 @@
 """``plexsync-recovery bench``: time recovery on local test servers, and say where the time went.
 
-Thin glue over :mod:`plexsync_recovery_plugin.bench` (and its ``bench_*`` siblings), which
+Thin glue over :mod:`plexsync_recovery_plugin.dev.bench` (and its ``bench_*`` siblings), which
 build the data and time the runs; :mod:`.bench_output` prints them. It needs no Plex, Stash
 or data directory of the user's: everything runs on loopback test servers over temporary
 files. The bench and the test servers are imported only when the command runs, so no other
@@ -13,7 +13,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from .bench_output import print_bench, print_dedup, print_floor, print_sizes, print_window_query
 from .errors import UsageError
 from .help_text import EXIT_STATUS, LOG_FLAGS
 from .number_args import non_negative_int, positive_int, positive_seconds
@@ -27,7 +26,7 @@ _ACKED_HISTORY = 100_000
 
 def _paths(text: str) -> list[str]:
     """``argparse`` type: a comma-separated list of distinct paths among ``bench.BENCH_PATHS``."""
-    from .. import bench
+    from ..dev import bench
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in bench.BENCH_PATHS]
@@ -110,23 +109,25 @@ def run(args: argparse.Namespace) -> int:
         UsageError: ``--work-dir`` is not a directory, ``--window-rows`` exceeds ``--rows``,
             or ``--dlq-rows`` is below the entries of a run.
     """
+    from ..dev.bench_output import print_bench, print_dedup, print_floor, print_sizes, print_window_query
+
     out = args.out
     if args.work_dir is not None and not args.work_dir.is_dir():
         raise UsageError(f"--work-dir {str(args.work_dir)!r} is not a directory")
     if args.dedup:
-        from .. import bench_dedup
+        from ..dev import bench_dedup
 
         print_dedup(out, bench_dedup.run_dedup_bench(args.acked_rows, work_dir=args.work_dir))
         return 0
     if args.floor:
-        from ..bench_floor import run_floor_bench
+        from ..dev.bench_floor import run_floor_bench
 
         print_floor(out, run_floor_bench(args.entries, acked_history=args.acked_history, work_dir=args.work_dir))
         return 0
     if args.window_query:
         if args.window_rows > args.rows:
             raise UsageError(f"--window-rows {args.window_rows} is larger than --rows {args.rows}")
-        from ..bench_window import run_window_query_bench
+        from ..dev.bench_window import run_window_query_bench
 
         print_window_query(out, run_window_query_bench(args.rows, args.window_rows, work_dir=args.work_dir))
         return 0
@@ -137,12 +138,12 @@ def run(args: argparse.Namespace) -> int:
                "acked_history": args.acked_history, "scattered": not args.ordered_ids, "live_worker": args.live_worker,
                "progress": args.progress}
     if args.sizes:
-        from ..bench_sizes import run_sizes
+        from ..dev.bench_sizes import run_sizes
 
         sizes_report = run_sizes(args.sizes, (args.paths or ["batched"])[0], **options)
         print_sizes(out, sizes_report)
         return 1 if any(run.error for run in sizes_report.sizes) else 0
-    from ..bench import BENCH_PATHS, run_bench
+    from ..dev.bench import BENCH_PATHS, run_bench
 
     report = run_bench(args.entries, args.paths or BENCH_PATHS, **options)
     print_bench(out, report)

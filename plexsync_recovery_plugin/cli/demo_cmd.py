@@ -16,7 +16,7 @@ from ..sync_queue.recovery_result import plural
 from .output import Output, count_rows
 
 if TYPE_CHECKING:
-    from ..demo import DemoReport
+    from ..dev.demo import DemoReport
 
 __all__ = ["register", "run"]
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when the outage was recovered with some entries recovered and some skipped."""
     out: Output = args.out
     try:
-        from ..demo import run_demo
+        from ..dev.demo import run_demo
     except ImportError as error:  # pragma: no cover - only without the demo extra
         raise CliError(f"the demo needs the 'demo' extra ({error}); install with: pip install '.[demo]'") from None
     narrate = (lambda text: None) if out.json_mode else (lambda text: out.line(f"- {text}"))

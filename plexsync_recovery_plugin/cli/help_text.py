@@ -68,7 +68,7 @@ def check_error_types(wanted: list[str], in_dlq: Collection[str | None]) -> None
         PERMANENT_ERROR_TYPES,
         SAFE_RETRY_ERROR_TYPES,
     )
-    from .settings import UsageError
+    from .errors import UsageError
 
     known = sorted(
         {*SAFE_RETRY_ERROR_TYPES, *OPTIONAL_RETRY_ERROR_TYPES, *PERMANENT_ERROR_TYPES}

@@ -20,11 +20,11 @@ __all__ = ["PlexTestServer", "StashTestServer"]
 
 def __getattr__(name: str) -> Any:
     if name == "PlexTestServer":
-        from .plex_server import PlexTestServer
+        from ..dev.plex_server import PlexTestServer
 
         return PlexTestServer
     if name == "StashTestServer":
-        from .stash_server import StashTestServer
+        from ..dev.stash_server import StashTestServer
 
         return StashTestServer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from ..sync_queue.dlq import DeadLetterQueue
 from ..sync_queue.dlq_window import validate_window, whole_seconds
 from ..sync_queue.operations import QUEUE_DIR_NAME, get_queued_scene_ids, make_job
 from ..sync_queue.recovery_result import RecoveryResult
-from .plexsync_data import PlexSyncData
+from ..dev.plexsync_data import PlexSyncData
 
 __all__ = ["AllScenesStash", "DataDir", "Heard", "HealthyPlex", "SignalRecorder", "fire_outage", "make_plugin"]
 

@@ -25,8 +25,8 @@ import pytest
 if TYPE_CHECKING:
     from ..plugin import RecoveryPlugin
     from .kit import DataDir, SignalRecorder
-    from .plex_server import PlexTestServer
-    from .stash_server import StashTestServer
+    from ..dev.plex_server import PlexTestServer
+    from ..dev.stash_server import StashTestServer
 
 __all__ = [
     "plexsync_fire_outage",
@@ -91,7 +91,7 @@ def plexsync_fire_outage() -> Callable[..., Any]:
 @pytest.fixture
 def plexsync_plex_server() -> Iterator["PlexTestServer"]:
     """A loopback Plex (``.url``, ``.token``, ``.set_mode("down")``), started for the test."""
-    from .plex_server import PlexTestServer
+    from ..dev.plex_server import PlexTestServer
 
     with PlexTestServer() as server:
         yield server
@@ -100,7 +100,7 @@ def plexsync_plex_server() -> Iterator["PlexTestServer"]:
 @pytest.fixture
 def plexsync_stash_server() -> Iterator["StashTestServer"]:
     """A loopback Stash with scenes 1-100 (``.url``, ``.delete_scene(n)``, ``.set_mode(...)``), started for the test."""
-    from .stash_server import StashTestServer
+    from ..dev.stash_server import StashTestServer
 
     with StashTestServer(scenes=range(1, 101)) as server:
         yield server

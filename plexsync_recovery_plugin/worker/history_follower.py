@@ -20,7 +20,6 @@ installing it expects. The history file is only read, never moved or rewritten.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 from pathlib import Path
@@ -31,7 +30,7 @@ from .outage_history import HISTORY_FILE_NAME
 from .outage_source import OutageSource, UnhandledWindow
 from .outages import SOURCE_WATCH, iso_utc
 
-__all__ = ["DEFAULT_FOLLOW_INTERVAL", "HistoryFollower", "uncovered_windows"]
+__all__ = ["DEFAULT_FOLLOW_INTERVAL", "HistoryFollower"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,31 +38,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_FOLLOW_INTERVAL = 5.0
 
 _NEVER = ("never polled",)
-
-
-def uncovered_windows(start: float, end: float, handled: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The parts of ``[start, end]`` whose DLQ seconds no handled window selected.
-
-    A DLQ entry that failed inside ``[start, end]`` carries a whole second from
-    ``floor(start)`` to ``floor(end)``; a handled window ``[a, b]`` was recovered over
-    ``floor(a)`` .. ``ceil(b)``. The uncovered seconds come back as windows; a window that
-    reaches the outage's own first or last second keeps its exact start or end.
-    """
-    need_low, need_high = math.floor(start), math.floor(end)
-    cursor, gaps = need_low, []
-    for low, high in sorted((math.floor(a), math.ceil(b)) for a, b in handled):
-        if cursor > need_high or low > need_high:
-            break
-        if high < cursor:
-            continue
-        if low > cursor:
-            gaps.append((cursor, low - 1))
-        cursor = max(cursor, high + 1)
-    if cursor <= need_high:
-        gaps.append((cursor, need_high))
-    return [
-        (start if low == need_low else float(low), end if high == need_high else float(high)) for low, high in gaps
-    ]
 
 
 class HistoryFollower:

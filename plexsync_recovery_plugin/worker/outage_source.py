@@ -25,7 +25,7 @@ from pathlib import Path
 from ..state_db import connect_state_db, read_state_rows
 from .outages import SOURCE_PLEXSYNC, SOURCE_WATCH, Outage, iso_utc, plexsync_outages
 
-__all__ = ["KEEP_HANDLED_ROWS", "OutageSource", "UnhandledWindow"]
+__all__ = ["KEEP_HANDLED_ROWS", "OutageSource", "UnhandledWindow", "uncovered_windows"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,31 @@ def _overlaps(outage: Outage, start: float, end: float) -> bool:
     return outage.started_at <= end and start <= outage.ended_at
 
 
+def uncovered_windows(start: float, end: float, handled: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The parts of ``[start, end]`` whose DLQ seconds no handled window selected.
+
+    A DLQ entry that failed inside ``[start, end]`` carries a whole second from
+    ``floor(start)`` to ``floor(end)``; a handled window ``[a, b]`` was recovered over
+    ``floor(a)`` .. ``ceil(b)``. The uncovered seconds come back as windows; a window that
+    reaches the outage's own first or last second keeps its exact start or end.
+    """
+    need_low, need_high = math.floor(start), math.floor(end)
+    cursor, gaps = need_low, []
+    for low, high in sorted((math.floor(a), math.ceil(b)) for a, b in handled):
+        if cursor > need_high or low > need_high:
+            break
+        if high < cursor:
+            continue
+        if low > cursor:
+            gaps.append((cursor, low - 1))
+        cursor = max(cursor, high + 1)
+    if cursor <= need_high:
+        gaps.append((cursor, need_high))
+    return [
+        (start if low == need_low else float(low), end if high == need_high else float(high)) for low, high in gaps
+    ]
+
+
 class OutageSource:
     """The outages of one data directory, from PlexSync and the watch daemon, and which are handled.
 
@@ -165,8 +190,6 @@ class OutageSource:
 
         An outage that grew (an older open record closed later) gives only its new seconds.
         """
-        from .history_follower import uncovered_windows
-
         rows = self._handled_rows()
         found: list[UnhandledWindow] = []
         for outage in self.closed():

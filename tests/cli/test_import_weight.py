@@ -9,7 +9,7 @@ import sys
 from tests.cli.conftest import REPO
 
 #: Modules that only ``bench`` and ``demo`` need; the heaviest is graphql-core (the Stash test server).
-HEAVY = ("plexsync_recovery_plugin.bench", "plexsync_recovery_plugin.testing", "graphql")
+HEAVY = ("plexsync_recovery_plugin.dev", "plexsync_recovery_plugin.testing", "graphql")
 
 _LOADED = """
 import json, sys
@@ -41,4 +41,4 @@ def test_building_the_parser_imports_no_benchmark_test_server_or_graphql(cli_env
 
 def test_the_bench_loads_when_its_paths_are_parsed(cli_env: dict[str, str]) -> None:
     loaded = _modules_after(["bench", "--paths", "batched"], cli_env)
-    assert "plexsync_recovery_plugin.bench" in loaded  # the check of --paths asks the bench which paths exist
+    assert "plexsync_recovery_plugin.dev.bench" in loaded  # the check of --paths asks the bench which paths exist

@@ -19,7 +19,7 @@ from persistqueue.exceptions import Empty
 from plexsync_recovery_plugin import outage_ended
 from plexsync_recovery_plugin.sync_queue import ledger
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
 from plexsync_recovery_plugin.sync_queue.ledger import LEDGER_TABLE
 from plexsync_recovery_plugin.sync_queue.operations import make_job

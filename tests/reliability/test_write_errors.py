@@ -22,7 +22,7 @@ from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
 from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
 from plexsync_recovery_plugin.sync_queue.operations import make_job
 from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
-from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from tests.conftest import WINDOW_END, WINDOW_START
 from tests.reliability.helpers import HealthyPlex, PlainStash, pending_scene_counts
 

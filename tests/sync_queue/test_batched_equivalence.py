@@ -37,7 +37,7 @@ from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
 from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
 from plexsync_recovery_plugin.sync_queue.operations import enqueue, make_job, open_queue
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
-from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData, plexsync_timestamp
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData, plexsync_timestamp
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 
 STASH_LOG = logging.getLogger("test.stash")

@@ -90,7 +90,7 @@ def test_data_dir_names_with_uri_characters_are_read_correctly(tmp_path):
     from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
     from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
     from plexsync_recovery_plugin.sync_queue.operations import open_queue
-    from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+    from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 
     data_dir = tmp_path / "plex#2?x=%20y"
     queue = open_queue(data_dir)

@@ -32,7 +32,7 @@ from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.operations import open_queue
 from plexsync_recovery_plugin.sync_queue.recovery_result import RecoveryResult
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
-from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.plexsync_outage import (
     ABORTED, LATER_END, LATER_START, POISON_SCENE, RATE_LIMITED, TIMEOUT, UNAVAILABLE, add_outage_dlq,

@@ -35,8 +35,8 @@ def setup(signals_module):
 
 def test_the_kit_costs_nothing_until_asked():
     assert "graphql" not in sys.modules
-    assert "plexsync_recovery_plugin.testing.stash_server" not in sys.modules
-    assert "plexsync_recovery_plugin.testing.plex_server" not in sys.modules
+    assert "plexsync_recovery_plugin.dev.stash_server" not in sys.modules
+    assert "plexsync_recovery_plugin.dev.plex_server" not in sys.modules
 
 
 def test_my_subscriber_hears_a_recovery(plexsync_make_data_dir, plexsync_make_plugin, plexsync_fire_outage,

@@ -1,4 +1,4 @@
-"""``testing.plexsync_data``: PlexSync's files as PlexSync writes them, read back with the plugin's own readers."""
+"""``dev.plexsync_data``: PlexSync's files as PlexSync writes them, read back with the plugin's own readers."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import sys
 import pytest
 
 from plexsync_recovery_plugin.sync_queue.operations import get_queued_scene_ids, make_job
-from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData, Stored, plexsync_timestamp
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData, Stored, plexsync_timestamp
 from plexsync_recovery_plugin.worker.outage_history import OutageHistory
 from tests.conftest import WINDOW_START, drain
 
 
 def test_importing_it_loads_no_test_server():
-    code = ("import sys, plexsync_recovery_plugin.testing.plexsync_data; "
+    code = ("import sys, plexsync_recovery_plugin.dev.plexsync_data; "
             "print(sorted(m for m in sys.modules if m.endswith(('plex_server', 'stash_server', 'graphql'))))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 

@@ -14,7 +14,7 @@ from plexsync_recovery_plugin.signals import outage_ended, outage_started, recov
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavailable
 from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
 from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
-from plexsync_recovery_plugin.testing.plexsync_data import PlexSyncData
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.fakes import Clock

@@ -182,7 +182,7 @@ def _time_paths(
     progress: bool = False,
 ) -> list[PathRun]:
     """Serve loopback Stash and Plex, and run each path's worker over its own copy of ``template``."""
-    from .testing import PlexTestServer, StashTestServer
+    from ..testing import PlexTestServer, StashTestServer
 
     runs: list[PathRun] = []
     with StashTestServer(scenes=dataset.stash_scene_ids()) as stash, PlexTestServer() as plex:

@@ -1,6 +1,6 @@
 """How ``plexsync-recovery bench`` prints its reports: tables for people, the report itself for ``--json``.
 
-Only printing lives here; :mod:`.bench_cmd` parses the flags and runs the bench. It imports
+Only printing lives here; :mod:`..cli.bench_cmd` parses the flags and runs the bench. It imports
 no bench module at run time (only their types, for the checker), so loading it costs nothing.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..bench import BenchReport
-    from ..bench_dedup import DedupReport
-    from ..bench_floor import FloorReport
-    from ..bench_sizes import SizesReport
-    from ..bench_window import WindowQueryReport
+    from .bench import BenchReport
+    from .bench_dedup import DedupReport
+    from .bench_floor import FloorReport
+    from .bench_sizes import SizesReport
+    from .bench_window import WindowQueryReport
 
 __all__ = ["print_bench", "print_dedup", "print_floor", "print_sizes", "print_window_query"]
 

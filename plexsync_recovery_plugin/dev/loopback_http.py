@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 
 __all__ = ["LOGGER", "LoopbackHTTPService"]
 
-LOGGER = logging.getLogger("plexsync_recovery_plugin.testing")
+LOGGER = logging.getLogger("plexsync_recovery_plugin.dev")
 
 # How often the accept loop checks for shutdown; bounds how long going "down" takes.
 _POLL_INTERVAL = 0.05

@@ -1,4 +1,4 @@
-"""One timed recovery path, run in its own process: ``python -m plexsync_recovery_plugin.bench_worker``.
+"""One timed recovery path, run in its own process: ``python -m plexsync_recovery_plugin.dev.bench_worker``.
 
 Why a process per path: peak RSS is a per-process high-water mark that never goes down, so
 each path is measured in a fresh interpreter with its own copy of the data. The spec comes
@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 from .bench_live_worker import LiveWorker
 from .bench_phases import PhaseClock, time_decoding, time_window, timed_factory
-from .sync_queue.dlq import DeadLetterQueue
-from .sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
+from ..sync_queue.dlq import DeadLetterQueue
+from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
 
 __all__ = ["LIVE_BASELINE_SECONDS", "PathRun", "run_path"]
 
@@ -131,10 +131,10 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, 
     from plexapi.server import PlexServer
     from stashapi.stashapp import StashInterface
 
-    from .plugin import RecoveryPlugin
-    from .signals import outage_ended, recovery_completed, recovery_failed
-    from .sync_queue.dlq_recovery import seed_collaborators
-    from .sync_queue.recovery_collaborators import default_collaborators
+    from ..plugin import RecoveryPlugin
+    from ..signals import outage_ended, recovery_completed, recovery_failed
+    from ..sync_queue.dlq_recovery import seed_collaborators
+    from ..sync_queue.recovery_collaborators import default_collaborators
 
     data_dir = Path(spec["data_dir"])
     stash = StashInterface({**spec["stash_connection"], "Logger": logging.getLogger(f"{__name__}.stashapi")})
@@ -190,8 +190,8 @@ class _Terminal(io.StringIO):
 
 def _draw_progress(plugin: Any, stream: TextIO) -> None:
     """Draw ``recovery_progress`` as ``recover`` does on a terminal (into ``stream``)."""
-    from .cli.progress_bar import ProgressBar
-    from .signals import recovery_progress
+    from ..cli.progress_bar import ProgressBar
+    from ..signals import recovery_progress
 
     recovery_progress.connect(ProgressBar(stream), sender=plugin, weak=False)
 
@@ -227,7 +227,7 @@ def run_path(spec: dict[str, Any]) -> PathRun:
 
 
 def _worker_main() -> int:
-    """Entry point of ``python -m plexsync_recovery_plugin.bench_worker``: a spec on stdin, a ``PathRun`` on stdout."""
+    """Entry point of ``python -m plexsync_recovery_plugin.dev.bench_worker``: a spec on stdin, a ``PathRun`` on stdout."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     spec = json.loads(sys.stdin.read())
     sys.stdout.write(json.dumps(asdict(run_path(spec))) + "\n")

@@ -17,19 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .plex.exceptions import PlexAuthError, PlexServerDown, PlexTemporaryError
-from .plex.health import PlexConnection
-from .plugin import RecoveryPlugin
-from .signals import outage_ended, outage_started, recovery_completed
-from .sqlite_uri import sqlite_uri
-from .stash.connection import StashConnection
-from .sync_queue.dlq import DeadLetterQueue
-from .sync_queue.dlq_recovery import RecoveryResult
-from .sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, enqueue, make_job, open_queue
-from .sync_queue.safe_pickle import safe_loads
-from .testing.plexsync_data import PlexSyncData
-from .worker.detected_outages import DetectedOutages
-from .worker.watch import WatchDaemon, WatchSettings
+from ..plex.exceptions import PlexAuthError, PlexServerDown, PlexTemporaryError
+from ..plex.health import PlexConnection
+from ..plugin import RecoveryPlugin
+from ..signals import outage_ended, outage_started, recovery_completed
+from ..sqlite_uri import sqlite_uri
+from ..stash.connection import StashConnection
+from ..sync_queue.dlq import DeadLetterQueue
+from ..sync_queue.dlq_recovery import RecoveryResult
+from ..sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, enqueue, make_job, open_queue
+from ..sync_queue.safe_pickle import safe_loads
+from .plexsync_data import PlexSyncData
+from ..worker.detected_outages import DetectedOutages
+from ..worker.watch import WatchDaemon, WatchSettings
 
 __all__ = ["DemoReport", "run_demo"]
 
@@ -127,7 +127,7 @@ def run_demo(say: Callable[[str], None], *, interval: float = 0.2, timeout: floa
     Raises:
         TimeoutError: A step did not happen in time (the servers are stopped either way).
     """
-    from .testing import PlexTestServer, StashTestServer
+    from ..testing import PlexTestServer, StashTestServer
 
     began = time.monotonic()
     token = secrets.token_urlsafe(16)

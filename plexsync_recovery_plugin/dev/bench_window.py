@@ -3,7 +3,7 @@
 Why: the plugin may not add an index to PlexSync's ``dlq.db``, so a window is read on
 PlexSync's ``idx_failed_at`` with one index range per stored form of ``failed_at`` (see
 :mod:`.sync_queue.dlq_forms`). This measures that read over a million rows written as
-PlexSync writes them (:mod:`.testing.plexsync_data`), what the ranges for the other forms
+PlexSync writes them (:mod:`.plexsync_data`), what the ranges for the other forms
 cost when no row uses them, and the same read over a DLQ where a share of the rows is
 stored in those other forms. ``plexsync-recovery bench --window-query`` prints it.
 """
@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .sync_queue.dlq import DeadLetterQueue
-from .sync_queue.dlq_forms import FORMS
-from .testing.plexsync_data import PlexSyncData, plexsync_timestamp
+from ..sync_queue.dlq import DeadLetterQueue
+from ..sync_queue.dlq_forms import FORMS
+from .plexsync_data import PlexSyncData, plexsync_timestamp
 
 __all__ = ["WindowQueryReport", "build_window_query_dlq", "run_window_query_bench"]
 

@@ -4,7 +4,7 @@ Why: a "Sync all" during an outage dead-letters tens of thousands of jobs; timin
 needs such a DLQ in seconds, and one that looks like PlexSync's after months of use:
 
 * ``dlq.db`` in PlexSync's schema with only its own indexes
-  (:class:`~.testing.plexsync_data.PlexSyncData`), rows in failure order (ids grow with
+  (:class:`~.plexsync_data.PlexSyncData`), rows in failure order (ids grow with
   ``failed_at``, as PlexSync appends them), optionally a million of them over a year with the
   window holding only some;
 * scene ids **scattered** relative to failure order (a fixed-seed permutation): a queue
@@ -27,9 +27,9 @@ from typing import Any, Iterator
 
 from persistqueue.serializers import pickle as queue_pickle
 
-from .sync_queue.dlq import DLQ_FILE_NAME
-from .sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
-from .testing.plexsync_data import PlexSyncData, plexsync_timestamp
+from ..sync_queue.dlq import DLQ_FILE_NAME
+from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
+from .plexsync_data import PlexSyncData, plexsync_timestamp
 
 __all__ = [
     "ACKED_HISTORY", "SCATTER_SEED", "WINDOW_SECONDS", "WINDOW_START", "Dataset", "build_data_dir", "failure_order",

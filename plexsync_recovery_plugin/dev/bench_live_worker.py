@@ -1,4 +1,4 @@
-"""PlexSync's worker beside a recovery: ``python -m plexsync_recovery_plugin.bench_live_worker``.
+"""PlexSync's worker beside a recovery: ``python -m plexsync_recovery_plugin.dev.bench_live_worker``.
 
 Why: a recovery writes PlexSync's queue while PlexSync's own worker keeps taking and acking
 jobs from it in another process; each chunk transaction holds SQLite's write lock, and the

@@ -26,7 +26,7 @@ from .stash_scenes import SceneStore, parse_id, parse_id_list
 
 __all__ = ["DATABASE_LOCKED_MESSAGE", "STASH_MODES", "StashTestServer"]
 
-LOGGER = logging.getLogger("plexsync_recovery_plugin.testing")
+LOGGER = logging.getLogger("plexsync_recovery_plugin.dev")
 
 #: Modes :meth:`StashTestServer.set_mode` accepts.
 STASH_MODES = frozenset({"up", "locked", "down", "trickle"})
