@@ -8,11 +8,13 @@ from typing import Any, Callable
 
 import pytest
 
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.plex import exceptions as plex_exceptions
+from plexsync_recovery_plugin.subscribers import DISABLE_VARIABLE
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
-from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from tests.fakes import Recorder
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Use the package's test kit (``plexsync_*`` fixtures) even where the package is not installed.
@@ -23,6 +25,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not config.pluginmanager.is_registered(pytest_plugin):
         config.pluginmanager.register(pytest_plugin, "plexsync_recovery")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _outside_subscribers_stay_outside() -> Any:
+    """Subscribers another package installed in this environment are not this suite's to run.
+
+    Every door a test runs, in this process or in a child (which inherits the variable), loads
+    none; a test about subscribers installs its own and removes the variable for itself.
+    """
+    patch = pytest.MonkeyPatch()
+    patch.setenv(DISABLE_VARIABLE, "1")
+    yield
+    patch.undo()
 
 
 #: A fixed outage window used across tests: 2026-02-15 19:00:00 .. 19:30:00 UTC.

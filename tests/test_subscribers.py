@@ -4,23 +4,37 @@ from __future__ import annotations
 
 import logging
 import sys
+import weakref
+from typing import Any
 
 import pytest
+from blinker import Signal
 
 from plexsync_recovery_plugin import signals, subscribers
 from plexsync_recovery_plugin.subscribers import installed_subscribers, load_subscribers
 from tests.distributions import write_subscriber_distribution
 
 
+def _receivers() -> dict[Signal, set[Any]]:
+    return {signal: set(signal.receivers) for signal in vars(signals).values() if isinstance(signal, Signal)}
+
+
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
-    """The test distribution on ``sys.path``; its modules and connections undone afterwards."""
+    """The test distribution on ``sys.path``; its modules and every receiver it connected undone afterwards.
+
+    Every receiver, not only this distribution's: another package of the environment that
+    declares a subscriber is set up by the same calls, and must not stay connected either.
+    """
     monkeypatch.syspath_prepend(str(write_subscriber_distribution(tmp_path / "site")))
     monkeypatch.setattr(subscribers, "_connected", set())
+    before = _receivers()
     yield
-    heard = sys.modules.pop("heard_sub", None)
-    if heard is not None:
-        signals.recovery_completed.disconnect(heard.on_completed)
+    for signal, keys in _receivers().items():
+        for key in keys - before[signal]:
+            held = signal.receivers[key]
+            signal.disconnect(held() if isinstance(held, weakref.ref) else held)
+    sys.modules.pop("heard_sub", None)
     sys.modules.pop("raising_sub", None)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+from importlib.metadata import entry_points
 
 import pytest
 
+from plexsync_recovery_plugin.subscribers import DISABLE_VARIABLE, ENTRY_POINT_GROUP
 from tests.cli.conftest import Daemon, server_flags
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.distributions import write_subscriber_distribution
@@ -23,7 +25,13 @@ def with_subscribers(tmp_path, cli_env):
     log = tmp_path / "heard.jsonl"
     cli_env["PYTHONPATH"] = os.pathsep.join([cli_env["PYTHONPATH"], str(site)])
     cli_env["SUBSCRIBER_LOG"] = str(log)
+    cli_env.pop(DISABLE_VARIABLE, None)  # this test's subscribers are meant to load
     return log
+
+
+def _installed_outside() -> set[str]:
+    """Subscriber names other packages of this environment declare (read without the code under test)."""
+    return {point.name for point in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def _heard(log):
@@ -62,15 +70,18 @@ def test_subscribers_lists_each_with_its_status(run_cli, with_subscribers):
     proc = run_cli("subscribers")
     assert proc.returncode == 1  # one does not load
     rows = {line.split()[0]: line for line in proc.stdout.splitlines()[2:]}
-    assert sorted(rows) == ["broken", "heard", "raising"]
+    assert set(rows) == {"broken", "heard", "raising"} | _installed_outside()
     assert rows["heard"].endswith("ok") and "plexsync-test-subscribers 1.0" in rows["heard"]
     assert "fails: ModuleNotFoundError" in rows["broken"]
     listed = json.loads(run_cli("subscribers", "--json").stdout)
-    assert [(item["name"], item["error"] is None) for item in listed] == [
-        ("broken", False), ("heard", True), ("raising", True)
-    ]
+    ours = [(item["name"], item["error"] is None) for item in listed if item["name"] not in _installed_outside()]
+    assert ours == [("broken", False), ("heard", True), ("raising", True)]
 
 
 def test_subscribers_with_none_installed(run_cli):
-    proc = run_cli("subscribers")
-    assert proc.returncode == 0 and "No subscriber is installed" in proc.stdout
+    """None of this suite's; whatever else the environment holds is listed, nothing more."""
+    proc = run_cli("subscribers", "--json")
+    assert [item["name"] for item in json.loads(proc.stdout)] == sorted(_installed_outside())
+    if not _installed_outside():
+        text = run_cli("subscribers")
+        assert text.returncode == 0 and "No subscriber is installed" in text.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from plexsync_recovery_plugin.subscribers import DISABLE_VARIABLE
 from tests.distributions import write_subscriber_distribution
 from tests.stash_plugin.conftest import OUTAGE, write_history
 from tests.conftest import WINDOW_START
@@ -15,6 +16,7 @@ def test_a_recovery_task_is_heard_by_the_installed_subscriber(tmp_path, run_plug
     log = tmp_path / "heard.jsonl"
     plugin_env["PYTHONPATH"] = os.pathsep.join([plugin_env["PYTHONPATH"], str(site)])
     plugin_env["SUBSCRIBER_LOG"] = str(log)
+    plugin_env.pop(DISABLE_VARIABLE, None)  # this test's subscribers are meant to load
     write_history(data_dir, OUTAGE)
     add_entry(1, failed_at=WINDOW_START + 5)
 
