@@ -18,12 +18,6 @@ from ..state_db import STATE_FILE_NAME, connect_state_db
 
 __all__ = ["HookMarker", "Marker"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stash_hook_marker (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
 _KEY = "last_check"
 
 
@@ -50,7 +44,7 @@ class HookMarker:
         """Return the marker, or None before the hook's first check (the state file is not created)."""
         if not (self.data_dir / STATE_FILE_NAME).exists():
             return None
-        conn = connect_state_db(self.data_dir, _SCHEMA)
+        conn = connect_state_db(self.data_dir)
         try:
             row = conn.execute("SELECT value FROM stash_hook_marker WHERE key = ?", (_KEY,)).fetchone()
         finally:
@@ -71,7 +65,7 @@ class HookMarker:
                 "retried_at": marker.retried_at,
             }
         )
-        conn = connect_state_db(self.data_dir, _SCHEMA)
+        conn = connect_state_db(self.data_dir)
         try:
             with conn:
                 conn.execute("INSERT OR REPLACE INTO stash_hook_marker (key, value) VALUES (?, ?)", (_KEY, value))

@@ -18,13 +18,6 @@ from .dlq_window import selected_milliseconds
 
 __all__ = ["PendingWindows", "windows_touch"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pending_windows (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    start REAL NOT NULL,
-    end REAL NOT NULL
-);
-"""
 
 
 def windows_touch(first: tuple[float, float], second: tuple[float, float]) -> bool:
@@ -48,7 +41,7 @@ class PendingWindows:
         Returns:
             The merged window now pending.
         """
-        conn = connect_state_db(self.data_dir, _SCHEMA)
+        conn = connect_state_db(self.data_dir)
         try:
             with conn:
                 rows = conn.execute("SELECT id, start, end FROM pending_windows ORDER BY start").fetchall()
@@ -71,7 +64,7 @@ class PendingWindows:
         """Return the pending windows, oldest first."""
         if not (self.data_dir / STATE_FILE_NAME).exists():
             return []
-        conn = connect_state_db(self.data_dir, _SCHEMA)
+        conn = connect_state_db(self.data_dir)
         try:
             return [(row[0], row[1]) for row in conn.execute("SELECT start, end FROM pending_windows ORDER BY start")]
         finally:
@@ -79,7 +72,7 @@ class PendingWindows:
 
     def remove(self, start: float, end: float) -> None:
         """Drop the window ``[start, end]`` after a completed run over it."""
-        conn = connect_state_db(self.data_dir, _SCHEMA)
+        conn = connect_state_db(self.data_dir)
         try:
             with conn:
                 conn.execute("DELETE FROM pending_windows WHERE start = ? AND end = ?", (start, end))

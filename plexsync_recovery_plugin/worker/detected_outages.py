@@ -22,16 +22,6 @@ __all__ = ["DetectedOutage", "DetectedOutages", "KEEP_ROWS"]
 #: Newest rows kept; older ones are dropped when a new outage opens.
 KEEP_ROWS = 100
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS detected_outages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    dated_from TEXT NOT NULL,
-    jobs_affected INTEGER NOT NULL DEFAULT 0,
-    announced_at REAL
-);
-"""
 
 _COLUMNS = "id, started_at, ended_at, dated_from, jobs_affected, announced_at"
 
@@ -79,7 +69,7 @@ class DetectedOutages:
         return f"DetectedOutages({str(self.data_dir)!r})"
 
     def _select(self, where: str = "", params: tuple[object, ...] = ()) -> list[DetectedOutage]:
-        conn = connect_state_db(self.data_dir, _SCHEMA)
+        conn = connect_state_db(self.data_dir)
         try:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM detected_outages {where} ORDER BY id", params).fetchall()
         finally:
@@ -93,7 +83,7 @@ class DetectedOutages:
 
     def open(self, started_at: float, dated_from: str) -> DetectedOutage | None:
         """Record an outage that began at ``started_at``; None (nothing written) if one is open."""
-        conn = connect_state_db(self.data_dir, _SCHEMA)
+        conn = connect_state_db(self.data_dir)
         try:
             with conn:
                 if conn.execute("SELECT 1 FROM detected_outages WHERE ended_at IS NULL").fetchone():
@@ -117,7 +107,7 @@ class DetectedOutages:
         The open row takes ``started_at`` too: an outage whose readings went back in time
         (the clock stepped back) is closed over the earliest to the latest of them.
         """
-        conn = connect_state_db(self.data_dir, _SCHEMA)
+        conn = connect_state_db(self.data_dir)
         try:
             with conn:
                 row = conn.execute("SELECT MAX(id) FROM detected_outages WHERE ended_at IS NULL").fetchone()

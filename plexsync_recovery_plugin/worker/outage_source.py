@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..state_db import connect_state_db, read_state_rows
-from .outages import SOURCE_PLEXSYNC, SOURCE_WATCH, Outage, iso_utc, plexsync_outages
+from .outages import SOURCE_WATCH, Outage, iso_utc, plexsync_outages
 
 __all__ = ["KEEP_HANDLED_ROWS", "OutageSource", "UnhandledWindow", "uncovered_windows"]
 
@@ -32,17 +32,6 @@ logger = logging.getLogger(__name__)
 #: Newest handled rows kept; older ones are dropped as new ones are written.
 KEEP_HANDLED_ROWS = 2000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outage_handled (
-    source TEXT NOT NULL,
-    record_start REAL NOT NULL,
-    started_at REAL NOT NULL,
-    ended_at REAL NOT NULL,
-    handled_at REAL NOT NULL,
-    PRIMARY KEY (source, record_start, started_at)
-);
-CREATE TABLE IF NOT EXISTS follower_meta (key TEXT PRIMARY KEY, value TEXT);
-"""
 
 _MARK = (
     "INSERT INTO outage_handled (source, record_start, started_at, ended_at, handled_at) VALUES (?, ?, ?, ?, ?)"
@@ -73,34 +62,6 @@ class UnhandledWindow:
                 iso_utc(self.start),
                 iso_utc(self.end),
             )
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Carry what older versions kept as handled into ``outage_handled`` (once; then the old marks are gone).
-
-    Older versions kept the follower's windows in ``handled_outages`` (no identity: each is
-    taken as the outage that starts where it starts) and the daemon's ``announced_at``.
-    """
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    with conn:
-        if "handled_outages" in tables:
-            conn.execute(
-                "INSERT OR IGNORE INTO outage_handled SELECT ?, started_at, started_at, ended_at, handled_at"
-                " FROM handled_outages",
-                (SOURCE_PLEXSYNC,),
-            )
-            conn.execute("DROP TABLE handled_outages")
-        if "detected_outages" in tables and conn.execute(
-            "SELECT 1 FROM detected_outages WHERE announced_at IS NOT NULL LIMIT 1"
-        ).fetchone():
-            # A row that ends before it starts was announced but its recovery failed ("start is
-            # after its end"): it stays unhandled, so it is recovered now.
-            conn.execute(
-                "INSERT OR IGNORE INTO outage_handled SELECT ?, started_at, started_at, ended_at, announced_at"
-                " FROM detected_outages WHERE announced_at IS NOT NULL AND ended_at >= started_at",
-                (SOURCE_WATCH,),
-            )
-            conn.execute("UPDATE detected_outages SET announced_at = NULL WHERE announced_at IS NOT NULL")
 
 
 def _overlaps(outage: Outage, start: float, end: float) -> bool:
@@ -169,13 +130,7 @@ class OutageSource:
         return None if outage is None or outage.ended_at is None else (outage.started_at, outage.ended_at)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = connect_state_db(self.data_dir, _SCHEMA)
-        try:
-            _migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return connect_state_db(self.data_dir)
 
     def _handled_rows(self) -> list[tuple[str, float, float, float]]:
         conn = self._connect()

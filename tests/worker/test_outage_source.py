@@ -46,17 +46,21 @@ def test_handled_is_kept_per_outage_not_as_a_mark_of_the_newest_end(data_dir):
 
 def test_what_older_versions_handled_is_carried_over_once(data_dir):
     write(data_dir, rec(1000.0, 1100.0), rec(5000.0, 5100.0))
-    detected = DetectedOutages(data_dir)
-    detected.open(7000.0, "last_healthy_probe")
-    detected.close(7000.0, 7050.0, 0, "last_healthy_probe")
-    detected.open(9000.0, "last_healthy_probe")
-    detected.close(9000.0, 8900.0, 0, "last_healthy_probe")  # an older version's row: the clock stepped back
+    # The state file as an older version left it (written here with plain SQL, before any code of
+    # this version opened it): the follower's handled windows, the daemon's rows marked announced.
     conn = sqlite3.connect(data_dir / STATE_FILE_NAME)
     with conn:
+        conn.execute("CREATE TABLE detected_outages (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL,"
+                     " ended_at REAL, dated_from TEXT NOT NULL, jobs_affected INTEGER NOT NULL DEFAULT 0,"
+                     " announced_at REAL)")
+        conn.execute("INSERT INTO detected_outages (started_at, ended_at, dated_from, announced_at)"
+                     " VALUES (7000.0, 7050.0, 'last_healthy_probe', 2.0)")
+        # announced, but the clock stepped back while it lasted: its recovery failed then
+        conn.execute("INSERT INTO detected_outages (started_at, ended_at, dated_from, announced_at)"
+                     " VALUES (9000.0, 8900.0, 'last_healthy_probe', 2.0)")
         conn.execute("CREATE TABLE handled_outages (started_at REAL PRIMARY KEY, ended_at REAL NOT NULL,"
                      " handled_at REAL NOT NULL)")
         conn.execute("INSERT INTO handled_outages VALUES (1000.0, 1100.0, 1.0)")
-        conn.execute("UPDATE detected_outages SET announced_at = 2.0")  # both were announced
     conn.close()
     from plexsync_recovery_plugin.worker.outage_source import OutageSource  # the one source (new)
 
