@@ -169,7 +169,7 @@ class RecoveryPlugin:
         answer about every scene of the window before anything could be written. Within a
         scene the newest entry comes first: its job is the one re-queued.
         """
-        return DlqWindow(self.dlq, start, end, self.error_types, order="scene", by_message=self.selection.by_message)
+        return self.selection.window(self.dlq, start, end)
 
     def note_left(self, entries: DlqWindow) -> dict[str, int]:
         """What the window holds besides the selected entries, by error type, logged once; never raises."""

@@ -20,7 +20,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..sqlite_uri import leave_no_new_files, sqlite_uri
 from .dlq_forms import FORMS, STORED_TIME_KEY, StoredForm
@@ -116,13 +116,15 @@ class DeadLetterQueue:
         max_job_bytes: int = MAX_PICKLE_BYTES,
         stored_forms: Sequence[StoredForm] = FORMS,
         order: str = "time",
+        by_message: Mapping[str, Callable[[Any], bool]] | None = None,
     ) -> DlqWindow:
         """The entries with ``start_time <= failed_at <= end_time`` of ``error_types``, oldest first (or by scene).
 
-        See :class:`DlqWindow` (streamed in pages; ``len()`` counts in SQL).
+        The one place a window is made. See :class:`DlqWindow` (streamed in pages; ``len()``
+        counts in SQL; ``by_message`` selects some types' entries by their stored message).
         """
         return DlqWindow(self, start_time, end_time, error_types, page_size=page_size, max_job_bytes=max_job_bytes,
-                         stored_forms=stored_forms, order=order)
+                         stored_forms=stored_forms, order=order, by_message=by_message)
 
     def estimate_window(self, start_time: float, end_time: float) -> int:
         """About how many entries failed in the window, whatever their error type, for progress reports.

@@ -96,7 +96,7 @@ def get_outage_dlq_entries(
         Dicts with ``id, scene_id, error_type, error_message, failed_at, job_data``
         (and ``job_data_size``); ``[]`` when nothing matches.
     """
-    return list(DlqWindow(dlq, start_time, end_time, error_types))
+    return list(dlq.window(start_time, end_time, error_types))
 
 
 def seed_collaborators(queue_path: str | Path, queue: Any, stash: Any, *, dry_run: bool = False) -> Collaborators:

@@ -126,7 +126,7 @@ class Selection:
 
     def window(self, dlq: "DeadLetterQueue", start: float, end: float) -> DlqWindow:
         """The selected entries of ``start..end`` in scene order (within a scene, newest first)."""
-        return DlqWindow(dlq, start, end, self.error_types, order="scene", by_message=self.by_message)
+        return dlq.window(start, end, self.error_types, order="scene", by_message=self.by_message)
 
     def note_left(self, window: DlqWindow) -> dict[str, int]:
         """What ``window`` holds besides the selected entries, by error type, said in one log line; never raises.
