@@ -169,7 +169,8 @@ class RecoveryPlugin:
         answer about every scene of the window before anything could be written. Within a
         scene the newest entry comes first: its job is the one re-queued.
         """
-        return self.selection.window(self.dlq, start, end)
+        # ``error_types``, not the selection's own: a subclass may widen what it reads.
+        return self.dlq.window(start, end, self.error_types, order="scene", by_message=self.selection.by_message)
 
     def note_left(self, entries: DlqWindow) -> dict[str, int]:
         """What the window holds besides the selected entries, by error type, logged once; never raises."""
