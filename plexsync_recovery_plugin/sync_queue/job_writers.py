@@ -22,7 +22,7 @@ from .lock_budget import LockBudget
 from .operations import make_job
 from .queue_file import QueueFile, QueueFileError
 from .staged_jobs import PendingJob, StagedJob
-from .pickle_limits import DEFAULT_LIMITS
+from .safe_pickle import DEFAULT_LIMITS
 from .queue_snapshot import QueueSnapshot, read_scene_id
 from .recovery_result import Outcome
 
@@ -224,7 +224,7 @@ def encode_job(job: PendingJob) -> StagedJob:
     queued = make_job(job.scene_id, job.update_type, job.data)
     blob = queue_pickle.dumps(queued)
     # A row of at most this many bytes has at most this many opcodes and holds values the DLQ
-    # decoder accepted: it is within QUEUE_LIMITS (pickle_limits). A longer one is read back.
+    # decoder accepted: it is within QUEUE_LIMITS (safe_pickle). A longer one is read back.
     if len(blob) > DEFAULT_LIMITS.max_opcodes:
         try:
             scene_id = read_scene_id(blob)

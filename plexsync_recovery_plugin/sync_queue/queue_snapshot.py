@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .pickle_limits import QUEUE_LIMITS
+from .safe_pickle import QUEUE_LIMITS
 from .safe_pickle import QUEUE_MAX_PICKLE_BYTES, safe_loads
 
 __all__ = ["ACKED", "LIVE_STATUSES", "QueueSnapshot", "QueueRow", "read_scene_id", "scene_id_of_job"]

@@ -1,25 +1,644 @@
-"""Decoding of pickled jobs that can never run code, nor take unbounded time, memory or stack.
+"""Decoding PlexSync's pickled jobs so that it can never run code, nor take unbounded time, memory or stack.
 
 PlexSync stores jobs as pickles, in the DLQ and in the live queue. A pickle can name any
 importable callable and have the unpickler call it, so a tampered or corrupt row could run
-code. Here only plain builtin values may come back; anything else is refused before it runs.
-A pickle of plain values can still be built to crash or stall whoever loads it (a
-million-deep tuple, a memo bomb with 10**10 shared leaves); ``pickle_scan`` walks its
-opcodes first and refuses it, with the limit it passed, before anything is built.
+code; and a pickle of plain values can still be built to crash or stall whoever loads it
+(a million-deep tuple, a memo bomb with 10**10 shared leaves, four million empty dicts).
+One concept, in the order a pickle meets it:
+
+* **limits**: the bounds a pickle must stay within (``PickleLimits``; DLQ jobs and, twice
+  as wide, queue rows);
+* **opcodes, stack and scan**: a walk over the opcodes that replays the unpickler's stack
+  with a small record per value and refuses, before anything is built, a pickle past a
+  limit (``check_pickle``);
+* **fast**: a quick yes for the common plain job, whose opcodes cannot reach a global or a
+  call, so the plain C unpickler may load it (``plainly_safe``);
+* **loading**: ``safe_loads``, which checks, then loads with an unpickler that admits only
+  plain builtin values.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import io
 import pickle
+import pickletools
+import re
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from .pickle_limits import DEFAULT_LIMITS, PickleLimitError, PickleLimits
-from .pickle_fast import needs_key_check, plain_keys, plainly_safe
-from .pickle_scan import check_pickle
+__all__ = [
+    "DEFAULT_LIMITS",
+    "FAST_MAX_BYTES",
+    "MAX_PICKLE_BYTES",
+    "PickleLimitError",
+    "PickleLimits",
+    "QUEUE_LIMITS",
+    "QUEUE_MAX_PICKLE_BYTES",
+    "UnsafePickleError",
+    "check_pickle",
+    "plainly_safe",
+    "safe_loads",
+]
 
-__all__ = ["MAX_PICKLE_BYTES", "QUEUE_MAX_PICKLE_BYTES", "UnsafePickleError", "safe_loads"]
+
+# --- limits ------------------------------------------------------------
+# The bounds a pickle must stay within to be decoded, whatever its bytes.
+#
+# A pickle far under the size limit can still take the process down when loaded: a
+# million-deep tuple crashes the interpreter when it is hashed or freed, a tuple whose
+# levels each refer a hundred times to the level below has 100**5 leaves to hash or
+# compare, and a 5,000-deep list breaks re-pickling later. the scan below walks the
+# opcodes and refuses, before anything is built, a pickle that passes one of these limits.
+
+class PickleLimitError(ValueError):
+    """The pickle is malformed or passes a structural limit; the message says which and by how much."""
+
+
+@dataclass(frozen=True)
+class PickleLimits:
+    """Bounds on what one pickle may make the unpickler do.
+
+    A PlexSync job (job_id, scene_id, update_type, enqueued_at, job_key and a data dict
+    of about fifteen fields with lists of performers, tags and their ids) is about 150
+    opcodes, nests 3 deep, holds 6 containers and shares none. The heaviest job its
+    fields allow (40 performers, 150 tags, 3 KB of details) is 9 KB and 850 opcodes
+    (1,250 in protocol 0). The defaults stay well above that and well below harm.
+
+    Attributes:
+        max_opcodes: Opcodes read (10,000: 8x the heaviest job). The walk costs 0.1 to
+            1.5 us per opcode, so walk and decode end within about 20 ms at the limit.
+        max_depth: Nesting (100: a job nests 3). Hashing, freeing, comparing and
+            re-pickling recurse once per level; a 5,000-deep list breaks them.
+        max_containers: Lists, dicts, sets and tuples built (8,000; a job has under 10).
+        max_shared_refs: Memo fetches or DUPs of a container (100). The pickler shares a
+            container only when one list sits in two fields; memo bombs need hundreds.
+        max_expanded: Bytes of any value with every shared part counted in full, payload
+            plus ``NODE_BYTES`` per value (16 MiB): what comparing, hashing or printing it
+            walks. Unshared, 4 MiB and 10,000 opcodes expand to under 4.7 MiB.
+        max_work: Bytes of dict keys and set members hashed, plus bytes passed to calls
+            (8 MiB): equal keys are compared in full, and protocols below 4 rebuild sets
+            and bytes by calls. Unshared, they total under 4.7 MiB.
+        max_int_bits: Size of an int (64: 19 decimal digits, 8 bytes). Within 64 bits
+            only a handful of ints share a hash, so no pickle can fill a dict with
+            colliding keys (which takes quadratic time).
+    """
+
+    max_opcodes: int = 10_000
+    max_depth: int = 100
+    max_containers: int = 8_000
+    max_shared_refs: int = 100
+    max_expanded: int = 16 * 1024 * 1024
+    max_work: int = 8 * 1024 * 1024
+    max_int_bits: int = 64
+
+
+#: What a DLQ entry's job must stay within to be accepted for recovery.
+DEFAULT_LIMITS = PickleLimits()
+
+#: What a queue row must stay within to be read (de-duplication): twice a DLQ job's counts.
+#: A job accepted from the DLQ is re-queued as persist-queue pickles it (protocol 4, a
+#: MEMOIZE after every string and container), so one opcode of a DLQ pickle written without
+#: them (``pickletools.optimize``) becomes two: 6,033 opcodes re-queued are 12,045. The same
+#: values re-encoded nest no deeper, build no more containers and share no more, and the
+#: job's own fields add a few hundred bytes, so twice every count covers any accepted job;
+#: the batch writer still decodes each re-queued row that could come near these limits with
+#: this decoder, and fails that entry alone if it cannot (``job_writers``).
+QUEUE_LIMITS = replace(
+    DEFAULT_LIMITS,
+    max_opcodes=2 * DEFAULT_LIMITS.max_opcodes + 1_000,
+    max_depth=DEFAULT_LIMITS.max_depth + 1,
+    max_containers=2 * DEFAULT_LIMITS.max_containers,
+    max_shared_refs=2 * DEFAULT_LIMITS.max_shared_refs,
+    max_expanded=2 * DEFAULT_LIMITS.max_expanded,
+    max_work=2 * DEFAULT_LIMITS.max_work,
+)
+
+#: What one value costs in an expanded size besides its payload (about a small object's memory).
+NODE_BYTES = 64
+
+
+# --- opcodes ------------------------------------------------------------
+# What each pickle opcode means to the scan: the kind of value it pushes or the step that handles it.
+#
+# Only the opcodes a pickle of plain values can use (protocols 0 to 5) are listed; every
+# other opcode (BUILD, INST, OBJ, NEWOBJ, EXT*, PERSID, buffers) is refused by the walk.
+
+# Kinds of values. A KEY is a scalar whose hash no pickle can make collide with many others
+# (str, bytes, int of at most 64 bits, bool, None); a VALUE is any other scalar (float,
+# bytearray) or what a call returned. LIST, DICT and SET are the kinds that can be filled.
+KEY, VALUE, GLOBAL, BYTES_MAKER, TUPLE, FROZENSET, LIST, DICT, SET = range(9)
+KIND_NAMES = ("key", "float or bytearray", "global", "global", "tuple", "frozenset", "list", "dict", "set")
+
+#: Globals whose call returns bytes, a valid key (protocols below 3 rebuild bytes by calling these).
+BYTES_MAKERS = {("_codecs", "encode"), ("builtins", "bytes"), ("__builtin__", "bytes")}
+
+OPCODE_NAMES = {op.code.encode("latin1")[0]: op.name for op in pickletools.opcodes}
+
+#: Scalars of a fixed width: opcode -> (bytes of argument, kind).
+FIXED_SCALARS = {
+    b"J": (4, KEY), b"K": (1, KEY), b"M": (2, KEY), b"G": (8, VALUE),
+    b"N": (0, KEY), b"\x88": (0, KEY), b"\x89": (0, KEY),
+}  # fmt: skip
+
+#: Scalars whose length comes first: opcode -> (bytes of the length, signed, kind, is an int).
+COUNTED_SCALARS = {
+    b"T": (4, True, KEY, False), b"U": (1, False, KEY, False), b"B": (4, False, KEY, False),
+    b"C": (1, False, KEY, False), b"\x8e": (8, False, KEY, False), b"\x96": (8, False, VALUE, False),
+    b"\x8c": (1, False, KEY, False), b"X": (4, False, KEY, False), b"\x8d": (8, False, KEY, False),
+    b"\x8a": (1, False, KEY, True), b"\x8b": (4, True, KEY, True),
+}  # fmt: skip
+
+#: Every other opcode allowed: opcode -> (name of the walk's step, its argument).
+STEPS: dict[bytes, tuple[str, Any]] = {
+    # protocol 0's text values: INT, LONG, FLOAT, STRING, UNICODE
+    b"I": ("_line", "I"), b"L": ("_line", "L"), b"F": ("_line", "F"), b"S": ("_line", "S"), b"V": ("_line", "V"),
+    # the memo: argument is the width of the index, 0 for a decimal line
+    b"h": ("_get", 1), b"j": ("_get", 4), b"g": ("_get", 0), b"q": ("_put", 1), b"r": ("_put", 4), b"p": ("_put", 0),
+    b"\x94": ("_memoize", None),
+    # the stack
+    b"(": ("_mark", None), b"0": ("_pop", False), b"1": ("_pop", True), b"2": ("_dup", None), b".": ("_stop", None),
+    # new containers: (kind, values taken: 0 none, None all above the last MARK, n the top n)
+    b"]": ("_build", (LIST, 0)), b"}": ("_build", (DICT, 0)), b")": ("_build", (TUPLE, 0)),
+    b"\x8f": ("_build", (SET, 0)),
+    b"l": ("_build", (LIST, None)), b"d": ("_build", (DICT, None)), b"t": ("_build", (TUPLE, None)),
+    b"\x91": ("_build", (FROZENSET, None)), b"\x85": ("_build", (TUPLE, 1)), b"\x86": ("_build", (TUPLE, 2)),
+    b"\x87": ("_build", (TUPLE, 3)),
+    # filling a container: (kind, values taken as above)
+    b"a": ("_fill", (LIST, 1)), b"e": ("_fill", (LIST, None)), b"s": ("_fill", (DICT, 2)),
+    b"u": ("_fill", (DICT, None)), b"\x90": ("_fill", (SET, None)),
+    # globals and calls, protocol and frames
+    b"c": ("_global", None), b"\x93": ("_stack_global", None), b"R": ("_reduce", None),
+    b"\x80": ("_proto", None), b"\x95": ("_frame", None),
+}  # fmt: skip
+
+
+# --- stack ------------------------------------------------------------
+# The C unpickler's stack, marks and memo, replayed by the scan with a record per value.
+#
+# Only what keeps the replay faithful lives here: where a MARK fences off the values below
+# it, what POP does when a MARK sits on top, how memo indexes are read. A pickle that
+# CPython's unpickler would reject for these reasons is refused as "not a valid pickle".
+
+#: What the walk keeps per value: [expanded size, depth (0 for a scalar), kind, open].
+Record = list[Any]
+
+
+def malformed(reason: str) -> PickleLimitError:
+    """The refusal of a pickle the unpickler could not load either."""
+    return PickleLimitError(f"not a valid pickle ({reason})")
+
+
+class UnpicklerStack:
+    """The stack, marks and memo of one walk, and the steps that only move records around."""
+
+    def __init__(self, data: bytes, limits: PickleLimits) -> None:
+        self.data, self.limits = data, limits
+        self.stack: list[Record] = []
+        self.marks: list[int] = []
+        self.memo: dict[int, Record] = {}
+        self.shared = 0
+
+    def over(self, what: str, value: int, limit: str, unit: str = "") -> PickleLimitError:
+        """The refusal for a limit passed: which limit, and the value that passed it."""
+        unit = f" {unit}" if unit else ""
+        bound = getattr(self.limits, limit)
+        return PickleLimitError(f"pickle's {what} is {value}{unit}, over the limit of {bound}{unit} ({limit})")
+
+    # --- the memo ----------------------------------------------------------------------------
+
+    def _index(self, pos: int, width: int) -> tuple[int, int]:
+        """A memo index: a decimal line (width 0) or a little-endian number of ``width`` bytes."""
+        if width:
+            return int.from_bytes(self.data[pos : pos + width], "little"), pos + width
+        end = self.data.find(b"\n", pos)
+        text = self.data[pos:end]
+        if end < 0 or not text.isdigit() or len(text) > 10:
+            raise malformed(f"bad memo index {text[:20]!r}")
+        return int(text), end + 1
+
+    def _get(self, pos: int, width: int) -> int:
+        index, pos = self._index(pos, width)
+        record = self.memo.get(index)
+        if record is None:
+            raise malformed(f"memo entry {index} fetched but never stored")
+        self._push_again(record)
+        return pos
+
+    def _put(self, pos: int, width: int) -> int:
+        index, pos = self._index(pos, width)
+        # Real pickles number entries from 0; the C unpickler allocates its memo table up to the index.
+        if index > self.limits.max_opcodes:
+            raise self.over("memo index", index, "max_opcodes")
+        self.memo[index] = self._top()
+        return pos
+
+    def _memoize(self, pos: int, arg: None) -> int:
+        self.memo[len(self.memo)] = self._top()
+        return pos
+
+    def _push_again(self, record: Record) -> None:
+        """GET or DUP: the same value once more. A shared container is what multiplies sizes."""
+        if record[1]:
+            self.shared += 1
+            if self.shared > self.limits.max_shared_refs:
+                raise self.over("count of references to shared containers", self.shared, "max_shared_refs")
+        self.stack.append(record)
+
+    # --- the stack and its marks, as the C unpickler keeps them --------------------------
+
+    def _top(self) -> Record:
+        """The top value; values below the last MARK (the fence) are out of reach until it is closed."""
+        if len(self.stack) <= (self.marks[-1] if self.marks else 0):
+            raise malformed("it uses a value its stack does not hold")
+        return self.stack[-1]
+
+    def _take(self, count: int | None) -> list[Record]:
+        """Pop the ``count`` top values, or (``None``) the last MARK and every value above it."""
+        if count is None:
+            if not self.marks:
+                raise malformed("it closes a MARK it never opened")
+            count = len(self.stack) - self.marks.pop()
+        start = len(self.stack) - count
+        if start < (self.marks[-1] if self.marks else 0):
+            raise malformed("it uses a value its stack does not hold")
+        taken = self.stack[start:]
+        del self.stack[start:]
+        return taken
+
+    def _mark(self, pos: int, arg: None) -> int:
+        self.marks.append(len(self.stack))
+        return pos
+
+    def _pop(self, pos: int, to_mark: bool) -> int:
+        """POP and POP_MARK. Like the C unpickler, POP drops a MARK sitting on top of the stack."""
+        if not to_mark and self.marks and self.marks[-1] == len(self.stack):
+            self.marks.pop()
+        else:
+            self._take(None if to_mark else 1)
+        return pos
+
+    def _dup(self, pos: int, arg: None) -> int:
+        self._push_again(self._top())
+        return pos
+
+
+# --- scan ------------------------------------------------------------
+# A walk over a pickle's opcodes that enforces ``PickleLimits`` before anything is built.
+#
+# The walk replays the C unpickler's stack, marks and memo (the stack above) with a
+# small record per value instead of the value: ``[expanded size, depth, kind, open]``. A container stays open (may still be filled) until it is placed in another
+# value; from then on its record is final, so sizes and depths are summed once, and no
+# value can be made to contain itself. The walk refuses at the first opcode over a limit,
+# so it never reads more than ``max_opcodes`` opcodes (0.1 to 1.5 us each).
+
+_MAX_FLOAT_TEXT = 32  # the repr of any float is at most 24 characters
+
+
+def check_pickle(data: bytes, limits: PickleLimits = DEFAULT_LIMITS) -> None:
+    """Walk ``data``'s opcodes up to STOP and refuse the pickle at the first limit it passes.
+
+    Args:
+        data: The pickled bytes.
+        limits: The bounds to enforce.
+
+    Raises:
+        PickleLimitError: The pickle passes a limit (the message names it and the value),
+            is malformed ("not a valid pickle (...)"), or uses an opcode plain values never need.
+    """
+    try:
+        _Walk(data, limits).run()
+    except IndexError:  # a fixed-width argument cut off by the end of the data
+        raise malformed("truncated: an argument runs past its end") from None
+
+
+class _Walk(UnpicklerStack):
+    """One walk over one pickle: what each value costs, on top of the unpickler's stack."""
+
+    def __init__(self, data: bytes, limits: PickleLimits) -> None:
+        super().__init__(data, limits)
+        self.containers = self.work = 0
+        self.max_digits = int(limits.max_int_bits * 0.30103)  # decimal digits that always fit in the bits
+        self.text_int = re.compile(rb"-?[0-9]{1,%d}L?" % self.max_digits)
+
+    def run(self) -> None:
+        """Walk to STOP. Fixed-width scalars, MEMOIZE, BINGET and MARK, most opcodes of any pickle, are inline."""
+        data, end, stack, memo, marks, steps = self.data, len(self.data), self.stack, self.memo, self.marks, _STEPS
+        pos = 0
+        for _ in range(self.limits.max_opcodes):
+            if pos >= end:
+                raise malformed("truncated: it ends before its STOP opcode")
+            op = data[pos]
+            pos += 1
+            step, arg = steps[op]
+            if step is None:  # a scalar of fixed width
+                stack.append(arg[1])
+                pos += arg[0]
+            elif op == 0x94:  # MEMOIZE
+                memo[len(memo)] = self._top()
+            elif op == 0x68 and memo.get(data[pos], _NO_RECORD)[1] == 0:  # BINGET of a scalar
+                stack.append(memo[data[pos]])
+                pos += 1
+            elif op == 0x28:  # MARK
+                marks.append(len(stack))
+            elif op == 0x2E:  # STOP
+                self._stop(pos, None)
+                return
+            else:
+                pos = step(self, pos, arg)
+        raise self.over("opcode count", self.limits.max_opcodes + 1, "max_opcodes")
+
+    # --- scalars and the memo ------------------------------------------------------------
+
+    def _counted(self, pos: int, arg: tuple[int, bool, int, bool]) -> int:
+        """A str, bytes or int whose length comes first, in ``width`` bytes."""
+        width, signed, kind, is_int = arg
+        data = self.data
+        size = data[pos] if width == 1 else int.from_bytes(data[pos : pos + width], "little", signed=signed)
+        pos += width + size
+        if size < 0 or pos > len(data):
+            raise malformed("truncated: a length runs past its end")
+        if is_int and size * 8 > self.limits.max_int_bits:
+            raise self.over("size of an int", size * 8, "max_int_bits", "bits")
+        self.stack.append([NODE_BYTES + size, 0, kind, False])
+        return pos
+
+    def _line(self, pos: int, opcode: str) -> int:
+        """Protocol 0's text values: INT, LONG, FLOAT, STRING, UNICODE."""
+        end = self.data.find(b"\n", pos)
+        if end < 0:
+            raise malformed("truncated: a text line has no end")
+        if opcode in "IL" and not self.text_int.fullmatch(self.data, pos, end):
+            text, digits = self.data[pos:end][:30], self.max_digits
+            raise PickleLimitError(f"pickle's int {text!r} is not a decimal of at most {digits} digits (max_int_bits)")
+        if opcode == "F" and end - pos > _MAX_FLOAT_TEXT:
+            length, most = end - pos, _MAX_FLOAT_TEXT
+            raise PickleLimitError(f"pickle's float is written in {length} characters, over the limit of {most}")
+        self.stack.append([NODE_BYTES + end - pos, 0, VALUE if opcode == "F" else KEY, False])
+        return end + 1
+
+    def _stop(self, pos: int, arg: None) -> int:
+        """STOP: the value is the top of the stack (``run`` ends the walk)."""
+        if self._top()[2] in (GLOBAL, BYTES_MAKER):
+            raise PickleLimitError("pickle's value is a global, which is not a plain value")
+        return pos
+
+    # --- containers ------------------------------------------------------------------------
+
+    def _build(self, pos: int, arg: tuple[int, int | None]) -> int:
+        """A new container (EMPTY_*, LIST, DICT, TUPLE*, FROZENSET) of the values taken from the stack."""
+        kind, count = arg
+        items = self._take(count) if count != 0 else []
+        if kind == DICT and len(items) % 2:
+            raise malformed("a dict with an odd number of keys and values")
+        if kind in (DICT, FROZENSET) and items:
+            self._check_keys(items[0::2] if kind == DICT else items)
+        self.containers += 1
+        if self.containers > self.limits.max_containers:
+            raise self.over("container count", self.containers, "max_containers")
+        record = [NODE_BYTES, 1, kind, kind in (LIST, DICT, SET)]
+        self._adopt(record, items)
+        self.stack.append(record)
+        return pos
+
+    def _fill(self, pos: int, arg: tuple[int, int | None]) -> int:
+        """APPEND(S), SETITEM(S), ADDITEMS: values into the list, dict or set just below them."""
+        kind, count = arg
+        items = self._take(count)
+        if not items:
+            return pos  # the C unpickler does nothing, not even look at the container
+        container = self._top()
+        if container[2] != kind:
+            raise PickleLimitError(f"pickle adds items to a {KIND_NAMES[container[2]]}, not to a {KIND_NAMES[kind]}")
+        if not container[3]:
+            raise PickleLimitError(f"pickle changes a {KIND_NAMES[kind]} after placing it in another value")
+        if kind == DICT:
+            if len(items) % 2:
+                raise malformed("SETITEMS with an odd number of keys and values")
+            self._check_keys(items[0::2])
+        elif kind == SET:
+            self._check_keys(items)
+        self._adopt(container, items)
+        return pos
+
+    def _adopt(self, container: Record, items: list[Record]) -> None:
+        """Place ``items`` in ``container``: grow its size and depth, and make each child final."""
+        size, depth = container[0], container[1]
+        for item in items:
+            if item[2] in (GLOBAL, BYTES_MAKER):
+                raise PickleLimitError("pickle places a global in a value, which is not a plain value")
+            if item is container:
+                raise PickleLimitError(f"pickle places a {KIND_NAMES[item[2]]} inside itself")
+            size += item[0]
+            if item[1] >= depth:
+                depth = item[1] + 1
+            item[3] = False
+        if depth > self.limits.max_depth:
+            raise self.over("nesting depth", depth, "max_depth")
+        if size > self.limits.max_expanded:
+            raise self.over("size with shared parts counted in full", size, "max_expanded", "bytes")
+        container[0], container[1] = size, depth
+
+    def _check_keys(self, keys: list[Record]) -> None:
+        """Dict keys and set members may only be scalars whose hashes cannot be made to collide."""
+        work = 0
+        for key in keys:
+            if key[2] != KEY:
+                kind = KIND_NAMES[key[2]]
+                only = "only str, bytes, int, bool and None may be"
+                raise PickleLimitError(f"pickle uses a {kind} as a dict key or set member; {only}")
+            work += key[0]
+        self._charge(work)
+
+    def _charge(self, work: int) -> None:
+        self.work += work
+        if self.work > self.limits.max_work:
+            raise self.over("bytes hashed as keys or passed to calls", self.work, "max_work")
+
+    # --- globals, calls, protocol and frames ----------------------------------------------
+
+    def _global(self, pos: int, arg: None) -> int:
+        """GLOBAL: module and name on two lines. Which globals are allowed is the unpickler's business."""
+        first = self.data.find(b"\n", pos)
+        end = self.data.find(b"\n", first + 1) if first >= 0 else -1
+        if end < 0:
+            raise malformed("truncated: a GLOBAL has no end")
+        names = tuple(self.data[pos:end].decode("utf-8", "replace").split("\n"))
+        self.stack.append([NODE_BYTES, 0, BYTES_MAKER if names in BYTES_MAKERS else GLOBAL, False])
+        return end + 1
+
+    def _stack_global(self, pos: int, arg: None) -> int:
+        self._take(2)
+        self.stack.append([NODE_BYTES, 0, GLOBAL, False])
+        return pos
+
+    def _reduce(self, pos: int, arg: None) -> int:
+        """REDUCE: protocols below 4 call set, frozenset, bytes, bytearray or _codecs.encode."""
+        callable_, arguments = self._take(2)
+        if callable_[2] not in (GLOBAL, BYTES_MAKER) or arguments[2] != TUPLE:
+            raise malformed("REDUCE needs a global and a tuple")
+        if arguments[1] > 2:
+            depth = arguments[1]
+            raise PickleLimitError(f"pickle calls a global with arguments nested {depth} deep; plain values need 2")
+        self._charge(arguments[0])
+        makes_bytes = callable_[2] == BYTES_MAKER and arguments[1] == 1
+        self.stack.append([arguments[0], arguments[1] - 1, KEY if makes_bytes else VALUE, False])
+        return pos
+
+    def _proto(self, pos: int, arg: None) -> int:
+        if self.data[pos] > 5:
+            raise malformed(f"unknown protocol {self.data[pos]}")
+        return pos + 1
+
+    def _frame(self, pos: int, arg: None) -> int:
+        """FRAME: a length, then ordinary opcodes."""
+        if pos + 8 + int.from_bytes(self.data[pos : pos + 8], "little") > len(self.data):
+            raise malformed("truncated: a frame runs past its end")
+        return pos + 8
+
+
+_Step = Callable[[_Walk, int, Any], int]
+_NO_RECORD = [0, 1, VALUE, False]  # depth 1: a BINGET of a missing entry takes the slow path and is refused
+
+
+def _refuse(walk: _Walk, pos: int, op: int) -> int:
+    if op not in OPCODE_NAMES:
+        raise malformed(f"unknown opcode {bytes([op])!r} at byte {pos - 1}")
+    raise PickleLimitError(f"pickle uses the {OPCODE_NAMES[op]} opcode, which builds no plain value")
+
+
+def _steps() -> list[tuple[_Step | None, Any]]:
+    """For each opcode byte, its step and argument; scalars of fixed width have no step (``run`` pushes them)."""
+    steps: list[tuple[_Step | None, Any]] = [(_refuse, op) for op in range(256)]
+    for code, (width, kind) in FIXED_SCALARS.items():
+        steps[code[0]] = (None, (width, [NODE_BYTES, 0, kind, False]))
+    for code, counted in COUNTED_SCALARS.items():
+        steps[code[0]] = (_Walk._counted, counted)
+    for code, (name, arg) in STEPS.items():
+        steps[code[0]] = (getattr(_Walk, name), arg)
+    return steps
+
+
+_STEPS = _steps()
+
+
+# --- fast ------------------------------------------------------------
+# A quick yes for the pickles every PlexSync job is: small, flat, nothing shared, nothing hashed but scalars.
+#
+# The full structural check (the scan above) models the unpickler's stack and costs about
+# 45 us for a typical job. Almost every real row is a protocol 2-5 pickle of dicts, lists,
+# strings and numbers written by ``pickle.dumps``: it fetches nothing from the memo, builds no
+# tuple or set, and fits in a few kilobytes. For such a pickle nothing can go wrong in the C
+# unpickler: without memo fetches nothing is shared, without tuples and sets no container is
+# ever hashed, ints are at most 64 bits (so no two dozen keys share a hash), and at most 50
+# containers bound the nesting. ``plainly_safe`` recognises exactly those. Its opcode walk is
+# one regular expression (C speed, a few microseconds a job) that knows every opcode's
+# argument width, with strings under 256 bytes spelled out by length; a longer string
+# costs one Python step. Anything else, or anything it is unsure of, goes to the full check.
+# The one rule it cannot see from the opcodes (dict keys are str, bytes, int, bool or None)
+# ``plain_keys`` checks on the decoded value.
+
+#: Bytes a quick yes may have: every opcode is at least one byte, so it stays within the
+#: full check's 10,000 opcodes, and with ``FAST_MAX_CONTAINERS`` within all its other limits.
+FAST_MAX_BYTES = 10_000
+#: Lists, dicts and marks a quick yes may open: keeps nesting far under the full check's 100.
+FAST_MAX_CONTAINERS = 50
+
+_STOP = ord(".")
+_OPENERS = b"}]("  # EMPTY_DICT, EMPTY_LIST, MARK
+_FLOAT = b"G"  # BINFLOAT: the one value a plain pickle holds that may not be a dict key
+#: Opcodes with a little-endian length before their payload -> the length's width. The
+#: expression spells out payloads under 256 bytes; a longer one is skipped by ``_skip_sized``.
+_SIZED = {ord("X"): 4, ord("B"): 4, 0x8D: 8}  # BINUNICODE, BINBYTES, BINUNICODE8
+
+
+def _payloads(width: int) -> bytes:
+    """An alternation over a ``width``-byte length under 256 followed by exactly that many bytes."""
+    pad = b"\x00" * (width - 1)
+    return b"(?:" + b"|".join(re.escape(bytes([size]) + pad) + b".{%d}" % size for size in range(256)) + b")"
+
+
+@functools.cache
+def _opcode_run() -> re.Pattern[bytes]:
+    """The longest run of opcodes a quick yes allows, each with its argument (compiled once, on first use)."""
+    opcode = (
+        rb"\x8c" + _payloads(1)  # SHORT_BINUNICODE: most of a job, so tried first
+        + rb"|[\x94}\](Naesu\x88\x89]"  # MEMOIZE, EMPTY_DICT/LIST, MARK, NONE, APPEND(S), SETITEM(S), TRUE, FALSE
+        + rb"|[qK].|M..|J.{4}|G.{8}|\x95.{8}"  # BINPUT (1-byte index), BININT1/2, BININT, BINFLOAT, FRAME
+        + rb"|C" + _payloads(1)  # SHORT_BINBYTES
+        + rb"|[XB]" + _payloads(4)  # BINUNICODE, BINBYTES under 256 bytes
+        + rb"|\x8a" + b"(?:" + b"|".join(re.escape(bytes([size])) + b".{%d}" % size for size in range(9)) + b")"  # LONG1, 64 bits
+    )
+    return re.compile(b"(?:" + opcode + b")*+", re.DOTALL)
+
+
+def plainly_safe(data: bytes | bytearray | memoryview) -> bool:
+    """True when ``data`` is a small, flat, unshared protocol 2-5 pickle of plain values.
+
+    False means "not known to be safe" (the full check decides), never "unsafe".
+    """
+    view = bytes(data)
+    end = len(view)
+    if end < 3 or end > FAST_MAX_BYTES or view[0] != 0x80 or view[1] < 2:
+        return False
+    if end - len(view.translate(None, _OPENERS)) > FAST_MAX_CONTAINERS:
+        return False  # counts such bytes inside strings too: a rare needless full check
+    run = _opcode_run().match
+    position = 2
+    while True:
+        found = run(view, position)
+        if found is None:  # never: a run may be empty
+            return False
+        position = found.end()
+        if position >= end:
+            return False  # truncated: no STOP
+        if view[position] == _STOP:
+            return position + 1 == end
+        position = _skip_sized(view, position)
+        if position < 0:
+            return False  # a memo fetch, a tuple, a set, a global, protocol 0/1 text: the full check decides
+
+
+def _skip_sized(view: bytes, position: int) -> int:
+    """The position after a long string or bytes opcode at ``position``; -1 for any other opcode."""
+    width = _SIZED.get(view[position])
+    if width is None:
+        return -1
+    after = position + 1 + width + int.from_bytes(view[position + 1 : position + 1 + width], "little")
+    return after if after <= len(view) else -1  # a length past the end: truncated (or an 8-byte lie)
+
+
+def needs_key_check(data: bytes) -> bool:
+    """Whether a pickle that ``plainly_safe`` accepted may hold a float, the one key it cannot rule out."""
+    return _FLOAT in data
+
+
+#: What the full check allows as a dict key; the same rule here, so both paths agree.
+_KEY_TYPES = frozenset((str, bytes, int, bool, type(None)))
+
+
+def plain_keys(value: object) -> bool:
+    """Whether every dict key in a value decoded on the quick path is of a type the full check allows."""
+    pending = [value] if type(value) is dict or type(value) is list else []
+    pop, push, allowed = pending.pop, pending.append, _KEY_TYPES
+    while pending:
+        item = pop()
+        if type(item) is dict:
+            for key, inner in item.items():
+                if type(key) not in allowed:
+                    return False
+                if type(inner) is dict or type(inner) is list:
+                    push(inner)
+        else:
+            for inner in item:
+                if type(inner) is dict or type(inner) is list:
+                    push(inner)
+    return True
+
+
+# --- loading ------------------------------------------------------------
+# Only plain builtin values may come back; anything else is refused before it runs.
 
 #: Jobs are a few kilobytes; anything far larger is corrupt or hostile, not a job.
 MAX_PICKLE_BYTES = 4 * 1024 * 1024

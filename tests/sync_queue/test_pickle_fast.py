@@ -10,9 +10,9 @@ from typing import Iterator
 import pytest
 from persistqueue.serializers import pickle as queue_pickle
 
-from plexsync_recovery_plugin.sync_queue.pickle_fast import FAST_MAX_BYTES, plainly_safe
-from plexsync_recovery_plugin.sync_queue.pickle_limits import PickleLimitError
-from plexsync_recovery_plugin.sync_queue.pickle_scan import check_pickle
+from plexsync_recovery_plugin.sync_queue.safe_pickle import FAST_MAX_BYTES, plainly_safe
+from plexsync_recovery_plugin.sync_queue.safe_pickle import PickleLimitError
+from plexsync_recovery_plugin.sync_queue.safe_pickle import check_pickle
 from plexsync_recovery_plugin.sync_queue.safe_pickle import UnsafePickleError, safe_loads
 from tests.sync_queue import pickle_bombs
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue.pickle_limits import PickleLimitError, PickleLimits
-from plexsync_recovery_plugin.sync_queue.pickle_scan import check_pickle
+from plexsync_recovery_plugin.sync_queue.safe_pickle import PickleLimitError, PickleLimits
+from plexsync_recovery_plugin.sync_queue.safe_pickle import check_pickle
 from plexsync_recovery_plugin.sync_queue.safe_pickle import MAX_PICKLE_BYTES, UnsafePickleError, safe_loads
 from tests.sync_queue import pickle_bombs as bombs
 
