@@ -29,11 +29,13 @@ from .. import __version__
 from ..errors import CLI, ConfigurationError, explain, set_door
 from ..redaction import REDACTOR
 from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, stash_plugin_cmd, subscribers_cmd, watch_cmd
+from .errors import CliError, UsageError
 from .extras import missing_extra
 from .help_text import EXIT_STATUS
 from .logging_setup import LoggingHandle, configure_logging
 from .output import PROG, Output
-from .settings import CliError, Settings, UsageError, add_common_arguments, early_secrets, resolve
+from .secret_args import early_secrets
+from .settings import Settings, add_common_arguments, resolve
 
 __all__ = ["build_parser", "main"]
 

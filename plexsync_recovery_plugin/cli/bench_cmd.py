@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .help_text import EXIT_STATUS, LOG_FLAGS
-from .number_args import non_negative_int, positive_int, positive_seconds
+from .arg_types import non_negative_int, positive_int, positive_seconds
 from .settings import add_common_arguments
 
 __all__ = ["register", "run"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .errors import CliError
 from .help_text import EXIT_STATUS
-from .number_args import positive_seconds
+from .arg_types import positive_seconds
 from ..sync_queue.recovery_result import plural
 from .output import Output, count_rows
 

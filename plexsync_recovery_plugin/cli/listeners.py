@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping
 from ..events import EventRelay, event_signals
 from .output import Output
 from .progress_bar import ProgressBar, wants_progress_bar
-from .settings import UsageError
+from .errors import UsageError
 
 __all__ = ["JsonLines", "add_listener_arguments", "listeners"]
 

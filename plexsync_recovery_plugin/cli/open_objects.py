@@ -1,4 +1,4 @@
-"""Opening what the commands work on, from the settings: PlexSync's DLQ and queue, a checked Stash key.
+"""Opening what the commands work on, from the settings: PlexSync's DLQ and queue, a checked Stash key and Plex token.
 
 Each failure becomes one clear ``CliError`` that names the bad file or flag. The package's
 heavier modules are imported only when a command opens something.
@@ -10,9 +10,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from ..errors import CLI, PLEX_TOKEN, hint
+from ..plex.health import PLEX_TOKEN_REJECTED, probe_plex, token_rejection
 from .errors import CliError
+from .settings import Settings
 
-__all__ = ["open_dlq", "open_job_queue", "require_stash_key_accepted"]
+__all__ = ["TOKEN_HINT", "open_dlq", "open_job_queue", "refuse_rejected_plex_token", "require_stash_key_accepted"]
 
 
 def require_stash_key_accepted(stash: Any) -> None:
@@ -58,3 +61,24 @@ def open_job_queue(data_dir: Path) -> Any:
         return open_queue(data_dir)
     except sqlite3.DatabaseError as error:
         raise CliError(f"cannot use the queue {str(path)!r}: {error}") from None
+
+
+#: Where the CLI takes the Plex token from.
+TOKEN_HINT = hint(PLEX_TOKEN, CLI)
+
+
+def refuse_rejected_plex_token(settings: Settings, timeout: float = 5.0) -> None:
+    """Probe Plex once; a Plex that is down passes (recovery defers), a rejected token does not.
+
+    Raises:
+        ConfigurationError: Plex answered 401/403 to the configured token (or to none); ``main``
+            prints it with ``TOKEN_HINT`` and exits 2.
+    """
+    plex = settings.plex_connection(timeout=timeout)
+    try:
+        probe = probe_plex(plex, timeout=timeout)
+    finally:
+        plex.close()
+    if probe.state != PLEX_TOKEN_REJECTED:
+        return
+    raise token_rejection(plex)

@@ -21,12 +21,10 @@ from ..sync_queue.recovery_lock import CLI_LOCK_WAIT
 from ..sync_queue.recovery_result import OUTCOME_LABELS, outcome_word, plural
 from .errors import CliError, UsageError
 from .listeners import add_listener_arguments, listeners
-from .number_args import positive_seconds
-from .open_objects import open_dlq, require_stash_key_accepted
+from .open_objects import open_dlq, refuse_rejected_plex_token, require_stash_key_accepted
 from .output import Output, count_rows, format_time, truncate
-from .plex_token import refuse_rejected_plex_token
 from .settings import Settings, add_common_arguments
-from .time_args import TIME_HELP, parse_window
+from .arg_types import TIME_HELP, parse_window, positive_seconds
 
 if TYPE_CHECKING:
     from ..plugin import Preview, RecoveryPlugin, Run

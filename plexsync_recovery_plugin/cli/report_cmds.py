@@ -17,11 +17,10 @@ from ..events import iso_time
 from ..worker.outages import iso_utc
 from ..worker.outage_summary import OutageSummary, summarize_intervals, summarize_outages
 from .help_text import EXIT_STATUS, REPORT_FLAGS, check_error_types
-from .number_args import non_negative_int
 from .open_objects import open_dlq
 from .output import Output, format_duration, format_time, truncate
 from .settings import Settings, add_common_arguments
-from .time_args import TIME_HELP, parse_window
+from .arg_types import TIME_HELP, non_negative_int, parse_window
 
 __all__ = ["OutageSummary", "register", "run_dlq", "run_outages", "summarize_intervals", "summarize_outages"]
 

@@ -8,10 +8,6 @@ whitespace, refused when too short to be real, and registered for masking, as ar
 passwords written in the Plex and Stash URLs. ``Settings`` also
 builds the lazy Plex and Stash connections the commands use, failing with one clear
 ``UsageError`` that names the bad value.
-
-The errors (:mod:`.errors`), number types (:mod:`.number_args`), time parsing
-(:mod:`.time_args`) and opening PlexSync's files (:mod:`.open_objects`) live in their own
-modules; their names are re-exported here for the callers that import them from this one.
 """
 
 from __future__ import annotations
@@ -24,34 +20,12 @@ from typing import Any, Collection, Mapping
 
 from ..http_url import DEFAULT_REQUEST_DEADLINE
 from ..redaction import clean_secret, register_url
-from .errors import CliError, UsageError
+from .arg_types import positive_seconds
+from .errors import UsageError
 from .help_text import SelectedFlags
-from .number_args import non_negative_int, positive_int, positive_seconds
-from .open_objects import open_dlq, open_job_queue, require_stash_key_accepted
-from .secret_args import SECRET_FLAGS, early_secrets, secret_setting
-from .time_args import TIME_HELP, parse_time, parse_window
+from .secret_args import secret_setting
 
-__all__ = [
-    "CliError",
-    "DEFAULT_PLEX_URL",
-    "DEFAULT_STASH_URL",
-    "ENVIRONMENT",
-    "SECRET_FLAGS",
-    "Settings",
-    "TIME_HELP",
-    "UsageError",
-    "add_common_arguments",
-    "early_secrets",
-    "non_negative_int",
-    "open_dlq",
-    "open_job_queue",
-    "parse_time",
-    "parse_window",
-    "positive_int",
-    "positive_seconds",
-    "require_stash_key_accepted",
-    "resolve",
-]
+__all__ = ["DEFAULT_PLEX_URL", "DEFAULT_STASH_URL", "ENVIRONMENT", "Settings", "add_common_arguments", "resolve"]
 
 DEFAULT_PLEX_URL = "http://localhost:32400"
 DEFAULT_STASH_URL = "http://localhost:9999"

@@ -18,18 +18,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable
 
+from .errors import UsageError
 from .help_text import EXIT_STATUS
 from .listeners import add_listener_arguments, listeners
-from .plex_token import TOKEN_HINT
-from .settings import (
-    Settings,
-    UsageError,
-    add_common_arguments,
-    open_dlq,
-    open_job_queue,
-    positive_int,
-    positive_seconds,
-)
+from .arg_types import positive_int, positive_seconds
+from .open_objects import TOKEN_HINT, open_dlq, open_job_queue
+from .settings import Settings, add_common_arguments
 
 if TYPE_CHECKING:
     from ..worker.watch import WatchSettings

@@ -12,7 +12,9 @@ import pytest
 from plexsync_recovery_plugin.cli import build_parser, main, report_cmds
 from plexsync_recovery_plugin.cli.logging_setup import SecretRedactor, configure_logging
 from plexsync_recovery_plugin.cli.output import format_duration, format_table
-from plexsync_recovery_plugin.cli.settings import DEFAULT_PLEX_URL, UsageError, parse_time, resolve
+from plexsync_recovery_plugin.cli.arg_types import parse_time
+from plexsync_recovery_plugin.cli.errors import UsageError
+from plexsync_recovery_plugin.cli.settings import DEFAULT_PLEX_URL, resolve
 from tests.cli.conftest import assert_one_error_line
 
 

@@ -1,4 +1,9 @@
-"""Window bounds given on the command line: ISO 8601 or Unix seconds, turned into Unix seconds.
+"""The values the command line takes, checked as they are parsed, each error naming the bad value.
+
+Counts and durations: a count of ``0`` where one is needed, ``nan`` seconds or ``inf``
+seconds are refused at parse time, so the commands never see them.
+
+Times: window bounds given on the command line: ISO 8601 or Unix seconds, turned into Unix seconds.
 
 A time without a zone is UTC (PlexSync's ``dlq.db`` stores UTC). Times before 1970 or after
 9999 are refused with the flag and the value named, so a typo never selects nothing quietly.
@@ -6,12 +11,36 @@ A time without a zone is UTC (PlexSync's ``dlq.db`` stores UTC). Times before 19
 
 from __future__ import annotations
 
+import argparse
+import math
 import re
 from datetime import datetime, timezone
+from typing import Any, Callable
 
 from .errors import UsageError
 
-__all__ = ["TIME_HELP", "parse_time", "parse_window"]
+__all__ = ["TIME_HELP", "non_negative_int", "parse_time", "parse_window", "positive_int", "positive_seconds"]
+
+
+def _bounded_number(convert: Callable[[str], Any], *, minimum: float, inclusive: bool, what: str) -> Callable[[str], Any]:
+    """An ``argparse`` type: ``convert`` the text and require a finite value above ``minimum``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _bounded_number(int, minimum=1, inclusive=True, what="a positive whole number")
+non_negative_int = _bounded_number(int, minimum=0, inclusive=True, what="a whole number >= 0")
+positive_seconds = _bounded_number(float, minimum=0, inclusive=False, what="a positive number of seconds")
+
 
 TIME_HELP = (
     "TIME is ISO 8601 (2026-02-15T19:17:49Z, 2026-02-15 19:17:49, 2026-02-15T21:17:49+02:00)"
