@@ -38,7 +38,7 @@ if TYPE_CHECKING:
         recover_outage_jobs,
     )
     from .sync_queue.operations import enqueue, get_queued_scene_ids, open_queue
-    from .sync_queue.recovery_result import EntryOutcome, Outcome
+    from .engine import EntryOutcome, Outcome
     from .worker.outage_history import OutageHistory
 
 __version__ = "0.1.0"

@@ -111,7 +111,7 @@ def to_event(name: str, payload: dict[str, Any], now: float | None = None) -> Ev
 
 def _result_text(result: dict[str, Any]) -> str:
     """``str(RecoveryResult)`` of an event's ``result``: the one rendering every door prints."""
-    from .sync_queue.recovery_result import RecoveryResult
+    from .engine import RecoveryResult
 
     known = {key: value for key, value in result.items() if key in RecoveryResult.__dataclass_fields__}
     try:

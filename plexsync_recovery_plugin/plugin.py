@@ -20,13 +20,13 @@ from .signals import outage_ended, recovery_completed, recovery_failed, recovery
 from .sync_queue import dlq_recovery
 from .sync_queue.dlq import DeadLetterQueue
 from .sync_queue.dlq_recovery import Collaborators, RecoveryResult
-from .sync_queue.dlq_window import DlqWindow, validate_window, whole_seconds
+from .sync_queue.dlq import DlqWindow, validate_window, whole_seconds
 from .sync_queue.operations import QUEUE_DIR_NAME, open_queue
-from .sync_queue.pending_windows import PendingWindows
-from .sync_queue.recovery_collaborators import default_collaborators
-from .sync_queue.recovery_lock import DEFAULT_LOCK_WAIT, RecoveryLockBusy, recovery_lock
-from .sync_queue.recovery_result import EntryOutcome, Observer
-from .sync_queue.selection import Selection
+from .state import PendingWindows
+from .engine import default_collaborators
+from .state import DEFAULT_LOCK_WAIT, RecoveryLockBusy, recovery_lock
+from .engine import EntryOutcome, Observer
+from .engine import Selection
 from .worker.outage_source import OutageSource
 
 __all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]

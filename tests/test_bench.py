@@ -20,7 +20,7 @@ from plexsync_recovery_plugin.dev.bench_phases import OVERLAPPING, PHASES
 from plexsync_recovery_plugin.dev.bench_sizes import rss_slope
 from plexsync_recovery_plugin.cli import main
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from plexsync_recovery_plugin.sync_queue.operations import get_queued_scene_ids
 
 
@@ -254,7 +254,7 @@ def test_the_floor_reads_decodes_and_writes_every_entry_of_the_window(capsys: py
 
 def test_the_floor_writes_a_job_per_scene_and_a_ledger_record_per_entry(tmp_path: Path) -> None:
     from plexsync_recovery_plugin.dev.bench_floor import _one_run
-    from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+    from plexsync_recovery_plugin.sync_queue.operations import QueueFile
 
     dataset = bench.build_data_dir(tmp_path, 1200, noise=300, acked_history=100)
     before = len(drained_scene_ids(tmp_path))

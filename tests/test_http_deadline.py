@@ -14,7 +14,7 @@ from plexsync_recovery_plugin.http_deadline import DeadlineExceeded, apply_deadl
 from plexsync_recovery_plugin.plex.exceptions import PlexTemporaryError
 from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.stash.connection import StashConnection
-from plexsync_recovery_plugin.sync_queue.recovery_lock import recovery_lock
+from plexsync_recovery_plugin.state import recovery_lock
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 

@@ -15,7 +15,7 @@ from plexsync_recovery_plugin import (
     recovery_completed,
 )
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
-from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+from plexsync_recovery_plugin.sync_queue.operations import QueueFile
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.fakes import Recorder
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .errors import CliError
 from .help_text import EXIT_STATUS
 from .arg_types import positive_seconds
-from ..sync_queue.recovery_result import plural
+from ..engine import plural
 from .output import Output, count_rows
 
 if TYPE_CHECKING:

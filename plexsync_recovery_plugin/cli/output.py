@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence, TextIO
 from ..redaction import REDACTOR, SecretRedactor, safe_excerpt
 
 if TYPE_CHECKING:
-    from ..sync_queue.recovery_result import RecoveryResult
+    from ..engine import RecoveryResult
 
 __all__ = [
     "Output",
@@ -194,7 +194,7 @@ def count_rows(result: RecoveryResult) -> list[tuple[str, int]]:
     Each outcome is named with the words every door uses (``recovery_result.OUTCOME_WORDS``);
     the outcomes that keep the window pending say so.
     """
-    from ..sync_queue.recovery_result import COUNT_FIELDS, Outcome, outcome_word
+    from ..engine import COUNT_FIELDS, Outcome, outcome_word
 
     deferring = (Outcome.PLEX_DOWN, Outcome.STASH_ERROR)
     labels = {

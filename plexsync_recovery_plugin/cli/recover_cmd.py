@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ConfigurationError
 from ..events import iso_time, window_fields
-from ..sync_queue.recovery_lock import CLI_LOCK_WAIT
-from ..sync_queue.recovery_result import OUTCOME_LABELS, outcome_word, plural
+from ..state import CLI_LOCK_WAIT
+from ..engine import OUTCOME_LABELS, outcome_word, plural
 from .errors import CliError, UsageError
 from .listeners import add_listener_arguments, listeners
 from .open_objects import open_dlq, refuse_rejected_plex_token, require_stash_key_accepted
@@ -28,7 +28,7 @@ from .arg_types import TIME_HELP, parse_window, positive_seconds
 
 if TYPE_CHECKING:
     from ..plugin import Preview, RecoveryPlugin, Run
-    from ..sync_queue.recovery_result import RecoveryResult
+    from ..engine import RecoveryResult
 
 __all__ = ["OUTCOME_LABELS", "last_closed_outage", "register", "run"]
 
@@ -122,7 +122,7 @@ def _asked(received: tuple[float, float], start: float | None, end: float | None
 
 def _nothing_to_do(out: Output, start: float | None, end: float | None, why: str, *,
                    received: tuple[float, float] | None = None, **extra: Any) -> None:
-    from ..sync_queue.recovery_result import RecoveryResult
+    from ..engine import RecoveryResult
 
     if out.json_mode:
         out.json({**window_fields(start, end, received, searched=start is not None), **RecoveryResult().as_dict(),
@@ -187,7 +187,7 @@ def _recover(
 
 def _covering_run(runs: list["Run"], start: float, end: float) -> "Run":
     """The run whose window holds ``start..end`` (the last one, or the failure that stopped the runs)."""
-    from ..sync_queue.dlq_window import whole_seconds
+    from ..sync_queue.dlq import whole_seconds
 
     low, high = whole_seconds(start, end)
     for run in reversed(runs):
@@ -223,8 +223,8 @@ def _entries(count: int) -> str:
 
 def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end: float, *, again: bool) -> int:
     from ..sync_queue.dlq import DLQ_FILE_NAME
-    from ..sync_queue.dlq_window import whole_seconds
-    from ..sync_queue.selection import Selection
+    from ..sync_queue.dlq import whole_seconds
+    from ..engine import Selection
 
     received = (start, end)
     start, end = whole_seconds(start, end)  # the window a real run selects

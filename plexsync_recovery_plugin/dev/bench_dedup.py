@@ -20,7 +20,7 @@ from persistqueue import SQLiteAckQueue
 from persistqueue.serializers import pickle as queue_pickle
 
 from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_TABLE, make_job
-from ..sync_queue.queue_file import QueueFile
+from ..sync_queue.operations import QueueFile
 
 __all__ = ["DedupReport", "build_long_lived_queue", "run_dedup_bench"]
 

@@ -22,10 +22,10 @@ from typing import Any
 from persistqueue.serializers import pickle as queue_pickle
 
 from .bench_data import build_data_dir
-from ..sync_queue import ledger
+from ..sync_queue import operations as ledger
 from ..sync_queue.dlq import DLQ_FILE_NAME
 from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, make_job
-from ..sync_queue.safe_pickle import safe_loads
+from ..decode import safe_loads
 from .plexsync_data import plexsync_timestamp
 
 __all__ = ["FLOOR_CHUNK", "FloorReport", "run_floor_bench"]

@@ -155,7 +155,7 @@ def time_window(plugin: Any, clock: PhaseClock) -> None:
 
 def time_decoding(clock: PhaseClock) -> Callable[[], None]:
     """Time the engine's ``decode_entry_job`` (in this process); return what undoes it."""
-    from ..sync_queue import recovery_engine
+    from .. import engine as recovery_engine
 
     original = getattr(recovery_engine, "decode_entry_job", None)
     if original is None:  # the engine no longer decodes through this name: decoding counts as "other"

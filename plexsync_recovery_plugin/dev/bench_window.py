@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..sync_queue.dlq import DeadLetterQueue
-from ..sync_queue.dlq_forms import FORMS
+from ..sync_queue.dlq import FORMS
 from .plexsync_data import PlexSyncData, plexsync_timestamp
 
 __all__ = ["WindowQueryReport", "build_window_query_dlq", "run_window_query_bench"]

@@ -134,7 +134,7 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, 
     from ..plugin import RecoveryPlugin
     from ..signals import outage_ended, recovery_completed, recovery_failed
     from ..sync_queue.dlq_recovery import seed_collaborators
-    from ..sync_queue.recovery_collaborators import default_collaborators
+    from ..engine import default_collaborators
 
     data_dir = Path(spec["data_dir"])
     stash = StashInterface({**spec["stash_connection"], "Logger": logging.getLogger(f"{__name__}.stashapi")})

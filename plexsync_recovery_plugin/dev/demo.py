@@ -26,7 +26,7 @@ from ..stash.connection import StashConnection
 from ..sync_queue.dlq import DeadLetterQueue
 from ..sync_queue.dlq_recovery import RecoveryResult
 from ..sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, enqueue, make_job, open_queue
-from ..sync_queue.safe_pickle import safe_loads
+from ..decode import safe_loads
 from .plexsync_data import PlexSyncData
 from ..worker.detected_outages import DetectedOutages
 from ..worker.watch import WatchDaemon, WatchSettings

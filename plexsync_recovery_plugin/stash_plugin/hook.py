@@ -77,7 +77,7 @@ def _take_baseline(data_dir: Path) -> None:
 
 
 def _pending_exists(data_dir: Path) -> bool:
-    from ..sync_queue.pending_windows import PendingWindows
+    from ..state import PendingWindows
 
     return bool(PendingWindows(data_dir).windows())
 
@@ -136,7 +136,7 @@ def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str
         logger.info("automatic recovery is watching %s from now on", data_dir)
     if not found.ended and not found.retry_due:
         return "no outage ended since the last check"
-    from ..sync_queue.recovery_lock import HOOK_LOCK_WAIT
+    from ..state import HOOK_LOCK_WAIT
     from . import tasks
 
     try:
@@ -157,13 +157,13 @@ def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str
             _log_runs(tasks.retry_pending(context))
     finally:
         context.close()
-    from ..sync_queue.recovery_result import plural
+    from ..engine import plural
 
     return f"{plural(len(found.ended), 'outage')} recovered" if found.ended else "pending windows retried"
 
 
 def _log_runs(runs: Any) -> None:
-    from ..sync_queue.recovery_result import plural
+    from ..engine import plural
 
     recovered = sum(result.recovered for result in runs.results)
     logger.info("automatic recovery: %s recovered in %s", plural(recovered, "job"), plural(len(runs.results), "run"))

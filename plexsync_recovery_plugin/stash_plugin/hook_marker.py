@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..state_db import STATE_FILE_NAME, connect_state_db
+from ..state import STATE_FILE_NAME, connect_state_db
 
 __all__ = ["HookMarker", "Marker"]
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..cli.output import format_duration, format_time, truncate
 from ..sync_queue.dlq_recovery import RECOVERY_CHUNK, EntryOutcome, Observer
-from ..sync_queue.recovery_result import outcome_word, plural
+from ..engine import outcome_word, plural
 from . import tasks
 
 __all__ = ["PREVIEW_LINE_LIMIT", "TASK_MODES", "TaskOutcome", "TaskRun", "chunk_progress"]

@@ -21,10 +21,10 @@ from ..stash.connection import StashConnection
 from ..subscribers import load_subscribers
 from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue
 from ..sync_queue.dlq_recovery import Observer, RecoveryResult
-from ..sync_queue.dlq_window import DlqWindow, whole_seconds
-from ..sync_queue.pending_windows import PendingWindows
-from ..sync_queue.recovery_lock import CLI_LOCK_WAIT, recovery_lock
-from ..sync_queue.selection import Selection
+from ..sync_queue.dlq import DlqWindow, whole_seconds
+from ..state import PendingWindows
+from ..state import CLI_LOCK_WAIT, recovery_lock
+from ..engine import Selection
 from ..worker.outage_summary import OutageSummary, summarize_outages
 from ..worker.outage_source import OutageSource
 from ..worker.outage_history import OutageHistory

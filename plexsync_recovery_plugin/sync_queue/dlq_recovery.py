@@ -28,16 +28,16 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from ..plex.health import check_plex_health
 from ..stash.lookup import PerSceneLookup, SceneStatus
 from .dlq import DeadLetterQueue
-from .dlq_entry import failed_at_seconds
-from .dlq_window import DlqWindow
-from .job_writers import DryRunWriter, JobWriter, PendingJob, PerJobWriter
+from .dlq import failed_at_seconds
+from .dlq import DlqWindow
+from ..engine import DryRunWriter, JobWriter, PendingJob, PerJobWriter
 from .operations import enqueue, get_acked_scene_times, get_queued_scene_ids
-from .queue_file import QueueFile
-from .queue_snapshot import QueueSnapshot
-from .recovery_engine import ChunkRun, Collaborators
-from .recovery_lock import recovery_lock
-from .recovery_result import EntryOutcome, Observer, Outcome, RecoveryResult, RecoveryTally
-from .selection import (
+from .operations import QueueFile
+from .operations import QueueSnapshot
+from ..engine import ChunkRun, Collaborators
+from ..state import recovery_lock
+from ..engine import EntryOutcome, Observer, Outcome, RecoveryResult, RecoveryTally
+from ..engine import (
     OPTIONAL_RETRY_ERROR_TYPES,
     OUTAGE_CASUALTY_ERROR_TYPE,
     PERMANENT_ERROR_TYPES,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..state_db import connect_state_db, read_state_rows
+from ..state import connect_state_db, read_state_rows
 from .outages import SOURCE_WATCH, Outage
 
 __all__ = ["DetectedOutage", "DetectedOutages", "KEEP_ROWS"]

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..state_db import connect_state_db, read_state_rows
+from ..state import connect_state_db, read_state_rows
 from .outages import SOURCE_WATCH, Outage, iso_utc, plexsync_outages
 
 __all__ = ["KEEP_HANDLED_ROWS", "OutageSource", "UnhandledWindow", "uncovered_windows"]

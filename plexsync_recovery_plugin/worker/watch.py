@@ -28,8 +28,8 @@ from ..errors import ConfigurationError
 from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, probe_plex
 from ..plugin import RecoveryPlugin
 from ..signals import outage_ended, outage_started, recovery_completed, recovery_failed, send_isolated
-from ..sync_queue.dlq_window import whole_seconds
-from ..sync_queue.recovery_result import RecoveryResult, plural
+from ..sync_queue.dlq import whole_seconds
+from ..engine import RecoveryResult, plural
 from .detected_outages import DetectedOutages
 from .history_follower import HistoryFollower
 from .outage_detector import DATED_FROM_FIRST_FAILURE, OutageDetector, OutageEvent

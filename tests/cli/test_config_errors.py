@@ -6,7 +6,7 @@ import pytest
 
 from plexsync_recovery_plugin.cli import main
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
-from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
+from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.testing import StashTestServer
 from tests.cli.conftest import assert_one_error_line
 from tests.conftest import WINDOW_START, drain

@@ -40,7 +40,7 @@ import pytest
 from plexsync_recovery_plugin.cli.settings import ENVIRONMENT
 from plexsync_recovery_plugin.stash_plugin.install import install
 from plexsync_recovery_plugin.sync_queue.operations import make_job
-from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
+from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.dev.plex_server import _PlexRequestHandler
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue import queue_snapshot
+from plexsync_recovery_plugin.sync_queue import operations as queue_snapshot
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
 from plexsync_recovery_plugin.sync_queue.operations import enqueue
-from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
+from plexsync_recovery_plugin.engine import default_collaborators
 from tests.cli.conftest import server_flags
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import HealthyPlex, PlainStash, pending_scene_counts
@@ -133,7 +133,7 @@ def test_again_redrives_what_the_ledger_holds_once_the_queue_was_cleared_by_hand
 
 def test_acked_rows_are_found_when_the_clock_stepped_back_a_little(dlq, queue, data_dir, add_entry):
     """The acked scan starts by a binary search on enqueue times; a clock that stepped back an hour is tolerated."""
-    from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+    from plexsync_recovery_plugin.sync_queue.operations import QueueFile
 
     for scene_id in range(100, 160):
         _synced(queue, data_dir, scene_id, MONTHS_AGO + scene_id)

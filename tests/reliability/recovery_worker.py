@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from plexsync_recovery_plugin import StashConnection  # noqa: E402
 from plexsync_recovery_plugin.sync_queue import dlq_recovery  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue  # noqa: E402
-from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow  # noqa: E402
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from plexsync_recovery_plugin.sync_queue.operations import open_queue  # noqa: E402
-from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators  # noqa: E402
+from plexsync_recovery_plugin.engine import default_collaborators
 from tests.fakes import HealthyPlex, PlainStash  # noqa: E402
 
 

@@ -17,14 +17,14 @@ from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 
 from plexsync_recovery_plugin import outage_ended
-from plexsync_recovery_plugin.sync_queue import ledger
+from plexsync_recovery_plugin.sync_queue import operations as ledger
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.ledger import LEDGER_TABLE
+from plexsync_recovery_plugin.sync_queue.operations import LEDGER_TABLE
 from plexsync_recovery_plugin.sync_queue.operations import make_job
-from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
-from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
+from plexsync_recovery_plugin.sync_queue.operations import QueueFile
+from plexsync_recovery_plugin.engine import default_collaborators
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import (
     HealthyPlex,

@@ -20,8 +20,8 @@ from typing import Callable
 import pytest
 
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
-from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
-from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
+from plexsync_recovery_plugin.engine import default_collaborators
 from tests.conftest import WINDOW_END, WINDOW_START
 from tests.reliability.helpers import HealthyPlex, PlainStash, insert_dlq_rows, ledger_rows, queue_rows
 

@@ -13,10 +13,10 @@ import sqlite3
 import pytest
 
 from plexsync_recovery_plugin import RecoveryPlugin, outage_ended
-from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile, QueueFileError
+from plexsync_recovery_plugin.sync_queue.operations import QueueFile, QueueFileError
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.operations import open_queue
-from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
+from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import PlainStash, SwitchablePlex, insert_dlq_rows, ledger_rows

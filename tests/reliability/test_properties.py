@@ -33,7 +33,7 @@ from persistqueue.exceptions import Empty
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from plexsync_recovery_plugin.sync_queue.operations import enqueue, open_queue
 from tests.conftest import WINDOW_START
 from tests.reliability.helpers import HealthyPlex, insert_dlq_rows, ledger_rows, pending_scene_counts

@@ -17,11 +17,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-from plexsync_recovery_plugin.sync_queue import job_writers
+from plexsync_recovery_plugin import engine as job_writers
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from plexsync_recovery_plugin.sync_queue.operations import make_job
-from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
+from plexsync_recovery_plugin.engine import default_collaborators
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from tests.conftest import WINDOW_END, WINDOW_START
 from tests.reliability.helpers import HealthyPlex, PlainStash, pending_scene_counts
@@ -84,9 +84,9 @@ def test_a_refused_write_is_named_with_its_cause_and_the_queue_file(data_dir, dl
         from pathlib import Path
         from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
         from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
-        from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
+        from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
         from plexsync_recovery_plugin.sync_queue.operations import open_queue
-        from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
+        from plexsync_recovery_plugin.engine import default_collaborators
         from tests.fakes import HealthyPlex, PlainStash
         logging.basicConfig(level=logging.ERROR, format="%(message)s")
         data_dir = Path({str(data_dir)!r})
@@ -121,7 +121,7 @@ def test_a_queue_file_that_cannot_be_opened_is_named(dlq, queue, data_dir, add_e
         leftover.unlink()
     db_file.mkdir()  # not a file: SQLite answers "unable to open database file" without saying which
     stash = PlainStash()
-    from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile, QueueFileError
+    from plexsync_recovery_plugin.sync_queue.operations import QueueFile, QueueFileError
 
     try:
         QueueFile(data_dir / "queue").snapshot(None)

@@ -7,7 +7,7 @@ made once the token is fixed. A session cookie Stash refuses is named as such, n
 
 from __future__ import annotations
 
-from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
+from plexsync_recovery_plugin.state import PendingWindows
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.stash_plugin.conftest import OUTAGE, PLEX_TOKEN, plugin_input, write_history
 

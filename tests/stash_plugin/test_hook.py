@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
+from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.worker.outage_source import OutageSource
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.stash_plugin.conftest import OUTAGE, write_history

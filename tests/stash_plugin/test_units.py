@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plexsync_recovery_plugin.sync_queue.recovery_result import EntryOutcome, Outcome
+from plexsync_recovery_plugin.engine import EntryOutcome, Outcome
 
 import io
 import json

@@ -27,14 +27,15 @@ from stashapi.stashapp import StashInterface
 
 from plexsync_recovery_plugin.stash import lookup
 from plexsync_recovery_plugin.stash.lookup import BatchedStashLookup, PerSceneLookup, SceneStatus
-from plexsync_recovery_plugin.sync_queue import dlq_recovery, job_writers
+from plexsync_recovery_plugin import engine as job_writers
+from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
-from plexsync_recovery_plugin.sync_queue.ledger import DONE, LedgerRecord
-from plexsync_recovery_plugin.sync_queue.lock_budget import LockBudget
-from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
-from plexsync_recovery_plugin.sync_queue.recovery_collaborators import default_collaborators
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
+from plexsync_recovery_plugin.sync_queue.operations import DONE, LedgerRecord
+from plexsync_recovery_plugin.sync_queue.operations import LockBudget
+from plexsync_recovery_plugin.sync_queue.operations import QueueFile
+from plexsync_recovery_plugin.engine import default_collaborators
 from plexsync_recovery_plugin.sync_queue.operations import enqueue, make_job, open_queue
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData, plexsync_timestamp

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
-from plexsync_recovery_plugin.sync_queue.job_writers import BatchJobWriter, DryRunWriter, PendingJob
-from plexsync_recovery_plugin.sync_queue.lock_budget import LockBudget
-from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
-from plexsync_recovery_plugin.sync_queue.recovery_result import Outcome
+from plexsync_recovery_plugin.engine import BatchJobWriter, DryRunWriter, PendingJob
+from plexsync_recovery_plugin.sync_queue.operations import LockBudget
+from plexsync_recovery_plugin.sync_queue.operations import QueueFile
+from plexsync_recovery_plugin.engine import Outcome
 
 
 def test_the_budget_sets_no_limit_until_a_transaction_was_timed_then_fits_the_target() -> None:

@@ -88,7 +88,7 @@ def test_what_enqueue_writes_is_read_by_a_plain_queue(data_dir, queue):
 
 def test_data_dir_names_with_uri_characters_are_read_correctly(tmp_path):
     from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-    from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile
+    from plexsync_recovery_plugin.sync_queue.operations import QueueFile
     from plexsync_recovery_plugin.sync_queue.operations import open_queue
     from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 

@@ -30,7 +30,7 @@ from stashapi.stashapp import StashInterface
 from plexsync_recovery_plugin import RecoveryPlugin
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.operations import open_queue
-from plexsync_recovery_plugin.sync_queue.recovery_result import RecoveryResult
+from plexsync_recovery_plugin.engine import RecoveryResult
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from tests.conftest import WINDOW_END, WINDOW_START, drain
@@ -113,7 +113,7 @@ def test_a_row_its_transaction_refuses_fails_alone_and_the_chunk_is_written(plex
     queue.close()  # PlexSync's queue file exists; give the ledger a constraint that refuses scene 4
     conn = sqlite3.connect(data_dir / "queue" / "data.db")
     try:
-        from plexsync_recovery_plugin.sync_queue import ledger
+        from plexsync_recovery_plugin.sync_queue import operations as ledger
 
         ledger.ensure_ledger(conn)
         conn.execute(f"CREATE TRIGGER refuse_four BEFORE INSERT ON {ledger.LEDGER_TABLE} WHEN NEW.scene_id = 4"

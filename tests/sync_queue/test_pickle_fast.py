@@ -10,10 +10,10 @@ from typing import Iterator
 import pytest
 from persistqueue.serializers import pickle as queue_pickle
 
-from plexsync_recovery_plugin.sync_queue.safe_pickle import FAST_MAX_BYTES, plainly_safe
-from plexsync_recovery_plugin.sync_queue.safe_pickle import PickleLimitError
-from plexsync_recovery_plugin.sync_queue.safe_pickle import check_pickle
-from plexsync_recovery_plugin.sync_queue.safe_pickle import UnsafePickleError, safe_loads
+from plexsync_recovery_plugin.decode import FAST_MAX_BYTES, plainly_safe
+from plexsync_recovery_plugin.decode import PickleLimitError
+from plexsync_recovery_plugin.decode import check_pickle
+from plexsync_recovery_plugin.decode import UnsafePickleError, safe_loads
 from tests.sync_queue import pickle_bombs
 
 

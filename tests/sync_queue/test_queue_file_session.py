@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue import ledger
-from plexsync_recovery_plugin.sync_queue.ledger import LedgerRecord
+from plexsync_recovery_plugin.sync_queue import operations as ledger
+from plexsync_recovery_plugin.sync_queue.operations import LedgerRecord
 from plexsync_recovery_plugin.sync_queue.operations import make_job
-from plexsync_recovery_plugin.sync_queue.queue_file import QueueFile, QueueFileError
-from plexsync_recovery_plugin.sync_queue.staged_jobs import StagedJob
+from plexsync_recovery_plugin.sync_queue.operations import QueueFile, QueueFileError
+from plexsync_recovery_plugin.sync_queue.operations import StagedJob
 
 
 def _staged(scene_id: int) -> StagedJob:
@@ -86,7 +86,7 @@ def _rows_in_main_file(owner: QueueFile) -> int:
 
 def test_a_session_copies_its_pages_back_within_the_budget_and_syncs_its_wal_once(queue, monkeypatch) -> None:
     """Copies come every few chunks, each finding at most ``CHECKPOINT_FRAMES`` in the WAL; the end copies the rest and syncs once."""
-    from plexsync_recovery_plugin.sync_queue import queue_session
+    from plexsync_recovery_plugin.sync_queue import operations as queue_session
 
     monkeypatch.setattr(queue_session, "CHECKPOINT_FRAMES", 12)  # a few one-job chunks' worth
     synced: list[int] = []

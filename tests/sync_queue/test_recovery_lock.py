@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from plexsync_recovery_plugin import RecoveryPlugin
-from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
-from plexsync_recovery_plugin.sync_queue.recovery_lock import (
+from plexsync_recovery_plugin.state import PendingWindows
+from plexsync_recovery_plugin.state import (
     LOCK_FILE_NAME,
     RecoveryLockBusy,
     RecoveryLockRefused,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plexsync_recovery_plugin.sync_queue.recovery_result import Outcome, RecoveryTally
+from plexsync_recovery_plugin.engine import Outcome, RecoveryTally
 
 
 def test_the_running_counts_are_the_frozen_results_counts() -> None:

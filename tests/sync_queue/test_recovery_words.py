@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from plexsync_recovery_plugin.sync_queue import recovery_result
-from plexsync_recovery_plugin.sync_queue.recovery_result import Outcome, RecoveryResult
+from plexsync_recovery_plugin import engine as recovery_result
+from plexsync_recovery_plugin.engine import Outcome, RecoveryResult
 
 
 def test_counts_agree_with_their_noun():

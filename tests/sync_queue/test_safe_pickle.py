@@ -11,7 +11,7 @@ import pytest
 from persistqueue.serializers import pickle as persist_queue_pickle
 
 from plexsync_recovery_plugin.sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
-from plexsync_recovery_plugin.sync_queue.safe_pickle import UnsafePickleError, safe_loads
+from plexsync_recovery_plugin.decode import UnsafePickleError, safe_loads
 from tests.sync_queue.pickle_bombs import plexsync_job, timed
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue.safe_pickle import PickleLimitError, PickleLimits
-from plexsync_recovery_plugin.sync_queue.safe_pickle import check_pickle
-from plexsync_recovery_plugin.sync_queue.safe_pickle import MAX_PICKLE_BYTES, UnsafePickleError, safe_loads
+from plexsync_recovery_plugin.decode import PickleLimitError, PickleLimits
+from plexsync_recovery_plugin.decode import check_pickle
+from plexsync_recovery_plugin.decode import MAX_PICKLE_BYTES, UnsafePickleError, safe_loads
 from tests.sync_queue import pickle_bombs as bombs
 
 BUDGET = 0.050  # CPU seconds per decode, the bound the decoder promises
@@ -30,7 +30,7 @@ _CHILD = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 from tests.sync_queue import pickle_bombs
-from plexsync_recovery_plugin.sync_queue.safe_pickle import UnsafePickleError, safe_loads
+from plexsync_recovery_plugin.decode import UnsafePickleError, safe_loads
 name, args, kwargs = json.loads(sys.argv[1])
 blob = getattr(pickle_bombs, name)(*args, **kwargs)
 start = time.thread_time()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue.dlq_window import DlqWindow
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from plexsync_recovery_plugin.dev.plexsync_data import Stored
 from tests.conftest import WINDOW_END, WINDOW_START
 from tests.sync_queue.test_window_index import TYPES, S, text

@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 from plexsync_recovery_plugin.cli.recover_cmd import last_closed_outage
-from plexsync_recovery_plugin.state_db import STATE_FILE_NAME
+from plexsync_recovery_plugin.state import STATE_FILE_NAME
 from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.outages import SOURCE_PLEXSYNC, SOURCE_WATCH
 

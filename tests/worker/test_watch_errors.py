@@ -11,7 +11,7 @@ from plexsync_recovery_plugin.errors import ConfigurationError
 from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.signals import recovery_failed
 from plexsync_recovery_plugin.stash.connection import StashConnection
-from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
+from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.conftest import WINDOW_END, WINDOW_START, drain

@@ -13,7 +13,7 @@ from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.signals import outage_ended, outage_started, recovery_completed
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavailable
 from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
-from plexsync_recovery_plugin.sync_queue.pending_windows import PendingWindows
+from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from plexsync_recovery_plugin import RecoveryPlugin
 from plexsync_recovery_plugin.plex.health import PlexConnection
-from plexsync_recovery_plugin.sync_queue.recovery_result import RecoveryResult
+from plexsync_recovery_plugin.engine import RecoveryResult
 from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings, describe_result
 from tests.fakes import Clock

@@ -28,19 +28,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-__all__ = [
-    "DEFAULT_LIMITS",
-    "FAST_MAX_BYTES",
-    "MAX_PICKLE_BYTES",
-    "PickleLimitError",
-    "PickleLimits",
-    "QUEUE_LIMITS",
-    "QUEUE_MAX_PICKLE_BYTES",
-    "UnsafePickleError",
-    "check_pickle",
-    "plainly_safe",
-    "safe_loads",
-]
+__all__ = ['DEFAULT_LIMITS', 'FAST_MAX_BYTES', 'MAX_PICKLE_BYTES', 'PickleLimitError', 'PickleLimits', 'QUEUE_LIMITS', 'QUEUE_MAX_PICKLE_BYTES', 'UnsafePickleError', 'check_pickle', 'plainly_safe', 'safe_loads']
 
 
 # --- limits ------------------------------------------------------------
