@@ -27,7 +27,7 @@ from .engine import default_collaborators
 from .state import DEFAULT_LOCK_WAIT, RecoveryLockBusy, recovery_lock
 from .engine import EntryOutcome, Observer
 from .engine import Selection
-from .worker.outage_source import OutageSource
+from .outages import OutageSource
 
 __all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]
 

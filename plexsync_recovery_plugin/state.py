@@ -100,7 +100,7 @@ def _handled_per_outage(conn: sqlite3.Connection) -> None:
     taken as the outage of PlexSync's that starts where it starts) and the daemon's
     ``detected_outages.announced_at``. A daemon row that ends before it starts was announced
     but its recovery failed ("start is after its end"): it stays unhandled, so it is
-    recovered now. The sources are written as the values ``worker.outages`` gives them.
+    recovered now. The sources are written as the values ``outages`` gives them.
     """
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "handled_outages" in tables:

@@ -25,7 +25,7 @@ from plexsync_recovery_plugin.state import (
 )
 from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
-from plexsync_recovery_plugin.worker.outages import SOURCE_PLEXSYNC, SOURCE_WATCH
+from plexsync_recovery_plugin.outages import SOURCE_PLEXSYNC, SOURCE_WATCH
 from tests.conftest import WINDOW_END, WINDOW_START
 
 REPO = Path(__file__).resolve().parents[1]

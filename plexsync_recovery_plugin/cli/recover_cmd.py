@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
 def last_closed_outage(data_dir: Path) -> tuple[float, float] | None:
     """Return ``(start, end)`` of the newest closed outage (PlexSync's history or the watch daemon's), or None."""
-    from ..worker.outage_source import OutageSource
+    from ..outages import OutageSource
 
     return OutageSource(data_dir).last_closed_window()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..events import iso_time
-from ..worker.outages import iso_utc
-from ..worker.outage_summary import OutageSummary, summarize_intervals, summarize_outages
+from ..outages import iso_utc
+from ..outages import OutageSummary, summarize_intervals, summarize_outages
 from .help_text import EXIT_STATUS, REPORT_FLAGS, check_error_types
 from .open_objects import open_dlq
 from .output import Output, format_duration, format_time, truncate
@@ -74,7 +74,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def run_outages(args: argparse.Namespace) -> int:
     """Print both sources' outages and their summary; return the exit code."""
     from ..worker.outage_history import HISTORY_FILE_NAME
-    from ..worker.outage_source import OutageSource
+    from ..outages import OutageSource
 
     settings: Settings = args.settings
     out: Output = args.out

@@ -28,7 +28,7 @@ from ..sync_queue.dlq_recovery import RecoveryResult
 from ..sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, enqueue, make_job, open_queue
 from ..decode import safe_loads
 from .plexsync_data import PlexSyncData
-from ..worker.detected_outages import DetectedOutages
+from ..outages import DetectedOutages
 from ..worker.watch import WatchDaemon, WatchSettings
 
 __all__ = ["DemoReport", "run_demo"]

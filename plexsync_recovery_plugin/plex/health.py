@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from ..errors import ConfigurationError, answer_excerpt, plex_token_rejected
-from ..http_deadline import DEFAULT_REQUEST_DEADLINE, apply_deadline
-from ..http_url import split_http_url
+from ..http_deadline import apply_deadline
+from ..http_url import DEFAULT_REQUEST_DEADLINE, split_http_url
 from ..redaction import clean_secret, register_secret, register_url, url_for_display
 from .exceptions import PlexAuthError, PlexPermissionError, translate_plex_error
 

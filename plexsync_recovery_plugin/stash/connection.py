@@ -1,33 +1,140 @@
-"""A ``stashapi`` client that connects lazily, times out, and logs through ``logging``.
+"""The Stash client: connecting with ``stashapi``, and every Stash failure in one plain line.
 
-``StashInterface`` talks to Stash in its constructor (version, API key, schema introspection)
-and sets no HTTP timeout, so it is built on first use, every request gets a timeout per wait
-and an overall deadline (``http_deadline``), and a failed connection is retried on the next
-call instead of failing the whole process.
-
-A refused credential is told apart from a Stash that cannot answer: every response passes
-through the connection's session, and a 401 or 403 raises ``StashKeyRejected`` there, before
-``stashapi`` turns it into a bare ``Exception`` (its constructor) or an empty answer. It is a
-``ConfigurationError`` (see ``errors``) naming what was sent: the API key, Stash's plugin
-session, or nothing at all.
-Works alike with the ``stashapi`` and the ``stashapp-tools`` distributions of the module.
+``connect_stash`` builds ``StashInterface`` with the request deadline and the plugin's own
+logger, and turns what can go wrong (refused API key or session, unreachable server, a
+GraphQL error) into this project's errors, once. ``describe_failure`` says in words what
+``requests`` and ``stashapi`` describe with their internals.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Any
-
+import re
 import requests
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
 
-from ..errors import STASH_API_KEY, STASH_SESSION, ConfigurationError, stash_credential_rejected
-from ..http_deadline import DEFAULT_REQUEST_DEADLINE, apply_deadline
-from ..http_url import split_http_url
+from ..errors import (
+    answer_excerpt,
+    STASH_API_KEY,
+    STASH_SESSION,
+    ConfigurationError,
+    stash_credential_rejected,
+)
+from ..http_deadline import DeadlineExceeded, apply_deadline
+from ..http_url import DEFAULT_REQUEST_DEADLINE, split_http_url
 from ..redaction import clean_secret, register_secret, register_url
-from .failure_text import CallLog, describe_failure
 
-__all__ = ["StashConnection", "StashKeyRejected", "StashUnavailable", "stash_connection_dict"]
+__all__ = ['CallLog', 'describe_failure', 'graphql_error_text', 'StashConnection', 'StashKeyRejected', 'StashUnavailable', 'stash_connection_dict']
+
+
+# ==== failure text ==============================================================================
+# Stash failures in one plain line: what went wrong, in words, without the HTTP library's internals.
+#
+# ``requests`` describes a refused connection as ``HTTPConnectionPool(host=..., port=...): Max
+# retries exceeded with url: /graphql (Caused by NewConnectionError(...))``, and ``stashapi``
+# logs a GraphQL error as ``DATABASE_LOCKED:['r0'] database is locked`` and then fails with an
+# ``AttributeError`` of its own. ``describe_failure`` says "connection refused", and
+# ``CallLog`` holds ``stashapi``'s error lines during a call so that the call's one error can
+# say "database is locked" (its lines are still logged, at DEBUG).
+
+_STASHAPI_ERROR = re.compile(r"^(?P<code>[A-Z][A-Z_]*):(?P<path>\S*) (?P<message>.+)$", re.S)
+_CONNECTION_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("Temporary failure in name resolution", "host name not found"),
+    ("No route to host", "no route to host"),
+    ("Connection reset", "connection reset"),
+    ("RemoteDisconnected", "the connection closed without an answer"),
+    ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
+)
+
+
+def describe_failure(error: BaseException, timeout: float | None = None) -> str:
+    """A few words for why a request to Stash failed (``connection refused``, ``no answer within 10 s``)."""
+    if isinstance(error, DeadlineExceeded):
+        return str(error)
+    if isinstance(error, requests.Timeout):
+        return f"no answer within {timeout:g} s" if timeout else "no answer in time"
+    if isinstance(error, (requests.ConnectionError, ConnectionError)):
+        text = str(error)
+        for marker, reason in _CONNECTION_REASONS:
+            if marker in text:
+                return reason
+        return "cannot connect"
+    if isinstance(error, KeyError):  # stashapi reading an answer that is not Stash's
+        return "the server there does not answer like Stash (is the URL Stash's?)"
+    return f"{type(error).__name__}: {answer_excerpt(str(error))}"  # a page's first line, masked, never its markup
+
+
+def graphql_error_text(line: str) -> str:
+    """``DATABASE_LOCKED:['r0'] database is locked`` -> ``database is locked (DATABASE_LOCKED)``."""
+    match = _STASHAPI_ERROR.match(line.strip())
+    if match is None:
+        return line.strip()
+    return f"{match['message'].strip()} ({match['code']})"
+
+
+class CallLog:
+    """The logger ``stashapi`` uses once connected: passes everything on, except error lines during ``holding()``.
+
+    Those are held; the caller then logs them with ``release`` (at DEBUG when its own error
+    says the same in one line, as errors when the call still gave an answer). Per thread: a
+    call on another thread is not affected.
+    """
+
+    def __init__(self, target: logging.Logger) -> None:
+        self._target = target
+        self._local = threading.local()
+
+    def error(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Hold the line during a call; otherwise log it as the error it is."""
+        held: list[tuple[Any, tuple[Any, ...]]] | None = getattr(self._local, "held", None)
+        if held is None:
+            self._target.error(msg, *args, **kwargs)
+        else:
+            held.append((msg, args))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+    @contextmanager
+    def holding(self) -> Iterator[list[tuple[Any, tuple[Any, ...]]]]:
+        """Hold ``stashapi``'s error lines of this thread while the block runs: ``(msg, args)`` pairs."""
+        previous = getattr(self._local, "held", None)
+        held: list[tuple[Any, tuple[Any, ...]]] = []
+        self._local.held = held
+        try:
+            yield held
+        finally:
+            self._local.held = previous
+
+    def release(self, held: list[tuple[Any, tuple[Any, ...]]], level: int) -> str | None:
+        """Log the held lines at ``level``; return the first one as plain text (None if none)."""
+        for msg, args in held:
+            self._target.log(level, msg, *args)
+        if not held:
+            return None
+        msg, args = held[0]
+        return graphql_error_text(str(msg) % args if args else str(msg))
+
+
+# ==== connection ================================================================================
+# A ``stashapi`` client that connects lazily, times out, and logs through ``logging``.
+#
+# ``StashInterface`` talks to Stash in its constructor (version, API key, schema introspection)
+# and sets no HTTP timeout, so it is built on first use, every request gets a timeout per wait
+# and an overall deadline (``http_deadline``), and a failed connection is retried on the next
+# call instead of failing the whole process.
+#
+# A refused credential is told apart from a Stash that cannot answer: every response passes
+# through the connection's session, and a 401 or 403 raises ``StashKeyRejected`` there, before
+# ``stashapi`` turns it into a bare ``Exception`` (its constructor) or an empty answer. It is a
+# ``ConfigurationError`` (see ``errors``) naming what was sent: the API key, Stash's plugin
+# session, or nothing at all.
+# Works alike with the ``stashapi`` and the ``stashapp-tools`` distributions of the module.
 
 logger = logging.getLogger(__name__)
 _stashapi_logger = logging.getLogger("plexsync_recovery_plugin.stashapi")

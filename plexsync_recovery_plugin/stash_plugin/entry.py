@@ -26,9 +26,16 @@ from typing import Any, Mapping, TextIO
 from ..errors import STASH, ConfigurationError, explain, set_door
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, plexsync_data_dir
 from .hook import run_hook
-from .plugin_settings import SettingsError
-from .stash_input import PluginInput, PluginInputError, ServerConnection, names_a_hook, parse_plugin_input, read_plugin_input
-from .stash_log import StashLogHandler, install_stash_logging
+from .protocol import SettingsError
+from .protocol import (
+    PluginInput,
+    PluginInputError,
+    ServerConnection,
+    names_a_hook,
+    parse_plugin_input,
+    read_plugin_input,
+)
+from .protocol import StashLogHandler, install_stash_logging
 
 __all__ = ["find_data_dir", "main"]
 
@@ -71,7 +78,7 @@ def _run_task(mode: str | None, server: ServerConnection, data_dir: Path | None,
 
     from ..events import EventRelay
     from . import tasks
-    from .task_modes import TASK_MODES, TaskOutcome, TaskRun
+    from .tasks import TASK_MODES, TaskOutcome, TaskRun
 
     task = TASK_MODES.get(mode or "")
     if task is None:

@@ -1,14 +1,13 @@
 """The hook: on each scene create/update Stash runs the plugin; recover an outage that ended since last time.
 
-The check is made to cost almost nothing when nothing is new, because Stash runs it on every
-scene update: a ``stat`` of PlexSync's ``outage_history.json`` compared with the marker the
-last check left (:mod:`.hook_marker`), and, at most once per ``RETRY_PENDING_SECONDS``, a
-look at the plugin's pending windows. No lock is taken, no DLQ opened, neither Plex nor
-Stash asked, and nothing but the standard library is imported on that path. Only when the
-history changed is the one source of outages asked which outages are not handled yet
-(``worker.outage_source.OutageSource``: handled is kept per outage, so a breaker chain is one
-outage and an outage recorded while the clock ran ahead hides no later one); only when one
-is (or a pending window is due for a retry) are Stash's settings read and the recovery run.
+The check costs almost nothing when nothing is new, because Stash runs it on every scene
+update: a ``stat`` of PlexSync's ``outage_history.json`` compared with the marker the last
+check left (``HookMarker``, a small table in the plugin's ``recovery_state.db``), and, at
+most once per ``RETRY_PENDING_SECONDS``, a look at the plugin's pending windows. No lock is
+taken, no DLQ opened, neither Plex nor Stash asked, and nothing but the standard library is
+imported on that path. Only when the history changed is the one source of outages asked
+which outages are not handled yet (``outages.OutageSource``); only when one is (or a
+pending window is due) are Stash's settings read and the recovery run.
 
 A hook never fails the scene update that triggered it: every error is logged, and the
 caller exits 0.
@@ -16,6 +15,7 @@ caller exits 0.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -23,9 +23,91 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import STASH, ConfigurationError, explain
-from .hook_marker import HookMarker, Marker
+from ..state import STATE_FILE_NAME, connect_state_db
 
-__all__ = ["HookCheck", "RETRY_PENDING_SECONDS", "check_for_work", "run_hook"]
+__all__ = ['HookMarker', 'Marker', 'HookCheck', 'RETRY_PENDING_SECONDS', 'check_for_work', 'run_hook']
+
+
+# ==== hook marker ===============================================================================
+# The Stash hook's "last checked" marker, a small table in the plugin's own ``recovery_state.db``.
+#
+# It remembers what the hook saw of PlexSync's ``outage_history.json`` (its stat signature)
+# and when it last retried pending windows, so a scene update finds out that nothing is new
+# from a ``stat`` and one small read. Which outages are handled is not kept here but per
+# outage, by ``outages.OutageSource``: a "newest end seen" mark would hide a real
+# outage that ends before one recorded while the clock ran ahead. Nothing of PlexSync's is
+# written.
+
+_KEY = "last_check"
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the hook had seen at its last check.
+
+    Attributes:
+        history_signature: ``inode:mtime_ns:size`` of the history file, or None when it was absent.
+        retried_at: When pending windows were last looked at for a retry (Unix seconds).
+    """
+
+    history_signature: str | None
+    retried_at: float
+
+
+class HookMarker:
+    """Reads and writes the marker of one data directory."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir)
+
+    def read(self) -> Marker | None:
+        """Return the marker, or None before the hook's first check (the state file is not created)."""
+        if not (self.data_dir / STATE_FILE_NAME).exists():
+            return None
+        conn = connect_state_db(self.data_dir)
+        try:
+            row = conn.execute("SELECT value FROM stash_hook_marker WHERE key = ?", (_KEY,)).fetchone()
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        try:
+            data = json.loads(row[0])
+            return Marker(data["history_signature"], float(data["retried_at"]))
+        except (ValueError, KeyError, TypeError):  # unreadable: start again from a baseline
+            return None
+
+    def write(self, marker: Marker) -> None:
+        """Replace the marker."""
+        value = json.dumps(
+            {
+                "history_signature": marker.history_signature,
+                "retried_at": marker.retried_at,
+            }
+        )
+        conn = connect_state_db(self.data_dir)
+        try:
+            with conn:
+                conn.execute("INSERT OR REPLACE INTO stash_hook_marker (key, value) VALUES (?, ?)", (_KEY, value))
+        finally:
+            conn.close()
+
+
+# ==== hook ======================================================================================
+# The hook: on each scene create/update Stash runs the plugin; recover an outage that ended since last time.
+#
+# The check is made to cost almost nothing when nothing is new, because Stash runs it on every
+# scene update: a ``stat`` of PlexSync's ``outage_history.json`` compared with the marker the
+# last check left (:mod:`.hook_marker`), and, at most once per ``RETRY_PENDING_SECONDS``, a
+# look at the plugin's pending windows. No lock is taken, no DLQ opened, neither Plex nor
+# Stash asked, and nothing but the standard library is imported on that path. Only when the
+# history changed is the one source of outages asked which outages are not handled yet
+# (``outages.OutageSource``: handled is kept per outage, so a breaker chain is one
+# outage and an outage recorded while the clock ran ahead hides no later one); only when one
+# is (or a pending window is due for a retry) are Stash's settings read and the recovery run.
+#
+# A hook never fails the scene update that triggered it: every error is logged, and the
+# caller exits 0.
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +144,7 @@ def _signature(path: Path) -> str | None:
 
 
 def _unhandled(data_dir: Path) -> list[tuple[float, float]]:
-    from ..worker.outage_source import OutageSource
+    from ..outages import OutageSource
 
     unhandled = OutageSource(data_dir).unhandled()
     for window in unhandled:
@@ -71,7 +153,7 @@ def _unhandled(data_dir: Path) -> list[tuple[float, float]]:
 
 
 def _take_baseline(data_dir: Path) -> None:
-    from ..worker.outage_source import OutageSource
+    from ..outages import OutageSource
 
     OutageSource(data_dir).take_baseline()
 
@@ -175,4 +257,3 @@ def _clock(unix_seconds: float) -> str:
     from ..cli.output import format_time
 
     return format_time(unix_seconds)
-

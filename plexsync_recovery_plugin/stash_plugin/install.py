@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .plugin_settings import PLUGIN_ID
+from .protocol import PLUGIN_ID
 
 __all__ = ["FILE_NAMES", "ForeignFileError", "OWN_MARKER", "PlannedFile", "install", "plan_install"]
 

@@ -25,10 +25,10 @@ import threading
 from pathlib import Path
 
 from ..signals import outage_ended, send_isolated
-from .detected_outages import DetectedOutages
+from ..outages import DetectedOutages
 from .outage_history import HISTORY_FILE_NAME
-from .outage_source import OutageSource, UnhandledWindow
-from .outages import SOURCE_WATCH, iso_utc
+from ..outages import OutageSource, UnhandledWindow
+from ..outages import SOURCE_WATCH, iso_utc
 
 __all__ = ["DEFAULT_FOLLOW_INTERVAL", "HistoryFollower"]
 

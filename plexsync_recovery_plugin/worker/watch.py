@@ -1,18 +1,10 @@
-"""The watch daemon: probes Plex, records the outages it detects, and lets the plugin recover them.
+"""The watch daemon: it probes Plex, detects outages, records them, and lets the plugin recover them.
 
-Each tick probes Plex (``probe_plex``) and feeds the outcome to an ``OutageDetector``. An
-outage it opens or closes is recorded in the plugin's own state (``DetectedOutages``, never
-PlexSync's ``outage_history.json``) and announced with ``outage_started`` /
-``outage_ended``, so the connected ``RecoveryPlugin`` recovers it. Which outages are
-handled is asked of one owner (``outage_source.OutageSource``), through the ``HistoryFollower``
-that also follows the outages PlexSync's worker records; the daemon retries pending windows
-once Plex answers again. An outage whose probes went back in time (the clock stepped back)
-is recovered over the earliest to the latest of them, with one warning.
-
-A token Plex rejects is not an outage: no outage opens or closes, nothing is retried, one
-error says so, and probing goes on. A data directory without ``dlq.db`` yet is watched all
-the same; recovery starts once PlexSync has created the file. Logs carry state changes; every
-probe is logged at DEBUG.
+``OutageDetector`` is a pure state machine over probe outcomes (no I/O, no clock).
+``WatchDaemon`` runs it on a timer: each outage it opens or closes is recorded in the
+plugin's own state and announced with ``outage_started`` / ``outage_ended``, so the
+connected ``RecoveryPlugin`` recovers it; pending windows are retried once Plex answers
+again. A token Plex rejects is not an outage.
 """
 
 from __future__ import annotations
@@ -20,22 +12,163 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..engine import RecoveryResult, plural
 from ..errors import ConfigurationError
+from ..outages import DetectedOutages, iso_utc
 from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, probe_plex
 from ..plugin import RecoveryPlugin
-from ..signals import outage_ended, outage_started, recovery_completed, recovery_failed, send_isolated
+from ..signals import (
+    outage_ended,
+    outage_started,
+    recovery_completed,
+    recovery_failed,
+    send_isolated,
+)
 from ..sync_queue.dlq import whole_seconds
-from ..engine import RecoveryResult, plural
-from .detected_outages import DetectedOutages
 from .history_follower import HistoryFollower
-from .outage_detector import DATED_FROM_FIRST_FAILURE, OutageDetector, OutageEvent
-from .outages import iso_utc
 
-__all__ = ["PluginOpener", "WatchDaemon", "WatchSettings", "describe_result"]
+__all__ = ['DATED_FROM_FIRST_FAILURE', 'DATED_FROM_LAST_HEALTHY', 'OutageDetector', 'OutageEvent', 'PluginOpener', 'WatchDaemon', 'WatchSettings', 'describe_result']
+
+
+# ==== outage detector ===========================================================================
+# Deciding from health probes when an outage starts and ends, with thresholds against flapping.
+#
+# A pure state machine (no I/O, no clock), so the rules are easy to test: an outage starts
+# after ``fail_threshold`` consecutive failed probes. It is dated from the *last healthy probe*
+# before them, the earliest moment Plex may have failed, so a DLQ entry written between that
+# probe and the first failed one falls inside the window; with no healthy probe seen yet it is
+# dated from the first failed probe. It ends after ``recover_threshold`` consecutive healthy
+# probes, dated at the last of them.
+#
+# The clock may step while an outage lasts (NTP, a VM resumed): a probe then reads earlier than
+# the outage's start. Every reading of an outage is kept as its ``readings`` span, so the end
+# event covers the earliest to the latest of them, whichever order they came in.
+
+#: The start is the last healthy probe before the failures.
+DATED_FROM_LAST_HEALTHY = "last_healthy_probe"
+#: No healthy probe had been seen: the start is the first failed probe.
+DATED_FROM_FIRST_FAILURE = "first_failed_probe"
+
+
+@dataclass(frozen=True)
+class OutageEvent:
+    """A transition: ``kind`` is ``"started"`` or ``"ended"``; ``start``/``end`` are Unix seconds.
+
+    ``dated_from`` says which probe ``start`` is (``DATED_FROM_*``); None for an outage that
+    was already open when the detector was made. ``readings`` (ended events) is the earliest
+    and the latest probe time of the outage, its start included.
+    """
+
+    kind: str
+    start: float
+    end: float | None = None
+    dated_from: str | None = None
+    readings: tuple[float, float] | None = field(default=None, compare=False)
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """The window to recover: every reading of the outage (``start`` alone for a start event)."""
+        if self.readings is not None:
+            return self.readings
+        return (self.start, self.end if self.end is not None else self.start)
+
+    @property
+    def clock_stepped(self) -> bool:
+        """Whether a reading went back before an earlier one (the window is then wider than start..end)."""
+        return self.window != (self.start, self.end if self.end is not None else self.start)
+
+
+class OutageDetector:
+    """Turns a stream of ``(time, healthy)`` probes into outage start and end events."""
+
+    def __init__(self, fail_threshold: int = 3, recover_threshold: int = 2, *, open_since: float | None = None) -> None:
+        """
+        Args:
+            fail_threshold: Consecutive failed probes that open an outage.
+            recover_threshold: Consecutive healthy probes that close it.
+            open_since: Start of an outage already open (read from the state at start-up).
+
+        Raises:
+            ValueError: A threshold is below 1.
+        """
+        for name, value in (("fail_threshold", fail_threshold), ("recover_threshold", recover_threshold)):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        self.fail_threshold = fail_threshold
+        self.recover_threshold = recover_threshold
+        self.outage_start: float | None = open_since
+        self.dated_from: str | None = None
+        self._last_healthy: float | None = None
+        self._first_failure: float | None = None
+        self._failures = 0
+        self._successes = 0
+        self._readings: tuple[float, float] | None = None if open_since is None else (open_since, open_since)
+
+    @property
+    def in_outage(self) -> bool:
+        """Whether an outage is open."""
+        return self.outage_start is not None
+
+    def _read(self, at: float) -> None:
+        """Widen the open outage's (or the failure run's) readings to ``at``."""
+        low, high = self._readings if self._readings is not None else (at, at)
+        self._readings = (min(low, at), max(high, at))
+
+    def observe(self, at: float, healthy: bool) -> OutageEvent | None:
+        """Feed one probe taken at ``at``; return the transition it causes, if any."""
+        if healthy:
+            self._failures, self._first_failure = 0, None
+            self._last_healthy = at
+            if self.outage_start is None:
+                self._readings = None
+                return None
+            self._read(at)
+            self._successes += 1
+            if self._successes < self.recover_threshold:
+                return None
+            event = OutageEvent("ended", self.outage_start, at, self.dated_from, self._readings)
+            self.outage_start, self.dated_from, self._successes, self._readings = None, None, 0, None
+            return event
+        self._successes = 0
+        self._read(at)
+        if self.outage_start is not None:
+            return None
+        if self._failures == 0:
+            self._first_failure = at
+            self._readings = (at, at)
+        self._failures += 1
+        if self._failures < self.fail_threshold:
+            return None
+        assert self._first_failure is not None
+        if self._last_healthy is not None:
+            self.outage_start, self.dated_from = self._last_healthy, DATED_FROM_LAST_HEALTHY
+        else:
+            self.outage_start, self.dated_from = self._first_failure, DATED_FROM_FIRST_FAILURE
+        self._read(self.outage_start)
+        self._failures = 0
+        return OutageEvent("started", self.outage_start, None, self.dated_from)
+
+
+# ==== watch =====================================================================================
+# The watch daemon: probes Plex, records the outages it detects, and lets the plugin recover them.
+#
+# Each tick probes Plex (``probe_plex``) and feeds the outcome to an ``OutageDetector``. An
+# outage it opens or closes is recorded in the plugin's own state (``DetectedOutages``, never
+# PlexSync's ``outage_history.json``) and announced with ``outage_started`` /
+# ``outage_ended``, so the connected ``RecoveryPlugin`` recovers it. Which outages are
+# handled is asked of one owner (``outage_source.OutageSource``), through the ``HistoryFollower``
+# that also follows the outages PlexSync's worker records; the daemon retries pending windows
+# once Plex answers again. An outage whose probes went back in time (the clock stepped back)
+# is recovered over the earliest to the latest of them, with one warning.
+#
+# A token Plex rejects is not an outage: no outage opens or closes, nothing is retried, one
+# error says so, and probing goes on. A data directory without ``dlq.db`` yet is watched all
+# the same; recovery starts once PlexSync has created the file. Logs carry state changes; every
+# probe is logged at DEBUG.
 
 logger = logging.getLogger(__name__)
 

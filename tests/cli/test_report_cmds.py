@@ -172,7 +172,7 @@ def test_dlq_report_changes_no_byte_and_adds_no_file(run_cli, data_dir, filled_d
 
 
 def test_outages_shows_both_sources_labelled_and_counts_an_overlap_once(capsys, data_dir):
-    from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
+    from plexsync_recovery_plugin.outages import DetectedOutages
 
     # PlexSync's breaker reopened twice during one outage; the watch daemon saw it too, and one more.
     history = [_record(WINDOW_START + 60), _record(WINDOW_START + 120), _record(WINDOW_START + 180, WINDOW_END, jobs=4)]

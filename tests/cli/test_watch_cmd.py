@@ -12,7 +12,7 @@ import time
 
 from plexsync_recovery_plugin.cli.watch_cmd import SignalSafeEvent
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
-from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
+from plexsync_recovery_plugin.outages import DetectedOutages
 from tests.cli.conftest import Daemon
 
 

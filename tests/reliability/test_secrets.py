@@ -20,7 +20,7 @@ import pytest
 
 from plexsync_recovery_plugin import PlexConnection, RecoveryPlugin, StashConnection, outage_ended
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
-from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
+from plexsync_recovery_plugin.outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 

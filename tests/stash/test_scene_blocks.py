@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plexsync_recovery_plugin.stash.scene_blocks import SceneBlocks
+from plexsync_recovery_plugin.stash.lookup import SceneBlocks
 
 
 def test_a_crowded_block_is_fetched_whole_and_answers_later_questions():

@@ -9,7 +9,7 @@ import yaml
 
 from plexsync_recovery_plugin import __version__
 from plexsync_recovery_plugin.stash_plugin import install as installer
-from plexsync_recovery_plugin.stash_plugin.task_modes import TASK_MODES
+from plexsync_recovery_plugin.stash_plugin.tasks import TASK_MODES
 from tests.cli.conftest import assert_one_error_line, cli_env, run_cli  # noqa: F401 - fixtures
 
 MANIFEST = "PlexSyncRecovery.yml"

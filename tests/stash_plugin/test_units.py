@@ -12,9 +12,9 @@ import pytest
 
 from plexsync_recovery_plugin.cli.settings import resolve
 from plexsync_recovery_plugin.plexsync_paths import cli_default_data_dir, plexsync_data_dir
-from plexsync_recovery_plugin.stash_plugin.stash_input import PluginInputError, parse_plugin_input
-from plexsync_recovery_plugin.stash_plugin.stash_log import StashLogHandler
-from plexsync_recovery_plugin.stash_plugin.task_modes import chunk_progress
+from plexsync_recovery_plugin.stash_plugin.protocol import PluginInputError, parse_plugin_input
+from plexsync_recovery_plugin.stash_plugin.protocol import StashLogHandler
+from plexsync_recovery_plugin.stash_plugin.tasks import chunk_progress
 
 
 def test_plexsync_data_dir_follows_plexsyncs_own_rule(tmp_path):

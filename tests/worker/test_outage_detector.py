@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plexsync_recovery_plugin.worker.outage_detector import (
+from plexsync_recovery_plugin.worker.watch import (
     DATED_FROM_FIRST_FAILURE,
     DATED_FROM_LAST_HEALTHY,
     OutageDetector,

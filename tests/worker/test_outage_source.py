@@ -7,8 +7,8 @@ import sqlite3
 
 from plexsync_recovery_plugin.cli.recover_cmd import last_closed_outage
 from plexsync_recovery_plugin.state import STATE_FILE_NAME
-from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
-from plexsync_recovery_plugin.worker.outages import SOURCE_PLEXSYNC, SOURCE_WATCH
+from plexsync_recovery_plugin.outages import DetectedOutages
+from plexsync_recovery_plugin.outages import SOURCE_PLEXSYNC, SOURCE_WATCH
 
 HOUR = 3600.0
 
@@ -25,14 +25,14 @@ def test_a_plexsync_outage_whose_end_is_before_its_start_covers_both_readings(da
     # PlexSync's clock stepped back an hour while the outage lasted: it closed "before" it opened.
     write(data_dir, rec(10_000.0 + HOUR, 10_000.0 + 300))
     assert last_closed_outage(data_dir) == (10_000.0 + 300, 10_000.0 + HOUR)
-    from plexsync_recovery_plugin.worker.outage_source import OutageSource  # the one source (new)
+    from plexsync_recovery_plugin.outages import OutageSource
 
     [outage] = OutageSource(data_dir).outages()
     assert outage.clock_stepped and outage.key == f"plexsync:{10_000.0 + HOUR!r}"
 
 
 def test_handled_is_kept_per_outage_not_as_a_mark_of_the_newest_end(data_dir):
-    from plexsync_recovery_plugin.worker.outage_source import OutageSource  # the one source (new)
+    from plexsync_recovery_plugin.outages import OutageSource
 
     source = OutageSource(data_dir)
     ahead = rec(10_000.0 + HOUR, 10_000.0 + HOUR + 100)  # recorded while the clock ran ahead
@@ -62,7 +62,7 @@ def test_what_older_versions_handled_is_carried_over_once(data_dir):
                      " handled_at REAL NOT NULL)")
         conn.execute("INSERT INTO handled_outages VALUES (1000.0, 1100.0, 1.0)")
     conn.close()
-    from plexsync_recovery_plugin.worker.outage_source import OutageSource  # the one source (new)
+    from plexsync_recovery_plugin.outages import OutageSource
 
     unhandled = [(w.outage.source, w.start, w.end) for w in OutageSource(data_dir).unhandled()]
 

@@ -10,8 +10,8 @@ import pytest
 from plexsync_recovery_plugin import RecoveryPlugin
 from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.signals import outage_ended
-from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
-from plexsync_recovery_plugin.worker.outage_detector import OutageDetector
+from plexsync_recovery_plugin.outages import DetectedOutages
+from plexsync_recovery_plugin.worker.watch import OutageDetector
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.conftest import drain
 from tests.fakes import Clock
@@ -71,7 +71,7 @@ def test_an_outage_the_clock_stepped_back_in_is_recovered_over_both_readings(
     assert sorted(job["scene_id"] for job in drain(data_dir)) == [1, 2]
     [outage] = DetectedOutages(data_dir).outages()
     assert (outage.started_at, outage.ended_at, outage.jobs_affected) == (*window, 2)
-    from plexsync_recovery_plugin.worker.outage_source import OutageSource
+    from plexsync_recovery_plugin.outages import OutageSource
 
     assert OutageSource(data_dir).unhandled() == []
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "ended" in r.getMessage()]

@@ -15,7 +15,7 @@ from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavaila
 from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
 from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
-from plexsync_recovery_plugin.worker.detected_outages import DetectedOutages
+from plexsync_recovery_plugin.outages import DetectedOutages
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.fakes import Clock
 from tests.worker.conftest import T0, WATCH_TOKEN
