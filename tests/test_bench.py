@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from plexsync_recovery_plugin.dev import bench
-from plexsync_recovery_plugin.dev.bench_data import failure_order
+from plexsync_recovery_plugin.dev.plexsync_data import failure_order
 from plexsync_recovery_plugin.dev.bench_live_worker import summarize_waits
-from plexsync_recovery_plugin.dev.bench_phases import OVERLAPPING, PHASES
-from plexsync_recovery_plugin.dev.bench_sizes import rss_slope
+from plexsync_recovery_plugin.dev.bench_worker import OVERLAPPING, PHASES
+from plexsync_recovery_plugin.dev.bench import rss_slope
 from plexsync_recovery_plugin.cli import main
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
@@ -253,7 +253,7 @@ def test_the_floor_reads_decodes_and_writes_every_entry_of_the_window(capsys: py
 
 
 def test_the_floor_writes_a_job_per_scene_and_a_ledger_record_per_entry(tmp_path: Path) -> None:
-    from plexsync_recovery_plugin.dev.bench_floor import _one_run
+    from plexsync_recovery_plugin.dev.bench import _one_run
     from plexsync_recovery_plugin.sync_queue.operations import QueueFile
 
     dataset = bench.build_data_dir(tmp_path, 1200, noise=300, acked_history=100)

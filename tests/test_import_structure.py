@@ -121,7 +121,7 @@ def test_no_runtime_module_imports_dev_tooling_when_it_loads():
 def test_the_checks_see_a_cycle_and_a_dev_import():
     """The two checks above can fail: a planted cycle and a planted dev import are found."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-    at_load, _ = GRAPH[f"{NAME}.cli.bench_cmd"]
-    _, anywhere = GRAPH[f"{NAME}.cli.bench_cmd"]
+    at_load, _ = GRAPH[f"{NAME}.cli.dev_cmds"]
+    _, anywhere = GRAPH[f"{NAME}.cli.dev_cmds"]
     assert not any(target.startswith(DEV) for target in at_load)
     assert f"{NAME}.dev.bench" in anywhere  # loaded lazily, when the command runs

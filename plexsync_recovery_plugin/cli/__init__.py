@@ -1,7 +1,8 @@
 """The ``plexsync-recovery`` command line: parse, configure logging, dispatch, and never show a traceback.
 
-Each subcommand lives in its own module with ``register(subparsers)`` (which adds its
-subparser and ``set_defaults(func=run)``) and ``run(args) -> int``. Before calling
+Each subcommand has a ``register_<name>(subparsers)`` (in ``commands``, or ``dev_cmds`` for
+``bench`` and ``demo``), which adds its subparser and ``set_defaults(func=run_<name>)``, a
+function ``(args) -> int``. Before calling
 ``func``, ``main`` attaches the resolved ``Settings`` as ``args.settings`` and the
 ``Output`` writer as ``args.out``. A command may also ``set_defaults(log_level=...,
 log_long_format=True)`` to change how much it logs by default.
@@ -23,18 +24,18 @@ import os
 import sqlite3
 import sys
 import traceback
-from typing import NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from .. import __version__
 from ..errors import CLI, ConfigurationError, explain, set_door
 from ..redaction import REDACTOR
-from . import bench_cmd, demo_cmd, recover_cmd, report_cmds, stash_plugin_cmd, subscribers_cmd, watch_cmd
-from .errors import CliError, UsageError
-from .extras import missing_extra
-from .help_text import EXIT_STATUS
-from .logging_setup import LoggingHandle, configure_logging
-from .output import PROG, Output
-from .secret_args import early_secrets
+from ..formatting import PROG, Output
+from . import commands, dev_cmds
+from .settings import CliError, UsageError
+from .settings import missing_extra
+from .settings import EXIT_STATUS
+from .console import LoggingHandle, configure_logging
+from .settings import early_secrets
 from .settings import Settings, add_common_arguments, resolve
 
 __all__ = ["build_parser", "main"]
@@ -66,8 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_common_arguments(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (recover_cmd, report_cmds, watch_cmd, demo_cmd, bench_cmd, stash_plugin_cmd, subscribers_cmd):
-        module.register(subparsers)
+    registers: tuple[Callable[[Any], None], ...] = (
+        commands.register_recover, commands.register_reports, commands.register_watch, dev_cmds.register_demo,
+        dev_cmds.register_bench, commands.register_stash_plugin, commands.register_subscribers,
+    )
+    for register in registers:  # in the order --help lists them
+        register(subparsers)
     return parser
 
 

@@ -1,31 +1,326 @@
-"""What the command line is configured with: flags first, then the environment, then defaults.
+"""What the command line is configured with, checked: flags, environment, defaults, and the objects they open.
 
-The shared flags (``--data-dir``, ``--plex-url`` ...) are accepted both before and after the
-subcommand; every one of them is added with ``default=SUPPRESS`` so that a flag given
-before the subcommand is not overwritten by the subparser's default. ``resolve`` then
-fills the gaps from the environment. Secrets (token, API key) are stripped of surrounding
-whitespace, refused when too short to be real, and registered for masking, as are the
-passwords written in the Plex and Stash URLs. ``Settings`` also
-builds the lazy Plex and Stash connections the commands use, failing with one clear
-``UsageError`` that names the bad value.
+The shared flags (``--data-dir``, ``--plex-url`` ...) are accepted before and after the
+subcommand (each added with ``default=SUPPRESS``); ``resolve`` fills the gaps from the
+environment. Every value is checked as it is taken in, and a bad one is a ``UsageError`` or
+``CliError`` naming it, printed by ``main`` as one line with its exit code. Secrets are found
+before parsing (so even a parse error is masked), stripped, refused when too short to be
+real, and registered for masking. ``open_dlq`` and friends open PlexSync's files and check
+the Plex token and Stash key, each failure one clear error.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
+import sqlite3
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Collection, Mapping
+from typing import Any, Callable, Mapping, Collection
 
+from ..errors import CLI, PLEX_TOKEN, hint
 from ..http_url import DEFAULT_REQUEST_DEADLINE
-from ..redaction import clean_secret, register_url
-from .arg_types import positive_seconds
-from .errors import UsageError
-from .help_text import SelectedFlags
-from .secret_args import secret_setting
+from ..plex.health import PLEX_TOKEN_REJECTED, probe_plex, token_rejection
+from ..redaction import MIN_SECRET_LENGTH, clean_secret, register_secret, register_url
 
-__all__ = ["DEFAULT_PLEX_URL", "DEFAULT_STASH_URL", "ENVIRONMENT", "Settings", "add_common_arguments", "resolve"]
+__all__ = ['CliError', 'UsageError', 'DISTRIBUTION', 'EXTRAS', 'missing_extra', 'TIME_HELP', 'non_negative_int', 'parse_time', 'parse_window', 'positive_int', 'positive_seconds', 'SECRET_FLAGS', 'early_secrets', 'secret_setting', 'EXIT_STATUS', 'LOG_FLAGS', 'REPORT_FLAGS', 'SelectedFlags', 'check_error_types', 'DEFAULT_PLEX_URL', 'DEFAULT_STASH_URL', 'ENVIRONMENT', 'Settings', 'add_common_arguments', 'resolve', 'TOKEN_HINT', 'open_dlq', 'open_job_queue', 'refuse_rejected_plex_token', 'require_stash_key_accepted']
+
+
+# ==== errors ====================================================================================
+# The command line's own errors: what ``main`` prints as one line, with the exit code to use.
+#
+# Kept apart so that every command module, the settings and the argument types can raise
+# them without importing each other.
+
+class CliError(Exception):
+    """A failure the user can act on; ``main`` prints it as one line and exits with ``exit_code``.
+
+    ``logged`` says the library already wrote this failure as an error line (a failed run), so
+    the text output does not say it twice; ``--json`` still gets its one JSON error object.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1, *, logged: bool = False) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.logged = logged
+
+
+class UsageError(CliError):
+    """Bad flags or flag values: exit code 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=2)
+
+
+# ==== extras ====================================================================================
+# Which optional extra a missing module belongs to, so the error names what to install.
+#
+# ``demo`` and ``bench`` run the Stash test server, which needs ``graphql-core`` (the ``demo``
+# extra); ``--notify`` needs Apprise (the ``notify`` extra). Without them a command would
+# otherwise stop with a bare ``No module named 'graphql'``.
+
+DISTRIBUTION = "plexsync-recovery-plugin"
+
+#: Top-level module -> (extra, the package that provides it).
+EXTRAS = {"graphql": ("demo", "graphql-core"), "apprise": ("notify", "apprise")}
+
+_NO_MODULE = re.compile(r"No module named '([^']+)'")
+
+
+def missing_extra(error: BaseException) -> str | None:
+    """The one-line message for an ``ImportError`` of an extra's module, or None when it is not one."""
+    if not isinstance(error, ImportError):
+        return None
+    name = error.name
+    if not name:
+        match = _NO_MODULE.search(str(error))
+        name = match.group(1) if match else None
+    extra = EXTRAS.get((name or "").split(".")[0])
+    if extra is None:
+        return None
+    return (
+        f"this command needs the '{extra[0]}' extra ({extra[1]} is not installed):"
+        f" pip install '{DISTRIBUTION}[{extra[0]}]'"
+    )
+
+
+# ==== arg types =================================================================================
+# The values the command line takes, checked as they are parsed, each error naming the bad value.
+#
+# Counts and durations: a count of ``0`` where one is needed, ``nan`` seconds or ``inf``
+# seconds are refused at parse time, so the commands never see them.
+#
+# Times: window bounds given on the command line: ISO 8601 or Unix seconds, turned into Unix seconds.
+#
+# A time without a zone is UTC (PlexSync's ``dlq.db`` stores UTC). Times before 1970 or after
+# 9999 are refused with the flag and the value named, so a typo never selects nothing quietly.
+
+def _bounded_number(convert: Callable[[str], Any], *, minimum: float, inclusive: bool, what: str) -> Callable[[str], Any]:
+    """An ``argparse`` type: ``convert`` the text and require a finite value above ``minimum``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _bounded_number(int, minimum=1, inclusive=True, what="a positive whole number")
+non_negative_int = _bounded_number(int, minimum=0, inclusive=True, what="a whole number >= 0")
+positive_seconds = _bounded_number(float, minimum=0, inclusive=False, what="a positive number of seconds")
+
+
+TIME_HELP = (
+    "TIME is ISO 8601 (2026-02-15T19:17:49Z, 2026-02-15 19:17:49, 2026-02-15T21:17:49+02:00)"
+    " or Unix seconds (1771183069); a time without a zone is UTC."
+)
+
+_UNIX_SECONDS = re.compile(r"^\d+(\.\d+)?$")
+_LAST_SECOND = 253402300799.0  # 9999-12-31 23:59:59 UTC, the last time SQLite and the DLQ can hold
+
+
+def parse_time(text: str, flag: str = "time") -> float:
+    """Parse a window bound given on the command line into Unix seconds.
+
+    Args:
+        text: ISO 8601 (a naive time is UTC) or Unix seconds.
+        flag: The flag's name, for the error message.
+
+    Raises:
+        UsageError: The text is neither, or is before 1970 or after 9999; the message names the value.
+    """
+    value = text.strip()
+    if _UNIX_SECONDS.match(value):
+        seconds = float(value)
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise UsageError(f"bad {flag} {text!r}: {TIME_HELP}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = moment.timestamp()
+    if seconds < 0:
+        raise UsageError(f"bad {flag} {text!r}: times before 1970-01-01 are not supported")
+    if not seconds <= _LAST_SECOND:
+        raise UsageError(f"bad {flag} {text!r}: times after 9999-12-31 are not supported")
+    return seconds
+
+
+def parse_window(start: str | None, end: str | None) -> tuple[float, float] | None:
+    """Parse ``--start``/``--end``; None when neither was given.
+
+    Raises:
+        UsageError: Only one was given, one is not a time, or start is after end.
+    """
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise UsageError("--start and --end go together: give both")
+    low, high = parse_time(start, "--start"), parse_time(end, "--end")
+    if low > high:
+        raise UsageError(f"--start {start!r} is after --end {end!r}")
+    return low, high
+
+
+# ==== secret args ===============================================================================
+# Which command-line values are secrets, and how they are taken in.
+#
+# Secrets are found twice: before parsing (``early_secrets``: the values of the secret flags,
+# and of any misspelt flag that still looks like one, and the secret variables), so that even
+# a parse error that echoes the command line is masked; and once resolved
+# (``secret_setting``), when each is stripped, refused if too short to be real, and registered
+# with the package's redactor.
+
+#: The flags whose values are secrets (scrubbed from every output, even before parsing).
+SECRET_FLAGS = ("--plex-token", "--stash-api-key")
+_SECRET_VARIABLES = ("PLEX_TOKEN", "STASH_API_KEY")
+_SECRET_HINTS = ("tok", "key", "api", "secret", "pass", "notif")  # notif: --notify URLs hold secrets
+
+
+def _looks_secret(flag: str) -> bool:
+    # The real secret flags, and any misspelling of them that still looks like one.
+    name = flag.lower()
+    return flag in SECRET_FLAGS or (name.startswith("-") and any(part in name for part in _SECRET_HINTS))
+
+
+def _flag_secrets(argv: list[str]) -> list[str]:
+    found = []
+    for index, token in enumerate(argv):
+        flag, equals, value = token.partition("=")
+        if not _looks_secret(flag):
+            continue
+        if equals:
+            found.append(value)
+        elif index + 1 < len(argv):
+            found.append(argv[index + 1])
+    return found
+
+
+def early_secrets(argv: list[str], environ: Mapping[str, str]) -> list[str]:
+    """Secrets visible before parsing (secret flags' values, secret variables), stripped."""
+    values = _flag_secrets(argv) + [environ.get(name, "") for name in _SECRET_VARIABLES]
+    return [clean for clean in map(clean_secret, values) if clean]
+
+
+def secret_setting(value: str | None, what: str, given_by: str) -> str | None:
+    """Strip a secret, refuse one too short to be real, and register it for masking.
+
+    Args:
+        value: As given (a flag's or a variable's value), or None.
+        what: What it is, for the message (``"Stash API key"``).
+        given_by: Where it comes from, for the message (``"--stash-api-key / STASH_API_KEY"``).
+
+    Returns:
+        The stripped secret, or None when none (or only whitespace) was given.
+
+    Raises:
+        ValueError: It is shorter than ``MIN_SECRET_LENGTH`` (the message does not show it).
+    """
+    secret = clean_secret(value)
+    if secret is not None and len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"the {what} ({given_by}) is {len(secret)} characters long: too short to be a real one"
+            f" (at least {MIN_SECRET_LENGTH}); check the value"
+        )
+    register_secret(secret, what)
+    return secret
+
+
+# ==== help text =================================================================================
+# What each command's ``--help`` ends with (its exit statuses), which shared flags it offers, and
+# which ``--error-type`` values it accepts.
+#
+# Every command's help shows the shared flags it uses and no other: ``outages`` and ``dlq`` read
+# a data directory and ask neither Plex nor Stash, ``bench`` runs on its own test servers.
+
+#: The shared flags of a command that only prints (no data directory of the user's).
+LOG_FLAGS = ("--json", "--verbose", "--quiet")
+#: The shared flags of a read-only report on a data directory.
+REPORT_FLAGS = ("--data-dir", *LOG_FLAGS)
+
+#: Command -> the ``exit status:`` text its help ends with.
+EXIT_STATUS = {
+    "main": "exit status: 0 on success, 1 when the work failed, 2 on bad flags or configuration (or a missing"
+    " extra), 130 on Ctrl-C; each command's --help says more.",
+    "report": "exit status: 0 on success, 1 when a file cannot be read, 2 on bad flags or configuration.",
+    "watch": "exit status: 0 when stopped by SIGINT or SIGTERM, 2 on bad flags or configuration (--notify without"
+    " the notify extra too), 130 when a second signal interrupts it.",
+    "demo": "exit status: 0 when the outage was recovered, 1 when it was not, 2 without the demo extra.",
+    "bench": "exit status: 0 when every path ran and their results agree, 1 when a path failed or they differ,"
+    " 2 on bad flags or without the demo extra.",
+    "stash-plugin": "exit status: 0 when installed (or shown), 1 when the folder is missing or a file in the way"
+    " is not ours, 2 on bad flags.",
+}
+
+
+class SelectedFlags:
+    """An argument group whose ``--help`` shows only the flags named in ``only`` (by any option string).
+
+    The others are still accepted (and ignored by the command), so a script that passes the
+    same shared flags to every command keeps working; they are only left out of the help.
+
+    Args:
+        group: Where the flags go.
+        only: Option strings to show (``"--data-dir"``); None shows every flag.
+    """
+
+    def __init__(self, group: Any, only: Collection[str] | None) -> None:
+        self.group = group
+        self.only = None if only is None else frozenset(only)
+
+    def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
+        """Add the flag; hidden from the help unless it is selected."""
+        if self.only is not None and not self.only.intersection(names):
+            kwargs["help"] = argparse.SUPPRESS
+        action: argparse.Action = self.group.add_argument(*names, **kwargs)
+        return action
+
+
+def check_error_types(wanted: list[str], in_dlq: Collection[str | None]) -> None:
+    """Refuse an ``--error-type`` that is neither one of PlexSync's Plex error types nor in this DLQ.
+
+    Raises:
+        UsageError: One is unknown; the message lists the known types (and a close match).
+    """
+    import difflib
+
+    from ..sync_queue.dlq_recovery import (
+        OPTIONAL_RETRY_ERROR_TYPES,
+        PERMANENT_ERROR_TYPES,
+        SAFE_RETRY_ERROR_TYPES,
+    )
+
+    known = sorted(
+        {*SAFE_RETRY_ERROR_TYPES, *OPTIONAL_RETRY_ERROR_TYPES, *PERMANENT_ERROR_TYPES}
+        | {name for name in in_dlq if name}
+    )
+    for name in wanted:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"unknown --error-type {name!r}{hint}: known types are {', '.join(known)}")
+
+
+# ==== settings ==================================================================================
+# What the command line is configured with: flags first, then the environment, then defaults.
+#
+# The shared flags (``--data-dir``, ``--plex-url`` ...) are accepted both before and after the
+# subcommand; every one of them is added with ``default=SUPPRESS`` so that a flag given
+# before the subcommand is not overwritten by the subparser's default. ``resolve`` then
+# fills the gaps from the environment. Secrets (token, API key) are stripped of surrounding
+# whitespace, refused when too short to be real, and registered for masking, as are the
+# passwords written in the Plex and Stash URLs. ``Settings`` also
+# builds the lazy Plex and Stash connections the commands use, failing with one clear
+# ``UsageError`` that names the bad value.
 
 DEFAULT_PLEX_URL = "http://localhost:32400"
 DEFAULT_STASH_URL = "http://localhost:9999"
@@ -233,3 +528,75 @@ def _plexsync_default_data_dir() -> str | None:
 
     found = cli_default_data_dir()
     return str(found) if found is not None else None
+
+
+# ==== open objects ==============================================================================
+# Opening what the commands work on, from the settings: PlexSync's DLQ and queue, a checked Stash key and Plex token.
+#
+# Each failure becomes one clear ``CliError`` that names the bad file or flag. The package's
+# heavier modules are imported only when a command opens something.
+
+def require_stash_key_accepted(stash: Any) -> None:
+    """Connect to Stash now, so that a rejected API key stops the command before any run (exit 2).
+
+    A Stash that cannot be reached is left for the run to report (its entries are deferred).
+
+    Raises:
+        StashKeyRejected: Stash answered 401/403 (a ``ConfigurationError``: ``main`` names the
+            key's flag and variable).
+    """
+    from ..stash.connection import StashKeyRejected, StashUnavailable
+
+    try:
+        stash.client()
+    except StashKeyRejected:
+        raise
+    except StashUnavailable:
+        pass
+
+
+def open_dlq(data_dir: Path) -> Any:
+    """``<data_dir>/dlq.db`` as a read-only ``DeadLetterQueue``.
+
+    Opening touches nothing (the file is never created); a missing or unreadable file
+    raises ``DlqUnavailable`` (a ``sqlite3.DatabaseError`` naming the file) on the first read.
+    """
+    from ..sync_queue.dlq import DeadLetterQueue
+
+    return DeadLetterQueue(data_dir)
+
+
+def open_job_queue(data_dir: Path) -> Any:
+    """Open PlexSync's job queue in ``<data_dir>/queue``.
+
+    Raises:
+        CliError: The queue file is not a usable SQLite database, or cannot be opened.
+    """
+    from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, open_queue
+
+    path = data_dir / QUEUE_DIR_NAME / QUEUE_FILE_NAME
+    try:
+        return open_queue(data_dir)
+    except sqlite3.DatabaseError as error:
+        raise CliError(f"cannot use the queue {str(path)!r}: {error}") from None
+
+
+#: Where the CLI takes the Plex token from.
+TOKEN_HINT = hint(PLEX_TOKEN, CLI)
+
+
+def refuse_rejected_plex_token(settings: Settings, timeout: float = 5.0) -> None:
+    """Probe Plex once; a Plex that is down passes (recovery defers), a rejected token does not.
+
+    Raises:
+        ConfigurationError: Plex answered 401/403 to the configured token (or to none); ``main``
+            prints it with ``TOKEN_HINT`` and exits 2.
+    """
+    plex = settings.plex_connection(timeout=timeout)
+    try:
+        probe = probe_plex(plex, timeout=timeout)
+    finally:
+        plex.close()
+    if probe.state != PLEX_TOKEN_REJECTED:
+        return
+    raise token_rejection(plex)

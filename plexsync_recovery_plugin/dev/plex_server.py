@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
 from .loopback_http import LOGGER, LoopbackHTTPService
-from .request_handler import QuietRequestHandler
+from .loopback_http import QuietRequestHandler
 
 __all__ = ["DEFAULT_SLOW_DELAY", "PLEX_MODES", "LoopbackHTTPService", "PlexTestServer", "QuietRequestHandler"]
 

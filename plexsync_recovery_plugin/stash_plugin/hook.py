@@ -254,6 +254,6 @@ def _log_runs(runs: Any) -> None:
 
 
 def _clock(unix_seconds: float) -> str:
-    from ..cli.output import format_time
+    from ..formatting import format_time
 
     return format_time(unix_seconds)

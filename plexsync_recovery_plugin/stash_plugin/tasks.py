@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..cli.output import format_duration, format_time, truncate
+from ..formatting import format_duration, format_time, truncate
 from ..engine import Selection, outcome_word, plural
 from ..errors import ConfigurationError
 from ..outages import OutageSummary, summarize_outages, OutageSource

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from plexsync_recovery_plugin.cli.output import count_rows
+from plexsync_recovery_plugin.formatting import count_rows
 from plexsync_recovery_plugin.engine import RecoveryResult
 
 

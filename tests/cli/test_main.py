@@ -9,11 +9,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from plexsync_recovery_plugin.cli import build_parser, main, report_cmds
-from plexsync_recovery_plugin.cli.logging_setup import SecretRedactor, configure_logging
-from plexsync_recovery_plugin.cli.output import format_duration, format_table
-from plexsync_recovery_plugin.cli.arg_types import parse_time
-from plexsync_recovery_plugin.cli.errors import UsageError
+from plexsync_recovery_plugin.cli import build_parser, commands, main
+from plexsync_recovery_plugin.cli.console import configure_logging
+from plexsync_recovery_plugin.redaction import SecretRedactor
+from plexsync_recovery_plugin.formatting import format_duration, format_table
+from plexsync_recovery_plugin.cli.settings import parse_time
+from plexsync_recovery_plugin.cli.settings import UsageError
 from plexsync_recovery_plugin.cli.settings import DEFAULT_PLEX_URL, resolve
 from tests.cli.conftest import assert_one_error_line
 
@@ -85,7 +86,7 @@ def test_read_only_database_error_is_one_line(capsys, data_dir, monkeypatch):
     def read_only(args):
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
-    monkeypatch.setattr(report_cmds, "run_outages", read_only)
+    monkeypatch.setattr(commands, "run_outages", read_only)
     assert main(["outages", "--data-dir", str(data_dir)]) == 1
     assert_one_error_line(capsys.readouterr().err, "SQLite error", str(data_dir), "readonly")
 
@@ -94,7 +95,7 @@ def test_unexpected_error_is_one_line_and_verbose_shows_the_traceback(capsys, da
     def crash(args):
         raise RuntimeError("boom with SEKRIT-1 inside")
 
-    monkeypatch.setattr(report_cmds, "run_outages", crash)
+    monkeypatch.setattr(commands, "run_outages", crash)
     assert main(["outages", "--data-dir", str(data_dir), "--plex-token", "SEKRIT-1"]) == 1
     err = capsys.readouterr().err
     line = assert_one_error_line(err, "unexpected RuntimeError", "boom with *** inside", "-v")

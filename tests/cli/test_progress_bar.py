@@ -11,9 +11,9 @@ import pytest
 from blinker import Signal
 
 from plexsync_recovery_plugin import signals
-from plexsync_recovery_plugin.cli.listeners import listeners
-from plexsync_recovery_plugin.cli.output import Output
-from plexsync_recovery_plugin.cli.progress_bar import ProgressBar
+from plexsync_recovery_plugin.cli.console import listeners
+from plexsync_recovery_plugin.formatting import Output
+from plexsync_recovery_plugin.formatting import ProgressBar
 from plexsync_recovery_plugin.cli.settings import Settings
 
 
@@ -116,6 +116,6 @@ def test_no_bar_when_stderr_is_not_a_terminal(progress_signal):
 
 
 def test_a_window_not_counted_yet_shows_what_is_done():
-    from plexsync_recovery_plugin.cli.progress_bar import ProgressBar
+    from plexsync_recovery_plugin.formatting import ProgressBar
 
     assert ProgressBar.render(1200, None, 1.0, 1200).endswith("] 1,200 entries")

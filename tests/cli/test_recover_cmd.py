@@ -18,7 +18,7 @@ WINDOW = ["--start", "2026-02-15T19:00:00Z", "--end", "2026-02-15 19:30:00"]  # 
 
 
 def test_window_flags_cover_the_fixture_window():
-    from plexsync_recovery_plugin.cli.arg_types import parse_window
+    from plexsync_recovery_plugin.cli.settings import parse_window
 
     assert parse_window(WINDOW[1], WINDOW[3]) == (WINDOW_START, WINDOW_END)
 

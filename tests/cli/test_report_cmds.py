@@ -8,7 +8,7 @@ import pytest
 
 from plexsync_recovery_plugin.cli import main
 from plexsync_recovery_plugin.events import iso_time
-from plexsync_recovery_plugin.cli.report_cmds import summarize_outages
+from plexsync_recovery_plugin.outages import summarize_outages
 from tests.cli.conftest import assert_one_error_line
 from tests.conftest import WINDOW_END, WINDOW_START
 

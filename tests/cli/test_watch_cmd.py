@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 
-from plexsync_recovery_plugin.cli.watch_cmd import SignalSafeEvent
+from plexsync_recovery_plugin.cli.commands import SignalSafeEvent
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.outages import DetectedOutages
 from tests.cli.conftest import Daemon

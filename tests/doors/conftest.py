@@ -44,7 +44,7 @@ from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.dev.plex_server import _PlexRequestHandler
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
-from plexsync_recovery_plugin.dev.stash_http import StashRequestHandler
+from plexsync_recovery_plugin.dev.stash_server import StashRequestHandler
 from tests.cli.conftest import Daemon
 from tests.conftest import WINDOW_START, wait_until
 from tests.stash_plugin.conftest import LAUNCHER, PluginRun

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from plexsync_recovery_plugin.cli.recover_cmd import last_closed_outage
+from plexsync_recovery_plugin.cli.commands import last_closed_outage
 from plexsync_recovery_plugin.state import STATE_FILE_NAME
 from plexsync_recovery_plugin.outages import DetectedOutages
 from plexsync_recovery_plugin.outages import SOURCE_PLEXSYNC, SOURCE_WATCH

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from plexsync_recovery_plugin.cli.recover_cmd import last_closed_outage
+from plexsync_recovery_plugin.cli.commands import last_closed_outage
 from plexsync_recovery_plugin.outages import summarize_outages
 from plexsync_recovery_plugin.signals import outage_ended
 from plexsync_recovery_plugin.worker.history_follower import HistoryFollower

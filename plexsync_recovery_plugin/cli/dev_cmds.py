@@ -1,10 +1,8 @@
-"""``plexsync-recovery bench``: time recovery on local test servers, and say where the time went.
+"""``plexsync-recovery bench`` and ``demo``: the development tools' commands, loaded only when asked.
 
-Thin glue over :mod:`plexsync_recovery_plugin.dev.bench` (and its ``bench_*`` siblings), which
-build the data and time the runs; :mod:`.bench_output` prints them. It needs no Plex, Stash
-or data directory of the user's: everything runs on loopback test servers over temporary
-files. The bench and the test servers are imported only when the command runs, so no other
-command pays for them.
+Both run on loopback Plex and Stash test servers over temporary files (``dev``), which
+need the ``demo`` extra; no other command imports them. ``bench`` times recovery and says
+where the time went; ``demo`` runs a whole outage and its recovery and prints each step.
 """
 
 from __future__ import annotations
@@ -12,13 +10,35 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import UsageError
-from .help_text import EXIT_STATUS, LOG_FLAGS
-from .arg_types import non_negative_int, positive_int, positive_seconds
-from .settings import add_common_arguments
+from ..engine import plural
+from ..formatting import Output, count_rows
+from .settings import (
+    UsageError,
+    EXIT_STATUS,
+    LOG_FLAGS,
+    non_negative_int,
+    positive_int,
+    positive_seconds,
+    add_common_arguments,
+    CliError,
+)
 
-__all__ = ["register", "run"]
+if TYPE_CHECKING:
+    from ..dev.demo import DemoReport
+
+__all__ = ['register_bench', 'run_bench_command', 'register_demo', 'run_demo_command']
+
+
+# ==== bench cmd =================================================================================
+# ``plexsync-recovery bench``: time recovery on local test servers, and say where the time went.
+#
+# Thin glue over :mod:`plexsync_recovery_plugin.dev.bench` (and its ``bench_*`` siblings), which
+# build the data and time the runs; :mod:`.bench_output` prints them. It needs no Plex, Stash
+# or data directory of the user's: everything runs on loopback test servers over temporary
+# files. The bench and the test servers are imported only when the command runs, so no other
+# command pays for them.
 
 #: Old acked rows in the queue unless ``--acked-history`` says otherwise (``bench_data.ACKED_HISTORY``).
 _ACKED_HISTORY = 100_000
@@ -50,7 +70,7 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register_bench(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add the ``bench`` subcommand."""
     parser = subparsers.add_parser(
         "bench",
@@ -99,35 +119,35 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.add_argument("--floor", action="store_true",
                         help="time the floor instead: read, safely decode and write --entries with no gates (3 runs)")
     add_common_arguments(parser, only=LOG_FLAGS)
-    parser.set_defaults(func=run, log_level=logging.INFO)  # progress lines on stderr; -q silences them
+    parser.set_defaults(func=run_bench_command, log_level=logging.INFO)  # progress lines on stderr; -q silences them
 
 
-def run(args: argparse.Namespace) -> int:
+def run_bench_command(args: argparse.Namespace) -> int:
     """Run the bench and print its report; return 0, or 1 when a path failed or results differ.
 
     Raises:
         UsageError: ``--work-dir`` is not a directory, ``--window-rows`` exceeds ``--rows``,
             or ``--dlq-rows`` is below the entries of a run.
     """
-    from ..dev.bench_output import print_bench, print_dedup, print_floor, print_sizes, print_window_query
+    from ..dev.bench import print_bench, print_dedup, print_floor, print_sizes, print_window_query
 
     out = args.out
     if args.work_dir is not None and not args.work_dir.is_dir():
         raise UsageError(f"--work-dir {str(args.work_dir)!r} is not a directory")
     if args.dedup:
-        from ..dev import bench_dedup
+        from ..dev import bench as bench_dedup
 
         print_dedup(out, bench_dedup.run_dedup_bench(args.acked_rows, work_dir=args.work_dir))
         return 0
     if args.floor:
-        from ..dev.bench_floor import run_floor_bench
+        from ..dev.bench import run_floor_bench
 
         print_floor(out, run_floor_bench(args.entries, acked_history=args.acked_history, work_dir=args.work_dir))
         return 0
     if args.window_query:
         if args.window_rows > args.rows:
             raise UsageError(f"--window-rows {args.window_rows} is larger than --rows {args.rows}")
-        from ..dev.bench_window import run_window_query_bench
+        from ..dev.bench import run_window_query_bench
 
         print_window_query(out, run_window_query_bench(args.rows, args.window_rows, work_dir=args.work_dir))
         return 0
@@ -138,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
                "acked_history": args.acked_history, "scattered": not args.ordered_ids, "live_worker": args.live_worker,
                "progress": args.progress}
     if args.sizes:
-        from ..dev.bench_sizes import run_sizes
+        from ..dev.bench import run_sizes
 
         sizes_report = run_sizes(args.sizes, (args.paths or ["batched"])[0], **options)
         print_sizes(out, sizes_report)
@@ -148,3 +168,80 @@ def run(args: argparse.Namespace) -> int:
     report = run_bench(args.entries, args.paths or BENCH_PATHS, **options)
     print_bench(out, report)
     return 0 if report.same_result and not any(run.error for run in report.runs) else 1
+
+
+# ==== demo cmd ==================================================================================
+# ``plexsync-recovery demo``: the whole event flow on loopback, in a temporary data dir.
+#
+# It needs the ``demo`` extra (``graphql-core`` for the Stash test server). It prints each
+# step, then the ``recovery_completed`` result and the jobs now in the queue.
+
+def register_demo(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``demo`` subcommand."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="run a whole outage and its recovery against local Plex and Stash test servers",
+        description="Start Plex and Stash test servers on 127.0.0.1, fill a DLQ as PlexSync would during an"
+        " outage, take Plex down and up under the real watch loop, and show what the plugin recovered.",
+        epilog=EXIT_STATUS["demo"],
+    )
+    parser.add_argument(
+        "--interval", type=positive_seconds, default=0.2, help="seconds between Plex probes (default 0.2)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.set_defaults(func=run_demo_command)
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    """Run the demo; 0 when the outage was recovered with some entries recovered and some skipped."""
+    out: Output = args.out
+    try:
+        from ..dev.demo import run_demo
+    except ImportError as error:  # pragma: no cover - only without the demo extra
+        raise CliError(f"the demo needs the 'demo' extra ({error}); install with: pip install '.[demo]'") from None
+    narrate = (lambda text: None) if out.json_mode else (lambda text: out.line(f"- {text}"))
+    try:
+        report = run_demo(narrate, interval=args.interval)
+    except TimeoutError as error:
+        raise CliError(f"demo did not complete: {error}") from None
+    result = report.result
+    if out.json_mode:
+        out.json(
+            {
+                "outage": report.outage,
+                "result": result.as_dict() if result else None,
+                "queue": [{"scene_id": s, "update_type": u, "origin": o} for s, u, o in report.queue],
+                "dlq_entries_before_after": list(report.dlq_entries),
+                "signals": [name for name, _ in report.signals],
+                "seconds": round(report.seconds, 2),
+            }
+        )
+    else:
+        _show(out, report)
+    if result is None or result.recovered == 0 or result.deferred:
+        return 1
+    return 0
+
+
+def _show(out: Output, report: "DemoReport") -> None:
+    result = report.result
+    assert result is not None
+    outage = report.outage
+    out.line()
+    out.line(f"Signals, in order: {' -> '.join(name for name, _ in report.signals)}")
+    out.line(
+        f"Outage: {outage.get('started_at', '-')} .. {outage.get('ended_at') or '-'}"
+        f" ({outage.get('duration', 0):.1f} s, {plural(outage.get('jobs_affected', 0), 'DLQ entry')} in the window)"
+    )
+    out.line()
+    out.table(("recovery_completed", "count"), count_rows(result), title="RecoveryResult")
+    out.line(f"recovered scene ids: {result.recovered_scene_ids}")
+    out.line()
+    out.table(("scene", "update", "origin"), report.queue, title="Jobs now pending in the queue")
+    before, after = report.dlq_entries
+    out.line()
+    out.line(
+        f"DLQ rows before recovery: {before}, after: {after} (recovery never deletes a row);"
+        " permanent (PlexAuthError) and optional (PlexTemporaryError) types were left alone."
+    )
+    out.line(f"Done in {report.seconds:.1f} s.")
