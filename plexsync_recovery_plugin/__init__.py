@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .engine import EntryOutcome, Outcome
     from .errors import ConfigurationError
     from .plex.exceptions import (
         PlexAuthError,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
         recover_outage_jobs,
     )
     from .sync_queue.operations import enqueue, get_queued_scene_ids, open_queue
-    from .engine import EntryOutcome, Outcome
     from .worker.outage_history import OutageHistory
 
 __version__ = "0.1.0"

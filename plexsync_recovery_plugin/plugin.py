@@ -14,20 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from . import engine
+from .engine import Collaborators, EntryOutcome, Observer, RecoveryResult, Selection, default_collaborators
 from .errors import ConfigurationError, explain
 from .events import iso_time
-from .signals import outage_ended, recovery_completed, recovery_failed, recovery_progress, send_isolated
-from .sync_queue import dlq_recovery
-from .sync_queue.dlq import DeadLetterQueue
-from .sync_queue.dlq_recovery import Collaborators, RecoveryResult
-from .sync_queue.dlq import DlqWindow, validate_window, whole_seconds
-from .sync_queue.operations import QUEUE_DIR_NAME, open_queue
-from .state import PendingWindows
-from .engine import default_collaborators
-from .state import DEFAULT_LOCK_WAIT, RecoveryLockBusy, recovery_lock
-from .engine import EntryOutcome, Observer
-from .engine import Selection
 from .outages import OutageSource
+from .signals import outage_ended, recovery_completed, recovery_failed, recovery_progress, send_isolated
+from .state import DEFAULT_LOCK_WAIT, PendingWindows, RecoveryLockBusy, recovery_lock
+from .sync_queue.dlq import DeadLetterQueue, DlqWindow, validate_window, whole_seconds
+from .sync_queue.operations import QUEUE_DIR_NAME, open_queue
 
 __all__ = ["EntryOutcome", "Preview", "RecoveryPlugin", "Run"]
 
@@ -76,7 +71,7 @@ class RecoveryPlugin:
         include_optional: Also recover ``PlexTemporaryError`` and ``PlexNotFound`` entries.
         outage_casualties: Recover, besides ``PlexServerDown``, the ``PlexTemporaryError``
             entries whose message shows Plex unreachable, timing out or answering 5xx
-            (``dlq_recovery.is_outage_casualty``): what PlexSync's worker dead-letters during
+            (``engine.is_outage_casualty``): what PlexSync's worker dead-letters during
             an outage. On by default; every run is over an outage window.
         collaborators: ``factory(queue_path, queue, stash, dry_run=...)`` giving each run its
             gates and writer; ``default_collaborators`` (batched) when omitted.
@@ -196,7 +191,7 @@ class RecoveryPlugin:
 
         entries = self.window_entries(*window)
         collaborators = self.collaborators(self.queue_path, self.queue, self.stash, dry_run=True)
-        result = dlq_recovery.run_recovery(
+        result = engine.run_recovery(
             entries, self.plex_client, collaborators, since=window[0], again=again, dry_run=True, observer=observe
         )
         result = replace(result, left_by_error_type=self.note_left(entries))
@@ -303,7 +298,7 @@ class RecoveryPlugin:
         try:
             collaborators = self.collaborators(self.queue_path, self._job_queue(), self.stash)
             entries = self.window_entries(start, end)
-            result = dlq_recovery.run_recovery(
+            result = engine.run_recovery(
                 entries, self.plex_client, collaborators, since=start, again=again,
                 progress=self._progress_sender(start, end, received),
             )
@@ -321,7 +316,7 @@ class RecoveryPlugin:
             )
         return Run(start, end, result)
 
-    def _progress_sender(self, start: float, end: float, received: Window | None = None) -> dlq_recovery.Progress | None:
+    def _progress_sender(self, start: float, end: float, received: Window | None = None) -> engine.Progress | None:
         """What tells ``recovery_progress`` receivers after each chunk (None when nobody listens).
 
         The total is PlexSync's index count of the window (``estimate_window``: cheap, where an

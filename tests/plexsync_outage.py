@@ -11,8 +11,8 @@ from typing import Any
 
 from persistqueue.serializers import pickle as queue_pickle
 
-from plexsync_recovery_plugin.sync_queue.operations import make_job
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
+from plexsync_recovery_plugin.sync_queue.operations import make_job
 from tests.conftest import WINDOW_END, WINDOW_START
 
 #: A scene id that fits 64 bits unsigned but not SQLite's signed INTEGER.

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from plexsync_recovery_plugin.cli import main
 from plexsync_recovery_plugin.dev import bench
-from plexsync_recovery_plugin.dev.plexsync_data import failure_order
+from plexsync_recovery_plugin.dev.bench import rss_slope
 from plexsync_recovery_plugin.dev.bench_live_worker import summarize_waits
 from plexsync_recovery_plugin.dev.bench_worker import OVERLAPPING, PHASES
-from plexsync_recovery_plugin.dev.bench import rss_slope
-from plexsync_recovery_plugin.cli import main
-from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
+from plexsync_recovery_plugin.dev.plexsync_data import failure_order
+from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqWindow
 from plexsync_recovery_plugin.sync_queue.operations import get_queued_scene_ids
 
 

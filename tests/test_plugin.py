@@ -11,10 +11,10 @@ from plexsync_recovery_plugin import (
     OutageHistory,
     RecoveryPlugin,
     RecoveryResult,
+    engine,
     outage_ended,
     recovery_completed,
 )
-from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from plexsync_recovery_plugin.sync_queue.operations import QueueFile
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.fakes import Recorder
@@ -163,7 +163,7 @@ def test_progress_is_sent_after_every_chunk_then_the_result_is_frozen(plugin, co
         [{"job": make_job(scene_id, "metadata", {}), "failed_at": WINDOW_START + scene_id % 600} for scene_id in
          range(1, 251)]
     )
-    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 100)
+    mocker.patch.object(engine, "RECOVERY_CHUNK", 100)
     progress = Recorder()
     with recovery_progress.connected_to(progress, sender=plugin):
         outage_ended.send("tracker", start=WINDOW_START, end=WINDOW_END)
@@ -180,14 +180,14 @@ def test_progress_is_sent_after_every_chunk_then_the_result_is_frozen(plugin, co
 
 def test_progress_total_is_estimated_from_the_index_and_exact_in_the_last_report(plugin, completed, data_dir, mocker):
     from plexsync_recovery_plugin import recovery_progress
-    from plexsync_recovery_plugin.sync_queue.operations import make_job
     from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
+    from plexsync_recovery_plugin.sync_queue.operations import make_job
 
     rows = [{"job": make_job(n, "metadata", {}), "failed_at": WINDOW_START + n} for n in range(1, 151)]
     rows += [{"job": make_job(n, "metadata", {}), "failed_at": WINDOW_START + n, "error_type": "PlexAuthError"}
              for n in range(200, 250)]  # in the window's time, but never recovered
     PlexSyncData(data_dir).add_dead_letters(rows)
-    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 100)
+    mocker.patch.object(engine, "RECOVERY_CHUNK", 100)
     progress = Recorder()
     with recovery_progress.connected_to(progress, sender=plugin):
         outage_ended.send("tracker", start=WINDOW_START, end=WINDOW_END)

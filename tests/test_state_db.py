@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 
 from plexsync_recovery_plugin import state as state_db
+from plexsync_recovery_plugin.outages import SOURCE_PLEXSYNC, SOURCE_WATCH
 from plexsync_recovery_plugin.state import (
     SCHEMA_VERSION,
     STATE_FILE_NAME,
+    PendingWindows,
     connect_state_db,
     read_state_rows,
 )
-from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
-from plexsync_recovery_plugin.outages import SOURCE_PLEXSYNC, SOURCE_WATCH
 from tests.conftest import WINDOW_END, WINDOW_START
 
 REPO = Path(__file__).resolve().parents[1]

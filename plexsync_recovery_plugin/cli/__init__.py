@@ -28,15 +28,20 @@ from typing import Any, Callable, NoReturn, Sequence
 
 from .. import __version__
 from ..errors import CLI, ConfigurationError, explain, set_door
-from ..redaction import REDACTOR
 from ..formatting import PROG, Output
+from ..redaction import REDACTOR
 from . import commands, dev_cmds
-from .settings import CliError, UsageError
-from .settings import missing_extra
-from .settings import EXIT_STATUS
 from .console import LoggingHandle, configure_logging
-from .settings import early_secrets
-from .settings import Settings, add_common_arguments, resolve
+from .settings import (
+    EXIT_STATUS,
+    CliError,
+    Settings,
+    UsageError,
+    add_common_arguments,
+    early_secrets,
+    missing_extra,
+    resolve,
+)
 
 __all__ = ["build_parser", "main"]
 

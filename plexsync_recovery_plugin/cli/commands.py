@@ -19,34 +19,34 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Iterator, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..engine import OUTCOME_LABELS, outcome_word, plural
 from ..errors import ConfigurationError
 from ..events import iso_time, window_fields
-from ..formatting import Output, count_rows, format_time, truncate, format_duration
-from ..outages import iso_utc, OutageSummary, summarize_intervals, summarize_outages
+from ..formatting import Output, count_rows, format_duration, format_time, truncate
+from ..outages import iso_utc, summarize_intervals
 from ..state import CLI_LOCK_WAIT
 from ..subscribers import DISABLE_VARIABLE, ENTRY_POINT_GROUP, installed_subscribers
 from .console import add_listener_arguments, listeners
 from .settings import (
-    CliError,
-    UsageError,
-    open_dlq,
-    refuse_rejected_plex_token,
-    require_stash_key_accepted,
-    Settings,
-    add_common_arguments,
-    TIME_HELP,
-    parse_window,
-    positive_seconds,
     EXIT_STATUS,
     REPORT_FLAGS,
+    TIME_HELP,
+    TOKEN_HINT,
+    CliError,
+    Settings,
+    UsageError,
+    add_common_arguments,
     check_error_types,
     non_negative_int,
-    positive_int,
-    TOKEN_HINT,
+    open_dlq,
     open_job_queue,
+    parse_window,
+    positive_int,
+    positive_seconds,
+    refuse_rejected_plex_token,
+    require_stash_key_accepted,
 )
 
 if TYPE_CHECKING:
@@ -256,9 +256,8 @@ def _entries(count: int) -> str:
 
 
 def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end: float, *, again: bool) -> int:
-    from ..sync_queue.dlq import DLQ_FILE_NAME
-    from ..sync_queue.dlq import whole_seconds
     from ..engine import Selection
+    from ..sync_queue.dlq import DLQ_FILE_NAME, whole_seconds
 
     received = (start, end)
     start, end = whole_seconds(start, end)  # the window a real run selects
@@ -353,8 +352,8 @@ def register_reports(subparsers: "argparse._SubParsersAction[argparse.ArgumentPa
 
 def run_outages(args: argparse.Namespace) -> int:
     """Print both sources' outages and their summary; return the exit code."""
-    from ..worker.outage_history import HISTORY_FILE_NAME
     from ..outages import OutageSource
+    from ..worker.outage_history import HISTORY_FILE_NAME
 
     settings: Settings = args.settings
     out: Output = args.out

@@ -18,11 +18,11 @@ import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import TextIO, Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, TextIO
 
 from ..events import EventRelay, event_signals
 from ..formatting import Output, ProgressBar, wants_progress_bar
-from ..redaction import MASK, PACKAGE_LOGGER, SecretRedactor, redact_record
+from ..redaction import PACKAGE_LOGGER, SecretRedactor, redact_record
 from .settings import UsageError
 
 __all__ = ['LoggingHandle', 'RedactingFilter', 'RedactingFormatter', 'configure_logging', 'JsonLines', 'add_listener_arguments', 'listeners']
@@ -219,7 +219,7 @@ def listeners(
     with ExitStack() as stack:
         urls = notify_urls(args, env)
         if urls:
-            from ..notify import NotifyError, Notifier
+            from ..notify import Notifier, NotifyError
 
             try:
                 notifier = Notifier(urls)

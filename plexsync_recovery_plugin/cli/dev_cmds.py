@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 from ..engine import plural
 from ..formatting import Output, count_rows
 from .settings import (
-    UsageError,
     EXIT_STATUS,
     LOG_FLAGS,
+    CliError,
+    UsageError,
+    add_common_arguments,
     non_negative_int,
     positive_int,
     positive_seconds,
-    add_common_arguments,
-    CliError,
 )
 
 if TYPE_CHECKING:

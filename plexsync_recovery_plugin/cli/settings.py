@@ -19,7 +19,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Collection
+from typing import Any, Callable, Collection, Mapping
 
 from ..errors import CLI, PLEX_TOKEN, hint
 from ..http_url import DEFAULT_REQUEST_DEADLINE

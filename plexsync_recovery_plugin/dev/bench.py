@@ -25,23 +25,24 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Iterator, Sequence
+
 from persistqueue import SQLiteAckQueue
 from persistqueue.serializers import pickle as queue_pickle
-from typing import Any, Sequence, Iterator, TYPE_CHECKING
 
-from . import bench_worker
 from ..decode import safe_loads
 from ..sync_queue import operations as ledger
-from ..sync_queue.dlq import DeadLetterQueue, FORMS, DLQ_FILE_NAME
+from ..sync_queue.dlq import DLQ_FILE_NAME, FORMS, DeadLetterQueue
 from ..sync_queue.operations import (
     QUEUE_DIR_NAME,
     QUEUE_FILE_NAME,
     QUEUE_TABLE,
-    make_job,
     QueueFile,
+    make_job,
 )
+from . import bench_worker
 from .bench_worker import PathRun
-from .plexsync_data import ACKED_HISTORY, Dataset, build_data_dir, PlexSyncData, plexsync_timestamp
+from .plexsync_data import ACKED_HISTORY, Dataset, PlexSyncData, build_data_dir, plexsync_timestamp
 
 __all__ = ['BENCH_PATHS', 'BenchReport', 'Dataset', 'PathRun', 'build_data_dir', 'run_bench', 'SizeRun', 'SizesReport', 'rss_slope', 'run_sizes', 'WindowQueryReport', 'build_window_query_dlq', 'run_window_query_bench', 'FLOOR_CHUNK', 'FloorReport', 'run_floor_bench', 'DedupReport', 'build_long_lived_queue', 'run_dedup_bench', 'print_bench', 'print_dedup', 'print_floor', 'print_sizes', 'print_window_query']
 
@@ -51,15 +52,15 @@ __all__ = ['BENCH_PATHS', 'BenchReport', 'Dataset', 'PathRun', 'build_data_dir',
 #
 # Why: a "Sync all" during an outage dead-letters tens of thousands of jobs, and the
 # recovery must finish in seconds with flat memory. :func:`run_bench` builds such a data
-# directory once (:mod:`.bench_data`), serves it a loopback Stash and Plex (:mod:`.testing`),
+# directory once (``build_data_dir``), serves it a loopback Stash and Plex (:mod:`.testing`),
 # and times the whole recovery — ``outage_ended.send`` to ``recovery_completed`` — through
 # ``stashapi``'s ``StashInterface`` and ``plexapi``'s ``PlexServer``, once per path. Each path
 # runs in a fresh subprocess (:mod:`.bench_worker`) with its own copy of the data, because
 # peak RSS is a per-process high-water mark that never goes down; the test servers stay in
 # this process, as Stash and Plex are other processes in life.
 #
-# :mod:`.bench_window` times the DLQ window query alone over a large DLQ.
-# ``plexsync-recovery bench`` (:mod:`.cli.bench_cmd`) is the command-line face of both and
+# ``run_window_query_bench`` times the DLQ window query alone over a large DLQ.
+# ``plexsync-recovery bench`` (``cli.dev_cmds``) is the command-line face of both and
 # imports this module only when the command runs.
 
 logger = logging.getLogger(__name__)
@@ -471,7 +472,7 @@ def run_window_query_bench(
 # The floor of a recovery on this machine: the work no implementation can skip, and nothing else.
 #
 # Why: the speed targets are set against an estimate of what reading, decoding and writing
-# N entries must cost. This measures it on the bench's own data (:mod:`.bench_data`), with
+# N entries must cost. This measures it on the bench's own data (``build_data_dir``), with
 # the safety the plugin may not drop and none of its gates: the window's rows in scene order
 # in one statement, each job decoded by ``safe_loads``, one new job per scene pickled as
 # PlexSync's ``put`` does, and jobs and ledger records written in one transaction per 1,000
@@ -675,10 +676,10 @@ def run_dedup_bench(acked_rows: int, *, runs: int = 3, work_dir: Path | None = N
 # ==== bench output ==============================================================================
 # How ``plexsync-recovery bench`` prints its reports: tables for people, the report itself for ``--json``.
 #
-# Only printing lives here; :mod:`..cli.bench_cmd` parses the flags and runs the bench. It imports
+# Only printing lives here; ``cli.dev_cmds`` parses the flags and runs the bench. It imports
 # no bench module at run time (only their types, for the checker), so loading it costs nothing.
 
-#: The phase columns, as ``bench_phases.PHASES`` names them, then the rest.
+#: The phase columns, as ``bench_worker.PHASES`` names them, then the rest.
 _PHASE_COLUMNS = ("plex_health", "queue_snapshot", "dlq_read", "decode", "ledger_read", "stash_lookup", "write", "other")
 _PHASE_HEADERS = ("plex", "queue snapshot", "DLQ read", "decode", "ledger", "Stash", "write", "other")
 

@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, IO
+from typing import IO, Any
 
 __all__ = ["LiveWorker", "LiveWorkerReport", "summarize_waits"]
 

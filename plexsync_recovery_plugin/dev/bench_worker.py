@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar, TextIO
+from typing import Any, Callable, Iterator, TextIO, TypeVar
 
 from ..sync_queue.dlq import DeadLetterQueue
 from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
@@ -222,7 +222,7 @@ class PathRun:
             ``recovered_scene_ids`` is replaced by its length and a digest.
         queue_rows: Rows in the queue table after the run.
         stash_requests: Root fields the Stash server resolved during the run, by name.
-        phases: Seconds per phase (``bench_phases.PHASES``) and ``other``, the rest of ``seconds``.
+        phases: Seconds per phase (``PHASES``) and ``other``, the rest of ``seconds``.
         transaction_seconds: Seconds the chunk transactions held the queue's write lock (part of ``write``).
         transactions: How many chunk transactions the run made (0 on the per-entry path).
         longest_transaction_ms: The longest hold: what PlexSync's worker may have to wait.
@@ -304,10 +304,10 @@ def _timed_recovery(spec: dict[str, Any], run: PathRun, outcome: _FirstOutcome, 
     from plexapi.server import PlexServer
     from stashapi.stashapp import StashInterface
 
+    from ..engine import default_collaborators
     from ..plugin import RecoveryPlugin
     from ..signals import outage_ended, recovery_completed, recovery_failed
     from ..sync_queue.dlq_recovery import seed_collaborators
-    from ..engine import default_collaborators
 
     data_dir = Path(spec["data_dir"])
     stash = StashInterface({**spec["stash_connection"], "Logger": logging.getLogger(f"{__name__}.stashapi")})

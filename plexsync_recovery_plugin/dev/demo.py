@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..decode import safe_loads
+from ..engine import RecoveryResult
+from ..outages import DetectedOutages
 from ..plex.exceptions import PlexAuthError, PlexServerDown, PlexTemporaryError
 from ..plex.health import PlexConnection
 from ..plugin import RecoveryPlugin
@@ -24,12 +27,9 @@ from ..signals import outage_ended, outage_started, recovery_completed
 from ..sqlite_uri import sqlite_uri
 from ..stash.connection import StashConnection
 from ..sync_queue.dlq import DeadLetterQueue
-from ..sync_queue.dlq_recovery import RecoveryResult
 from ..sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, enqueue, make_job, open_queue
-from ..decode import safe_loads
-from .plexsync_data import PlexSyncData
-from ..outages import DetectedOutages
 from ..worker.watch import WatchDaemon, WatchSettings
+from .plexsync_data import PlexSyncData
 
 __all__ = ["DemoReport", "run_demo"]
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, ClassVar, Self, TYPE_CHECKING, Callable
+from typing import Any, Callable, ClassVar, Self
 
 __all__ = ['LOGGER', 'LoopbackHTTPService', 'QuietRequestHandler']
 
@@ -28,7 +28,7 @@ __all__ = ['LOGGER', 'LoopbackHTTPService', 'QuietRequestHandler']
 # come back on the same port, and must leave no thread or socket behind when stopped.
 # :class:`LoopbackHTTPService` owns one loopback port for its whole life, serves HTTP/1.1
 # keep-alive connections on daemon threads it tracks, and joins them when it stops listening.
-# Its handlers are :class:`~.request_handler.QuietRequestHandler` subclasses;
+# Its handlers are ``QuietRequestHandler`` subclasses;
 # :mod:`.plex_server` and :mod:`.stash_server` build on both.
 
 LOGGER = logging.getLogger("plexsync_recovery_plugin.dev")

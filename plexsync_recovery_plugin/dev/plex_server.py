@@ -16,8 +16,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
-from .loopback_http import LOGGER, LoopbackHTTPService
-from .loopback_http import QuietRequestHandler
+from .loopback_http import LOGGER, LoopbackHTTPService, QuietRequestHandler
 
 __all__ = ["DEFAULT_SLOW_DELAY", "PLEX_MODES", "LoopbackHTTPService", "PlexTestServer", "QuietRequestHandler"]
 

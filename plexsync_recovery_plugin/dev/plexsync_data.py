@@ -17,8 +17,9 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
 from persistqueue.serializers import pickle as queue_pickle
-from typing import Any, Iterable, Mapping, Sequence, Iterator
 
 from ..sync_queue.dlq import DLQ_FILE_NAME
 from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue

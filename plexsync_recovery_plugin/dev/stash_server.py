@@ -18,19 +18,20 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from graphql import (
-    GraphQLObjectType,
-    GraphQLSchema,
-    build_schema,
-    GraphQLError,
-    MiddlewareManager,
-    graphql_sync,
-)
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Protocol, Callable, TYPE_CHECKING
+from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
-from .loopback_http import QuietRequestHandler, LoopbackHTTPService
+from graphql import (
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    MiddlewareManager,
+    build_schema,
+    graphql_sync,
+)
+
+from .loopback_http import LoopbackHTTPService, QuietRequestHandler
 
 __all__ = ['SCENE_FIELDS', 'STASH_SDL', 'StashBackend', 'stash_schema', 'SceneStore', 'parse_id', 'parse_id_list', 'RootFieldMiddleware', 'StashRequestHandler', 'credentials_accepted', 'execute_graphql', 'DATABASE_LOCKED_MESSAGE', 'STASH_MODES', 'StashTestServer']
 
@@ -476,7 +477,7 @@ def _check_scene_id(scene_id: int) -> int:
 # How the Stash test server's ``/graphql`` endpoint answers over HTTP, as Stash's gqlgen endpoint does.
 #
 # The request handler checks the body and the credentials, :func:`execute_graphql` runs the
-# query with ``graphql-core`` against :mod:`.stash_schema` and picks the HTTP status Stash
+# query with ``graphql-core`` against ``stash_schema()`` and picks the HTTP status Stash
 # would (400 for a bad envelope, 422 for a query that fails to parse or validate, else 200),
 # and :class:`RootFieldMiddleware` counts the root fields clients ask for.
 # :func:`credentials_accepted` decides who is let in.
@@ -609,7 +610,7 @@ def execute_graphql(body: bytes, root: Any, middleware: MiddlewareManager) -> tu
 # ``StashInterface`` would skip exactly the parts that break in production (its connect-time
 # introspection, its habit of turning GraphQL errors into ``{}``, HTTP failures), so this
 # server speaks real GraphQL over HTTP, executed by ``graphql-core`` against a subset of
-# Stash's schema (:mod:`.stash_schema`), with scenes kept in a dict so that a benchmark with
+# Stash's schema (``stash_schema()``), with scenes kept in a dict so that a benchmark with
 # 100,000 scenes stays fast. A test can switch it to ``"locked"`` (SQLite's "database is
 # locked", answered as Stash does) or ``"down"`` (connection refused) at run time, and can
 # count the root fields clients asked for.
@@ -860,7 +861,7 @@ class StashTestServer(LoopbackHTTPService):
         """Run one GraphQL request; return the HTTP status and the JSON payload."""
         return execute_graphql(body, self, self._middleware)
 
-    # StashBackend: called by the resolvers in stash_schema, with this server as root_value.
+    # StashBackend: called by the resolvers in ``stash_schema()``, with this server as root_value.
 
     def resolve_version(self) -> dict[str, Any]:
         """``Query.version``."""

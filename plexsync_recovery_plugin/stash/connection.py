@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
-import requests
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+import requests
+
 from ..errors import (
-    answer_excerpt,
     STASH_API_KEY,
     STASH_SESSION,
     ConfigurationError,
+    answer_excerpt,
     stash_credential_rejected,
 )
 from ..http_deadline import DeadlineExceeded, apply_deadline

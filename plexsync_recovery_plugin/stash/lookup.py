@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import enum
 import logging
+from typing import Any, Iterable, Protocol
+
 import requests
-from typing import Iterable, Any, Protocol
 
 from ..errors import STASH_API_KEY, ConfigurationError, answer_excerpt
 from .connection import StashConnection, StashKeyRejected, StashUnavailable
 
-__all__ = ['BLOCK_FETCH_MIN', 'BLOCK_SIZE', 'SceneBlocks', 'BatchedStashLookup', 'PerSceneLookup', 'SceneLookup', 'SceneStatus', 'StashKeyRejected', 'StashUnavailable', 'MAX_RANGES_PER_REQUEST', 'RANGE_GAP', 'STASH_ID_CHUNK', 'id_ranges', 'speaks_graphql']
+__all__ = ['BLOCK_FETCH_MIN', 'BLOCK_SIZE', 'SceneBlocks', 'SceneLookup', 'SceneStatus', 'StashLookup', 'MAX_RANGES_PER_REQUEST', 'RANGE_GAP', 'STASH_ID_CHUNK', 'id_ranges', 'speaks_graphql']
 
 
 # ==== scene blocks ==============================================================================
@@ -164,54 +165,6 @@ def _is_key_rejection(error: BaseException) -> bool:
     return isinstance(error, StashKeyRejected) or (type(error) is Exception and str(error) == "Authentication error")
 
 
-class _KeyRejectionMemory:
-    """Remembers that Stash refused the credential, so that it is not asked again in the run."""
-
-    key_rejected: ConfigurationError | None = None
-
-    def _refuse_if_rejected(self, error: BaseException | None = None) -> None:
-        """Raise the refused credential's ``ConfigurationError`` if ``error`` is one (or one was seen)."""
-        if error is not None and self.key_rejected is None and _is_key_rejection(error):
-            self.key_rejected = (
-                error if isinstance(error, StashKeyRejected) else ConfigurationError("Stash rejected the API key", STASH_API_KEY)
-            )
-        if self.key_rejected is not None:
-            raise self.key_rejected
-
-
-class PerSceneLookup(_KeyRejectionMemory):
-    """One ``stash.find_scene(id)`` per scene; works with any object that has that method.
-
-    After a connection-level failure the remaining ids are marked ``ERROR`` without asking,
-    so a dead Stash costs one timeout, not one per entry. A refused credential raises.
-    """
-
-    def __init__(self, stash: Any) -> None:
-        self.stash = stash
-
-    def statuses(self, scene_ids: list[int]) -> dict[int, SceneStatus]:
-        """Ask Stash about each id in turn.
-
-        Raises:
-            ConfigurationError: Stash refused the API key or the session.
-        """
-        self._refuse_if_rejected()
-        answers: dict[int, SceneStatus] = {}
-        for index, scene_id in enumerate(scene_ids):
-            try:
-                scene = self.stash.find_scene(scene_id)
-            except Exception as error:
-                self._refuse_if_rejected(error)
-                logger.warning("Stash could not say whether scene %s exists: %s", scene_id, _describe(error))
-                answers[scene_id] = SceneStatus.ERROR
-                if _is_connection_failure(error):
-                    answers.update(dict.fromkeys(scene_ids[index + 1 :], SceneStatus.ERROR))
-                    break
-                continue
-            answers[scene_id] = SceneStatus.MISSING if scene is None else SceneStatus.PRESENT
-        return answers
-
-
 def id_ranges(sorted_ids: list[int], gap: int = RANGE_GAP) -> list[tuple[int, int]]:
     """Group sorted, distinct ids into ``(low, high)`` ranges whose neighbours are at most ``gap`` apart."""
     ranges: list[tuple[int, int]] = []
@@ -229,28 +182,41 @@ def _range_query(count: int) -> str:
     return f"query PlexSyncRecoverySceneIds({variables}) {{ {fields} }}"
 
 
-class BatchedStashLookup(_KeyRejectionMemory):
-    """``findScenes`` by id range, one aliased field per range, asking only ``id``.
+class StashLookup:
+    """The one scene lookup: which of a batch of scene ids still exist in Stash.
 
-    Ids are asked ``chunk_size`` at a time, in one request per ``MAX_RANGES_PER_REQUEST``
-    ranges (one request for dense ids). After a failure the remaining ids are marked
-    ``ERROR`` without asking; a refused credential raises (now and in later calls). Ids too
-    large for GraphQL's ``Int`` go through ``find_scene`` one by one, as on the per-scene path.
+    A client that runs GraphQL (``stashapi``'s ``StashInterface`` or a ``StashConnection``) is
+    asked with ``findScenes`` by id range, one aliased field per range and only ``id``,
+    ``chunk_size`` ids at a time, in one request per ``MAX_RANGES_PER_REQUEST`` ranges, with
+    what it learnt kept by blocks (``SceneBlocks``). Any other object with ``find_scene(id)``
+    (the seed contract allows any) is asked once per scene, as are ids too large for
+    GraphQL's ``Int``.
+
+    After a failure the ids not yet answered are marked ``ERROR`` without asking, so a dead
+    Stash costs one timeout, not one per entry. A refused credential raises, now and in every
+    later call of the run, since it cannot become right within the run.
     """
 
-    def __init__(self, stash: Any, chunk_size: int = STASH_ID_CHUNK, gap: int = RANGE_GAP) -> None:
+    def __init__(
+        self, stash: Any, *, by_range: bool | None = None, chunk_size: int = STASH_ID_CHUNK, gap: int = RANGE_GAP
+    ) -> None:
+        """``by_range`` forces one way of asking (tests compare them); by default the client decides."""
         self.stash = stash
+        self.by_range = speaks_graphql(stash) if by_range is None else by_range
         self.chunk_size = chunk_size
         self.gap = gap
-        self.blocks = SceneBlocks()  # what this run has learnt, block by block (see scene_blocks)
+        self.blocks = SceneBlocks()  # what this run has learnt, block by block
+        self.key_rejected: ConfigurationError | None = None
 
     def statuses(self, scene_ids: list[int]) -> dict[int, SceneStatus]:
-        """Ask Stash about all ids, ``chunk_size`` at a time.
+        """Return a status for every id given.
 
         Raises:
             ConfigurationError: Stash refused the API key or the session.
         """
         self._refuse_if_rejected()
+        if not self.by_range:
+            return self._one_by_one(scene_ids)
         wanted = sorted(set(scene_ids))
         oversized = [scene_id for scene_id in wanted if scene_id > _MAX_GRAPHQL_INT]
         if oversized:
@@ -272,8 +238,33 @@ class BatchedStashLookup(_KeyRejectionMemory):
                 present = cached if cached is not None else scene_id in found
                 answers[scene_id] = SceneStatus.PRESENT if present else SceneStatus.MISSING
         if oversized:
-            answers.update(PerSceneLookup(self.stash).statuses(oversized))
+            answers.update(self._one_by_one(oversized))
         return answers
+
+    def _one_by_one(self, scene_ids: list[int]) -> dict[int, SceneStatus]:
+        answers: dict[int, SceneStatus] = {}
+        for index, scene_id in enumerate(scene_ids):
+            try:
+                scene = self.stash.find_scene(scene_id)
+            except Exception as error:
+                self._refuse_if_rejected(error)
+                logger.warning("Stash could not say whether scene %s exists: %s", scene_id, _describe(error))
+                answers[scene_id] = SceneStatus.ERROR
+                if _is_connection_failure(error):
+                    answers.update(dict.fromkeys(scene_ids[index + 1 :], SceneStatus.ERROR))
+                    break
+                continue
+            answers[scene_id] = SceneStatus.MISSING if scene is None else SceneStatus.PRESENT
+        return answers
+
+    def _refuse_if_rejected(self, error: BaseException | None = None) -> None:
+        """Raise the refused credential's ``ConfigurationError`` if ``error`` is one (or one was seen)."""
+        if error is not None and self.key_rejected is None and _is_key_rejection(error):
+            self.key_rejected = (
+                error if isinstance(error, StashKeyRejected) else ConfigurationError("Stash rejected the API key", STASH_API_KEY)
+            )
+        if self.key_rejected is not None:
+            raise self.key_rejected
 
     def _existing(self, chunk: list[int]) -> set[int]:
         return self._existing_in_ranges(id_ranges(chunk, self.gap))

@@ -26,16 +26,17 @@ from typing import Any, Mapping, TextIO
 from ..errors import STASH, ConfigurationError, explain, set_door
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, plexsync_data_dir
 from .hook import run_hook
-from .protocol import SettingsError
 from .protocol import (
     PluginInput,
     PluginInputError,
     ServerConnection,
+    SettingsError,
+    StashLogHandler,
+    install_stash_logging,
     names_a_hook,
     parse_plugin_input,
     read_plugin_input,
 )
-from .protocol import StashLogHandler, install_stash_logging
 
 __all__ = ["find_data_dir", "main"]
 

@@ -94,20 +94,6 @@ class HookMarker:
 
 
 # ==== hook ======================================================================================
-# The hook: on each scene create/update Stash runs the plugin; recover an outage that ended since last time.
-#
-# The check is made to cost almost nothing when nothing is new, because Stash runs it on every
-# scene update: a ``stat`` of PlexSync's ``outage_history.json`` compared with the marker the
-# last check left (:mod:`.hook_marker`), and, at most once per ``RETRY_PENDING_SECONDS``, a
-# look at the plugin's pending windows. No lock is taken, no DLQ opened, neither Plex nor
-# Stash asked, and nothing but the standard library is imported on that path. Only when the
-# history changed is the one source of outages asked which outages are not handled yet
-# (``outages.OutageSource``: handled is kept per outage, so a breaker chain is one
-# outage and an outage recorded while the clock ran ahead hides no later one); only when one
-# is (or a pending window is due for a retry) are Stash's settings read and the recovery run.
-#
-# A hook never fails the scene update that triggered it: every error is logged, and the
-# caller exits 0.
 
 logger = logging.getLogger(__name__)
 

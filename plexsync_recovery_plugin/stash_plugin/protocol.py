@@ -13,7 +13,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, Iterable
+from typing import Any, Iterable, TextIO
 from urllib.parse import quote
 
 from ..http_url import DEFAULT_REQUEST_DEADLINE

@@ -15,20 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..formatting import format_duration, format_time, truncate
-from ..engine import Selection, outcome_word, plural
+from ..engine import RECOVERY_CHUNK, EntryOutcome, Observer, RecoveryResult, Selection, outcome_word, plural
 from ..errors import ConfigurationError
-from ..outages import OutageSummary, summarize_outages, OutageSource
+from ..formatting import format_duration, format_time, truncate
+from ..outages import OutageSource, OutageSummary, summarize_outages
 from ..plex.health import PlexConnection
 from ..plugin import Preview, RecoveryPlugin, Run
 from ..signals import recovery_progress
 from ..stash.connection import StashConnection
-from ..state import PendingWindows, CLI_LOCK_WAIT, recovery_lock
+from ..state import CLI_LOCK_WAIT, PendingWindows, recovery_lock
 from ..subscribers import load_subscribers
 from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue, DlqWindow, whole_seconds
-from ..sync_queue.dlq_recovery import Observer, RecoveryResult, RECOVERY_CHUNK, EntryOutcome
 from ..worker.outage_history import OutageHistory
-from .protocol import RecoverySettings, SettingsError, read_settings, ServerConnection
+from .protocol import RecoverySettings, ServerConnection, SettingsError, read_settings
 
 __all__ = ['RecoveryContext', 'RecoveryRuns', 'keep_pending', 'last_outage', 'note_outage_handled', 'open_context', 'outage_figures', 'preview', 'preview_size', 'recover', 'retry_pending', 'PREVIEW_LINE_LIMIT', 'TASK_MODES', 'TaskOutcome', 'TaskRun', 'chunk_progress']
 
@@ -224,7 +223,7 @@ def keep_pending(data_dir: Path, start: float, end: float) -> None:
 # ==== task modes ================================================================================
 # The plugin's four tasks, as Stash runs them from Settings > Tasks: call the library, log what it did.
 #
-# Each task is a thin front door over :mod:`.tasks`; what it shows goes to Stash's log (one
+# Each task is a thin front door over the calls above; what it shows goes to Stash's log (one
 # line per fact) and its progress to Stash's task bar.
 
 logger = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, TYPE_CHECKING, Sequence
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
-from ..decode import UnsafePickleError, safe_loads, MAX_PICKLE_BYTES
+from ..decode import MAX_PICKLE_BYTES, UnsafePickleError, safe_loads
 from ..sqlite_uri import leave_no_new_files, sqlite_uri
 
 __all__ = ['ENTRY_COLUMNS', 'FORMS', 'KEY', 'RAW', 'SECOND', 'STORED_TIME_KEY', 'StoredForm', 'group_order', 'row_order', 'CorruptEntryError', 'DecodedJob', 'MAX_SCENE_ID', 'decode_entry_job', 'entry_scene_id', 'failed_at_seconds', 'DlqWindow', 'FAILED_AT_INDEX', 'selected_milliseconds', 'validate_window', 'whole_seconds', 'DLQ_FILE_NAME', 'DeadLetterQueue', 'DlqUnavailable']
@@ -325,7 +325,7 @@ def _iso_seconds(text: str) -> float:
 #
 # The DLQ is read-only, so the query must do with PlexSync's index ``idx_failed_at`` on the
 # raw column, which orders numbers before text and text byte by byte. A window is therefore
-# read as one index range per stored form (``:mod:`.dlq_forms```): the space text, the ``T``
+# read as one index range per stored form (``FORMS``): the space text, the ``T``
 # text and the numbers. Each range is paged in index order, re-sorted a whole second at a
 # time, and the ranges are merged by (time, id). Memory holds about one page per range.
 # A recovery reads the window by scene instead (``order="scene"``): SQLite sorts the
@@ -598,7 +598,7 @@ class DlqWindow(Sequence[dict[str, Any]]):
 # makes SQLite create ``-wal`` and ``-shm`` for any reader; the ones a read created are
 # removed after it as SQLite's last connection would (``sqlite_uri.leave_no_new_files``), so
 # PlexSync's folder gets no new file; those of a live PlexSync writer are its own.
-# Every query of the file lives here or in :mod:`.dlq_window` (the window query).
+# Every query of the file lives here or in ``DlqWindow`` (the window query).
 
 logger = logging.getLogger(__name__)
 

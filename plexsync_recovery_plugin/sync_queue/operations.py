@@ -20,8 +20,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, NamedTuple, Sequence
+
 from persistqueue import SQLiteAckQueue
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence, Callable, Iterator, ContextManager
 
 from ..decode import QUEUE_LIMITS, QUEUE_MAX_PICKLE_BYTES, safe_loads
 from ..sqlite_uri import sqlite_uri
@@ -600,11 +601,11 @@ class QueueFile:
         self.last_lock_seconds = (0.0, 0.0)
 
     def session(self) -> ContextManager[None]:
-        """Let a run's per-chunk ledger reads and chunk writes share one connection (``queue_session``)."""
+        """Let a run's per-chunk ledger reads and chunk writes share one connection (``QueueSession``)."""
         return self._session.running()
 
     def checkpoint(self) -> None:
-        """After a chunk: copy its pages into the file with no lock held (see ``queue_session``)."""
+        """After a chunk: copy its pages into the file with no lock held (see ``QueueSession``)."""
         self._session.checkpoint()
 
     def __repr__(self) -> str:

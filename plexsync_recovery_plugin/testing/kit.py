@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..dev.plexsync_data import PlexSyncData
+from ..engine import RecoveryResult
 from ..events import event_signals
 from ..plugin import RecoveryPlugin
 from ..signals import outage_ended, send_isolated
-from ..sync_queue.dlq import DeadLetterQueue
-from ..sync_queue.dlq import validate_window, whole_seconds
+from ..sync_queue.dlq import DeadLetterQueue, validate_window, whole_seconds
 from ..sync_queue.operations import QUEUE_DIR_NAME, get_queued_scene_ids, make_job
-from ..engine import RecoveryResult
-from ..dev.plexsync_data import PlexSyncData
 
 __all__ = ["AllScenesStash", "DataDir", "Heard", "HealthyPlex", "SignalRecorder", "fire_outage", "make_plugin"]
 

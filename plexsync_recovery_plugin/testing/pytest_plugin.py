@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import pytest
 
 if TYPE_CHECKING:
-    from ..plugin import RecoveryPlugin
-    from .kit import DataDir, SignalRecorder
     from ..dev.plex_server import PlexTestServer
     from ..dev.stash_server import StashTestServer
+    from ..plugin import RecoveryPlugin
+    from .kit import DataDir, SignalRecorder
 
 __all__ = [
     "plexsync_fire_outage",

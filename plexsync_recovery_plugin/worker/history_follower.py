@@ -1,6 +1,6 @@
 """Following the outages of a data directory: ``outage_ended`` once for each outage not handled yet.
 
-What exists and what is handled is asked of ``outage_source.OutageSource`` (PlexSync's
+What exists and what is handled is asked of ``outages.OutageSource`` (PlexSync's
 ``outage_history.json``, read as the outages it means, and the watch daemon's detections);
 this class only sends. When an outage is closed, ``outage_ended`` is sent for it and its
 window noted as handled for that outage, so a restart never sends it again, and an outage
@@ -24,11 +24,9 @@ import os
 import threading
 from pathlib import Path
 
+from ..outages import SOURCE_WATCH, DetectedOutages, OutageSource, UnhandledWindow, iso_utc
 from ..signals import outage_ended, send_isolated
-from ..outages import DetectedOutages
 from .outage_history import HISTORY_FILE_NAME
-from ..outages import OutageSource, UnhandledWindow
-from ..outages import SOURCE_WATCH, iso_utc
 
 __all__ = ["DEFAULT_FOLLOW_INTERVAL", "HistoryFollower"]
 

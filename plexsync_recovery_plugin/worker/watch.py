@@ -22,7 +22,6 @@ from ..outages import DetectedOutages, iso_utc
 from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, probe_plex
 from ..plugin import RecoveryPlugin
 from ..signals import (
-    outage_ended,
     outage_started,
     recovery_completed,
     recovery_failed,
@@ -160,7 +159,7 @@ class OutageDetector:
 # outage it opens or closes is recorded in the plugin's own state (``DetectedOutages``, never
 # PlexSync's ``outage_history.json``) and announced with ``outage_started`` /
 # ``outage_ended``, so the connected ``RecoveryPlugin`` recovers it. Which outages are
-# handled is asked of one owner (``outage_source.OutageSource``), through the ``HistoryFollower``
+# handled is asked of one owner (``outages.OutageSource``), through the ``HistoryFollower``
 # that also follows the outages PlexSync's worker records; the daemon retries pending windows
 # once Plex answers again. An outage whose probes went back in time (the clock stepped back)
 # is recovered over the earliest to the latest of them, with one warning.

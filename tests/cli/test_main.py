@@ -11,11 +11,9 @@ import pytest
 
 from plexsync_recovery_plugin.cli import build_parser, commands, main
 from plexsync_recovery_plugin.cli.console import configure_logging
-from plexsync_recovery_plugin.redaction import SecretRedactor
+from plexsync_recovery_plugin.cli.settings import DEFAULT_PLEX_URL, UsageError, parse_time, resolve
 from plexsync_recovery_plugin.formatting import format_duration, format_table
-from plexsync_recovery_plugin.cli.settings import parse_time
-from plexsync_recovery_plugin.cli.settings import UsageError
-from plexsync_recovery_plugin.cli.settings import DEFAULT_PLEX_URL, resolve
+from plexsync_recovery_plugin.redaction import SecretRedactor
 from tests.cli.conftest import assert_one_error_line
 
 

@@ -14,10 +14,10 @@ import warnings
 
 import pytest
 
+from plexsync_recovery_plugin.engine import RecoveryResult
 from plexsync_recovery_plugin.events import to_event
 from plexsync_recovery_plugin.notify import Notifier, register_url_secrets
 from plexsync_recovery_plugin.redaction import REDACTOR
-from plexsync_recovery_plugin.engine import RecoveryResult
 from tests.cli.conftest import Daemon, assert_one_error_line, server_flags
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.notify_endpoint import NotifyEndpoint

@@ -12,9 +12,8 @@ from blinker import Signal
 
 from plexsync_recovery_plugin import signals
 from plexsync_recovery_plugin.cli.console import listeners
-from plexsync_recovery_plugin.formatting import Output
-from plexsync_recovery_plugin.formatting import ProgressBar
 from plexsync_recovery_plugin.cli.settings import Settings
+from plexsync_recovery_plugin.formatting import Output, ProgressBar
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 
 from plexsync_recovery_plugin.cli import main
 from plexsync_recovery_plugin.events import iso_time
-from plexsync_recovery_plugin.sync_queue.operations import enqueue
 from plexsync_recovery_plugin.state import PendingWindows
+from plexsync_recovery_plugin.sync_queue.operations import enqueue
 from plexsync_recovery_plugin.testing import PlexTestServer
 from tests.cli.conftest import assert_one_error_line, server_flags, table_rows
 from tests.conftest import WINDOW_END, WINDOW_START, drain

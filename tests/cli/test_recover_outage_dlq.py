@@ -1,6 +1,6 @@
 """``plexsync-recovery recover`` as a process on the DLQ a real outage leaves (see ``tests/plexsync_outage.py``).
 
-The same scenarios as ``tests/sync_queue/test_outage_window_outcomes.py``, through the
+The same scenarios as ``tests/engine/test_outage_window_outcomes.py``, through the
 command line a user runs: real files, the loopback Plex and Stash.
 """
 
@@ -18,7 +18,13 @@ from plexsync_recovery_plugin.testing import StashTestServer
 from tests.cli.conftest import assert_one_error_line, server_flags
 from tests.conftest import WINDOW_START, drain
 from tests.plexsync_outage import (
-    LATER_END, LATER_START, POISON_SCENE, add_outage_dlq, add_same_second_copies, add_two_edits, big_job_pickle,
+    LATER_END,
+    LATER_START,
+    POISON_SCENE,
+    add_outage_dlq,
+    add_same_second_copies,
+    add_two_edits,
+    big_job_pickle,
     worker_job,
 )
 

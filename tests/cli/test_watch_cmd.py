@@ -11,8 +11,8 @@ import threading
 import time
 
 from plexsync_recovery_plugin.cli.commands import SignalSafeEvent
-from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.outages import DetectedOutages
+from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from tests.cli.conftest import Daemon
 
 

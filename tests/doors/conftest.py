@@ -38,13 +38,13 @@ from typing import Any, Iterator
 import pytest
 
 from plexsync_recovery_plugin.cli.settings import ENVIRONMENT
-from plexsync_recovery_plugin.stash_plugin.install import install
-from plexsync_recovery_plugin.sync_queue.operations import make_job
-from plexsync_recovery_plugin.state import PendingWindows
-from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.dev.plex_server import _PlexRequestHandler
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.dev.stash_server import StashRequestHandler
+from plexsync_recovery_plugin.stash_plugin.install import install
+from plexsync_recovery_plugin.state import PendingWindows
+from plexsync_recovery_plugin.sync_queue.operations import make_job
+from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from tests.cli.conftest import Daemon
 from tests.conftest import WINDOW_START, wait_until
 from tests.stash_plugin.conftest import LAUNCHER, PluginRun

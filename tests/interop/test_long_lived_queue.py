@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from plexsync_recovery_plugin.engine import default_collaborators
 from plexsync_recovery_plugin.sync_queue import operations as queue_snapshot
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
 from plexsync_recovery_plugin.sync_queue.operations import enqueue
-from plexsync_recovery_plugin.engine import default_collaborators
 from tests.cli.conftest import server_flags
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import HealthyPlex, PlainStash, pending_scene_counts

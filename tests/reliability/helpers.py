@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from plexsync_recovery_plugin.sync_queue.operations import make_job
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData, Stored
+from plexsync_recovery_plugin.sync_queue.operations import make_job
 from tests.fakes import DownPlex, HealthyPlex, PlainStash, Recorder, SwitchablePlex
 
 __all__ = [

@@ -15,8 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from plexsync_recovery_plugin import RecoveryPlugin, outage_ended, recovery_failed  # noqa: E402
-from plexsync_recovery_plugin.sync_queue import dlq_recovery  # noqa: E402
+from plexsync_recovery_plugin import RecoveryPlugin, engine, outage_ended, recovery_failed  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.operations import open_queue  # noqa: E402
 from tests.fakes import HealthyPlex, PlainStash, timed_runs  # noqa: E402
@@ -27,7 +26,7 @@ def main(argv: list[str]) -> int:
     deleted = {int(text) for text in argv[4].split(",") if text}
     runs: list[dict] = []
     failures: list[str] = []
-    dlq_recovery.run_recovery = timed_runs(dlq_recovery.run_recovery, runs)
+    engine.run_recovery = timed_runs(engine.run_recovery, runs)
     queue = open_queue(data_dir)
     plugin = RecoveryPlugin(DeadLetterQueue(data_dir), queue, PlainStash(deleted), HealthyPlex(), data_dir).connect()
     recovery_failed.connect(lambda sender, **kw: failures.append(str(kw["error"])), weak=False)

@@ -29,13 +29,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from plexsync_recovery_plugin import StashConnection  # noqa: E402
+from plexsync_recovery_plugin import engine
+from plexsync_recovery_plugin.engine import default_collaborators
 from plexsync_recovery_plugin.sync_queue import dlq_recovery  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue  # noqa: E402
 from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from plexsync_recovery_plugin.sync_queue.operations import open_queue  # noqa: E402
-from plexsync_recovery_plugin.engine import default_collaborators
 from tests.fakes import HealthyPlex, PlainStash  # noqa: E402
-
 
 _WRITES = ("BEGIN", "INSERT", "UPDATE", "DELETE", "COMMIT")
 _written = [0]
@@ -66,7 +66,7 @@ def _watch_queue_writes(kill_at: int | None) -> None:
 
 def main(argv: list[str]) -> int:
     data_dir, start, end, chunk, stash_spec = argv[1], float(argv[2]), float(argv[3]), int(argv[4]), argv[5]
-    dlq_recovery.RECOVERY_CHUNK = chunk
+    engine.RECOVERY_CHUNK = chunk
     kill_at = os.environ.get("KILL_AT")
     _watch_queue_writes(int(kill_at) if kill_at else None)
     if stash_spec.startswith("plain:"):

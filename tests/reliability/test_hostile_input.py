@@ -20,12 +20,11 @@ from pathlib import Path
 import pytest
 
 from plexsync_recovery_plugin import RecoveryPlugin, outage_ended
-from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavailable
-from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries
-from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
-from plexsync_recovery_plugin.sync_queue.operations import get_queued_scene_ids, make_job
-from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.decode import MAX_PICKLE_BYTES
+from plexsync_recovery_plugin.state import PendingWindows
+from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavailable, DlqWindow
+from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries
+from plexsync_recovery_plugin.sync_queue.operations import get_queued_scene_ids, make_job
 from plexsync_recovery_plugin.worker.outage_history import OutageHistory
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import PlainStash, SwitchablePlex, dlq_rows, insert_dlq_rows

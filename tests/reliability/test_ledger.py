@@ -16,15 +16,13 @@ import pytest
 from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 
-from plexsync_recovery_plugin import outage_ended
+from plexsync_recovery_plugin import engine, outage_ended
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
+from plexsync_recovery_plugin.engine import default_collaborators
 from plexsync_recovery_plugin.sync_queue import operations as ledger
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.operations import LEDGER_TABLE
-from plexsync_recovery_plugin.sync_queue.operations import make_job
-from plexsync_recovery_plugin.sync_queue.operations import QueueFile
-from plexsync_recovery_plugin.engine import default_collaborators
+from plexsync_recovery_plugin.sync_queue.operations import LEDGER_TABLE, QueueFile, make_job
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import (
     HealthyPlex,
@@ -297,9 +295,8 @@ def test_a_ledger_of_the_first_layout_is_kept_read_and_honoured(dlq, queue, data
 
 def test_a_later_entry_of_a_scene_in_a_later_chunk_points_at_the_scenes_job(dlq, queue, data_dir, add_entry, mocker):
     """Chunks of one entry: the second entry of scene 5 is written in another transaction, yet points at the same job."""
-    from plexsync_recovery_plugin.sync_queue import dlq_recovery
 
-    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 1)
+    mocker.patch.object(engine, "RECOVERY_CHUNK", 1)
     add_entry(5, failed_at=WINDOW_START + 10)
     add_entry(5, failed_at=WINDOW_START + 20)
     add_entry(6, failed_at=WINDOW_START + 30)

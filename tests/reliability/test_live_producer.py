@@ -19,9 +19,10 @@ from typing import Callable
 
 import pytest
 
+from plexsync_recovery_plugin import engine
+from plexsync_recovery_plugin.engine import default_collaborators
 from plexsync_recovery_plugin.sync_queue import dlq_recovery
 from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
-from plexsync_recovery_plugin.engine import default_collaborators
 from tests.conftest import WINDOW_END, WINDOW_START
 from tests.reliability.helpers import HealthyPlex, PlainStash, insert_dlq_rows, ledger_rows, queue_rows
 
@@ -58,7 +59,7 @@ def test_scenes_queued_by_plexsync_during_the_run_get_no_second_job(data_dir, dl
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert producer.stdout is not None and producer.stdin is not None
     assert producer.stdout.readline() == "ready\n"
-    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 100)
+    mocker.patch.object(engine, "RECOVERY_CHUNK", 100)
 
     def go() -> None:
         producer.stdin.write("go\n")

@@ -13,10 +13,9 @@ import sqlite3
 import pytest
 
 from plexsync_recovery_plugin import RecoveryPlugin, outage_ended
-from plexsync_recovery_plugin.sync_queue.operations import QueueFile, QueueFileError
-from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-from plexsync_recovery_plugin.sync_queue.operations import open_queue
 from plexsync_recovery_plugin.state import PendingWindows
+from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
+from plexsync_recovery_plugin.sync_queue.operations import QueueFile, QueueFileError, open_queue
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import PlainStash, SwitchablePlex, insert_dlq_rows, ledger_rows
@@ -181,7 +180,7 @@ def test_crash_mid_run_leaves_the_window_pending(dlq, queue, stash, plex, data_d
     """A run that dies (here: an exception no handler expects) must not drop its window."""
     add_entry(1)
     plugin = RecoveryPlugin(dlq, queue, stash, plex, data_dir)
-    mocker.patch("plexsync_recovery_plugin.plugin.dlq_recovery.run_recovery", side_effect=MemoryError)
+    mocker.patch("plexsync_recovery_plugin.engine.run_recovery", side_effect=MemoryError)
     plugin.recover_window(S, WINDOW_END)
     assert PendingWindows(data_dir).windows() == [(S, WINDOW_END)]
 

@@ -30,10 +30,9 @@ from hypothesis import strategies as st
 from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 
-from plexsync_recovery_plugin.sync_queue import dlq_recovery
-from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
+from plexsync_recovery_plugin import engine
+from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqWindow
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries, recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from plexsync_recovery_plugin.sync_queue.operations import enqueue, open_queue
 from tests.conftest import WINDOW_START
 from tests.reliability.helpers import HealthyPlex, insert_dlq_rows, ledger_rows, pending_scene_counts
@@ -261,7 +260,7 @@ def test_recovery_counts_add_up_and_each_scene_is_queued_once(tmp_path_factory, 
         for scene in sorted(mix["queued"]):
             enqueue(queue, scene, "metadata", {"by": "PlexSync"})
 
-        with mock.patch.object(dlq_recovery, "RECOVERY_CHUNK", mix["chunk"]):
+        with mock.patch.object(engine, "RECOVERY_CHUNK", mix["chunk"]):
             result = recover_outage_jobs(
                 get_outage_dlq_entries(dlq, S, S + 100, TYPES), queue, stash, HealthyPlex(), data_dir
             )

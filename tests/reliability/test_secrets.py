@@ -19,8 +19,8 @@ import plexapi.server  # noqa: F401  (imported now: its import resets the "plexa
 import pytest
 
 from plexsync_recovery_plugin import PlexConnection, RecoveryPlugin, StashConnection, outage_ended
-from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.outages import DetectedOutages
+from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 

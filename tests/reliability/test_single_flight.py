@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from plexsync_recovery_plugin import RecoveryPlugin, outage_ended, recovery_completed
-from plexsync_recovery_plugin.sync_queue import dlq_recovery
+from plexsync_recovery_plugin import RecoveryPlugin, engine, outage_ended, recovery_completed
 from tests.conftest import WINDOW_START
 from tests.fakes import timed_runs
 from tests.reliability.helpers import (
@@ -52,8 +51,7 @@ def test_concurrent_outage_ends_queue_each_scene_once(data_dir, dlq, queue, mock
     dlq_before = dlq_rows(data_dir / "dlq.db")
 
     runs: list[dict] = []
-    mocker.patch.object(
-        dlq_recovery, "run_recovery", side_effect=timed_runs(dlq_recovery.run_recovery, runs)
+    mocker.patch.object(engine, "run_recovery", side_effect=timed_runs(engine.run_recovery, runs)
     )
     windows = _windows()
     processes = [

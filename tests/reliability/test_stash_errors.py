@@ -20,7 +20,7 @@ from stashapi.stashapp import StashInterface
 from plexsync_recovery_plugin import RecoveryPlugin, StashConnection, outage_ended
 from plexsync_recovery_plugin.errors import STASH_API_KEY, ConfigurationError
 from plexsync_recovery_plugin.stash.connection import StashKeyRejected
-from plexsync_recovery_plugin.stash.lookup import BatchedStashLookup, SceneStatus
+from plexsync_recovery_plugin.stash.lookup import SceneStatus, StashLookup
 from plexsync_recovery_plugin.testing import StashTestServer
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import SwitchablePlex
@@ -190,7 +190,7 @@ def test_a_rejected_key_stops_the_run_as_a_configuration_error_and_keeps_the_win
 def test_a_rejected_key_is_asked_once_per_run_not_once_per_chunk(caplog):
     with StashTestServer(api_key="the-right-key", scenes=range(1, 8)) as server:
         conn = StashConnection(server.url, "a-wrong-key", timeout=5.0)
-        lookup = BatchedStashLookup(conn, chunk_size=2)
+        lookup = StashLookup(conn, chunk_size=2)
         try:
             with pytest.raises(StashKeyRejected, match="rejected the API key"):
                 conn.client()

@@ -18,11 +18,11 @@ import textwrap
 from pathlib import Path
 
 from plexsync_recovery_plugin import engine as job_writers
-from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
-from plexsync_recovery_plugin.sync_queue.operations import make_job
-from plexsync_recovery_plugin.engine import default_collaborators
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
+from plexsync_recovery_plugin.engine import default_collaborators
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
+from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
+from plexsync_recovery_plugin.sync_queue.operations import make_job
 from tests.conftest import WINDOW_END, WINDOW_START
 from tests.reliability.helpers import HealthyPlex, PlainStash, pending_scene_counts
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.outages import OutageSource
+from plexsync_recovery_plugin.state import PendingWindows
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.stash_plugin.conftest import OUTAGE, write_history
 
@@ -145,8 +145,7 @@ def test_unreadable_input_and_a_missing_package_are_one_log_line(run_plugin, plu
 
 
 def test_pending_windows_are_retried_at_most_once_per_interval(data_dir):
-    from plexsync_recovery_plugin.stash_plugin.hook import RETRY_PENDING_SECONDS, check_for_work
-    from plexsync_recovery_plugin.stash_plugin.hook import HookMarker
+    from plexsync_recovery_plugin.stash_plugin.hook import RETRY_PENDING_SECONDS, HookMarker, check_for_work
 
     write_history(data_dir, OUTAGE)
     first = check_for_work(data_dir, now=1000.0)
@@ -162,8 +161,7 @@ def test_pending_windows_are_retried_at_most_once_per_interval(data_dir):
 
 
 def test_only_outages_not_handled_yet_count(data_dir):
-    from plexsync_recovery_plugin.stash_plugin.hook import check_for_work
-    from plexsync_recovery_plugin.stash_plugin.hook import HookMarker
+    from plexsync_recovery_plugin.stash_plugin.hook import HookMarker, check_for_work
     from plexsync_recovery_plugin.stash_plugin.tasks import note_outage_handled
 
     older = (WINDOW_START - 7200, WINDOW_START - 3600)

@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-
 from tests.stash_plugin.conftest import plugin_input
 
 DEPTH = 200_000

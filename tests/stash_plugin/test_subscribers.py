@@ -6,9 +6,9 @@ import json
 import os
 
 from plexsync_recovery_plugin.subscribers import DISABLE_VARIABLE
+from tests.conftest import WINDOW_START
 from tests.distributions import write_subscriber_distribution
 from tests.stash_plugin.conftest import OUTAGE, write_history
-from tests.conftest import WINDOW_START
 
 
 def test_a_recovery_task_is_heard_by_the_installed_subscriber(tmp_path, run_plugin, plugin_env, data_dir, add_entry):

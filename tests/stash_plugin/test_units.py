@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from plexsync_recovery_plugin.engine import EntryOutcome, Outcome
-
 import io
 import json
 import logging
@@ -11,9 +9,9 @@ import logging
 import pytest
 
 from plexsync_recovery_plugin.cli.settings import resolve
+from plexsync_recovery_plugin.engine import EntryOutcome, Outcome
 from plexsync_recovery_plugin.plexsync_paths import cli_default_data_dir, plexsync_data_dir
-from plexsync_recovery_plugin.stash_plugin.protocol import PluginInputError, parse_plugin_input
-from plexsync_recovery_plugin.stash_plugin.protocol import StashLogHandler
+from plexsync_recovery_plugin.stash_plugin.protocol import PluginInputError, StashLogHandler, parse_plugin_input
 from plexsync_recovery_plugin.stash_plugin.tasks import chunk_progress
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from plexsync_recovery_plugin.dev.plexsync_data import PLEXSYNC_DLQ_INDEXES, PlexSyncData, Stored
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavailable
 from plexsync_recovery_plugin.sync_queue.operations import make_job
-from plexsync_recovery_plugin.dev.plexsync_data import PLEXSYNC_DLQ_INDEXES, PlexSyncData, Stored
 from tests.conftest import WINDOW_END, WINDOW_START
 
 S = int(WINDOW_START)

@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue import dlq_recovery
-from plexsync_recovery_plugin.engine import BatchJobWriter, DryRunWriter, PendingJob
-from plexsync_recovery_plugin.sync_queue.operations import LockBudget
-from plexsync_recovery_plugin.sync_queue.operations import QueueFile
-from plexsync_recovery_plugin.engine import Outcome
+from plexsync_recovery_plugin import engine
+from plexsync_recovery_plugin.engine import BatchJobWriter, DryRunWriter, Outcome, PendingJob
+from plexsync_recovery_plugin.sync_queue.operations import LockBudget, QueueFile
 
 
 def test_the_budget_sets_no_limit_until_a_transaction_was_timed_then_fits_the_target() -> None:
@@ -40,21 +38,21 @@ def test_a_budget_refuses_a_target_or_floor_that_is_not_positive() -> None:
 
 def test_chunks_take_the_size_asked_for_each_one() -> None:
     sizes = iter([3, 2, 5, 5])
-    chunks = list(dlq_recovery._chunks(range(12), lambda: next(sizes)))
+    chunks = list(engine._chunks(range(12), lambda: next(sizes)))
     assert chunks == [[0, 1, 2], [3, 4], [5, 6, 7, 8, 9], [10, 11]]
-    assert list(dlq_recovery._chunks([], lambda: 4)) == []
+    assert list(engine._chunks([], lambda: 4)) == []
 
 
 def test_a_chunk_is_the_usual_size_until_the_writer_measured_a_slow_one(queue, monkeypatch) -> None:
-    monkeypatch.setattr(dlq_recovery, "RECOVERY_CHUNK", 1000)
+    monkeypatch.setattr(engine, "RECOVERY_CHUNK", 1000)
     writer = BatchJobWriter(QueueFile(queue.path), "run", budget=LockBudget(0.025, min_rows=100))
-    assert dlq_recovery._chunk_size(writer) == 1000  # nothing measured yet
+    assert engine._chunk_size(writer) == 1000  # nothing measured yet
     writer.budget.observe(1000, 0.010)  # fast: 2,500 would fit, the usual size stays the ceiling
-    assert dlq_recovery._chunk_size(writer) == 1000
+    assert engine._chunk_size(writer) == 1000
     for _ in range(20):
         writer.budget.observe(1000, 0.100)  # a slow disk: 100 us an entry
-    assert dlq_recovery._chunk_size(writer) == 250
-    assert dlq_recovery._chunk_size(DryRunWriter()) == 1000  # writers that hold no lock set no limit
+    assert engine._chunk_size(writer) == 250
+    assert engine._chunk_size(DryRunWriter()) == 1000  # writers that hold no lock set no limit
 
 
 def test_the_writer_learns_from_the_time_on_the_lock_not_from_the_whole_write(queue, monkeypatch) -> None:

@@ -8,7 +8,12 @@ import time
 
 from persistqueue import SQLiteAckQueue
 
-from plexsync_recovery_plugin.sync_queue.operations import enqueue, get_acked_scene_times, get_queued_scene_ids, make_job
+from plexsync_recovery_plugin.sync_queue.operations import (
+    enqueue,
+    get_acked_scene_times,
+    get_queued_scene_ids,
+    make_job,
+)
 
 
 def test_job_has_plexsyncs_keys():
@@ -87,10 +92,9 @@ def test_what_enqueue_writes_is_read_by_a_plain_queue(data_dir, queue):
 
 
 def test_data_dir_names_with_uri_characters_are_read_correctly(tmp_path):
-    from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-    from plexsync_recovery_plugin.sync_queue.operations import QueueFile
-    from plexsync_recovery_plugin.sync_queue.operations import open_queue
     from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
+    from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
+    from plexsync_recovery_plugin.sync_queue.operations import QueueFile, open_queue
 
     data_dir = tmp_path / "plex#2?x=%20y"
     queue = open_queue(data_dir)

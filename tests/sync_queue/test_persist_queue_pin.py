@@ -12,9 +12,9 @@ import threading
 
 from persistqueue import SQLiteAckQueue
 
-from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from plexsync_recovery_plugin.engine import default_collaborators
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
+from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
 from tests.conftest import WINDOW_END, WINDOW_START
 from tests.fakes import HealthyPlex, PlainStash
 

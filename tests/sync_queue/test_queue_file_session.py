@@ -11,10 +11,7 @@ import time
 import pytest
 
 from plexsync_recovery_plugin.sync_queue import operations as ledger
-from plexsync_recovery_plugin.sync_queue.operations import LedgerRecord
-from plexsync_recovery_plugin.sync_queue.operations import make_job
-from plexsync_recovery_plugin.sync_queue.operations import QueueFile, QueueFileError
-from plexsync_recovery_plugin.sync_queue.operations import StagedJob
+from plexsync_recovery_plugin.sync_queue.operations import LedgerRecord, QueueFile, QueueFileError, StagedJob, make_job
 
 
 def _staged(scene_id: int) -> StagedJob:

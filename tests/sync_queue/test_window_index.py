@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-from plexsync_recovery_plugin.sync_queue.dlq import STORED_TIME_KEY
-from plexsync_recovery_plugin.sync_queue.dlq import FAILED_AT_INDEX, DlqWindow
-from plexsync_recovery_plugin.sync_queue.operations import make_job
 from plexsync_recovery_plugin.dev.plexsync_data import PLEXSYNC_DLQ_INDEXES, PlexSyncData, Stored
+from plexsync_recovery_plugin.sync_queue.dlq import FAILED_AT_INDEX, STORED_TIME_KEY, DeadLetterQueue, DlqWindow
+from plexsync_recovery_plugin.sync_queue.operations import make_job
 from tests.conftest import WINDOW_END, WINDOW_START
 
 TYPES = ["PlexServerDown"]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from plexsync_recovery_plugin.dev.plexsync_data import Stored
+from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
 from tests.conftest import WINDOW_END, WINDOW_START
 from tests.sync_queue.test_window_index import TYPES, S, text
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from plexsync_recovery_plugin.sync_queue.operations import get_queued_scene_ids, make_job
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData, Stored, plexsync_timestamp
+from plexsync_recovery_plugin.sync_queue.operations import get_queued_scene_ids, make_job
 from plexsync_recovery_plugin.worker.outage_history import OutageHistory
 from tests.conftest import WINDOW_START, drain
 

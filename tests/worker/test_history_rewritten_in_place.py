@@ -15,9 +15,9 @@ import time
 
 import pytest
 
+from plexsync_recovery_plugin.outages import plexsync_outages
 from plexsync_recovery_plugin.worker.history_follower import HistoryFollower
 from plexsync_recovery_plugin.worker.outage_history import OutageHistory, read_history_file
-from plexsync_recovery_plugin.outages import plexsync_outages
 
 RECORDS = [
     {"started_at": 1000.0 + 100 * n, "ended_at": 1050.0 + 100 * n, "duration": 50.0, "jobs_affected": n} for n in range(30)

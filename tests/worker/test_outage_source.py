@@ -6,9 +6,8 @@ import json
 import sqlite3
 
 from plexsync_recovery_plugin.cli.commands import last_closed_outage
+from plexsync_recovery_plugin.outages import SOURCE_PLEXSYNC, SOURCE_WATCH, DetectedOutages
 from plexsync_recovery_plugin.state import STATE_FILE_NAME
-from plexsync_recovery_plugin.outages import DetectedOutages
-from plexsync_recovery_plugin.outages import SOURCE_PLEXSYNC, SOURCE_WATCH
 
 HOUR = 3600.0
 

@@ -12,12 +12,10 @@ import json
 import pytest
 
 from plexsync_recovery_plugin.cli.commands import last_closed_outage
-from plexsync_recovery_plugin.outages import summarize_outages
+from plexsync_recovery_plugin.outages import Outage, merged_outages, summarize_outages, uncovered_windows
 from plexsync_recovery_plugin.signals import outage_ended
 from plexsync_recovery_plugin.worker.history_follower import HistoryFollower
-from plexsync_recovery_plugin.outages import uncovered_windows
 from plexsync_recovery_plugin.worker.outage_history import MAX_RECORDS
-from plexsync_recovery_plugin.outages import Outage, merged_outages
 
 T1, T2, T3, T4 = 1000.0, 1060.0, 1120.0, 1150.5
 

@@ -8,11 +8,10 @@ import logging
 import pytest
 
 from plexsync_recovery_plugin import RecoveryPlugin
+from plexsync_recovery_plugin.outages import DetectedOutages
 from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.signals import outage_ended
-from plexsync_recovery_plugin.outages import DetectedOutages
-from plexsync_recovery_plugin.worker.watch import OutageDetector
-from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
+from plexsync_recovery_plugin.worker.watch import OutageDetector, WatchDaemon, WatchSettings
 from tests.conftest import drain
 from tests.fakes import Clock
 from tests.worker.conftest import T0, WATCH_TOKEN

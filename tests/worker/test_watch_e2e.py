@@ -11,16 +11,15 @@ import threading
 import pytest
 
 from plexsync_recovery_plugin import RecoveryPlugin, recovery_completed
+from plexsync_recovery_plugin.outages import DetectedOutages, OutageSource
 from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.signals import outage_ended, outage_started
 from plexsync_recovery_plugin.stash.connection import StashConnection
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
-from plexsync_recovery_plugin.outages import DetectedOutages
-from plexsync_recovery_plugin.outages import OutageSource
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
+from tests.conftest import drain, wait_until
 from tests.fakes import Clock
 from tests.worker.conftest import T0, WATCH_TOKEN
-from tests.conftest import drain, wait_until
 
 TOKEN = WATCH_TOKEN
 

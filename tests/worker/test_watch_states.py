@@ -9,17 +9,17 @@ import logging
 import pytest
 
 from plexsync_recovery_plugin import RecoveryPlugin
-from plexsync_recovery_plugin.plex.health import PlexConnection
-from plexsync_recovery_plugin.signals import outage_ended, outage_started, recovery_completed
-from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavailable
-from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
-from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from plexsync_recovery_plugin.outages import DetectedOutages
+from plexsync_recovery_plugin.plex.health import PlexConnection
+from plexsync_recovery_plugin.signals import outage_ended, outage_started, recovery_completed
+from plexsync_recovery_plugin.state import PendingWindows
+from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavailable
+from plexsync_recovery_plugin.sync_queue.operations import make_job, open_queue
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
+from tests.conftest import drain
 from tests.fakes import Clock
 from tests.worker.conftest import T0, WATCH_TOKEN
-from tests.conftest import drain
 
 TOKEN = WATCH_TOKEN
 HINT = "set a valid Plex token with PLEX_TOKEN or --plex-token"

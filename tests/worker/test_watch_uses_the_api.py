@@ -4,9 +4,9 @@ logs a recovery with the result's own rendering."""
 from __future__ import annotations
 
 from plexsync_recovery_plugin import RecoveryPlugin
-from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.engine import RecoveryResult
 from plexsync_recovery_plugin.outages import DetectedOutages
+from plexsync_recovery_plugin.plex.health import PlexConnection
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings, describe_result
 from tests.fakes import Clock
 from tests.worker.conftest import T0, WATCH_TOKEN

@@ -25,20 +25,23 @@ import pytest
 from plexapi.server import PlexServer
 from stashapi.stashapp import StashInterface
 
-from plexsync_recovery_plugin.stash import lookup
-from plexsync_recovery_plugin.stash.lookup import BatchedStashLookup, PerSceneLookup, SceneStatus
-from plexsync_recovery_plugin import engine as job_writers
-from plexsync_recovery_plugin.sync_queue import dlq_recovery
-from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
-from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
-from plexsync_recovery_plugin.sync_queue.dlq import DlqWindow
-from plexsync_recovery_plugin.sync_queue.operations import DONE, LedgerRecord
-from plexsync_recovery_plugin.sync_queue.operations import LockBudget
-from plexsync_recovery_plugin.sync_queue.operations import QueueFile
-from plexsync_recovery_plugin.engine import default_collaborators
-from plexsync_recovery_plugin.sync_queue.operations import enqueue, make_job, open_queue
-from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
+from plexsync_recovery_plugin import engine
 from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData, plexsync_timestamp
+from plexsync_recovery_plugin.engine import default_collaborators
+from plexsync_recovery_plugin.stash import lookup
+from plexsync_recovery_plugin.stash.lookup import SceneStatus, StashLookup
+from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqWindow
+from plexsync_recovery_plugin.sync_queue.dlq_recovery import recover_outage_jobs
+from plexsync_recovery_plugin.sync_queue.operations import (
+    DONE,
+    LedgerRecord,
+    LockBudget,
+    QueueFile,
+    enqueue,
+    make_job,
+    open_queue,
+)
+from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 
 STASH_LOG = logging.getLogger("test.stash")
@@ -200,7 +203,7 @@ def test_batched_and_per_entry_paths_agree(
     tmp_path: Path, stash: StashInterface, plex: PlexServer, stash_server: StashTestServer, mocker: Any,
     seed: int, entries: int, chunk: int, page_size: int,
 ) -> None:
-    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", chunk)  # small chunks: duplicates span chunk boundaries
+    mocker.patch.object(engine, "RECOVERY_CHUNK", chunk)  # small chunks: duplicates span chunk boundaries
     batched, per_entry = both_paths(tmp_path, seed, entries, stash, plex, stash_server, page_size)
 
     assert same_answer(batched, per_entry)
@@ -245,9 +248,9 @@ def test_lookups_agree_scene_by_scene_across_request_boundaries(
     asked = rng.sample(range(1, LIBRARY + 200), k=400) + [HUGE_SCENE]  # includes ids past the library's end
     stash_server.reset_counts()
     requests_before = stash_server.request_count
-    batched = BatchedStashLookup(stash, chunk_size=37, gap=5).statuses(asked)
+    batched = StashLookup(stash, by_range=True, chunk_size=37, gap=5).statuses(asked)
     batched_requests = stash_server.request_count - requests_before
-    per_scene = PerSceneLookup(stash).statuses(asked)
+    per_scene = StashLookup(stash, by_range=False).statuses(asked)
 
     assert batched == per_scene
     missing = {scene_id for scene_id, status in batched.items() if status.value == "missing"}
@@ -261,7 +264,7 @@ def test_scattered_ids_are_fetched_by_block_once_not_chunk_by_chunk(
 ) -> None:
     """A real DLQ's scenes are scattered over its failure order: every chunk touches every block."""
     order = random.Random(3).sample(range(1, LIBRARY + 1), k=LIBRARY)
-    lookup = BatchedStashLookup(stash)
+    lookup = StashLookup(stash)
     stash_server.reset_counts()
     answers: dict[int, Any] = {}
     for offset in range(0, LIBRARY, 1000):  # the engine asks once per chunk of 1,000 entries
@@ -288,8 +291,8 @@ def test_chunks_shrunk_by_the_lock_budget_give_the_same_answer(
     job re-queued for a scene does not depend on where the chunks end. (Rows without a
     ``scene_id`` column sort apart from their scene, so there it may: none here.)
     """
-    mocker.patch.object(dlq_recovery, "RECOVERY_CHUNK", 40)
-    mocker.patch.object(job_writers, "LockBudget", _slow_budget)
+    mocker.patch.object(engine, "RECOVERY_CHUNK", 40)
+    mocker.patch.object(engine, "LockBudget", _slow_budget)
     batched, per_entry = both_paths(tmp_path, 4, 250, stash, plex, stash_server, order="scene", null_columns=False)
 
     assert same_answer(batched, per_entry)

@@ -8,9 +8,9 @@ import socket
 import pytest
 
 from plexsync_recovery_plugin import RecoveryPlugin
-from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.state import (
     LOCK_FILE_NAME,
+    PendingWindows,
     RecoveryLockBusy,
     RecoveryLockRefused,
     recovery_lock,

@@ -21,9 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plexsync_recovery_plugin.decode import DEFAULT_LIMITS
-from plexsync_recovery_plugin.decode import MAX_PICKLE_BYTES, UnsafePickleError, safe_loads
-from tests.sync_queue import pickle_bombs as bombs
+from plexsync_recovery_plugin.decode import DEFAULT_LIMITS, MAX_PICKLE_BYTES, UnsafePickleError, safe_loads
+from tests import pickle_bombs as bombs
 
 BUDGET = 0.050
 SEEDS = bombs.real_job_pickles()

@@ -17,19 +17,24 @@ from pathlib import Path
 
 import pytest
 
-from plexsync_recovery_plugin.decode import PickleLimitError, PickleLimits
-from plexsync_recovery_plugin.decode import check_pickle
-from plexsync_recovery_plugin.decode import MAX_PICKLE_BYTES, UnsafePickleError, safe_loads
-from tests.sync_queue import pickle_bombs as bombs
+from plexsync_recovery_plugin.decode import (
+    MAX_PICKLE_BYTES,
+    PickleLimitError,
+    PickleLimits,
+    UnsafePickleError,
+    check_pickle,
+    safe_loads,
+)
+from tests import pickle_bombs as bombs
 
 BUDGET = 0.050  # CPU seconds per decode, the bound the decoder promises
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 # Runs in a child with 2 GiB of address space: prints "refused: <reason>" or "decoded", then the CPU time.
 _CHILD = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-from tests.sync_queue import pickle_bombs
+from tests import pickle_bombs
 from plexsync_recovery_plugin.decode import UnsafePickleError, safe_loads
 name, args, kwargs = json.loads(sys.argv[1])
 blob = getattr(pickle_bombs, name)(*args, **kwargs)

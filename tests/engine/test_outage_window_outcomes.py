@@ -28,15 +28,25 @@ from plexapi.server import PlexServer
 from stashapi.stashapp import StashInterface
 
 from plexsync_recovery_plugin import RecoveryPlugin
+from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
+from plexsync_recovery_plugin.engine import RecoveryResult
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue
 from plexsync_recovery_plugin.sync_queue.operations import open_queue
-from plexsync_recovery_plugin.engine import RecoveryResult
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
-from plexsync_recovery_plugin.dev.plexsync_data import PlexSyncData
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.plexsync_outage import (
-    ABORTED, LATER_END, LATER_START, POISON_SCENE, RATE_LIMITED, TIMEOUT, UNAVAILABLE, add_outage_dlq,
-    add_same_second_copies, add_two_edits, big_job_pickle, worker_job,
+    ABORTED,
+    LATER_END,
+    LATER_START,
+    POISON_SCENE,
+    RATE_LIMITED,
+    TIMEOUT,
+    UNAVAILABLE,
+    add_outage_dlq,
+    add_same_second_copies,
+    add_two_edits,
+    big_job_pickle,
+    worker_job,
 )
 
 STASH_LOG = logging.getLogger("test.stash")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from persistqueue.serializers import pickle as persist_queue_pickle
 
-from plexsync_recovery_plugin.sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
 from plexsync_recovery_plugin.decode import UnsafePickleError, safe_loads
-from tests.sync_queue.pickle_bombs import plexsync_job, timed
+from plexsync_recovery_plugin.sync_queue.operations import QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
+from tests.pickle_bombs import plexsync_job, timed
 
 
 class RunsACommand:

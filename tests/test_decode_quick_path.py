@@ -10,11 +10,15 @@ from typing import Iterator
 import pytest
 from persistqueue.serializers import pickle as queue_pickle
 
-from plexsync_recovery_plugin.decode import FAST_MAX_BYTES, plainly_safe
-from plexsync_recovery_plugin.decode import PickleLimitError
-from plexsync_recovery_plugin.decode import check_pickle
-from plexsync_recovery_plugin.decode import UnsafePickleError, safe_loads
-from tests.sync_queue import pickle_bombs
+from plexsync_recovery_plugin.decode import (
+    FAST_MAX_BYTES,
+    PickleLimitError,
+    UnsafePickleError,
+    check_pickle,
+    plainly_safe,
+    safe_loads,
+)
+from tests import pickle_bombs
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
