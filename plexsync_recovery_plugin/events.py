@@ -32,8 +32,9 @@ from typing import Any, Callable
 from blinker import Signal
 
 from . import signals
+from .formatting import iso_time
 
-__all__ = ["EVENT_NAMES", "EventRelay", "describe", "event_signals", "iso_time", "to_event", "window_fields"]
+__all__ = ["EVENT_NAMES", "EventRelay", "describe", "event_signals", "to_event", "window_fields"]
 
 #: The signals relayed, in the order they fire for one outage (``recovery_progress`` when declared).
 EVENT_NAMES = ("outage_started", "outage_ended", "recovery_progress", "recovery_completed", "recovery_failed")
@@ -45,18 +46,6 @@ def event_signals() -> dict[str, Signal]:
     """The relayed signals that ``signals`` declares, by name (``recovery_progress`` may not exist)."""
     found = {name: getattr(signals, name, None) for name in EVENT_NAMES}
     return {name: signal for name, signal in found.items() if isinstance(signal, Signal)}
-
-
-def iso_time(value: Any) -> str | None:
-    """Unix seconds as ``2026-02-15T19:17:49Z``; None stays None; anything else as its ``repr``."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
-        except (OverflowError, OSError, ValueError):
-            pass
-    return repr(value)
 
 
 def _counts(value: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from .redaction import REDACTOR, SecretRedactor, safe_excerpt
 if TYPE_CHECKING:
     from .engine import RecoveryResult
 
-__all__ = ['Output', 'PROG', 'count_rows', 'format_duration', 'format_table', 'format_time', 'one_line', 'truncate', 'ProgressBar', 'wants_progress_bar']
+__all__ = ['Output', 'PROG', 'count_rows', 'format_duration', 'format_table', 'format_time', 'iso_time', 'one_line', 'truncate', 'ProgressBar', 'wants_progress_bar']
 
 
 # ==== output ====================================================================================
@@ -78,6 +78,21 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, align
         return "  ".join(parts).rstrip()
 
     return [render(headers), render(["-" * w for w in widths])] + [render(row) for row in text_rows]
+
+
+def iso_time(value: Any) -> str | None:
+    """Unix seconds as ``2026-02-15T19:17:49Z``, the one spelling of a time in JSON and log lines.
+
+    None stays None; anything that is not a representable time is shown as its ``repr``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
+        except (OverflowError, OSError, ValueError):
+            pass
+    return repr(value)
 
 
 def format_time(unix_seconds: float | None) -> str:

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .formatting import iso_time
 from .state import connect_state_db, read_state_rows
 
-__all__ = ['SOURCE_PLEXSYNC', 'SOURCE_WATCH', 'Outage', 'iso_utc', 'merged_outages', 'plexsync_outages', 'union_of_outages', 'DetectedOutage', 'DetectedOutages', 'KEEP_ROWS', 'KEEP_HANDLED_ROWS', 'OutageSource', 'UnhandledWindow', 'uncovered_windows', 'OutageSummary', 'summarize_intervals', 'summarize_outages']
+__all__ = ['SOURCE_PLEXSYNC', 'SOURCE_WATCH', 'Outage', 'merged_outages', 'plexsync_outages', 'union_of_outages', 'DetectedOutage', 'DetectedOutages', 'KEEP_ROWS', 'KEEP_HANDLED_ROWS', 'OutageSource', 'UnhandledWindow', 'uncovered_windows', 'OutageSummary', 'summarize_intervals', 'summarize_outages']
 
 
 # ==== outages ===================================================================================
@@ -94,8 +95,8 @@ class Outage:
         """Plain data for JSON output: times in ISO-8601 UTC, as every JSON output of the plugin spells them."""
         return {
             "source": self.source,
-            "started_at": iso_utc(self.started_at),
-            "ended_at": None if self.ended_at is None else iso_utc(self.ended_at),
+            "started_at": iso_time(self.started_at),
+            "ended_at": None if self.ended_at is None else iso_time(self.ended_at),
             "duration": self.duration(now),
             "ongoing": self.ongoing,
             "jobs_affected": self.jobs_affected,
@@ -170,11 +171,6 @@ def plexsync_outages(data_dir: str | Path) -> list[Outage]:
     from .worker.outage_history import HISTORY_FILE_NAME, read_history_file
 
     return merged_outages(read_history_file(Path(data_dir) / HISTORY_FILE_NAME))
-
-
-def iso_utc(unix_seconds: float) -> str:
-    """ISO-8601 UTC, to the second, for people: ``2026-02-15T19:00:00Z``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_seconds))
 
 
 # ==== detected outages ==========================================================================
@@ -362,8 +358,8 @@ class UnhandledWindow:
             logger.warning(
                 "outage %s..%s: its readings are out of order (the clock stepped back while it lasted);"
                 " recovering from the earliest to the latest of them",
-                iso_utc(self.start),
-                iso_utc(self.end),
+                iso_time(self.start),
+                iso_time(self.end),
             )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from . import engine
 from .engine import Collaborators, EntryOutcome, Observer, RecoveryResult, Selection, default_collaborators
 from .errors import ConfigurationError, explain
-from .events import iso_time
+from .formatting import iso_time
 from .outages import OutageSource
 from .signals import outage_ended, recovery_completed, recovery_failed, recovery_progress, send_isolated
 from .state import DEFAULT_LOCK_WAIT, PendingWindows, RecoveryLockBusy, recovery_lock

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..engine import OUTCOME_LABELS, outcome_word, plural
 from ..errors import ConfigurationError
-from ..events import iso_time, window_fields
-from ..formatting import Output, count_rows, format_duration, format_time, truncate
-from ..outages import iso_utc, summarize_intervals
+from ..events import window_fields
+from ..formatting import Output, count_rows, format_duration, format_time, iso_time, truncate
+from ..outages import summarize_intervals
 from ..state import CLI_LOCK_WAIT
 from ..subscribers import DISABLE_VARIABLE, ENTRY_POINT_GROUP, installed_subscribers
 from .console import add_listener_arguments, listeners
@@ -362,7 +362,7 @@ def run_outages(args: argparse.Namespace) -> int:
     now = time.time()
     summary = summarize_intervals(outages, now)
     if out.json_mode:
-        out.json({"outages": [o.as_dict(now) for o in outages], "summary": asdict(summary), "now": iso_utc(now)})
+        out.json({"outages": [o.as_dict(now) for o in outages], "summary": asdict(summary), "now": iso_time(now)})
         return 0
     if not outages:
         out.line(f"No outage recorded in {data_dir / HISTORY_FILE_NAME} or by the watch daemon.")

@@ -239,7 +239,7 @@ def _log_runs(runs: Any) -> None:
         logger.warning("outage window %s..%s stays pending; it is retried later", _clock(start), _clock(end))
 
 
-def _clock(unix_seconds: float) -> str:
-    from ..formatting import format_time
+def _clock(unix_seconds: float) -> str | None:
+    from ..formatting import iso_time  # not on the quick path: only when an outage is recovered
 
-    return format_time(unix_seconds)
+    return iso_time(unix_seconds)

@@ -24,7 +24,8 @@ import os
 import threading
 from pathlib import Path
 
-from ..outages import SOURCE_WATCH, DetectedOutages, OutageSource, UnhandledWindow, iso_utc
+from ..formatting import iso_time
+from ..outages import SOURCE_WATCH, DetectedOutages, OutageSource, UnhandledWindow
 from ..signals import outage_ended, send_isolated
 from .outage_history import HISTORY_FILE_NAME
 
@@ -101,8 +102,8 @@ class HistoryFollower:
             window.warn_if_clock_stepped()
             logger.info(
                 "outage %s..%s was closed by PlexSync (%d history records)",
-                iso_utc(window.start),
-                iso_utc(window.end),
+                iso_time(window.start),
+                iso_time(window.end),
                 outage.records,
             )
         sender: object = self.detected if outage.source == SOURCE_WATCH else self

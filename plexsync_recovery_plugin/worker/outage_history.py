@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..file_backup import free_backup_name
+from ..formatting import iso_time
 from ..signals import outage_ended, outage_started, send_isolated
 
 __all__ = ["HISTORY_FILE_NAME", "MAX_RECORDS", "REREAD_PAUSES", "OutageHistory", "read_history_file"]
@@ -153,7 +154,7 @@ class OutageHistory:
             record = {"started_at": float(started_at), "ended_at": None, "duration": None, "jobs_affected": 0}
             history.append(record)
             self._write(history)
-        logger.warning("Plex outage started at %s", _clock(started_at))
+        logger.warning("Plex outage started at %s", iso_time(started_at))
         send_isolated(outage_started, self, start=record["started_at"])
         return record
 
@@ -173,7 +174,7 @@ class OutageHistory:
             record["duration"] = max(0.0, record["ended_at"] - float(record["started_at"]))
             record["jobs_affected"] = int(jobs_affected)
             self._write(history)
-        logger.warning("Plex outage ended at %s after %.1f s", _clock(ended_at), record["duration"])
+        logger.warning("Plex outage ended at %s after %.1f s", iso_time(ended_at), record["duration"])
         send_isolated(outage_ended, self, start=float(record["started_at"]), end=record["ended_at"])
         return record
 
@@ -201,7 +202,3 @@ def _file_mode(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
-
-
-def _clock(unix_seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_seconds))

@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 from ..engine import RecoveryResult, plural
 from ..errors import ConfigurationError
-from ..outages import DetectedOutages, iso_utc
+from ..formatting import iso_time
+from ..outages import DetectedOutages
 from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, probe_plex
 from ..plugin import RecoveryPlugin
 from ..signals import (
@@ -222,7 +223,7 @@ def _window(start: Any, end: Any, received: Any = None) -> str:
 
 
 def _when(value: Any) -> str:
-    return iso_utc(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+    return str(iso_time(value))
 
 
 class WatchDaemon:
@@ -323,7 +324,7 @@ class WatchDaemon:
         """Probe once and act on the outcome."""
         at = self.clock()
         probe = probe_plex(self.plex_client, timeout=self.settings.probe_timeout)
-        logger.debug("probe at %s: %s", iso_utc(at), _describe_probe(probe))
+        logger.debug("probe at %s: %s", iso_time(at), _describe_probe(probe))
         previous, self.plex_state = self.plex_state, probe.state
         if probe.state != previous:
             self._log_plex_state(probe)
@@ -375,7 +376,7 @@ class WatchDaemon:
             dated = event.dated_from or DATED_FROM_FIRST_FAILURE
             self.detected.open(event.start, dated)
             logger.warning(
-                "Plex outage started at %s (dated from the %s)", iso_utc(event.start), dated.replace("_", " ")
+                "Plex outage started at %s (dated from the %s)", iso_time(event.start), dated.replace("_", " ")
             )
             send_isolated(outage_started, self.detected, start=event.start)
             return
@@ -387,16 +388,16 @@ class WatchDaemon:
             logger.warning(
                 "Plex outage ended at %s, but it started at %s by the clock (the clock stepped back while it"
                 " lasted): recovering the window between its earliest and latest probe, %s..%s (%s)",
-                iso_utc(event.end),
-                iso_utc(event.start),
-                iso_utc(low),
-                iso_utc(high),
+                iso_time(event.end),
+                iso_time(event.start),
+                iso_time(low),
+                iso_time(high),
                 plural(jobs, "DLQ entry"),
             )
         else:
             logger.warning(
                 "Plex outage ended at %s after %.1f s (%s in its window)",
-                iso_utc(event.end),
+                iso_time(event.end),
                 event.end - event.start,
                 plural(jobs, "DLQ entry"),
             )

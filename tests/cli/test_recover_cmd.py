@@ -7,7 +7,7 @@ import json
 import pytest
 
 from plexsync_recovery_plugin.cli import main
-from plexsync_recovery_plugin.events import iso_time
+from plexsync_recovery_plugin.formatting import iso_time
 from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.sync_queue.operations import enqueue
 from plexsync_recovery_plugin.testing import PlexTestServer

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from plexsync_recovery_plugin.cli import main
-from plexsync_recovery_plugin.events import iso_time
+from plexsync_recovery_plugin.formatting import iso_time
 from plexsync_recovery_plugin.outages import summarize_outages
 from tests.cli.conftest import assert_one_error_line
 from tests.conftest import WINDOW_END, WINDOW_START

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from plexsync_recovery_plugin.events import iso_time
+from plexsync_recovery_plugin.formatting import iso_time
 from plexsync_recovery_plugin.testing import StashTestServer
 from tests.conftest import WINDOW_START
 from tests.stash_plugin.conftest import OUTAGE, PLEX_TOKEN, REPO, write_history
