@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .file_backup import free_backup_name
+from .formatting import iso_time
 from .redaction import safe_excerpt
 from .sqlite_uri import sqlite_uri
 from .sync_queue.dlq import selected_milliseconds
@@ -436,7 +437,7 @@ def _open_lock_file(path: Path) -> int:
 
 def _describe_self() -> str:
     command = " ".join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:2]])
-    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    since = iso_time(time.time())
     return safe_excerpt(f"pid {os.getpid()} on {socket.gethostname()} ({command}) since {since}", _HOLDER_LENGTH)
 
 
