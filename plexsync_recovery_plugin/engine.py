@@ -59,7 +59,7 @@ from .sync_queue.operations import (
 if TYPE_CHECKING:
     from .sync_queue.dlq import DeadLetterQueue
 
-__all__ = ['COUNT_FIELDS', 'EntryOutcome', 'ErrorTypeCounts', 'OUTCOME_LABELS', 'OUTCOME_WORDS', 'Observer', 'Outcome', 'RecoveryResult', 'RecoveryTally', 'SceneIds', 'outcome_word', 'plural', 'OPTIONAL_RETRY_ERROR_TYPES', 'OUTAGE_CASUALTY_ERROR_TYPE', 'PERMANENT_ERROR_TYPES', 'SAFE_RETRY_ERROR_TYPES', 'Selection', 'get_error_types_for_recovery', 'is_outage_casualty', 'left_text', 'BatchJobWriter', 'DryRunWriter', 'JobWriter', 'PendingJob', 'PerJobWriter', 'WriteOutcome', 'encode_job', 'ChunkRun', 'Collaborators', 'PLEXSYNC_QUEUE_NAME', 'default_collaborators']
+__all__ = ['COUNT_FIELDS', 'count_rows', 'EntryOutcome', 'ErrorTypeCounts', 'OUTCOME_LABELS', 'OUTCOME_WORDS', 'Observer', 'Outcome', 'RecoveryResult', 'RecoveryTally', 'SceneIds', 'outcome_word', 'plural', 'OPTIONAL_RETRY_ERROR_TYPES', 'OUTAGE_CASUALTY_ERROR_TYPE', 'PERMANENT_ERROR_TYPES', 'SAFE_RETRY_ERROR_TYPES', 'Selection', 'get_error_types_for_recovery', 'is_outage_casualty', 'left_text', 'BatchJobWriter', 'DryRunWriter', 'JobWriter', 'PendingJob', 'PerJobWriter', 'WriteOutcome', 'encode_job', 'ChunkRun', 'Collaborators', 'PLEXSYNC_QUEUE_NAME', 'default_collaborators']
 
 
 # ==== recovery result ===========================================================================
@@ -144,6 +144,21 @@ COUNT_FIELDS: tuple[tuple[str, Outcome | None], ...] = (
     ("skipped_plex_down", Outcome.PLEX_DOWN),
     ("failed", Outcome.FAILED),
 )
+
+
+def count_rows(result: RecoveryResult) -> list[tuple[str, int]]:
+    """The result's counters (``result.counts()``, in its order) as labelled table rows.
+
+    Each outcome is named with the words every door uses (``OUTCOME_WORDS``); the outcomes
+    that keep the window pending say so.
+    """
+    deferring = (Outcome.PLEX_DOWN, Outcome.STASH_ERROR)
+    labels = {
+        name: "DLQ entries in window" if outcome is None
+        else outcome_word(outcome, result.dry_run) + (" (deferred)" if outcome in deferring else "")
+        for name, outcome in COUNT_FIELDS
+    }
+    return [(labels[name], value) for name, value in result.counts().items()]
 
 
 class SceneIds(list[int]):

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 from .redaction import REDACTOR, SecretRedactor, safe_excerpt
 
-if TYPE_CHECKING:
-    from .engine import RecoveryResult
 
-__all__ = ['Output', 'PROG', 'count_rows', 'format_duration', 'format_table', 'format_time', 'iso_time', 'one_line', 'truncate', 'ProgressBar', 'wants_progress_bar']
+__all__ = ['Output', 'PROG', 'format_duration', 'format_table', 'format_time', 'iso_time', 'one_line', 'truncate', 'ProgressBar', 'wants_progress_bar']
 
 
 # ==== output ====================================================================================
@@ -202,23 +200,6 @@ class Output:
         """Write multi-line diagnostics (a ``-v`` traceback), masked."""
         self.stderr.write(self.redactor(text))
         self.stderr.flush()
-
-
-def count_rows(result: RecoveryResult) -> list[tuple[str, int]]:
-    """The result's counters (``result.counts()``, in its order) as labelled table rows.
-
-    Each outcome is named with the words every door uses (``recovery_result.OUTCOME_WORDS``);
-    the outcomes that keep the window pending say so.
-    """
-    from .engine import COUNT_FIELDS, Outcome, outcome_word
-
-    deferring = (Outcome.PLEX_DOWN, Outcome.STASH_ERROR)
-    labels = {
-        name: "DLQ entries in window" if outcome is None
-        else outcome_word(outcome, result.dry_run) + (" (deferred)" if outcome in deferring else "")
-        for name, outcome in COUNT_FIELDS
-    }
-    return [(labels[name], value) for name, value in result.counts().items()]
 
 
 # ==== progress bar ==============================================================================

@@ -21,10 +21,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..engine import OUTCOME_LABELS, outcome_word, plural
+from ..engine import OUTCOME_LABELS, count_rows, outcome_word, plural
 from ..errors import ConfigurationError
 from ..events import window_fields
-from ..formatting import Output, count_rows, format_duration, format_time, iso_time, truncate
+from ..formatting import Output, format_duration, format_time, iso_time, truncate
 from ..outages import summarize_intervals
 from ..state import CLI_LOCK_WAIT
 from ..subscribers import DISABLE_VARIABLE, ENTRY_POINT_GROUP, installed_subscribers

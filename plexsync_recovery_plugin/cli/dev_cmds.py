@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine import plural
-from ..formatting import Output, count_rows
+from ..engine import count_rows, plural
+from ..formatting import Output
 from .settings import (
     EXIT_STATUS,
     LOG_FLAGS,

@@ -204,7 +204,8 @@ def _time_paths(
     progress: bool = False,
 ) -> list[PathRun]:
     """Serve loopback Stash and Plex, and run each path's worker over its own copy of ``template``."""
-    from ..testing import PlexTestServer, StashTestServer
+    from .plex_server import PlexTestServer
+    from .stash_server import StashTestServer
 
     runs: list[PathRun] = []
     with StashTestServer(scenes=dataset.stash_scene_ids()) as stash, PlexTestServer() as plex:

@@ -127,7 +127,8 @@ def run_demo(say: Callable[[str], None], *, interval: float = 0.2, timeout: floa
     Raises:
         TimeoutError: A step did not happen in time (the servers are stopped either way).
     """
-    from ..testing import PlexTestServer, StashTestServer
+    from .plex_server import PlexTestServer
+    from .stash_server import StashTestServer
 
     began = time.monotonic()
     token = secrets.token_urlsafe(16)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from plexsync_recovery_plugin.engine import RecoveryResult
-from plexsync_recovery_plugin.formatting import count_rows
+from plexsync_recovery_plugin.engine import count_rows
 
 
 def test_rows_follow_the_results_counts_in_order_with_run_and_dry_run_labels():
