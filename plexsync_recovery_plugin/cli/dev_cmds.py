@@ -35,7 +35,7 @@ __all__ = ['register_bench', 'run_bench_command', 'register_demo', 'run_demo_com
 # ``plexsync-recovery bench``: time recovery on local test servers, and say where the time went.
 #
 # Thin glue over :mod:`plexsync_recovery_plugin.dev.bench` (and its ``bench_*`` siblings), which
-# build the data and time the runs; :mod:`.bench_output` prints them. It needs no Plex, Stash
+# build the data and time the runs; ``dev.bench`` prints them. It needs no Plex, Stash
 # or data directory of the user's: everything runs on loopback test servers over temporary
 # files. The bench and the test servers are imported only when the command runs, so no other
 # command pays for them.

@@ -52,7 +52,7 @@ __all__ = ['BENCH_PATHS', 'BenchReport', 'Dataset', 'PathRun', 'build_data_dir',
 #
 # Why: a "Sync all" during an outage dead-letters tens of thousands of jobs, and the
 # recovery must finish in seconds with flat memory. :func:`run_bench` builds such a data
-# directory once (``build_data_dir``), serves it a loopback Stash and Plex (:mod:`.testing`),
+# directory once (``build_data_dir``), serves it a loopback Stash and Plex (``plex_server``, ``stash_server``),
 # and times the whole recovery — ``outage_ended.send`` to ``recovery_completed`` — through
 # ``stashapi``'s ``StashInterface`` and ``plexapi``'s ``PlexServer``, once per path. Each path
 # runs in a fresh subprocess (:mod:`.bench_worker`) with its own copy of the data, because

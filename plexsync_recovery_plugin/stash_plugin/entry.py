@@ -1,6 +1,6 @@
 """The plugin process Stash starts: read Stash's JSON from stdin, run a task or the hook, answer on stdout.
 
-Log lines and progress go to stderr in Stash's protocol (:mod:`.stash_log`); the result is
+Log lines and progress go to stderr in Stash's protocol (``protocol``); the result is
 one JSON object ``{"output": ..., "error": ...}`` on stdout, which Stash shows for a task.
 A task's answer also carries ``events``: the ``recovery_completed`` and ``recovery_failed``
 events of its runs, in the shapes ``watch --json`` prints (:mod:`..events`); Stash reads only

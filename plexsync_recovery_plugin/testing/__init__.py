@@ -3,10 +3,10 @@
 Both servers are real HTTP servers on 127.0.0.1 (ephemeral ports, daemon threads) that the
 real clients (``plexapi``, ``stashapi``) talk to unchanged, and whose failure mode (down,
 starting, slow, database locked) can be switched while a test runs. See
-:class:`PlexTestServer` and :class:`StashTestServer`, both built on
-:mod:`.loopback_http` (a loopback port that can stop and resume listening) and
-:mod:`.request_handler`. :mod:`.plexsync_data` writes a PlexSync data directory
-(``dlq.db``, the queue, ``outage_history.json``).
+:class:`PlexTestServer` and :class:`StashTestServer` (in ``dev``), both built on
+``dev.loopback_http`` (a loopback port that can stop and resume listening, and the request
+handler both share). ``dev.plexsync_data`` writes a PlexSync data directory (``dlq.db``, the
+queue, ``outage_history.json``).
 
 The servers load on first use, so ``plexsync_data`` imports without them.
 """
