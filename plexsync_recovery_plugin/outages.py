@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .formatting import iso_time
-from .state import connect_state_db, read_state_rows
+from .state import PendingWindows, connect_state_db, read_state_rows
 
-__all__ = ['SOURCE_PLEXSYNC', 'SOURCE_WATCH', 'Outage', 'merged_outages', 'plexsync_outages', 'union_of_outages', 'DetectedOutage', 'DetectedOutages', 'KEEP_ROWS', 'KEEP_HANDLED_ROWS', 'OutageSource', 'UnhandledWindow', 'uncovered_windows', 'OutageSummary', 'summarize_intervals', 'summarize_outages']
+__all__ = ['SOURCE_PLEXSYNC', 'SOURCE_WATCH', 'Outage', 'merged_outages', 'plexsync_outages', 'union_of_outages', 'DetectedOutage', 'DetectedOutages', 'KEEP_ROWS', 'KEEP_HANDLED_ROWS', 'OUTAGE_ONGOING', 'OUTAGE_PENDING', 'OUTAGE_RECOVERED', 'OutageSource', 'UnhandledWindow', 'uncovered_windows', 'OutageSummary', 'summarize_intervals', 'summarize_outages']
 
 
 # ==== outages ===================================================================================
@@ -332,6 +332,13 @@ logger = logging.getLogger(__name__)
 KEEP_HANDLED_ROWS = 2000
 
 
+_HANDLED_ROWS = "SELECT source, record_start, started_at, ended_at FROM outage_handled"
+
+#: What has become of an outage (``OutageSource.states``).
+OUTAGE_ONGOING = "ongoing"
+OUTAGE_PENDING = "pending"
+OUTAGE_RECOVERED = "recovered"
+
 _MARK = (
     "INSERT INTO outage_handled (source, record_start, started_at, ended_at, handled_at) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT(source, record_start, started_at) DO UPDATE SET ended_at = max(ended_at, excluded.ended_at)"
@@ -433,7 +440,7 @@ class OutageSource:
     def _handled_rows(self) -> list[tuple[str, float, float, float]]:
         conn = self._connect()
         try:
-            rows = conn.execute("SELECT source, record_start, started_at, ended_at FROM outage_handled").fetchall()
+            rows = conn.execute(_HANDLED_ROWS).fetchall()
         finally:
             conn.close()
         return [(str(s), float(r), float(a), float(b)) for s, r, a, b in rows]
@@ -443,17 +450,32 @@ class OutageSource:
 
         An outage that grew (an older open record closed later) gives only its new seconds.
         """
-        rows = self._handled_rows()
-        found: list[UnhandledWindow] = []
-        for outage in self.closed():
-            needed = [
-                gap
-                for part in (outage.parts or (outage,))
-                if part.ended_at is not None
-                for gap in uncovered_windows(part.started_at, part.ended_at, _windows_for(part, rows))
-            ]
-            found.extend(UnhandledWindow(outage, start, end) for start, end in _joined(needed))
-        return found
+        return _unhandled(self.closed(), self._handled_rows())
+
+    def states(
+        self, outages: Sequence[Outage] | None = None, pending: Sequence[tuple[float, float]] | None = None
+    ) -> dict[str, str]:
+        """What has become of each outage (of ``outages``, else every one), by ``Outage.key``.
+
+        ``OUTAGE_ONGOING``: it has not ended. ``OUTAGE_PENDING``: part of it is not handled yet
+        (the next door that polls recovers it), or a pending window (of ``pending``, else the
+        data directory's) overlaps it: its recovery was deferred and is retried.
+        ``OUTAGE_RECOVERED``: all of it was recovered. Reading creates no file.
+        """
+        outages = self.outages() if outages is None else list(outages)
+        pending = PendingWindows(self.data_dir).windows() if pending is None else list(pending)
+        rows = [(str(s), float(r), float(a), float(b))  # type: ignore[arg-type]
+                for s, r, a, b in read_state_rows(self.data_dir, _HANDLED_ROWS)]
+        unhandled = {window.outage.key for window in _unhandled(outages, rows)}
+        states: dict[str, str] = {}
+        for outage in outages:
+            if outage.ended_at is None:
+                states[outage.key] = OUTAGE_ONGOING
+            elif outage.key in unhandled or any(_overlaps(outage, low, high) for low, high in pending):
+                states[outage.key] = OUTAGE_PENDING
+            else:
+                states[outage.key] = OUTAGE_RECOVERED
+        return states
 
     def mark_handled(self, start: float, end: float, outage: Outage | None = None) -> None:
         """Note that ``[start, end]`` was recovered (or kept pending) now.
@@ -514,6 +536,22 @@ class OutageSource:
     def baseline_taken(self) -> bool:
         """Whether ``take_baseline`` ran in this data directory (nothing is created)."""
         return bool(read_state_rows(self.data_dir, "SELECT 1 FROM follower_meta WHERE key = 'baseline'"))
+
+
+def _unhandled(outages: Sequence[Outage], rows: list[tuple[str, float, float, float]]) -> list[UnhandledWindow]:
+    """The parts of the closed ``outages`` no handled window (``rows``) covers, oldest first."""
+    found: list[UnhandledWindow] = []
+    for outage in outages:
+        if outage.ended_at is None:
+            continue
+        needed = [
+            gap
+            for part in (outage.parts or (outage,))
+            if part.ended_at is not None
+            for gap in uncovered_windows(part.started_at, part.ended_at, _windows_for(part, rows))
+        ]
+        found.extend(UnhandledWindow(outage, start, end) for start, end in _joined(needed))
+    return found
 
 
 def _joined(windows: list[tuple[float, float]]) -> list[tuple[float, float]]:

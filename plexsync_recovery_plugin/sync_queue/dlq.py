@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 from ..decode import MAX_PICKLE_BYTES, UnsafePickleError, safe_loads
 from ..sqlite_uri import leave_no_new_files, sqlite_uri
 
-__all__ = ['ENTRY_COLUMNS', 'FORMS', 'KEY', 'RAW', 'SECOND', 'STORED_TIME_KEY', 'StoredForm', 'group_order', 'row_order', 'CorruptEntryError', 'DecodedJob', 'MAX_SCENE_ID', 'decode_entry_job', 'entry_scene_id', 'failed_at_seconds', 'DlqWindow', 'FAILED_AT_INDEX', 'selected_milliseconds', 'validate_window', 'whole_seconds', 'DLQ_FILE_NAME', 'DeadLetterQueue', 'DlqUnavailable']
+__all__ = ['ENTRY_COLUMNS', 'FORMS', 'KEY', 'RAW', 'SECOND', 'STORED_TIME_KEY', 'StoredForm', 'group_order', 'row_order', 'CorruptEntryError', 'DecodedJob', 'MAX_SCENE_ID', 'decode_entry_job', 'entry_scene_id', 'failed_at_seconds', 'DlqWindow', 'FAILED_AT_INDEX', 'selected_milliseconds', 'validate_window', 'whole_seconds', 'DEFAULT_AGES', 'DLQ_FILE_NAME', 'DeadLetterQueue', 'DlqUnavailable']
 
 
 # ==== dlq forms =================================================================================
@@ -604,6 +604,9 @@ logger = logging.getLogger(__name__)
 
 DLQ_FILE_NAME = "dlq.db"
 
+#: Age buckets of ``counts_by_type_and_age`` (upper bounds, seconds): an hour, a day, a week, 30 days.
+DEFAULT_AGES = (3600.0, 86400.0, 7 * 86400.0, 30 * 86400.0)
+
 
 class DlqUnavailable(sqlite3.DatabaseError):
     """The DLQ file cannot be read: it is missing, not SQLite, or has no ``dead_letters`` table.
@@ -673,9 +676,9 @@ class DeadLetterQueue:
             finally:
                 conn.close()
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         with self.reader() as conn:
-            return conn.execute(sql, tuple(params)).fetchall()
+            return conn.execute(sql, params if isinstance(params, Mapping) else tuple(params)).fetchall()
 
     def window(
         self,
@@ -717,6 +720,34 @@ class DeadLetterQueue:
         """Return the number of entries per ``error_type``, by type name."""
         rows = self._query("SELECT error_type, COUNT(*) FROM dead_letters GROUP BY error_type ORDER BY error_type")
         return {row[0]: int(row[1]) for row in rows}
+
+    def counts_by_type_and_age(self, now: float, ages: Sequence[float] = DEFAULT_AGES) -> dict[str, tuple[int, ...]]:
+        """Count entries per ``error_type`` and age, in one read of the table.
+
+        Args:
+            now: The time ages are measured from (Unix seconds).
+            ages: Upper bounds of the age buckets, in seconds.
+
+        Returns:
+            For each error type (by name), ``len(ages) + 1`` counts: failed less than the
+            smallest age ago, less than the next, ..., then older. A ``failed_at`` that is not a
+            time, or that lies more than a minute ahead of ``now``, counts as older: it is not
+            known to be recent.
+        """
+        bounds = sorted(float(age) for age in ages)
+        params = {f"b{i}": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - age)) for i, age in enumerate(bounds)}
+        params["ahead"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now + 60))
+        older = len(bounds)
+        buckets = " ".join(f"WHEN t >= :b{i} THEN {i}" for i in range(older))
+        # The normalized key (fixed-width text) compares as time does; one scan of the table.
+        sql = (
+            f"SELECT error_type, CASE WHEN t IS NULL OR t > :ahead THEN {older} {buckets} ELSE {older} END, COUNT(*)"
+            f" FROM (SELECT error_type, {STORED_TIME_KEY} AS t FROM dead_letters) GROUP BY 1, 2"
+        )
+        counts: dict[str, list[int]] = {}
+        for error_type, bucket, count in self._query(sql, params):
+            counts.setdefault(str(error_type), [0] * (older + 1))[int(bucket)] += int(count)
+        return {name: tuple(row) for name, row in sorted(counts.items())}
 
     def counts_by_day(self, error_types: Sequence[str] | None = None) -> list[tuple[str | None, int]]:
         """Count entries per UTC day of ``failed_at``, oldest day first.

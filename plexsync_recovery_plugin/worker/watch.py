@@ -31,7 +31,7 @@ from ..signals import (
 from ..sync_queue.dlq import whole_seconds
 from .history_follower import HistoryFollower
 
-__all__ = ['DATED_FROM_FIRST_FAILURE', 'DATED_FROM_LAST_HEALTHY', 'OutageDetector', 'OutageEvent', 'PluginOpener', 'WatchDaemon', 'WatchSettings', 'describe_result']
+__all__ = ['DATED_FROM_FIRST_FAILURE', 'DATED_FROM_LAST_HEALTHY', 'OutageDetector', 'OutageEvent', 'Heartbeat', 'PluginOpener', 'WatchDaemon', 'WatchSettings', 'describe_result']
 
 
 # ==== outage detector ===========================================================================
@@ -207,6 +207,23 @@ class WatchSettings:
                 raise ValueError(f"{name} must be at least 1, got {value!r}")
 
 
+@dataclass(frozen=True)
+class Heartbeat:
+    """When the daemon's loop last began a tick: what a health check asks (does the loop still tick?).
+
+    Attributes:
+        monotonic: ``time.monotonic()`` then: ages are measured with it, so a clock step changes nothing.
+        at: Unix time then (the daemon's clock), for people and metrics.
+    """
+
+    monotonic: float
+    at: float
+
+    def age(self) -> float:
+        """Seconds since that tick began."""
+        return max(0.0, time.monotonic() - self.monotonic)
+
+
 def describe_result(result: RecoveryResult, start: Any, end: Any, received: Any = None) -> str:
     """One log line: the outage window, then the result's own rendering (``str(result)``).
 
@@ -236,6 +253,9 @@ class WatchDaemon:
         settings: Probe timing and thresholds.
         clock: Unix time source (tests drive it).
         data_dir: The data directory; required with an opener, else the plugin's.
+
+    Other threads (the status page) may read ``plex_state`` (the last probe's state, None before
+    the first), ``heartbeat`` (when the loop last began a tick) and ``plugin`` (None until it opens).
     """
 
     def __init__(
@@ -269,6 +289,7 @@ class WatchDaemon:
         self._attached = False
         self._connected_here = False
         self._detected_closed = True  # at start-up: an outage closed before a crash may be unsent
+        self.heartbeat: Heartbeat | None = None  # when the loop last began a tick (``run`` sets it)
 
     def _log_completed(self, sender: Any, *, result: Any, start: Any, end: Any, **kwargs: Any) -> None:
         logger.info(describe_result(result, start, end, kwargs.get("received")))
@@ -311,6 +332,7 @@ class WatchDaemon:
         try:
             self.follower.start()
             while not stop.is_set():
+                self.heartbeat = Heartbeat(time.monotonic(), self.clock())
                 try:
                     self.tick()
                 except Exception:
