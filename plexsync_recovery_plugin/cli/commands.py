@@ -38,15 +38,19 @@ from .settings import (
     Settings,
     UsageError,
     add_common_arguments,
+    add_http_arguments,
     check_error_types,
+    http_settings,
     non_negative_int,
     open_dlq,
     open_job_queue,
+    open_status_server,
     parse_window,
     positive_int,
     positive_seconds,
     refuse_rejected_plex_token,
     require_stash_key_accepted,
+    require_web_extra,
 )
 
 if TYPE_CHECKING:
@@ -570,6 +574,7 @@ def register_watch(subparsers: "argparse._SubParsersAction[argparse.ArgumentPars
         metavar="SECONDS",
         help="while Plex is up, retry the outage windows still pending at most this often (default 60)",
     )
+    add_http_arguments(parser)
     add_listener_arguments(parser)
     add_common_arguments(parser)
     parser.set_defaults(func=run_watch, log_level=logging.INFO, log_long_format=True)
@@ -609,6 +614,9 @@ def run_watch(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | Non
     settings: Settings = args.settings
     data_dir = settings.require_data_dir()
     watch_settings = _watch_settings(args)
+    http = http_settings(args)
+    if http is not None:
+        require_web_extra()
     probe_timeout = watch_settings.probe_timeout
     plex = settings.plex_connection(timeout=probe_timeout)
     stash = settings.stash_connection()
@@ -622,9 +630,14 @@ def run_watch(args: argparse.Namespace, *, on_ready: Callable[[Any], None] | Non
             # PlexSync creates dlq.db; until it has, the daemon watches and waits (it never creates it).
             plugin = opener() if _dlq_path(data_dir).exists() else opener
             daemon = WatchDaemon(plex, plugin, watch_settings, data_dir=data_dir)
-            if on_ready is not None:
-                on_ready(daemon)
-            daemon.run(stop)  # type: ignore[arg-type]  # duck-typed threading.Event
+            page = None if http is None else open_status_server(http, daemon, stash).start()  # on its own thread
+            try:
+                if on_ready is not None:
+                    on_ready(daemon)
+                daemon.run(stop)  # type: ignore[arg-type]  # duck-typed threading.Event
+            finally:
+                if page is not None:
+                    page.stop()
         if received:
             logger.info("stopped by %s", signal.Signals(received[0]).name)
     finally:

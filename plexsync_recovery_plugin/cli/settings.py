@@ -16,7 +16,7 @@ import math
 import os
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
@@ -26,7 +26,7 @@ from ..http_url import DEFAULT_REQUEST_DEADLINE
 from ..plex.health import PLEX_TOKEN_REJECTED, probe_plex, token_rejection
 from ..redaction import MIN_SECRET_LENGTH, clean_secret, register_secret, register_url
 
-__all__ = ['CliError', 'UsageError', 'DISTRIBUTION', 'EXTRAS', 'missing_extra', 'TIME_HELP', 'non_negative_int', 'parse_time', 'parse_window', 'positive_int', 'positive_seconds', 'SECRET_FLAGS', 'early_secrets', 'secret_setting', 'EXIT_STATUS', 'LOG_FLAGS', 'REPORT_FLAGS', 'SelectedFlags', 'check_error_types', 'DEFAULT_PLEX_URL', 'DEFAULT_STASH_URL', 'ENVIRONMENT', 'Settings', 'add_common_arguments', 'resolve', 'TOKEN_HINT', 'open_dlq', 'open_job_queue', 'refuse_rejected_plex_token', 'require_stash_key_accepted']
+__all__ = ['CliError', 'UsageError', 'DISTRIBUTION', 'EXTRAS', 'missing_extra', 'TIME_HELP', 'non_negative_int', 'parse_time', 'parse_window', 'positive_int', 'positive_seconds', 'listen_address', 'SECRET_FLAGS', 'early_secrets', 'secret_setting', 'EXIT_STATUS', 'LOG_FLAGS', 'REPORT_FLAGS', 'SelectedFlags', 'check_error_types', 'DEFAULT_PLEX_URL', 'DEFAULT_STASH_URL', 'ENVIRONMENT', 'Settings', 'add_common_arguments', 'resolve', 'TOKEN_HINT', 'open_dlq', 'open_job_queue', 'refuse_rejected_plex_token', 'require_stash_key_accepted', 'HTTP_TOKEN_VARIABLE', 'HTTP_VARIABLE', 'HttpSettings', 'add_http_arguments', 'http_settings', 'open_status_server', 'require_web_extra']
 
 
 # ==== errors ====================================================================================
@@ -59,13 +59,18 @@ class UsageError(CliError):
 # Which optional extra a missing module belongs to, so the error names what to install.
 #
 # ``demo`` and ``bench`` run the Stash test server, which needs ``graphql-core`` (the ``demo``
-# extra); ``--notify`` needs Apprise (the ``notify`` extra). Without them a command would
-# otherwise stop with a bare ``No module named 'graphql'``.
+# extra); ``--notify`` needs Apprise (the ``notify`` extra); ``watch --http`` needs
+# ``prometheus_client`` (the ``web`` extra). Without them a command would otherwise stop
+# with a bare ``No module named 'graphql'``.
 
 DISTRIBUTION = "plexsync-recovery-plugin"
 
 #: Top-level module -> (extra, the package that provides it).
-EXTRAS = {"graphql": ("demo", "graphql-core"), "apprise": ("notify", "apprise")}
+EXTRAS = {
+    "graphql": ("demo", "graphql-core"),
+    "apprise": ("notify", "apprise"),
+    "prometheus_client": ("web", "prometheus-client"),
+}
 
 _NO_MODULE = re.compile(r"No module named '([^']+)'")
 
@@ -116,6 +121,32 @@ def _bounded_number(convert: Callable[[str], Any], *, minimum: float, inclusive:
 positive_int = _bounded_number(int, minimum=1, inclusive=True, what="a positive whole number")
 non_negative_int = _bounded_number(int, minimum=0, inclusive=True, what="a whole number >= 0")
 positive_seconds = _bounded_number(float, minimum=0, inclusive=False, what="a positive number of seconds")
+
+#: Where a server listens when only a port is given: this machine alone.
+DEFAULT_LISTEN_HOST = "127.0.0.1"
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT``, ``:PORT`` or ``PORT`` as ``(host, port)``; the host defaults to 127.0.0.1.
+
+    Raises:
+        argparse.ArgumentTypeError: None of those forms, or a port outside 0..65535 (0: any free port).
+    """
+    value = text.strip()
+    host, port = DEFAULT_LISTEN_HOST, value
+    if value.startswith("["):
+        inner, bracket, rest = value[1:].partition("]")
+        if not (bracket and inner and rest.startswith(":")):
+            raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r} (an IPv6 host is written [::1]:8080)")
+        host, port = inner, rest[1:]
+    elif ":" in value:
+        given, _, port = value.rpartition(":")
+        if ":" in given:
+            raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r} (an IPv6 host is written [::1]:8080)")
+        host = given or DEFAULT_LISTEN_HOST
+    if not port.isdigit() or int(port) > 65535 or any(char.isspace() for char in host):
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port from 0 to 65535, got {text!r}")
+    return host, int(port)
 
 
 TIME_HELP = (
@@ -181,8 +212,8 @@ def parse_window(start: str | None, end: str | None) -> tuple[float, float] | No
 # with the package's redactor.
 
 #: The flags whose values are secrets (scrubbed from every output, even before parsing).
-SECRET_FLAGS = ("--plex-token", "--stash-api-key")
-_SECRET_VARIABLES = ("PLEX_TOKEN", "STASH_API_KEY")
+SECRET_FLAGS = ("--plex-token", "--stash-api-key", "--http-token")
+_SECRET_VARIABLES = ("PLEX_TOKEN", "STASH_API_KEY", "PLEXSYNC_RECOVERY_HTTP_TOKEN")
 _SECRET_HINTS = ("tok", "key", "api", "secret", "pass", "notif")  # notif: --notify URLs hold secrets
 
 
@@ -253,7 +284,7 @@ EXIT_STATUS = {
     " extra), 130 on Ctrl-C; each command's --help says more.",
     "report": "exit status: 0 on success, 1 when a file cannot be read, 2 on bad flags or configuration.",
     "watch": "exit status: 0 when stopped by SIGINT or SIGTERM, 2 on bad flags or configuration (--notify without"
-    " the notify extra too), 130 when a second signal interrupts it.",
+    " the notify extra, --http without the web extra or on a port in use too), 130 when a second signal interrupts it.",
     "demo": "exit status: 0 when the outage was recovered, 1 when it was not, 2 without the demo extra.",
     "bench": "exit status: 0 when every path ran and their results agree, 1 when a path failed or they differ,"
     " 2 on bad flags or without the demo extra.",
@@ -600,3 +631,106 @@ def refuse_rejected_plex_token(settings: Settings, timeout: float = 5.0) -> None
     if probe.state != PLEX_TOKEN_REJECTED:
         return
     raise token_rejection(plex)
+
+
+# ==== the status page ===========================================================================
+# ``watch --http HOST:PORT`` and ``--http-token TOKEN`` (or their variables): where the status
+# page listens and the token its actions need, checked before the daemon starts. The server
+# itself (``web.server``) needs the ``web`` extra and is imported only when the page is on.
+
+#: The variables that stand in for ``--http`` and ``--http-token``.
+HTTP_VARIABLE = "PLEXSYNC_RECOVERY_HTTP"
+HTTP_TOKEN_VARIABLE = "PLEXSYNC_RECOVERY_HTTP_TOKEN"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Where the status page listens, and the token its actions need (None: no actions)."""
+
+    host: str
+    port: int
+    token: str | None = field(default=None, repr=False)
+
+
+def add_http_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--http`` and ``--http-token`` (``watch``)."""
+    from ..web import MIN_TOKEN_LENGTH
+
+    group = parser.add_argument_group("status page, metrics and health check (the 'web' extra)")
+    group.add_argument(
+        "--http",
+        type=listen_address,
+        default=None,
+        metavar="HOST:PORT",
+        help=f"serve the status page (/), Prometheus metrics (/metrics) and a health check (/healthz) there"
+        f" (env {HTTP_VARIABLE}; a port alone listens on {DEFAULT_LISTEN_HOST}; off by default)",
+    )
+    group.add_argument(
+        "--http-token",
+        metavar="TOKEN",
+        default=None,
+        help=f"allow the page's actions (preview, recover, retry) to whoever gives this token, at least"
+        f" {MIN_TOKEN_LENGTH} characters (env {HTTP_TOKEN_VARIABLE}); without it the page has no actions",
+    )
+
+
+def http_settings(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> HttpSettings | None:
+    """``--http`` and ``--http-token``, else their variables; None when the page is off.
+
+    The token is stripped and registered for masking like every secret.
+
+    Raises:
+        UsageError: The address is not HOST:PORT, the token is too short to guard recoveries, or a
+            token is set while the page is off (the message names the flag or variable, never the token).
+    """
+    from ..web import MIN_TOKEN_LENGTH
+
+    env = os.environ if environ is None else environ
+    address = getattr(args, "http", None)
+    if address is None and env.get(HTTP_VARIABLE, "").strip():
+        try:
+            address = listen_address(env[HTTP_VARIABLE])
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f"{HTTP_VARIABLE}: {error}") from None
+    token = clean_secret(getattr(args, "http_token", None)) or clean_secret(env.get(HTTP_TOKEN_VARIABLE))
+    given_by = f"--http-token / {HTTP_TOKEN_VARIABLE}"
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise UsageError(
+            f"the status page token ({given_by}) is {len(token)} characters long: too short to guard recoveries"
+            f" (at least {MIN_TOKEN_LENGTH}); choose a longer one"
+        )
+    register_secret(token, "status page token")
+    if address is None:
+        if token is not None:
+            raise UsageError(f"a status page token is set ({given_by}) but the page is off: add --http HOST:PORT"
+                             f" (or {HTTP_VARIABLE})")
+        return None
+    return HttpSettings(address[0], address[1], token)
+
+
+def require_web_extra() -> None:
+    """Fail now, before anything starts, when the ``web`` extra is missing.
+
+    Raises:
+        UsageError: ``prometheus_client`` cannot be imported (the message names the extra).
+    """
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            f"--http needs prometheus-client, from the 'web' extra: pip install '{DISTRIBUTION}[web]'"
+        ) from None
+
+
+def open_status_server(http: HttpSettings, daemon: Any, stash: Any) -> Any:
+    """Bind the status page of ``daemon`` (``web.server.StatusServer``; ``start`` it to serve).
+
+    Raises:
+        UsageError: The address cannot be listened on (in use, not this machine's), naming it.
+    """
+    from ..web.server import StatusServer
+
+    try:
+        return StatusServer(daemon, http.host, http.port, token=http.token, stash=stash)
+    except OSError as error:
+        raise UsageError(f"--http {http.host}:{http.port}: cannot listen there: {error.strerror or error}") from None
