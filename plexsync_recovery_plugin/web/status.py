@@ -30,8 +30,8 @@ from ..outages import OUTAGE_PENDING, OUTAGE_RECOVERED, Outage, OutageSource, Ou
 from ..plex.health import PLEX_UP
 from ..redaction import safe_excerpt
 from ..signals import recovery_completed, recovery_failed
-from ..sync_queue.dlq import DEFAULT_AGES, DLQ_FILE_NAME, DeadLetterQueue
 from ..state import PendingWindows
+from ..sync_queue.dlq import DEFAULT_AGES, DLQ_FILE_NAME, DeadLetterQueue
 from ..worker.watch import describe_result
 
 if TYPE_CHECKING:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
-from plexsync_recovery_plugin.signals import recovery_completed, recovery_failed
 from plexsync_recovery_plugin.engine import RecoveryResult
+from plexsync_recovery_plugin.outages import SOURCE_WATCH, Outage, OutageSource
+from plexsync_recovery_plugin.signals import recovery_completed, recovery_failed
 from plexsync_recovery_plugin.web.page import timeline_svg
 from plexsync_recovery_plugin.web.status import RunJournal, StatusSource
-from plexsync_recovery_plugin.outages import SOURCE_WATCH, Outage, OutageSource
 from plexsync_recovery_plugin.worker.watch import WatchDaemon, WatchSettings
 from tests.web.conftest import DAY, build_world
 
