@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..engine import COUNT_FIELDS, Outcome, RecoveryResult
 from ..errors import ConfigurationError, explain
-from ..events import iso_time, window_fields
+from ..events import window_fields
+from ..formatting import iso_time
 from ..outages import OUTAGE_PENDING, OUTAGE_RECOVERED, Outage, OutageSource, OutageSummary, summarize_intervals
 from ..plex.health import PLEX_UP
 from ..redaction import safe_excerpt
