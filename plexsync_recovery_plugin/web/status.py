@@ -379,6 +379,7 @@ class StatusSource:
         self._stash: tuple[float, bool] | None = None
         self._preview: LastPreview | None = None
         self._last_action: ActionOutcome | None = None
+        self._logged: dict[str, str] = {}
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -445,8 +446,11 @@ class StatusSource:
         return plugin.dlq if plugin is not None else DeadLetterQueue(self.data_dir)
 
     def _problem(self, section: str, error: BaseException) -> str:
+        """The error as one masked line, logged once until it changes (a page polled every second must not flood)."""
         text = _one_line(error)
-        logger.warning("status page: could not read the %s: %s", section, text)
+        if self._logged.get(section) != text:
+            self._logged[section] = text
+            logger.warning("status page: could not read the %s: %s", section, text)
         return text
 
     def _stash_up(self) -> bool | None:

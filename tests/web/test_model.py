@@ -77,3 +77,20 @@ def test_the_dlq_is_counted_by_error_type_and_age_in_one_read(tmp_path):
         "PlexNotFound": (0, 0, 0, 1, 0), "PlexServerDown": (0, 0, 0, 7, 0), "PlexTemporaryError": (0, 0, 0, 1, 0)}
     assert DeadLetterQueue(world.data_dir).counts_by_type_and_age(world.now - 3 * DAY)["PlexServerDown"] == (
         0, 0, 2, 0, 5)  # failed in the future of that "now": not known to be recent
+
+
+def test_a_section_that_cannot_be_read_is_one_line_on_the_page_and_the_rest_stands(tmp_path, caplog):
+    from plexsync_recovery_plugin.web.page import render_page
+
+    world = build_world(tmp_path)
+    (world.data_dir / "dlq.db").write_bytes(b"not a database at all" * 100)
+    daemon = WatchDaemon(None, lambda: None, WatchSettings(), data_dir=world.data_dir)  # type: ignore[arg-type,return-value]
+    with RunJournal() as journal:
+        source = StatusSource(daemon, None, journal, max_age=0.0)
+        status = source.snapshot()
+        source.snapshot()  # the same problem again: logged once
+    assert status.dlq is None and "dlq.db" in status.problems["dlq"]
+    assert len(status.outages) == 4 and status.summary is not None
+    page = render_page(status, actions_enabled=False)
+    assert 'id="dlq"' in page and "Could not read this" in page and "<svg" in page
+    assert len([r for r in caplog.records if "could not read the dlq" in r.getMessage()]) == 1
