@@ -16,8 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 from .redaction import REDACTOR, SecretRedactor, safe_excerpt
 
-
-__all__ = ['Output', 'PROG', 'format_duration', 'format_table', 'format_time', 'iso_time', 'one_line', 'truncate', 'ProgressBar', 'wants_progress_bar']
+__all__ = ['Output', 'PROG', 'describe_result', 'describe_window', 'format_duration', 'format_table', 'format_time', 'iso_time', 'one_line', 'truncate', 'ProgressBar', 'wants_progress_bar']
 
 
 # ==== output ====================================================================================
@@ -98,6 +97,25 @@ def format_time(unix_seconds: float | None) -> str:
     if unix_seconds is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(float(unix_seconds)))
+
+
+def describe_window(start: float | None, end: float | None, received: tuple[float, float] | None = None) -> str:
+    """An outage window in words, the same in every door: ``2026-02-15 19:00:00Z .. 2026-02-15 19:30:00Z``.
+
+    ``received``, when given, is the window asked for and names the outage; the window
+    searched (``start``..``end``: whole seconds, merged with pending ones) follows in
+    parentheses when it reads otherwise.
+    """
+    searched = f"{format_time(start)} .. {format_time(end)}"
+    if received is None:
+        return searched
+    asked = f"{format_time(received[0])} .. {format_time(received[1])}"
+    return asked if asked == searched else f"{asked} (searched {searched})"
+
+
+def describe_result(result: object, start: float | None, end: float | None, received: tuple[float, float] | None = None) -> str:
+    """One line for a finished run: its outage window (``describe_window``), then the result's own rendering."""
+    return f"outage {describe_window(start, end, received)}: {result}"
 
 
 def format_duration(seconds: float | None) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from ..engine import OUTCOME_LABELS, count_rows, outcome_word, plural
 from ..errors import ConfigurationError
 from ..events import window_fields
-from ..formatting import Output, format_duration, format_time, iso_time, truncate
+from ..formatting import Output, describe_window, format_duration, format_time, iso_time, truncate
 from ..outages import summarize_intervals
 from ..state import CLI_LOCK_WAIT
 from ..subscribers import DISABLE_VARIABLE, ENTRY_POINT_GROUP, installed_subscribers
@@ -148,16 +148,6 @@ def last_closed_outage(data_dir: Path) -> tuple[float, float] | None:
     return OutageSource(data_dir).last_closed_window()
 
 
-def _span(start: float | None, end: float | None) -> str:
-    return f"{format_time(start)} .. {format_time(end)}"
-
-
-def _asked(received: tuple[float, float], start: float | None, end: float | None) -> str:
-    """The window asked for, and the one searched when it reads otherwise (whole seconds, merged)."""
-    asked, searched = _span(*received), _span(start, end)
-    return asked if asked == searched else f"{asked} (searched {searched})"
-
-
 def _nothing_to_do(out: Output, start: float | None, end: float | None, why: str, *,
                    received: tuple[float, float] | None = None, **extra: Any) -> None:
     from ..engine import RecoveryResult
@@ -199,7 +189,7 @@ def _recover(
     if covering.result is None:
         if isinstance(covering.error, ConfigurationError):
             raise covering.error  # exit 2, the same words as before the run
-        raise CliError(f"recovery of {_span(start, end)} failed: {covering.error}", logged=True)  # the plugin said it
+        raise CliError(f"recovery of {describe_window(start, end)} failed: {covering.error}", logged=True)  # the plugin said it
     result = covering.result
     others = [run for run in runs if run is not covering and run.result is not None]
     if out.json_mode:
@@ -210,16 +200,16 @@ def _recover(
         })
         return _finish(out, settings, result)
     if result.total_dlq_entries == 0 and not result.deferred:
-        out.line(f"Nothing to do: no DLQ entry to recover in {_asked((start, end), covering.start, covering.end)}.")
+        out.line(f"Nothing to do: no DLQ entry to recover in {describe_window(covering.start, covering.end, (start, end))}.")
     else:
-        out.line(f"Recovery of {_asked((start, end), covering.start, covering.end)} (run {result.run_id})")
+        out.line(f"Recovery of {describe_window(covering.start, covering.end, (start, end))} (run {result.run_id})")
         out.table(["outcome", "entries"], count_rows(result))
         if result.recovered_scene_ids:
             out.line("re-queued scenes: " + truncate(", ".join(map(str, result.recovered_scene_ids)), 200))
     for run in others:
-        out.line(f"also retried pending window {_span(run.start, run.end)}: {run.result}")
+        out.line(f"also retried pending window {describe_window(run.start, run.end)}: {run.result}")
     for window in pending:
-        out.line(f"still pending: {_span(*window)}")
+        out.line(f"still pending: {describe_window(*window)}")
     return _finish(out, settings, result)
 
 
@@ -266,7 +256,7 @@ def _dry_run(settings: Settings, out: Output, data_dir: Path, start: float, end:
     received = (start, end)
     start, end = whole_seconds(start, end)  # the window a real run selects
     selection = Selection(settings.include_optional, settings.outage_casualties)
-    why = f"no {selection.describe()} entry in the DLQ between {_span(start, end)}"
+    why = f"no {selection.describe()} entry in the DLQ between {describe_window(start, end)}"
     if not (data_dir / DLQ_FILE_NAME).exists():  # never create PlexSync's file
         _nothing_to_do(out, start, end, why, received=received, dry_run=True, entries=[])
         return 0
@@ -291,7 +281,7 @@ def _print_preview(out: Output, preview: "Preview", received: tuple[float, float
     if out.json_mode:
         out.json({**window_fields(preview.start, preview.end, received), **preview.result.as_dict(), "entries": rows})
         return
-    out.line(f"Dry run for {_asked(received, preview.start, preview.end)}: nothing was changed")
+    out.line(f"Dry run for {describe_window(preview.start, preview.end, received)}: nothing was changed")
     out.table(
         ["DLQ id", "scene", "error type", "failed at", "outcome", "detail"],
         [(r["id"], r["scene_id"], r["error_type"], r["failed_at"], r["outcome"], truncate(r["detail"], 70)) for r in rows],

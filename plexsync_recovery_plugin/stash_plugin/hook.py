@@ -218,7 +218,7 @@ def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str
         return "recovery could not start (see the log)"
     try:
         for start, end in found.ended:
-            logger.info("Plex outage %s..%s ended: recovering its dead-lettered jobs", _clock(start), _clock(end))
+            logger.info("Plex outage %s ended: recovering its dead-lettered jobs", _window(start, end))
             runs = tasks.recover(context, start, end)  # the plugin notes the outage handled
             _log_runs(runs)
         if not found.ended:
@@ -236,10 +236,10 @@ def _log_runs(runs: Any) -> None:
     recovered = sum(result.recovered for result in runs.results)
     logger.info("automatic recovery: %s recovered in %s", plural(recovered, "job"), plural(len(runs.results), "run"))
     for start, end in runs.pending:
-        logger.warning("outage window %s..%s stays pending; it is retried later", _clock(start), _clock(end))
+        logger.warning("outage window %s stays pending; it is retried later", _window(start, end))
 
 
-def _clock(unix_seconds: float) -> str | None:
-    from ..formatting import iso_time  # not on the quick path: only when an outage is recovered
+def _window(start: float, end: float) -> str:
+    from ..formatting import describe_window  # not on the quick path: only when an outage is recovered
 
-    return iso_time(unix_seconds)
+    return describe_window(start, end)

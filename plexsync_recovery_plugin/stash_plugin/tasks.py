@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ..engine import RECOVERY_CHUNK, EntryOutcome, Observer, RecoveryResult, Selection, outcome_word, plural
 from ..errors import ConfigurationError
-from ..formatting import format_duration, format_time, truncate
+from ..formatting import describe_window, format_duration, format_time, truncate
 from ..outages import OutageSource, OutageSummary, summarize_outages
 from ..plex.health import PlexConnection
 from ..plugin import Preview, RecoveryPlugin, Run
@@ -292,10 +292,6 @@ def chunk_progress(total: int, show: Progress, then: Observer | None = None) -> 
     return observe
 
 
-def _span(start: float, end: float) -> str:
-    return f"{format_time(start)} .. {format_time(end)}"
-
-
 def _no_outage(run: TaskRun) -> TaskOutcome:
     logger.info("no closed outage is recorded in %s: nothing to do", run.data_dir / "outage_history.json")
     return TaskOutcome("nothing to do: no closed outage recorded")
@@ -308,7 +304,7 @@ def preview_last_outage(run: TaskRun) -> TaskOutcome:
         return _no_outage(run)
     context, show = run.context(), run.show
     total = preview_size(context, *window)
-    logger.info("preview of outage %s: %s to judge; nothing is changed", _span(*window), plural(total, "DLQ entry"))
+    logger.info("preview of outage %s: %s to judge; nothing is changed", describe_window(*window), plural(total, "DLQ entry"))
     show(0.0)
     seen_preview = preview(context, *window, chunk_progress(total, show))
     result, rows = seen_preview.result, seen_preview.entries
@@ -326,7 +322,7 @@ def _report_runs(runs: RecoveryRuns, what: str) -> TaskOutcome:
     for result in runs.results:
         logger.info("run %s: %s", result.run_id, result)
     for start, end in runs.pending:
-        logger.warning("window %s stays pending: Plex or Stash did not answer; it is retried later", _span(start, end))
+        logger.warning("window %s stays pending: Plex or Stash did not answer; it is retried later", describe_window(start, end))
     recovered = sum(result.recovered for result in runs.results)
     ok = not runs.pending and all(not result.failed for result in runs.results)
     return TaskOutcome(f"{what}: {plural(recovered, 'job')} recovered; {plural(len(runs.pending), 'window')} pending", ok)
@@ -338,12 +334,12 @@ def recover_last_outage(run: TaskRun) -> TaskOutcome:
     if window is None:
         return _no_outage(run)
     context = run.context()
-    logger.info("recovering outage %s", _span(*window))
+    logger.info("recovering outage %s", describe_window(*window))
     run.show(0.0)
     runs = recover(context, *window, progress=run.show)
     run.show(1.0)
     if runs.covering is None:
-        return TaskOutcome(f"recovery of {_span(*window)} failed (see the log)", ok=False)
+        return TaskOutcome(f"recovery of {describe_window(*window)} failed (see the log)", ok=False)
     return _report_runs(runs, "recovery")
 
 

@@ -26,14 +26,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..engine import COUNT_FIELDS, Outcome, RecoveryResult
 from ..errors import ConfigurationError, explain
 from ..events import window_fields
-from ..formatting import iso_time
+from ..formatting import describe_result, iso_time
 from ..outages import OUTAGE_PENDING, OUTAGE_RECOVERED, Outage, OutageSource, OutageSummary, summarize_intervals
 from ..plex.health import PLEX_UP
 from ..redaction import safe_excerpt
 from ..signals import recovery_completed, recovery_failed
 from ..state import PendingWindows
 from ..sync_queue.dlq import DEFAULT_AGES, DLQ_FILE_NAME, DeadLetterQueue
-from ..worker.watch import describe_result
 
 if TYPE_CHECKING:
     from ..plugin import Preview, Run

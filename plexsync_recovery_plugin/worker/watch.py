@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..engine import RecoveryResult, plural
+from ..engine import plural
 from ..errors import ConfigurationError
-from ..formatting import iso_time
+from ..formatting import describe_result, describe_window, iso_time
 from ..outages import DetectedOutages
 from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, probe_plex
 from ..plugin import RecoveryPlugin
@@ -224,25 +224,6 @@ class Heartbeat:
         return max(0.0, time.monotonic() - self.monotonic)
 
 
-def describe_result(result: RecoveryResult, start: Any, end: Any, received: Any = None) -> str:
-    """One log line: the outage window, then the result's own rendering (``str(result)``).
-
-    ``start``/``end`` are the window searched; ``received``, when given, the window asked
-    for: the line names the outage by it and adds the searched one when it reads otherwise.
-    """
-    return f"outage {_window(start, end, received)}: {result}"
-
-
-def _window(start: Any, end: Any, received: Any = None) -> str:
-    asked = f"{_when(received[0])}..{_when(received[1])}" if received else f"{_when(start)}..{_when(end)}"
-    searched = f"{_when(start)}..{_when(end)}"
-    return asked if searched == asked else f"{asked} (searched {searched})"
-
-
-def _when(value: Any) -> str:
-    return str(iso_time(value))
-
-
 class WatchDaemon:
     """Probe loop; call ``run(stop)`` on the thread that should do the work.
 
@@ -297,7 +278,7 @@ class WatchDaemon:
     def _log_failed(self, sender: Any, *, error: Any, start: Any, end: Any, **kwargs: Any) -> None:
         if isinstance(error, ConfigurationError):
             return  # the plugin logged it, once until it changes; probing and retrying go on
-        logger.error("recovery for outage %s failed: %s", _window(start, end, kwargs.get("received")), error)
+        logger.error("recovery for outage %s failed: %s", describe_window(start, end, kwargs.get("received")), error)
 
     def _attach(self) -> None:
         """Subscribe the plugin (if nobody did) and the result loggers; idempotent."""

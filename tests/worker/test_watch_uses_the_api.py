@@ -53,6 +53,6 @@ def test_describe_result_is_the_window_and_the_results_own_rendering():
     result = RecoveryResult(total_dlq_entries=5, recovered=2, skipped_already_queued=1, skipped_scene_missing=1,
                             skipped_plex_down=1, deferred=True)
     line = describe_result(result, T0, T0 + 30)
-    assert line == f"outage 2026-05-28T20:26:40Z..2026-05-28T20:27:10Z: {result}"
+    assert line == f"outage 2026-05-28 20:26:40Z .. 2026-05-28 20:27:10Z: {result}"
     assert str(result) == ("recovered 2 of 5 DLQ entries (already queued 1, scene missing 1, stash error 0,"
                            " plex down 1, failed 0) - window kept pending for a retry")
