@@ -1,4 +1,4 @@
-"""The package's imports: no cycle, and nothing the plugin runs imports its dev tooling on load.
+"""The package's imports: no cycle, no front door importing another, and nothing the plugin runs imports its dev tooling on load.
 
 The imports are read from the source (``ast``), as they stand, so a lazy import inside a
 function counts for cycles too; imports under ``if TYPE_CHECKING:`` never run and are left out.
@@ -125,3 +125,44 @@ def test_the_checks_see_a_cycle_and_a_dev_import():
     _, anywhere = GRAPH[f"{NAME}.cli.dev_cmds"]
     assert not any(target.startswith(DEV) for target in at_load)
     assert f"{NAME}.dev.bench" in anywhere  # loaded lazily, when the command runs
+
+
+#: The front doors: each parses, calls the one API and prints its answers. ``stash_plugin.install``
+#: is not a door (it copies the plugin's files) and the command line's ``stash-plugin`` uses it.
+DOORS = {
+    "command line": (f"{NAME}.cli",),
+    "Stash plugin": tuple(
+        m for m in MODULES if m.startswith(f"{NAME}.stash_plugin.") and m != f"{NAME}.stash_plugin.install"
+    ),
+    "daemon": (f"{NAME}.worker.watch",),
+    "status page": (f"{NAME}.web",),
+}
+#: The one way a door may load another: ``plexsync-recovery watch`` is the daemon's process, and
+#: with ``--http`` it serves the status page from it.
+HOSTS = {("command line", "daemon"), ("command line", "status page")}
+
+
+def _door_of(module: str) -> str | None:
+    return next((door for door, names in DOORS.items() if any(module == n or module.startswith(n + ".") for n in names)), None)
+
+
+def _doors_crossed(graph: dict[str, tuple[set[str], set[str]]]) -> set[tuple[str, str, str, str]]:
+    crossed = set()
+    for module, (_, anywhere) in graph.items():
+        door = _door_of(module)
+        for target in anywhere:
+            other = _door_of(target)
+            if door and other and other != door and (door, other) not in HOSTS:
+                crossed.add((door, other, module, target))
+    return crossed
+
+
+def test_front_doors_never_import_each_other():
+    """Doors share the API and ``formatting`` beneath them, so no door prints another's words."""
+    assert _doors_crossed(GRAPH) == set()
+
+
+def test_the_door_check_sees_a_crossing():
+    stash_task = f"{NAME}.stash_plugin.tasks"
+    planted = {**GRAPH, stash_task: (set(), GRAPH[stash_task][1] | {f"{NAME}.cli.commands"})}
+    assert _doors_crossed(planted) == {("Stash plugin", "command line", stash_task, f"{NAME}.cli.commands")}
