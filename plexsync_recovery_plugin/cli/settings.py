@@ -420,7 +420,9 @@ class Settings:
     """The resolved configuration of one command-line run.
 
     Attributes:
-        data_dir: The PlexSync data directory, or None when neither flag nor env gave one.
+        data_dir: The PlexSync data directory, or None when neither flag nor env gave one and
+            none was found in Stash's plugins folder.
+        data_dir_looked: Where PlexSync's data directory was looked for when neither gave one.
         plex_url: Plex base URL.
         plex_token: Plex token, or None.
         stash_url: Stash URL.
@@ -434,6 +436,7 @@ class Settings:
     """
 
     data_dir: Path | None = None
+    data_dir_looked: tuple[str, ...] = ()
     plex_url: str = DEFAULT_PLEX_URL
     plex_token: str | None = None
     stash_url: str = DEFAULT_STASH_URL
@@ -463,7 +466,10 @@ class Settings:
         from ..sync_queue.operations import QUEUE_DIR_NAME
 
         if self.data_dir is None:
-            raise UsageError("no data directory: pass --data-dir DIR or set STASH_PLUGIN_DATA")
+            looked = "; ".join(self.data_dir_looked) or "nowhere"
+            raise UsageError(
+                f"no data directory: pass --data-dir DIR or set STASH_PLUGIN_DATA (PlexSync's was looked for in {looked})"
+            )
         if not self.data_dir.exists():
             raise UsageError(f"data directory {str(self.data_dir)!r} does not exist")
         if not self.data_dir.is_dir():
@@ -529,7 +535,10 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         except ValueError as error:
             raise UsageError(str(error)) from None
 
-    data_dir = pick("data_dir", None) or _plexsync_default_data_dir()
+    data_dir = pick("data_dir", None)
+    looked: tuple[str, ...] = ()
+    if not data_dir:
+        data_dir, looked = _plexsync_default_data_dir()
     for url_name in ("plex_url", "stash_url"):  # a password written in a URL is a secret too
         register_url(pick(url_name, None))
     request_timeout = getattr(args, "request_timeout", None)
@@ -540,6 +549,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
             raise UsageError(f"{ENVIRONMENT['request_timeout']}: {error}") from None
     return Settings(
         data_dir=Path(data_dir).expanduser() if data_dir else None,
+        data_dir_looked=looked,
         plex_url=pick("plex_url", DEFAULT_PLEX_URL) or DEFAULT_PLEX_URL,
         plex_token=secret("plex_token"),
         stash_url=pick("stash_url", DEFAULT_STASH_URL) or DEFAULT_STASH_URL,
@@ -553,12 +563,12 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     )
 
 
-def _plexsync_default_data_dir() -> str | None:
-    """PlexSync's own data folder under Stash's default plugins folder, when it exists."""
-    from ..plexsync_paths import cli_default_data_dir
+def _plexsync_default_data_dir() -> tuple[str | None, tuple[str, ...]]:
+    """PlexSync's own data folder in Stash's plugins folder (bare metal or container), when it exists; and where it looked."""
+    from ..plexsync_paths import cli_data_dir_search
 
-    found = cli_default_data_dir()
-    return str(found) if found is not None else None
+    search = cli_data_dir_search()
+    return (str(search.found) if search.found is not None else None), search.looked
 
 
 # ==== open objects ==============================================================================

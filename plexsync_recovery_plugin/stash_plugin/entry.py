@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping, TextIO
 
 from ..errors import STASH, ConfigurationError, explain, set_door
-from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, plexsync_data_dir
+from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, DataDirSearch, find_plexsync_data_dir
 from .hook import run_hook
 from .protocol import (
     PluginInput,
@@ -38,19 +38,23 @@ from .protocol import (
     read_plugin_input,
 )
 
-__all__ = ["find_data_dir", "main"]
+__all__ = ["find_data_dir", "main", "not_found"]
 
 logger = logging.getLogger("plexsync_recovery_plugin.stash_plugin")
 
 
-def find_data_dir(server: ServerConnection, environ: Mapping[str, str]) -> Path | None:
-    """PlexSync's data directory: ``$STASH_PLUGIN_DATA``, else ``data`` in PlexSync's plugin folder."""
-    candidates: list[Path | None] = [*server.plugins_dirs()] or [None]
-    for plugins_dir in candidates:
-        found = plexsync_data_dir(plugins_dir, environ)
-        if found is not None:
-            return found
-    return None
+def find_data_dir(server: ServerConnection, environ: Mapping[str, str]) -> DataDirSearch:
+    """PlexSync's data directory: ``$STASH_PLUGIN_DATA``, else ``data`` in PlexSync's plugin folder, and where it looked."""
+    return find_plexsync_data_dir(server.plugins_dirs(), environ)
+
+
+def not_found(search: DataDirSearch) -> str:
+    """Why there is no data directory to work on, naming where it was looked for."""
+    if search.found is None:
+        return (f"PlexSync's data directory was not found (looked in {search.where()}): is {PLEXSYNC_PLUGIN_ID}"
+                " installed? (STASH_PLUGIN_DATA in Stash's environment names another folder)")
+    return (f"PlexSync's data directory {search.found} does not exist yet: has {PLEXSYNC_PLUGIN_ID} run once?"
+            f" (looked in {search.where()})")
 
 
 def _answer(stdout: TextIO, handler: StashLogHandler, output: str | None, error: str | None,
@@ -74,7 +78,7 @@ def _masked(handler: StashLogHandler, value: Any) -> Any:
     return value
 
 
-def _run_task(mode: str | None, server: ServerConnection, data_dir: Path | None, handler: StashLogHandler) -> Any:
+def _run_task(mode: str | None, server: ServerConnection, search: DataDirSearch, handler: StashLogHandler) -> Any:
     from dataclasses import replace
 
     from ..events import EventRelay
@@ -85,13 +89,9 @@ def _run_task(mode: str | None, server: ServerConnection, data_dir: Path | None,
     if task is None:
         known = ", ".join(sorted(TASK_MODES))
         return TaskOutcome(f"unknown task mode {mode!r} (known: {known})", ok=False)
+    data_dir = search.found
     if data_dir is None or not data_dir.is_dir():
-        where = data_dir or f"a {PLEXSYNC_PLUGIN_ID} folder under {', '.join(map(str, server.plugins_dirs()))}"
-        return TaskOutcome(
-            f"PlexSync's data directory was not found ({where}): is {PLEXSYNC_PLUGIN_ID} installed"
-            " and has it run once? (STASH_PLUGIN_DATA in Stash's environment points elsewhere)",
-            ok=False,
-        )
+        return TaskOutcome(not_found(search), ok=False)
     run = TaskRun(data_dir, handler.progress, lambda: tasks.open_context(data_dir, server, handler.add_secrets))
     events: list[dict[str, Any]] = []
     try:
@@ -136,13 +136,15 @@ def main(
 
 
 def _run(plugin_input: PluginInput, stdout: TextIO, handler: StashLogHandler, env: Mapping[str, str]) -> int:
-    data_dir = find_data_dir(plugin_input.server, env)
+    search = find_data_dir(plugin_input.server, env)
     if plugin_input.is_hook:
-        summary = run_hook(data_dir, plugin_input.server, time.time(), handler.add_secrets)
+        if search.found is None or not search.found.is_dir():
+            logger.debug("%s: nothing to check", not_found(search))
+        summary = run_hook(search.found, plugin_input.server, time.time(), handler.add_secrets)
         _answer(stdout, handler, summary, None)
         return 0
     try:
-        outcome = _run_task(plugin_input.mode, plugin_input.server, data_dir, handler)
+        outcome = _run_task(plugin_input.mode, plugin_input.server, search, handler)
     except SettingsError as error:
         logger.error("%s", error)
         _answer(stdout, handler, None, str(error))

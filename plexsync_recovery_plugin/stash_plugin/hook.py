@@ -179,8 +179,7 @@ def run_hook(data_dir: Path | None, server: Any, now: float, on_secret: Callable
         on_secret: Told the Plex token once the settings are read.
     """
     try:
-        if data_dir is None or not data_dir.is_dir():
-            logger.debug("no PlexSync data directory found: nothing to check")
+        if data_dir is None or not data_dir.is_dir():  # the caller says where it looked
             return "no PlexSync data directory"
         found = check_for_work(data_dir, now)
         if found is None:

@@ -17,7 +17,7 @@ from typing import Any, Iterable, TextIO
 from urllib.parse import quote
 
 from ..http_url import DEFAULT_REQUEST_DEADLINE
-from ..plexsync_paths import PLEXSYNC_PLUGIN_ID
+from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, stash_plugins_dir
 from ..redaction import REDACTOR, register_secret, safe_excerpt
 
 __all__ = ['MAX_INPUT_CHARS', 'PluginInput', 'PluginInputError', 'ServerConnection', 'names_a_hook', 'parse_plugin_input', 'read_plugin_input', 'MASK', 'PACKAGE_LOGGER', 'StashLogHandler', 'install_stash_logging', 'stash_log_line', 'PLUGIN_ID', 'RecoverySettings', 'SETTINGS_QUERY', 'SettingsError', 'read_settings']
@@ -71,10 +71,16 @@ class ServerConnection:
         return f"{self.scheme}://{host}:{self.port}"
 
     def plugins_dirs(self) -> list[Path]:
-        """Where Stash's plugins folder may be: above this plugin's folder, then ``<config>/plugins``."""
+        """Where Stash's plugins folder may be: above this plugin's folder, then Stash's configured one.
+
+        Above this plugin's folder is Stash's plugins folder, or the sub-folder its package
+        manager made for the source the plugin came from; Stash's configured folder is
+        ``plugins_path`` in its ``config.yml`` (``<config>/plugins`` by default).
+        """
         found = [self.plugin_dir.parent] if self.plugin_dir is not None else []
-        if self.config_dir is not None and self.config_dir / "plugins" not in found:
-            found.append(self.config_dir / "plugins")
+        if self.config_dir is not None:
+            configured = stash_plugins_dir(self.config_dir)
+            found.extend(folder for folder in (configured, self.config_dir / "plugins") if folder not in found)
         return found
 
 
