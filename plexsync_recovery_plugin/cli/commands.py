@@ -15,6 +15,7 @@ import select
 import signal
 import textwrap
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ from .settings import (
 
 if TYPE_CHECKING:
     from ..engine import RecoveryResult
+    from ..stash_plugin.install import Build, PlannedFile, Removal
     from ..plugin import Preview, RecoveryPlugin, Run
     from ..worker.watch import WatchSettings
 
@@ -695,51 +697,145 @@ def _plugin_opener(
 
 
 # ==== stash plugin cmd ==========================================================================
-# ``plexsync-recovery stash-plugin install``: put the Stash plugin into Stash's plugins folder.
+# ``plexsync-recovery stash-plugin build|install|uninstall``: the Stash plugin's files, as a source
+# index with its zip, or in Stash's plugins folder.
 
-_ACTIONS = {"create": "wrote", "update": "updated", "unchanged": "unchanged", "foreign": "NOT ours, left alone"}
+_ACTIONS = {"create": "wrote", "update": "updated", "unchanged": "unchanged", "remove": "removed",
+            "foreign": "NOT ours, left alone"}
 
 
 def register_stash_plugin(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add the ``stash-plugin`` subcommand."""
+    """Add the ``stash-plugin`` subcommand and its actions."""
     parser = subparsers.add_parser(
         "stash-plugin",
-        help="install the Stash plugin (recovery inside Stash, with PlexSync's settings)",
-        description="Manage the Stash plugin that runs recovery inside Stash.",
+        help="the Stash plugin (recovery inside Stash, with PlexSync's settings): build, install, uninstall",
+        description="Build the Stash plugin as a source for Stash's plugin manager, or install it into (and remove it"
+        " from) Stash's plugins folder.",
         epilog=EXIT_STATUS["stash-plugin"],
     )
     actions = parser.add_subparsers(dest="stash_plugin_action", metavar="ACTION", required=True)
+    build = actions.add_parser(
+        "build",
+        help="write the plugin's source index (index.yml) and zip for Stash's plugin manager",
+        description="Write index.yml and PlexSyncRecovery.zip into DIR: add the index's address as a source in"
+        " Stash (Settings > Plugins > Available Plugins > Add Source; file:///... works for a folder Stash can"
+        " read) and install PlexSync Recovery from it. The zip holds the manifest, the launcher and this package's"
+        " own code; Stash's Python gets the dependencies through PythonDepManager, or pip. The index is dated"
+        " now, or $SOURCE_DATE_EPOCH (the same code and date give the same bytes).",
+        epilog=EXIT_STATUS["stash-plugin"],
+    )
+    build.add_argument("--out", dest="out_dir", required=True, metavar="DIR",
+                       help="where to write them (created if missing)")
+    build.set_defaults(func=run_stash_plugin)
     install = actions.add_parser(
         "install",
-        help="write the plugin's manifest and launcher into Stash's plugins folder",
-        description="Write <plugins-dir>/PlexSyncRecovery/ (manifest and launcher). Running it again changes"
-        " nothing or updates the files an earlier install wrote; it never overwrites a file it did not write."
-        " Then reload plugins in Stash (Settings > Plugins).",
+        help="write the plugin into Stash's plugins folder",
+        description="Write the plugin (manifest, launcher, this package's own code: what the zip holds) into"
+        " <plugins-dir>/PlexSyncRecovery/, or where an earlier copy of it is. Running it again changes nothing or"
+        " updates its own files; it never overwrites a manifest or launcher it did not write. Then reload plugins"
+        " in Stash (Settings > Plugins).",
         epilog=EXIT_STATUS["stash-plugin"],
     )
     install.add_argument("--plugins-dir", required=True, metavar="DIR", help="Stash's plugins folder")
-    install.add_argument("--print", action="store_true", help="show the files it would write; write nothing")
+    install.add_argument("--print", action="store_true", help="show what it would write; write nothing")
     install.set_defaults(func=run_stash_plugin)
+    uninstall = actions.add_parser(
+        "uninstall",
+        help="remove the plugin's files from Stash's plugins folder",
+        description="Remove PlexSync Recovery's own files from Stash's plugins folder (also where Stash's plugin"
+        " manager put them); anything else in its folder is left and listed. PlexSync and its data are not"
+        " touched; 'forget' removes this plugin's state from PlexSync's data folder.",
+        epilog=EXIT_STATUS["stash-plugin"],
+    )
+    uninstall.add_argument("--plugins-dir", required=True, metavar="DIR", help="Stash's plugins folder")
+    uninstall.set_defaults(func=run_stash_plugin)
 
 
 def run_stash_plugin(args: argparse.Namespace) -> int:
-    """Install (or, with ``--print``, show) the plugin; return the exit code."""
-    from ..stash_plugin.install import ForeignFileError, install, plan_install
+    """Run the ``stash-plugin`` action; return the exit code.
+
+    Raises:
+        CliError: The folder is missing, or a file in the way is not the plugin's (exit 1).
+        UsageError: ``SOURCE_DATE_EPOCH`` is not a number of seconds (exit 2).
+    """
+    from ..stash_plugin import install as files
 
     out: Output = args.out
-    if args.print:
-        for item in plan_install(args.plugins_dir):
-            out.line(f"# {item.path} ({'would be left alone: not ours' if item.action == 'foreign' else item.action})")
-            out.line(item.content.rstrip("\n"))
-            out.line()
-        return 0
     try:
-        done = install(args.plugins_dir)
-    except (ForeignFileError, FileNotFoundError) as error:
+        if args.stash_plugin_action == "build":
+            return _print_build(out, files.build(args.out_dir))
+        if args.stash_plugin_action == "uninstall":
+            return _print_uninstall(out, args.plugins_dir, files.uninstall(args.plugins_dir))
+        if args.print:
+            return _print_plan(out, files.plan_install(args.plugins_dir))
+        return _print_install(out, files.install(args.plugins_dir))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except (files.ForeignFileError, FileNotFoundError) as error:
         raise CliError(str(error)) from None
+
+
+def _print_build(out: Output, build: "Build") -> int:
+    if out.json_mode:
+        out.json({"index": str(build.index_path), "zip": str(build.zip_path), "sha256": build.sha256,
+                  "version": build.version, "date": build.date, "files": build.files})
+        return 0
+    out.line(f"wrote: {build.zip_path} ({build.files} files, sha256 {build.sha256})")
+    out.line(f"wrote: {build.index_path} (version {build.version}, {build.date} UTC)")
+    out.line(f"In Stash: Settings > Plugins > Available Plugins > Add Source, with the address of {build.index_path.name}"
+             f" ({build.index_path.resolve().as_uri()} if Stash can read this folder).")
+    return 0
+
+
+def _print_plan(out: Output, planned: "list[PlannedFile]") -> int:
+    """``install --print``: the manifest and the launcher in full, then what happens to the package's files."""
+    from ..stash_plugin.install import LAUNCHER_NAME, MANIFEST_NAME
+
+    shown = (MANIFEST_NAME, LAUNCHER_NAME)
+    for item in planned:
+        if item.name in shown:
+            action = "would be left alone: not ours" if item.action == "foreign" else item.action
+            out.line(f"# {item.path} ({action})")
+            out.line(item.content.decode("utf-8").rstrip("\n"))
+            out.line()
+    for item in planned:
+        if item.name not in shown:
+            out.line(f"# {item.path} ({item.action})")
+    return 0
+
+
+def _print_install(out: Output, done: "list[PlannedFile]") -> int:
+    from ..stash_plugin.install import LAUNCHER_NAME, MANIFEST_NAME
+
+    counts = Counter(item.action for item in done)
+    if out.json_mode:
+        out.json({"files": [{"path": str(item.path), "action": item.action} for item in done]})
+        return 0
     for item in done:
-        out.line(f"{_ACTIONS[item.action]}: {item.path}")
+        if item.action != "unchanged" or item.name in (MANIFEST_NAME, LAUNCHER_NAME):
+            out.line(f"{_ACTIONS[item.action]}: {item.path}")
+    out.line(", ".join(f"{count} {_ACTIONS[action]}" for action, count in sorted(counts.items())))
     out.line("Reload plugins in Stash (Settings > Plugins) to see PlexSync Recovery's tasks.")
+    return 0
+
+
+def _print_uninstall(out: Output, plugins_dir: str, removals: "list[Removal]") -> int:
+    if out.json_mode:
+        out.json({"folders": [{"folder": str(r.folder), "removed": [str(p) for p in r.removed],
+                               "left": [str(p) for p in r.left]} for r in removals]})
+        return 0
+    if not removals:
+        out.line(f"nothing to remove: PlexSync Recovery is not in {plugins_dir} or a folder of it")
+        return 0
+    for removal in removals:
+        for path in removal.removed:
+            out.line(f"removed: {path}")
+        if removal.left:
+            out.line(f"left in {removal.folder} (not PlexSync Recovery's): {', '.join(p.name for p in removal.left)}")
+        else:
+            out.line(f"removed: {removal.folder}")
+    out.line("Reload plugins in Stash (Settings > Plugins). 'plexsync-recovery forget' removes its state from"
+             " PlexSync's data folder.")
     return 0
 
 

@@ -288,8 +288,8 @@ EXIT_STATUS = {
     "demo": "exit status: 0 when the outage was recovered, 1 when it was not, 2 without the demo extra.",
     "bench": "exit status: 0 when every path ran and their results agree, 1 when a path failed or they differ,"
     " 2 on bad flags or without the demo extra.",
-    "stash-plugin": "exit status: 0 when installed (or shown), 1 when the folder is missing or a file in the way"
-    " is not ours, 2 on bad flags.",
+    "stash-plugin": "exit status: 0 when built, installed (or shown) or removed, 1 when a folder is missing or a"
+    " file in the way is not the plugin's, 2 on bad flags or a SOURCE_DATE_EPOCH that is not a number.",
 }
 
 

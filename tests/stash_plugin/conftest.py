@@ -7,8 +7,10 @@ The loopback Stash holds PlexSync's settings and lets in only the plugin's sessi
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,13 +29,22 @@ COOKIE = "MTc3MTE4MzA2OXxzZXNzaW9uLWNvb2tpZQ=="
 LAUNCHER = "plexsync_recovery_launcher.py"
 
 
+@pytest.fixture(scope="session")
+def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This plugin written once by the installer, its code compiled (each test copies it, modification times kept)."""
+    root = tmp_path_factory.mktemp("installed")
+    install(root)
+    compileall.compile_dir(str(root / "PlexSyncRecovery"), quiet=1)
+    return root / "PlexSyncRecovery"
+
+
 @pytest.fixture
-def plugins_dir(tmp_path: Path) -> Path:
+def plugins_dir(tmp_path: Path, installed_plugin: Path) -> Path:
     """Stash's plugins folder with PlexSync installed and this plugin written by the installer."""
     root = tmp_path / "stash" / "plugins"
     (root / "Stash2Plex" / "data").mkdir(parents=True)
     (root / "Stash2Plex" / "Stash2Plex.yml").write_text("name: Stash2Plex\n")
-    install(root)
+    shutil.copytree(installed_plugin, root / "PlexSyncRecovery")
     return root
 
 

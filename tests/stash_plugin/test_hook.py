@@ -4,6 +4,7 @@ check, once; costs nothing (no request, no lock, no heavy import) when nothing i
 from __future__ import annotations
 
 import os
+import shutil
 
 from plexsync_recovery_plugin.outages import OutageSource
 from plexsync_recovery_plugin.state import PendingWindows
@@ -136,11 +137,14 @@ def test_unreadable_input_and_a_missing_package_are_one_log_line(run_plugin, plu
     assert bad.code == 1 and len(bad.texts("e")) == 1 and "not JSON" in bad.texts("e")[0]
     assert bad.non_protocol_lines() == []
 
-    # -S: no site-packages, and PYTHONPATH dropped: the package cannot be imported.
+    # The plugin's own copy gone, no site-packages (-S) and PYTHONPATH dropped: the package cannot be imported.
+    shutil.rmtree(data_dir.parents[1] / "PlexSyncRecovery" / "plexsync_recovery_plugin")
     plugin_env.pop("PYTHONPATH")
     missing = run_plugin(hook=SCENE_UPDATE, python_flags=("-S",))
-    assert missing.code == 0
-    assert len(missing.texts("e")) == 1 and "pip install plexsync-recovery-plugin" in missing.texts("e")[0]
+    assert missing.code == 0 and missing.answer["error"] is None
+    [line] = missing.texts("e")
+    assert "code is missing" in line and "install the plugin again" in line
+    assert "pip install" not in line  # this package is not on PyPI: no such advice
     assert missing.non_protocol_lines() == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,9 +25,14 @@ SETTING_TYPES = {"STRING", "NUMBER", "BOOLEAN"}
 PLEXSYNC_TRIGGERS = ["Scene.Update.Post", "Scene.Create.Post"]  # Stash2Plex.yml's hook
 
 
+def _planned(plugins_dir, name):
+    return next(item for item in installer.plan_install(plugins_dir) if item.path.name == name
+                and item.path.parent.name == "PlexSyncRecovery")
+
+
 @pytest.fixture
 def manifest():
-    return yaml.safe_load(installer.plan_install("/nonexistent")[0].content)
+    return yaml.safe_load(_planned("/nonexistent", MANIFEST).content)
 
 
 def test_manifest_follows_stashs_plugin_config_format(manifest):
@@ -35,7 +41,10 @@ def test_manifest_follows_stashs_plugin_config_format(manifest):
     assert manifest["version"] == __version__
     assert manifest["interface"] == "raw"
     assert manifest["exec"] == ["python3", "{pluginDir}/" + LAUNCHER]  # Stash runs python3 with its configured Python
-    assert installer.FILE_NAMES == (MANIFEST, LAUNCHER)
+    assert (installer.MANIFEST_NAME, installer.LAUNCHER_NAME) == (MANIFEST, LAUNCHER)
+    first_lines = _planned("/nonexistent", MANIFEST).content.decode().splitlines()[:2]
+    assert first_lines == ["# requires: PythonDepManager", installer.OWN_MARKER + " (plexsync-recovery stash-plugin);"
+                           " installing again replaces it."]
 
 
 def test_manifest_tasks_name_the_four_modes(manifest):
@@ -69,28 +78,47 @@ def test_install_writes_the_plugin_and_is_idempotent(run_cli, tmp_path):
     first = run_cli("stash-plugin", "install", "--plugins-dir", plugins)
     assert first.returncode == 0, first.stderr
     folder = plugins / "PlexSyncRecovery"
-    assert sorted(path.name for path in folder.iterdir()) == sorted(installer.FILE_NAMES)
-    assert "wrote: " in first.stdout
-    stamps = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    files = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    assert files == [item.name for item in installer.plugin_files()]
+    assert f"wrote: {folder / MANIFEST}" in first.stdout and f"wrote: {folder / LAUNCHER}" in first.stdout
+    assert f"{len(files)} wrote" in first.stdout
+    stamps = {path: path.stat().st_mtime_ns for path in folder.rglob("*")}
 
     second = run_cli("stash-plugin", "install", "--plugins-dir", plugins)
     assert second.returncode == 0
-    assert second.stdout.count("unchanged: ") == 2 and "wrote" not in second.stdout
-    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == stamps
+    assert second.stdout.count("unchanged: ") == 2 and f"{len(files)} unchanged" in second.stdout
+    assert "wrote" not in second.stdout
+    assert {path: path.stat().st_mtime_ns for path in folder.rglob("*")} == stamps
+
+
+def test_install_replaces_an_older_versions_code_and_removes_what_it_no_longer_has(run_cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    installer.install(plugins)
+    package = plugins / "PlexSyncRecovery" / "plexsync_recovery_plugin"
+    (package / "state_db.py").write_text("# an older version's module\n")
+    (package / "plugin.py").write_text("# an older version's plugin\n")
+
+    done = run_cli("stash-plugin", "install", "--plugins-dir", plugins)
+
+    assert done.returncode == 0, done.stderr
+    assert f"removed: {package / 'state_db.py'}" in done.stdout and f"updated: {package / 'plugin.py'}" in done.stdout
+    assert not (package / "state_db.py").exists()
+    assert (package / "plugin.py").read_bytes() == (Path(installer.__file__).parents[1] / "plugin.py").read_bytes()
 
 
 def test_install_updates_its_own_older_files_and_refuses_foreign_ones(run_cli, tmp_path):
     plugins = tmp_path / "plugins"
     folder = plugins / "PlexSyncRecovery"
     folder.mkdir(parents=True)
-    (folder / LAUNCHER).write_text(installer.OWN_MARKER + " (an older version)\nprint('old')\n")
+    (folder / LAUNCHER).write_text("# Written by plexsync-recovery stash-plugin install (an older version)\nprint('old')\n")
     (folder / MANIFEST).write_text("name: Someone else's plugin\n")
     (folder / "notes.txt").write_text("mine")
 
     refused = run_cli("stash-plugin", "install", "--plugins-dir", plugins)
 
     assert refused.returncode == 1
-    assert_one_error_line(refused.stderr, MANIFEST, "not written by this installer")
+    assert_one_error_line(refused.stderr, MANIFEST, "is not PlexSync Recovery's")
     assert (folder / MANIFEST).read_text() == "name: Someone else's plugin\n"
     assert "print('old')" in (folder / LAUNCHER).read_text()  # nothing written when any file is foreign
 
@@ -113,6 +141,7 @@ def test_install_print_shows_the_files_and_writes_nothing(run_cli, tmp_path):
     assert f"# {plugins / 'PlexSyncRecovery' / MANIFEST} (create)" in shown.stdout
     assert "interface: raw" in shown.stdout
     assert "from plexsync_recovery_plugin.stash_plugin.entry import main" in shown.stdout
+    assert f"# {plugins / 'PlexSyncRecovery' / 'plexsync_recovery_plugin' / 'plugin.py'} (create)" in shown.stdout
 
 
 def test_install_into_a_missing_plugins_folder_is_one_error_line(run_cli, tmp_path):
@@ -124,5 +153,5 @@ def test_install_into_a_missing_plugins_folder_is_one_error_line(run_cli, tmp_pa
 
 def test_installed_files_are_readable_by_stash(tmp_path):
     installer.install(tmp_path)
-    for name in installer.FILE_NAMES:
-        assert os.stat(tmp_path / "PlexSyncRecovery" / name).st_mode & 0o444 == 0o444
+    for item in installer.plugin_files():
+        assert os.stat(tmp_path / "PlexSyncRecovery" / item.name).st_mode & 0o444 == 0o444
