@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -28,7 +29,7 @@ from .redaction import safe_excerpt
 from .sqlite_uri import sqlite_uri
 from .sync_queue.dlq import selected_milliseconds
 
-__all__ = ['SCHEMA_VERSION', 'STATE_FILE_NAME', 'StateFileRefused', 'connect_state_db', 'read_state_rows', 'PendingWindows', 'windows_touch', 'CLI_LOCK_WAIT', 'DEFAULT_LOCK_WAIT', 'HOOK_LOCK_WAIT', 'LOCK_FILE_NAME', 'RecoveryLockBusy', 'RecoveryLockRefused', 'lock_holder', 'recovery_lock']
+__all__ = ['SCHEMA_VERSION', 'STATE_FILE_NAME', 'StateFileRefused', 'connect_state_db', 'read_state_rows', 'PendingWindows', 'windows_touch', 'CLI_LOCK_WAIT', 'DEFAULT_LOCK_WAIT', 'HOOK_LOCK_WAIT', 'LOCK_FILE_NAME', 'RecoveryLockBusy', 'RecoveryLockRefused', 'lock_holder', 'recovery_lock', 'PluginState', 'forget', 'plugin_state']
 
 
 # ==== state db ==================================================================================
@@ -501,3 +502,78 @@ def recovery_lock(data_dir: str | Path, wait: float | None = DEFAULT_LOCK_WAIT) 
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+# ==== forgetting ================================================================================
+# Removing everything the plugin keeps in a data directory, and nothing of PlexSync's: its state
+# file (with its journals and any copy of a broken one set aside), its lock, and its tables in
+# PlexSync's queue file, which that file's owner (``sync_queue.operations.QueueFile``) drops.
+
+
+@dataclass(frozen=True)
+class PluginState:
+    """What the plugin keeps in one data directory.
+
+    Attributes:
+        files: Its files there: ``recovery_state.db`` (and journals, and copies of a broken one), ``recovery.lock``.
+        queue_tables: Its tables in PlexSync's ``queue/data.db``, with their rows.
+    """
+
+    files: tuple[Path, ...]
+    queue_tables: dict[str, int]
+
+    @property
+    def empty(self) -> bool:
+        """Whether there is nothing of the plugin's."""
+        return not self.files and not self.queue_tables
+
+
+def _state_files(data_dir: Path) -> list[Path]:
+    names = [STATE_FILE_NAME + suffix for suffix in ("", *_SIBLINGS)]
+    found = [data_dir / name for name in names if os.path.lexists(data_dir / name)]
+    found += sorted(data_dir.glob(f"{STATE_FILE_NAME}.corrupt-*"))  # set aside by ``_set_aside``
+    if os.path.lexists(data_dir / LOCK_FILE_NAME):
+        found.append(data_dir / LOCK_FILE_NAME)
+    return found
+
+
+def plugin_state(data_dir: str | Path) -> PluginState:
+    """What ``forget`` would remove from ``data_dir``; nothing is changed or created.
+
+    Raises:
+        QueueFileError: PlexSync's queue file could not be read.
+    """
+    from .sync_queue.operations import QUEUE_DIR_NAME, QueueFile
+
+    folder = Path(data_dir)
+    return PluginState(tuple(_state_files(folder)), QueueFile(folder / QUEUE_DIR_NAME).ledger_tables())
+
+
+def forget(data_dir: str | Path, lock_wait: float = CLI_LOCK_WAIT) -> PluginState:
+    """Remove the plugin's own state from ``data_dir``; return what was removed. PlexSync's files stay as they are.
+
+    It waits (at most ``lock_wait`` seconds) for a recovery under way, so none is cut in two;
+    then its tables go from the queue file, its state file with its journals and set-aside
+    copies, and last the lock. A ``watch`` daemon or the Stash plugin still running starts
+    again from a first start afterwards.
+
+    Raises:
+        RecoveryLockBusy: A recovery held the lock for the whole wait (nothing was removed).
+        RecoveryLockRefused: ``recovery.lock`` is a link or not a file (nothing was removed).
+        QueueFileError: The queue file could not be changed (nothing was removed).
+    """
+    from .sync_queue.operations import QUEUE_DIR_NAME, QueueFile
+
+    folder = Path(data_dir)
+    queue = QueueFile(folder / QUEUE_DIR_NAME)
+    with recovery_lock(folder, wait=lock_wait):
+        tables = queue.ledger_tables()
+        queue.drop_ledger()
+        removed = [path for path in _state_files(folder) if path.name != LOCK_FILE_NAME]
+        for path in removed:
+            path.unlink(missing_ok=True)
+    lock = folder / LOCK_FILE_NAME
+    lock.unlink(missing_ok=True)
+    logger.info("forgot the plugin's state in %s: %s; tables %s", folder, ", ".join(p.name for p in removed) or "no file",
+                ", ".join(tables) or "none")
+    return PluginState((*removed, lock), tables)

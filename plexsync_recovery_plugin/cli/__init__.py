@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     registers: tuple[Callable[[Any], None], ...] = (
         commands.register_recover, commands.register_reports, commands.register_watch, dev_cmds.register_demo,
-        dev_cmds.register_bench, commands.register_stash_plugin, commands.register_subscribers,
+        dev_cmds.register_bench, commands.register_stash_plugin, commands.register_forget,
+        commands.register_subscribers,
     )
     for register in registers:  # in the order --help lists them
         register(subparsers)

@@ -13,6 +13,7 @@ import logging
 import os
 import select
 import signal
+import sys
 import textwrap
 import time
 from collections import Counter
@@ -57,10 +58,11 @@ from .settings import (
 if TYPE_CHECKING:
     from ..engine import RecoveryResult
     from ..stash_plugin.install import Build, PlannedFile, Removal
+    from ..state import PluginState
     from ..plugin import Preview, RecoveryPlugin, Run
     from ..worker.watch import WatchSettings
 
-__all__ = ['OUTCOME_LABELS', 'last_closed_outage', 'register_recover', 'run_recover', 'register_reports', 'run_dlq', 'run_outages', 'SignalSafeEvent', 'register_watch', 'run_watch', 'register_stash_plugin', 'run_stash_plugin', 'register_subscribers', 'run_subscribers']
+__all__ = ['OUTCOME_LABELS', 'last_closed_outage', 'register_recover', 'run_recover', 'register_reports', 'run_dlq', 'run_outages', 'SignalSafeEvent', 'register_watch', 'run_watch', 'register_stash_plugin', 'run_stash_plugin', 'register_forget', 'run_forget', 'register_subscribers', 'run_subscribers']
 
 
 # ==== recover cmd ===============================================================================
@@ -782,8 +784,8 @@ def _print_build(out: Output, build: "Build") -> int:
         return 0
     out.line(f"wrote: {build.zip_path} ({build.files} files, sha256 {build.sha256})")
     out.line(f"wrote: {build.index_path} (version {build.version}, {build.date} UTC)")
-    out.line(f"In Stash: Settings > Plugins > Available Plugins > Add Source, with the address of {build.index_path.name}"
-             f" ({build.index_path.resolve().as_uri()} if Stash can read this folder).")
+    out.line(f"In Stash: Settings > Plugins > Available Plugins > Add Source, with the address of"
+             f" {build.index_path.name} ({build.index_path.resolve().as_uri()} if Stash can read this folder).")
     return 0
 
 
@@ -836,6 +838,83 @@ def _print_uninstall(out: Output, plugins_dir: str, removals: "list[Removal]") -
             out.line(f"removed: {removal.folder}")
     out.line("Reload plugins in Stash (Settings > Plugins). 'plexsync-recovery forget' removes its state from"
              " PlexSync's data folder.")
+    return 0
+
+
+# ==== forget cmd ================================================================================
+# ``plexsync-recovery forget``: remove the plugin's own state from PlexSync's data folder, after asking.
+
+
+def register_forget(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``forget`` subcommand."""
+    parser = subparsers.add_parser(
+        "forget",
+        help="remove this plugin's own state from PlexSync's data folder (asks first)",
+        description="Remove what this plugin keeps in PlexSync's data folder: recovery_state.db (pending windows,"
+        " which outages were handled, the watch daemon's outages, the Stash hook's marker), recovery.lock, and"
+        " its tables in queue/data.db (the redrive ledger). PlexSync's files and rows are left as they are. It"
+        " lists them and asks first (--yes does not ask); it waits for a recovery under way. Stop 'watch' and"
+        " remove the Stash plugin first, or they start again from a first start.",
+        epilog=EXIT_STATUS["forget"],
+    )
+    parser.add_argument("--yes", action="store_true", help="do not ask")
+    parser.add_argument(
+        "--lock-wait",
+        type=positive_seconds,
+        default=CLI_LOCK_WAIT,
+        metavar="SECONDS",
+        help=f"most seconds to wait while a recovery runs (default {CLI_LOCK_WAIT:g})",
+    )
+    add_common_arguments(parser, only=REPORT_FLAGS)
+    parser.set_defaults(func=run_forget)
+
+
+def _describe_state(state: "PluginState") -> list[str]:
+    lines = [str(path) for path in state.files]
+    lines += [f"table {table} in queue/data.db ({plural(rows, 'row')})" for table, rows in state.queue_tables.items()]
+    return lines
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    """List the plugin's state, ask, and remove it; return the exit code.
+
+    Raises:
+        UsageError: The data directory is missing or not PlexSync's (exit 2).
+        CliError: The answer was not yes (nothing removed), or a recovery kept the lock (exit 1).
+    """
+    from ..state import RecoveryLockBusy, forget, plugin_state
+
+    settings: Settings = args.settings
+    out: Output = args.out
+    data_dir = settings.require_data_dir()
+    found = plugin_state(data_dir)
+    if found.empty:
+        if out.json_mode:
+            out.json({"data_dir": str(data_dir), "removed": [], "tables": {}})
+        else:
+            out.line(f"nothing to forget: {data_dir} holds none of this plugin's state")
+        return 0
+    if not args.yes:
+        out.raw_stderr(f"This removes from {data_dir}:\n" + "".join(f"  {line}\n" for line in _describe_state(found)))
+        out.raw_stderr("PlexSync's own files and rows stay as they are. Remove them? [y/N] ")
+        try:
+            answer = input()
+        except EOFError:
+            answer = ""
+        if not sys.stdin.isatty():  # the answer was not echoed: end the question's line
+            out.raw_stderr("\n")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CliError("nothing removed: the answer was not yes (--yes does not ask)")
+    try:
+        removed = forget(data_dir, lock_wait=args.lock_wait)
+    except RecoveryLockBusy as error:
+        raise CliError(f"nothing removed: {error}") from None
+    if out.json_mode:
+        out.json({"data_dir": str(data_dir), "removed": [str(path) for path in removed.files],
+                  "tables": removed.queue_tables})
+        return 0
+    for line in _describe_state(removed):
+        out.line(f"removed: {line}")
     return 0
 
 

@@ -288,6 +288,8 @@ EXIT_STATUS = {
     "demo": "exit status: 0 when the outage was recovered, 1 when it was not, 2 without the demo extra.",
     "bench": "exit status: 0 when every path ran and their results agree, 1 when a path failed or they differ,"
     " 2 on bad flags or without the demo extra.",
+    "forget": "exit status: 0 when removed (or nothing to remove), 1 when the answer was not yes or a recovery kept"
+    " the lock (nothing removed), 2 on bad flags or a data directory that is not PlexSync's.",
     "stash-plugin": "exit status: 0 when built, installed (or shown) or removed, 1 when a folder is missing or a"
     " file in the way is not the plugin's, 2 on bad flags or a SOURCE_DATE_EPOCH that is not a number.",
 }

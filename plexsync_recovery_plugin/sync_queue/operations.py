@@ -834,6 +834,46 @@ class QueueFile:
         finally:
             conn.close()
 
+    def ledger_tables(self) -> dict[str, int]:
+        """The plugin's own tables in the queue file (the ledger, and one of the first layout) and their rows.
+
+        Read only; an absent file or table is simply not listed.
+        """
+        if not self.db_path.exists():
+            return {}
+        conn = sqlite3.connect(sqlite_uri(self.db_path, "ro"), uri=True, timeout=self.timeout)
+        try:
+            return {table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                    for table in (LEDGER_TABLE, LEGACY_TABLE) if self._has_table(conn, table)}
+        except sqlite3.Error as error:
+            raise self._error("cannot read", error) from error
+        finally:
+            conn.close()
+
+    def drop_ledger(self) -> list[str]:
+        """Remove the plugin's own tables from the queue file, in one transaction; return the tables removed.
+
+        PlexSync's rows stay as they are (the file is never vacuumed). Callers hold the
+        recovery lock, so no recovery is writing the ledger meanwhile.
+
+        Raises:
+            QueueFileError: The file could not be written (it is left as it was).
+        """
+        if not self.db_path.exists():
+            return []
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            dropped = [table for table in (LEDGER_TABLE, LEGACY_TABLE) if self._has_table(conn, table)]
+            for table in dropped:
+                conn.execute(f"DROP TABLE {table}")
+            conn.execute("COMMIT")
+            return dropped
+        except sqlite3.Error as error:
+            raise self._error("cannot remove the ledger from", error) from self._rolled_back(conn, error)
+        finally:
+            conn.close()
+
 
 # ==== operations ================================================================================
 # The live job queue PlexSync's worker drains: creating jobs and seeing what is already queued.

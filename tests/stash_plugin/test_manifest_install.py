@@ -155,3 +155,38 @@ def test_installed_files_are_readable_by_stash(tmp_path):
     installer.install(tmp_path)
     for item in installer.plugin_files():
         assert os.stat(tmp_path / "PlexSyncRecovery" / item.name).st_mode & 0o444 == 0o444
+
+
+def test_uninstall_removes_only_the_plugins_files(run_cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    installer.install(plugins)
+    folder = plugins / "PlexSyncRecovery"
+    (folder / "py_dependencies" / "pip-0123").mkdir(parents=True)  # the launcher's pip fallback
+    (folder / "plexsync_recovery_plugin" / "__pycache__").mkdir()
+    (plugins / "Other").mkdir()
+    (plugins / "Other" / "Other.yml").write_text("name: Other\n")
+    elsewhere = plugins / "community" / "PlexSyncRecovery"  # a plugin of the same name that is not this one
+    elsewhere.mkdir(parents=True)
+    (elsewhere / MANIFEST).write_text("name: not ours\n")
+
+    done = run_cli("stash-plugin", "uninstall", "--plugins-dir", plugins)
+
+    assert done.returncode == 0, done.stderr
+    assert not folder.exists() and f"removed: {folder}" in done.stdout
+    assert (plugins / "Other" / "Other.yml").exists() and (elsewhere / MANIFEST).read_text() == "name: not ours\n"
+
+    again = run_cli("stash-plugin", "uninstall", "--plugins-dir", plugins)
+    assert again.returncode == 0 and "nothing to remove" in again.stdout
+
+
+def test_uninstall_removes_an_earlier_versions_two_files(tmp_path):
+    folder = tmp_path / "PlexSyncRecovery"
+    folder.mkdir()
+    for name in (MANIFEST, LAUNCHER):
+        (folder / name).write_text("# Written by plexsync-recovery stash-plugin install; a reinstall replaces this file.\n")
+
+    [removal] = installer.uninstall(tmp_path)
+
+    assert removal.left == () and not folder.exists()
+    assert sorted(path.name for path in removal.removed) == [MANIFEST, LAUNCHER]

@@ -135,6 +135,39 @@ def test_a_newer_zip_updates_the_plugin_and_keeps_all_state(home, add_entry, ple
     assert 2 in [job["scene_id"] for job in drain(home.data_dir)]
 
 
+def _plexsync_files(data_dir: Path) -> dict[str, object]:
+    return {
+        "dlq.db": (data_dir / "dlq.db").read_bytes(),
+        "outage_history.json": (data_dir / "outage_history.json").read_bytes(),
+        "queue rows": table_rows(data_dir / "queue" / "data.db", "ack_queue_default"),
+    }
+
+
+def test_uninstall_and_forget_leave_plexsyncs_files_as_they_were(home, add_entry, run_cli):
+    write_history(home.data_dir, OUTAGE)
+    add_entry(1, failed_at=WINDOW_START + 5)
+    assert home.run(mode="recover_last_outage").code == 0
+    (home.folder / "my notes.txt").write_text("mine")
+    before = _plexsync_files(home.data_dir)
+    plexsync_folder = sorted(p.relative_to(home.plexsync_folder) for p in home.plexsync_folder.rglob("*"))
+
+    removed = run_cli("stash-plugin", "uninstall", "--plugins-dir", home.plugins)
+
+    assert removed.returncode == 0, removed.stderr
+    assert sorted(p.name for p in home.folder.iterdir()) == ["my notes.txt"]  # only its own files went
+    assert "my notes.txt" in removed.stdout
+    assert (home.dep_manager / "__init__.py").is_file()
+    assert sorted(p.relative_to(home.plexsync_folder) for p in home.plexsync_folder.rglob("*")) == plexsync_folder
+    assert _plexsync_files(home.data_dir) == before
+
+    forgot = run_cli("forget", "--data-dir", home.data_dir, "--yes")
+
+    assert forgot.returncode == 0, forgot.stderr
+    assert not (home.data_dir / "recovery_state.db").exists() and not (home.data_dir / "recovery.lock").exists()
+    assert table_rows(home.data_dir / "queue" / "data.db", "dead_letter_recoveries") == []
+    assert _plexsync_files(home.data_dir) == before
+
+
 def test_without_python_dep_manager_pip_installs_them_into_the_plugins_own_folder(home, python_with_pip):
     (home.dep_manager / "__init__.py").unlink()  # not installed
 
