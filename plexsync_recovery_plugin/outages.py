@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 from .formatting import iso_time
 from .state import PendingWindows, connect_state_db, read_state_rows
 
-__all__ = ['SOURCE_PLEXSYNC', 'SOURCE_WATCH', 'Outage', 'merged_outages', 'plexsync_outages', 'union_of_outages', 'DetectedOutage', 'DetectedOutages', 'KEEP_ROWS', 'KEEP_HANDLED_ROWS', 'OUTAGE_ONGOING', 'OUTAGE_PENDING', 'OUTAGE_RECOVERED', 'OutageSource', 'UnhandledWindow', 'uncovered_windows', 'OutageSummary', 'summarize_intervals', 'summarize_outages']
+__all__ = ['SOURCE_PLEXSYNC', 'SOURCE_WATCH', 'Outage', 'merged_outages', 'plexsync_outages', 'union_of_outages', 'DetectedOutage', 'DetectedOutages', 'KEEP_ROWS', 'KEEP_HANDLED_ROWS', 'Baseline', 'CATCH_UP_DAYS', 'OUTAGE_ONGOING', 'OUTAGE_PENDING', 'OUTAGE_RECOVERED', 'OutageSource', 'check_catch_up_days', 'UnhandledWindow', 'uncovered_windows', 'OutageSummary', 'summarize_intervals', 'summarize_outages']
 
 
 # ==== outages ===================================================================================
@@ -345,6 +345,56 @@ _MARK = (
 )
 
 
+#: Days back the first start in a data directory still recovers an ended outage (``--catch-up-days``, ``catch_up_days``).
+CATCH_UP_DAYS = 7
+
+
+def check_catch_up_days(value: Any) -> float:
+    """``value`` as a number of catch-up days.
+
+    Raises:
+        ValueError: It is not a number of days, or it is negative (the message names it).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ValueError(f"catch-up days must be a number of days, 0 or more, got {value!r}")
+    return float(value)
+
+
+def _days(value: float) -> str:
+    return f"{value:g} day" + ("" if value == 1 else "s")
+
+
+def _outages(count: int) -> str:
+    return f"{count} outage" + ("" if count == 1 else "s")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What the first start in a data directory did with the outages already over.
+
+    Attributes:
+        taken: Whether it was taken now (False: an earlier start took it, nothing changed).
+        catch_up: The outages left to recover: they ended within the catch-up days.
+        noted: The older outages, noted as already handled.
+        catch_up_days: The catch-up period it used.
+    """
+
+    taken: bool
+    catch_up: tuple[Outage, ...] = ()
+    noted: tuple[Outage, ...] = ()
+    catch_up_days: float = 0.0
+
+    def __str__(self) -> str:
+        if not self.taken:
+            return "an earlier start took note of the outages already over"
+        if self.catch_up_days <= 0:
+            said = f"catch-up is off; {_outages(len(self.noted))} already over noted as handled, not recovered"
+        else:
+            said = (f"catching up on {_outages(len(self.catch_up))} that ended in the last {_days(self.catch_up_days)};"
+                    f" {_outages(len(self.noted))} older noted as handled, not recovered")
+        return said + " (watch --catch-up-days, or catch_up_days in Stash's plugin settings, sets the period)"
+
+
 @dataclass(frozen=True)
 class UnhandledWindow:
     """The part of a closed outage no handled window covers yet.
@@ -515,23 +565,36 @@ class OutageSource:
             conn.close()
         return True
 
-    def take_baseline(self) -> bool:
-        """The first time anything follows this data directory, note every closed outage as handled.
+    def take_baseline(self, catch_up_days: float = CATCH_UP_DAYS, now: float | None = None) -> Baseline:
+        """The first time anything follows this data directory: leave recent outages to recover, note older ones.
 
-        Recovering every historical outage at once is not what anybody installing the plugin
-        expects. Later calls do nothing.
+        Outages that ended within the last ``catch_up_days`` days are left unhandled, so whoever
+        follows the directory recovers them the usual way, through every gate (the live queue
+        and the ledger skip what is queued already): someone who installs the plugin the day
+        after an outage gets it back. Older ones are noted as handled: recovering every
+        historical outage at once is not what anybody installing the plugin expects. ``0``
+        notes them all. Later calls do nothing.
 
-        Returns:
-            Whether the baseline was taken now.
+        Args:
+            catch_up_days: How many days back an ended outage is still recovered.
+            now: The current time (Unix seconds); ``time.time()`` when None.
+
+        Raises:
+            ValueError: ``catch_up_days`` is negative or not a number.
         """
+        days = check_catch_up_days(catch_up_days)
         if self.baseline_taken():
-            return False
-        past = [o for o in self.closed() if o.ended_at is not None]
-        if not self._mark([(o, o.started_at, o.ended_at) for o in past if o.ended_at is not None], baseline=True):
-            return False
-        if past:
-            logger.info("first run in %s: %d past outages noted as already handled", self.data_dir, len(past))
-        return True
+            return Baseline(False)
+        cutoff = (time.time() if now is None else now) - days * 86400.0
+        closed = [o for o in self.closed() if o.ended_at is not None]
+        recent = tuple(o for o in closed if days > 0 and o.ended_at is not None and o.ended_at >= cutoff)
+        older = tuple(o for o in closed if o not in recent)
+        if not self._mark([(o, o.started_at, o.ended_at) for o in older if o.ended_at is not None], baseline=True):
+            return Baseline(False)
+        baseline = Baseline(True, recent, older, days)
+        if closed:
+            logger.info("first start in %s: %s", self.data_dir, baseline)
+        return baseline
 
     def baseline_taken(self) -> bool:
         """Whether ``take_baseline`` ran in this data directory (nothing is created)."""

@@ -27,7 +27,7 @@ from ..engine import OUTCOME_LABELS, count_rows, outcome_word, plural
 from ..errors import ConfigurationError
 from ..events import window_fields
 from ..formatting import Output, describe_window, format_duration, format_time, iso_time, truncate
-from ..outages import summarize_intervals
+from ..outages import CATCH_UP_DAYS, summarize_intervals
 from ..state import CLI_LOCK_WAIT
 from ..subscribers import DISABLE_VARIABLE, ENTRY_POINT_GROUP, installed_subscribers
 from .console import add_listener_arguments, listeners
@@ -43,6 +43,7 @@ from .settings import (
     add_http_arguments,
     check_error_types,
     http_settings,
+    non_negative_days,
     non_negative_int,
     open_dlq,
     open_job_queue,
@@ -568,6 +569,14 @@ def register_watch(subparsers: "argparse._SubParsersAction[argparse.ArgumentPars
         metavar="SECONDS",
         help="while Plex is up, retry the outage windows still pending at most this often (default 60)",
     )
+    parser.add_argument(
+        "--catch-up-days",
+        type=non_negative_days,
+        default=CATCH_UP_DAYS,
+        metavar="DAYS",
+        help=f"on the first start in a data directory, recover the outages that ended in the last DAYS days"
+        f" (default {CATCH_UP_DAYS:g}; 0: none); older ones are noted as handled",
+    )
     add_http_arguments(parser)
     add_listener_arguments(parser)
     add_common_arguments(parser)
@@ -661,6 +670,7 @@ def _watch_settings(args: argparse.Namespace) -> "WatchSettings":
             probe_timeout=probe_timeout,
             retry_interval=args.retry_interval,
             token_hint=TOKEN_HINT,
+            catch_up_days=args.catch_up_days,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None

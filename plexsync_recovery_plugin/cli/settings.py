@@ -26,7 +26,7 @@ from ..http_url import DEFAULT_REQUEST_DEADLINE
 from ..plex.health import PLEX_TOKEN_REJECTED, probe_plex, token_rejection
 from ..redaction import MIN_SECRET_LENGTH, clean_secret, register_secret, register_url
 
-__all__ = ['CliError', 'UsageError', 'DISTRIBUTION', 'EXTRAS', 'missing_extra', 'TIME_HELP', 'non_negative_int', 'parse_time', 'parse_window', 'positive_int', 'positive_seconds', 'listen_address', 'SECRET_FLAGS', 'early_secrets', 'secret_setting', 'EXIT_STATUS', 'LOG_FLAGS', 'REPORT_FLAGS', 'SelectedFlags', 'check_error_types', 'DEFAULT_PLEX_URL', 'DEFAULT_STASH_URL', 'ENVIRONMENT', 'Settings', 'add_common_arguments', 'resolve', 'TOKEN_HINT', 'open_dlq', 'open_job_queue', 'refuse_rejected_plex_token', 'require_stash_key_accepted', 'HTTP_TOKEN_VARIABLE', 'HTTP_VARIABLE', 'HttpSettings', 'add_http_arguments', 'http_settings', 'open_status_server', 'require_web_extra']
+__all__ = ['CliError', 'UsageError', 'DISTRIBUTION', 'EXTRAS', 'missing_extra', 'TIME_HELP', 'non_negative_days', 'non_negative_int', 'parse_time', 'parse_window', 'positive_int', 'positive_seconds', 'listen_address', 'SECRET_FLAGS', 'early_secrets', 'secret_setting', 'EXIT_STATUS', 'LOG_FLAGS', 'REPORT_FLAGS', 'SelectedFlags', 'check_error_types', 'DEFAULT_PLEX_URL', 'DEFAULT_STASH_URL', 'ENVIRONMENT', 'Settings', 'add_common_arguments', 'resolve', 'TOKEN_HINT', 'open_dlq', 'open_job_queue', 'refuse_rejected_plex_token', 'require_stash_key_accepted', 'HTTP_TOKEN_VARIABLE', 'HTTP_VARIABLE', 'HttpSettings', 'add_http_arguments', 'http_settings', 'open_status_server', 'require_web_extra']
 
 
 # ==== errors ====================================================================================
@@ -121,6 +121,7 @@ def _bounded_number(convert: Callable[[str], Any], *, minimum: float, inclusive:
 positive_int = _bounded_number(int, minimum=1, inclusive=True, what="a positive whole number")
 non_negative_int = _bounded_number(int, minimum=0, inclusive=True, what="a whole number >= 0")
 positive_seconds = _bounded_number(float, minimum=0, inclusive=False, what="a positive number of seconds")
+non_negative_days = _bounded_number(float, minimum=0, inclusive=True, what="a number of days >= 0")
 
 #: Where a server listens when only a port is given: this machine alone.
 DEFAULT_LISTEN_HOST = "127.0.0.1"

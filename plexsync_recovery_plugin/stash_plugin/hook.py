@@ -112,7 +112,8 @@ class HookCheck:
         marker: The marker to leave for the next check.
         ended: Windows ``(start, end)`` of closed outages not handled yet, oldest first.
         retry_due: Pending windows exist and are due for a retry.
-        first_check: No marker existed: the history was taken as the baseline, nothing recovered.
+        first_check: No marker existed: the first start in this data directory may have to
+            catch up (``_act`` reads the catch-up setting, takes the baseline, recovers what it left).
     """
 
     marker: Marker
@@ -138,10 +139,14 @@ def _unhandled(data_dir: Path) -> list[tuple[float, float]]:
     return [(window.start, window.end) for window in unhandled]
 
 
-def _take_baseline(data_dir: Path) -> None:
+def _first_start_pending(data_dir: Path) -> bool | None:
+    """On the hook's first check: None when an earlier start took the baseline, else whether there are outages to judge."""
     from ..outages import OutageSource
 
-    OutageSource(data_dir).take_baseline()
+    source = OutageSource(data_dir)
+    if source.baseline_taken():
+        return None
+    return bool(source.closed())
 
 
 def _pending_exists(data_dir: Path) -> bool:
@@ -161,8 +166,7 @@ def check_for_work(data_dir: Path, now: float) -> HookCheck | None:
     retry_due = retry_time and _pending_exists(data_dir)
     if not history_changed and not retry_due:
         return None
-    if marker is None:  # the first check takes the history as it is: old outages are not recovered
-        _take_baseline(data_dir)
+    if marker is None:  # the first check: what to catch up is decided with the settings (``_act``)
         return HookCheck(Marker(signature, now), [], retry_due, first_check=True)
     ended = _unhandled(data_dir) if history_changed else []
     retried_at = now if ended or retry_due else marker.retried_at
@@ -185,7 +189,7 @@ def run_hook(data_dir: Path | None, server: Any, now: float, on_secret: Callable
         if found is None:
             return "nothing new"
         try:
-            return _act(data_dir, server, found, on_secret)
+            return _act(data_dir, server, found, on_secret, now)
         finally:
             HookMarker(data_dir).write(found.marker)
     except ConfigurationError as error:  # a refused token or session: one line naming the setting
@@ -198,35 +202,54 @@ def run_hook(data_dir: Path | None, server: Any, now: float, on_secret: Callable
         return "check failed (see the log)"
 
 
-def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str], None]) -> str:
+def _act(data_dir: Path, server: Any, found: HookCheck, on_secret: Callable[[str], None], now: float) -> str:
+    from . import tasks
+
+    ended = list(found.ended)
+    first_start = False
     if found.first_check:
         logger.info("automatic recovery is watching %s from now on", data_dir)
-    if not found.ended and not found.retry_due:
+        pending = _first_start_pending(data_dir)
+        if pending is False:  # nothing is over yet: no setting to read
+            tasks.first_start(data_dir, 0, now)
+        first_start = pending is True
+        if pending is None:  # another door started first: what it left unhandled is this hook's
+            ended = _unhandled(data_dir)
+    if not ended and not found.retry_due and not first_start:
         return "no outage ended since the last check"
     from ..state import HOOK_LOCK_WAIT
-    from . import tasks
 
     try:
         context = tasks.open_context(data_dir, server, on_secret)
         context.lock_wait = HOOK_LOCK_WAIT  # Stash waits for the hook: a busy lock leaves the window pending
     except Exception as error:
-        for start, end in found.ended:  # retried once the settings or Stash are right again
+        if first_start:  # the setting could not be read: the default catch-up, kept pending below
+            from ..outages import CATCH_UP_DAYS
+
+            tasks.first_start(data_dir, CATCH_UP_DAYS, now)
+            ended = _unhandled(data_dir)
+        for start, end in ended:  # retried once the settings or Stash are right again
             tasks.keep_pending(data_dir, start, end)  # notes the outage handled: the pending window has it
         reason = explain(error, STASH) if isinstance(error, ConfigurationError) else error
         logger.error("cannot recover now, the outage stays pending: %s", reason)
         return "recovery could not start (see the log)"
     try:
-        for start, end in found.ended:
+        if first_start:
+            tasks.first_start(data_dir, context.settings.catch_up_days, now)
+            ended = _unhandled(data_dir)
+        for start, end in ended:
             logger.info("Plex outage %s ended: recovering its dead-lettered jobs", _window(start, end))
             runs = tasks.recover(context, start, end)  # the plugin notes the outage handled
             _log_runs(runs)
-        if not found.ended:
+        if not ended and found.retry_due:
             _log_runs(tasks.retry_pending(context))
     finally:
         context.close()
     from ..engine import plural
 
-    return f"{plural(len(found.ended), 'outage')} recovered" if found.ended else "pending windows retried"
+    if ended:
+        return f"{plural(len(ended), 'outage')} recovered"
+    return "pending windows retried" if found.retry_due else "no outage ended since the last check"
 
 
 def _log_runs(runs: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Iterable, TextIO
 from urllib.parse import quote
 
 from ..http_url import DEFAULT_REQUEST_DEADLINE
+from ..outages import CATCH_UP_DAYS, check_catch_up_days
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, stash_plugins_dir
 from ..redaction import REDACTOR, register_secret, safe_excerpt
 
@@ -314,6 +315,8 @@ class RecoverySettings:
         request_timeout: Most seconds one Plex or Stash request may take (see ``http_deadline``).
         outage_casualties: Recover an outage's ``PlexTemporaryError`` casualties by default
             (the setting ``no_outage_casualties`` turns it off).
+        catch_up_days: On the hook's first start in a data directory, outages that ended this
+            many days back or less are recovered (``outages.CATCH_UP_DAYS`` when not set; 0: none).
     """
 
     plex_url: str
@@ -321,6 +324,7 @@ class RecoverySettings:
     include_optional: bool = False
     request_timeout: float = DEFAULT_REQUEST_DEADLINE
     outage_casualties: bool = True
+    catch_up_days: float = CATCH_UP_DAYS
 
 
 def _setting(values: dict[str, Any], name: str) -> str | None:
@@ -368,7 +372,21 @@ def read_settings(stash: Any) -> RecoverySettings:
         include_optional=own.get("include_optional") is True,
         request_timeout=_request_timeout(own.get("request_timeout")),
         outage_casualties=own.get("no_outage_casualties") is not True,
+        catch_up_days=_catch_up_days(own.get("catch_up_days")),
     )
+
+
+def _catch_up_days(value: Any) -> float:
+    """The ``catch_up_days`` setting: the default when not set, 0 to turn the catch-up off."""
+    if value in (None, ""):
+        return float(CATCH_UP_DAYS)
+    try:
+        return check_catch_up_days(value)
+    except ValueError:
+        raise SettingsError(
+            f"setting catch_up_days (Catch-up days) must be a number of days, 0 or more, got {value!r}:"
+            f" fix it in {PLUGIN_ID}'s plugin settings in Stash (Settings > Plugins)"
+        ) from None
 
 
 def _request_timeout(value: Any) -> float:

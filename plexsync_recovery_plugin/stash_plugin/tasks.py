@@ -18,7 +18,7 @@ from typing import Any, Callable
 from ..engine import RECOVERY_CHUNK, EntryOutcome, Observer, RecoveryResult, Selection, outcome_word, plural
 from ..errors import ConfigurationError
 from ..formatting import describe_window, format_duration, format_time, truncate
-from ..outages import OutageSource, OutageSummary, summarize_outages
+from ..outages import Baseline, OutageSource, OutageSummary, summarize_outages
 from ..plex.health import PlexConnection
 from ..plugin import Preview, RecoveryPlugin, Run
 from ..signals import recovery_progress
@@ -29,7 +29,7 @@ from ..sync_queue.dlq import DLQ_FILE_NAME, DeadLetterQueue, DlqWindow, whole_se
 from ..worker.outage_history import OutageHistory
 from .protocol import RecoverySettings, ServerConnection, SettingsError, read_settings
 
-__all__ = ['RecoveryContext', 'RecoveryRuns', 'keep_pending', 'last_outage', 'note_outage_handled', 'open_context', 'outage_figures', 'preview', 'preview_size', 'recover', 'retry_pending', 'PREVIEW_LINE_LIMIT', 'TASK_MODES', 'TaskOutcome', 'TaskRun', 'chunk_progress']
+__all__ = ['RecoveryContext', 'RecoveryRuns', 'first_start', 'keep_pending', 'last_outage', 'note_outage_handled', 'open_context', 'outage_figures', 'preview', 'preview_size', 'recover', 'retry_pending', 'PREVIEW_LINE_LIMIT', 'TASK_MODES', 'TaskOutcome', 'TaskRun', 'chunk_progress']
 
 
 # ==== tasks =====================================================================================
@@ -202,6 +202,14 @@ def outage_figures(data_dir: Path, now: float | None = None) -> tuple[list[dict[
     """PlexSync's outage history and its summary, as ``plexsync-recovery outages`` shows them."""
     records = OutageHistory(data_dir).get_history()
     return records, summarize_outages(records, time.time() if now is None else now)
+
+
+def first_start(data_dir: Path, catch_up_days: float, now: float | None = None) -> Baseline:
+    """The first start in ``data_dir``, as the daemon's: outages of the last ``catch_up_days`` days stay to recover.
+
+    Later calls change nothing (see ``OutageSource.take_baseline``).
+    """
+    return OutageSource(data_dir).take_baseline(catch_up_days, now)
 
 
 def note_outage_handled(data_dir: Path, start: float, end: float) -> None:

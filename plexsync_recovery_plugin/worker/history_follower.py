@@ -12,9 +12,10 @@ It runs in the watch daemon, or inside the process of PlexSync's worker, beside 
 from outside, so the follower reads the file that worker writes (``start_following``
 polls it on a background thread; ``poll`` does one check for a host with its own loop).
 
-The first time anything follows a data directory (``start``) it only takes note of the
-outages already over: recovering every historical outage at once is not what anybody
-installing it expects. The history file is only read, never moved or rewritten.
+The first time anything follows a data directory (``start``) it catches up: outages that
+ended in the last ``catch_up_days`` days (7 by default) are sent by the next ``poll`` like any
+new one, older ones are only noted as handled (recovering every historical outage at once is
+not what anybody installing it expects). The history file is only read, never moved or rewritten.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ import threading
 from pathlib import Path
 
 from ..formatting import iso_time
-from ..outages import SOURCE_WATCH, DetectedOutages, OutageSource, UnhandledWindow
+from ..outages import (
+    CATCH_UP_DAYS,
+    SOURCE_WATCH,
+    DetectedOutages,
+    OutageSource,
+    UnhandledWindow,
+    check_catch_up_days,
+)
 from ..signals import outage_ended, send_isolated
 from .outage_history import HISTORY_FILE_NAME
 
@@ -44,10 +52,16 @@ class HistoryFollower:
 
     Args:
         data_dir: PlexSync's data directory (its ``outage_history.json`` is read, never written).
+        catch_up_days: On the first start in ``data_dir``, outages that ended this many days back
+            or less are still sent; ``0``: none.
+
+    Raises:
+        ValueError: ``catch_up_days`` is negative or not a number.
     """
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, catch_up_days: float = CATCH_UP_DAYS) -> None:
         self.data_dir = Path(data_dir)
+        self.catch_up_days = check_catch_up_days(catch_up_days)
         self.path = self.data_dir / HISTORY_FILE_NAME
         self.outages = OutageSource(self.data_dir)
         self.detected = DetectedOutages(self.data_dir)  # the sender of the daemon's own outages
@@ -65,9 +79,10 @@ class HistoryFollower:
     def start(self) -> None:
         """Take the baseline the first time this data directory is followed; later calls do nothing.
 
-        Outages already over then are noted as handled without being sent.
+        Outages that ended within ``catch_up_days`` are left for the next ``poll`` to send; older
+        ones are noted as handled without being sent.
         """
-        self.outages.take_baseline()
+        self.outages.take_baseline(self.catch_up_days)
 
     def _signature(self) -> object:
         try:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from ..engine import plural
 from ..errors import ConfigurationError
 from ..formatting import describe_result, describe_window, iso_time
-from ..outages import DetectedOutages
+from ..outages import CATCH_UP_DAYS, DetectedOutages, check_catch_up_days
 from ..plex.health import PLEX_DOWN, PLEX_TOKEN_REJECTED, PLEX_UP, PlexProbe, probe_plex
 from ..plugin import RecoveryPlugin
 from ..signals import (
@@ -187,6 +187,8 @@ class WatchSettings:
         probe_timeout: Seconds a probe waits for Plex.
         retry_interval: Least seconds between retries of pending windows while Plex is up.
         token_hint: How to fix a token Plex rejects (the CLI names its flag and variable).
+        catch_up_days: On the first start in a data directory, outages that ended this many days
+            back or less are recovered (older ones are noted as handled); ``0``: none.
     """
 
     interval: float = 5.0
@@ -195,8 +197,10 @@ class WatchSettings:
     probe_timeout: float = 3.0
     retry_interval: float = 60.0
     token_hint: str = "configure a valid Plex token"
+    catch_up_days: float = CATCH_UP_DAYS
 
     def __post_init__(self) -> None:
+        check_catch_up_days(self.catch_up_days)
         for name in ("interval", "probe_timeout", "retry_interval"):
             value = getattr(self, name)
             if not value > 0:
@@ -256,7 +260,7 @@ class WatchDaemon:
         self.data_dir = Path(data_dir) if data_dir is not None else self.plugin.data_dir  # type: ignore[union-attr]
         self.settings = settings or WatchSettings()
         self.clock = clock
-        self.follower = HistoryFollower(self.data_dir)
+        self.follower = HistoryFollower(self.data_dir, self.settings.catch_up_days)
         self.detected: DetectedOutages = self.follower.detected  # one sender for its outage_started and _ended
         current = self.detected.current()
         self.detector = OutageDetector(

@@ -154,7 +154,7 @@ def test_pending_windows_are_retried_at_most_once_per_interval(data_dir):
     write_history(data_dir, OUTAGE)
     first = check_for_work(data_dir, now=1000.0)
     assert first.first_check and first.ended == [] and not first.retry_due
-    assert OutageSource(data_dir).unhandled() == []  # the outage before the plugin came is the baseline
+    assert not OutageSource(data_dir).baseline_taken()  # the first start decides, with the catch-up setting
     HookMarker(data_dir).write(first.marker)
     assert check_for_work(data_dir, now=1000.0 + RETRY_PENDING_SECONDS) is None  # no pending window
 
@@ -166,11 +166,12 @@ def test_pending_windows_are_retried_at_most_once_per_interval(data_dir):
 
 def test_only_outages_not_handled_yet_count(data_dir):
     from plexsync_recovery_plugin.stash_plugin.hook import HookMarker, check_for_work
-    from plexsync_recovery_plugin.stash_plugin.tasks import note_outage_handled
+    from plexsync_recovery_plugin.stash_plugin.tasks import first_start, note_outage_handled
 
     older = (WINDOW_START - 7200, WINDOW_START - 3600)
     write_history(data_dir, older, (WINDOW_START, None))
     HookMarker(data_dir).write(check_for_work(data_dir, now=0.0).marker)
+    first_start(data_dir, catch_up_days=0)  # what the hook's first start does with the catch-up off
     later = (WINDOW_END + 600, WINDOW_END + 900)
     write_history(data_dir, older, OUTAGE, later)
 

@@ -66,7 +66,7 @@ def test_manifest_hook_and_settings(manifest):
     assert set(hook) <= OPERATION_KEYS | {"triggeredBy"} and hook["name"] and hook["description"]
     assert hook["triggeredBy"] == PLEXSYNC_TRIGGERS
     assert set(manifest["settings"]) == {
-        "plex_url", "plex_token", "include_optional", "request_timeout", "no_outage_casualties"
+        "plex_url", "plex_token", "include_optional", "request_timeout", "no_outage_casualties", "catch_up_days"
     }
     for setting in manifest["settings"].values():
         assert set(setting) <= SETTING_KEYS and setting["type"] in SETTING_TYPES and setting["displayName"]
