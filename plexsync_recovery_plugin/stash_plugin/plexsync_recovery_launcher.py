@@ -27,10 +27,7 @@ import importlib.util
 import io
 import json
 import os
-import shlex
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
@@ -100,6 +97,8 @@ def _writable_folder(plugin_dir: Path) -> Path:
             return folder
     except OSError:
         pass
+    import tempfile
+
     digest = hashlib.sha256(str(plugin_dir).encode()).hexdigest()[:12]
     fallback = Path(tempfile.gettempdir()) / f"plexsync-recovery-{os.getuid() if hasattr(os, 'getuid') else 0}-{digest}"
     fallback.mkdir(exist_ok=True)
@@ -248,6 +247,8 @@ class Dependencies:
                 "--target", str(self.pip_target()), *self.pins]
 
     def _ask_pip(self, missing: list[str]) -> str:
+        import subprocess
+
         target = self.pip_target()
         self.log("i", f"PlexSync Recovery: installing {', '.join(missing)} with pip for {self.python} into {target}")
         try:
@@ -264,9 +265,13 @@ class Dependencies:
 
     def install_command(self) -> str:
         """The command, for a shell, that installs the dependencies for this Python (as the fallback does)."""
+        import shlex
+
         return shlex.join([self.python, "-m", "pip", "install", "--target", str(self.pip_target()), *self.pins])
 
     def _advice(self, missing: list[str], manager: str, pip: str) -> str:
+        import shlex
+
         first = ""
         if pip == _NO_PIP:
             first = f"add pip to it first ({shlex.join([self.python, '-m', 'ensurepip'])}, or the system's python3-pip), then "

@@ -17,7 +17,6 @@ from typing import Any, Iterable, TextIO
 from urllib.parse import quote
 
 from ..http_url import DEFAULT_REQUEST_DEADLINE
-from ..outages import CATCH_UP_DAYS, check_catch_up_days
 from ..plexsync_paths import PLEXSYNC_PLUGIN_ID, stash_plugins_dir
 from ..redaction import REDACTOR, register_secret, safe_excerpt
 
@@ -316,7 +315,8 @@ class RecoverySettings:
         outage_casualties: Recover an outage's ``PlexTemporaryError`` casualties by default
             (the setting ``no_outage_casualties`` turns it off).
         catch_up_days: On the hook's first start in a data directory, outages that ended this
-            many days back or less are recovered (``outages.CATCH_UP_DAYS`` when not set; 0: none).
+            many days back or less are recovered (0: none). Not set: ``outages.CATCH_UP_DAYS``,
+            which this default repeats so that the hook's quick check does not load that module.
     """
 
     plex_url: str
@@ -324,7 +324,7 @@ class RecoverySettings:
     include_optional: bool = False
     request_timeout: float = DEFAULT_REQUEST_DEADLINE
     outage_casualties: bool = True
-    catch_up_days: float = CATCH_UP_DAYS
+    catch_up_days: float = 7.0
 
 
 def _setting(values: dict[str, Any], name: str) -> str | None:
@@ -378,6 +378,8 @@ def read_settings(stash: Any) -> RecoverySettings:
 
 def _catch_up_days(value: Any) -> float:
     """The ``catch_up_days`` setting: the default when not set, 0 to turn the catch-up off."""
+    from ..outages import CATCH_UP_DAYS, check_catch_up_days
+
     if value in (None, ""):
         return float(CATCH_UP_DAYS)
     try:

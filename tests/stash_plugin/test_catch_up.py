@@ -85,3 +85,10 @@ def test_a_first_hook_with_nothing_over_asks_stash_nothing(run_plugin, data_dir,
     assert first.answer == {"output": "no outage ended since the last check", "error": None}
     assert sum(stash_server.operation_counts.values()) == 0
     assert PLEX_TOKEN not in first.stderr
+
+
+def test_the_settings_default_is_the_one_catch_up_period():
+    from plexsync_recovery_plugin.outages import CATCH_UP_DAYS
+    from plexsync_recovery_plugin.stash_plugin.protocol import RecoverySettings
+
+    assert RecoverySettings("http://plex:32400", "token-12345678").catch_up_days == CATCH_UP_DAYS
