@@ -63,14 +63,24 @@ def served_distributions(names: tuple[str, ...] = DISTRIBUTIONS) -> dict[str, li
     return served
 
 
-def bare_python(folder: Path, *, pip_stand_in: bool = False) -> Path:
-    """A Python without this package, its dependencies or pip (with ``pip_stand_in``: an offline pip)."""
+def bare_python(folder: Path, *, pip_stand_in: bool = False, served: dict[str, list[str]] | None = None) -> Path:
+    """A Python without this package, its dependencies or pip.
+
+    Args:
+        folder: Where the virtual environment goes.
+        pip_stand_in: Give it an offline pip (``stand_ins/pip``).
+        served: Install these distributions' files into it (a Python that has the dependencies).
+    """
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
     python = folder / "bin" / "python3"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
     if pip_stand_in:
-        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              check=True, capture_output=True, text=True).stdout.strip()
-        shutil.copytree(STAND_INS / "pip", Path(site) / "pip")
+        shutil.copytree(STAND_INS / "pip", site / "pip")
+    for paths in (served or {}).values():
+        for path in paths:
+            if not (site / Path(path).name).exists():
+                os.symlink(path, site / Path(path).name)
     return python
 
 

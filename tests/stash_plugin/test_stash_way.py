@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,12 @@ def served(tmp_path_factory) -> Path:
 def python(tmp_path_factory) -> Path:
     """A Python with nothing of ours: no package, no dependency, no pip."""
     return bare_python(tmp_path_factory.mktemp("venv") / "bare")
+
+
+@pytest.fixture(scope="session")
+def python_with_dependencies(tmp_path_factory, served) -> Path:
+    """A Python that has the dependencies, but not this package."""
+    return bare_python(tmp_path_factory.mktemp("venv") / "deps", served=json.loads(served.read_text()))
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +114,26 @@ def test_every_task_and_the_hook_run_from_the_zip_with_python_dep_manager(home, 
     assert home.dep_manager_calls() == [SPECS]  # asked once: later runs find what it provided
 
 
+def test_the_zip_unpacked_by_hand_runs_with_a_python_that_has_the_dependencies(home, source, add_entry,
+                                                                               python_with_dependencies):
+    folder = home.plugins / "PlexSyncRecovery"  # where the README says to unpack it
+    with zipfile.ZipFile(source.parent / "PlexSyncRecovery.zip") as archive:
+        archive.extractall(folder)
+    shutil.rmtree(home.folder)  # only the copy unpacked by hand
+    write_history(home.data_dir, OUTAGE)
+    add_entry(1, failed_at=WINDOW_START + 5)
+
+    for mode in ("preview_last_outage", "recover_last_outage", "retry_pending", "outage_report"):
+        run = home.run(mode=mode, python=python_with_dependencies, folder=folder)
+        assert run.code == 0 and run.answer["error"] is None, run.stderr
+        _clean(run)
+    hook = home.run(hook=SCENE_UPDATE, python=python_with_dependencies, folder=folder)
+    assert hook.code == 0 and hook.answer["error"] is None, hook.stderr
+    assert [job["scene_id"] for job in drain(home.data_dir)] == [1]
+    assert home.dep_manager_calls() == []  # nothing was missing: PythonDepManager was not asked
+    assert not (folder / "py_dependencies").exists()
+
+
 def test_a_newer_zip_updates_the_plugin_and_keeps_all_state(home, add_entry, plex_server, tmp_path):
     write_history(home.data_dir, OUTAGE)
     assert home.run(hook=SCENE_UPDATE).code == 0  # the hook's marker
@@ -129,7 +156,9 @@ def test_a_newer_zip_updates_the_plugin_and_keeps_all_state(home, add_entry, ple
     assert manager.record("PlexSyncRecovery")["date"] == "2026-12-24 00:00:00"
     assert {table: table_rows(home.data_dir / "recovery_state.db", table) for table in state} == state
     assert table_rows(home.data_dir / "queue" / "data.db", "dead_letter_recoveries") == ledger
-    assert home.run(hook=SCENE_UPDATE).answer["output"] in ("nothing new", "pending windows retried")
+    after = home.run(hook=SCENE_UPDATE)
+    assert after.code == 0 and after.answer["error"] is None, after.stderr
+    assert not any("from now on" in line or "first start" in line for line in after.texts())  # its marker was kept
     retried = home.run(mode="retry_pending")
     assert retried.answer["output"] in ("retry: 1 job recovered; 0 windows pending", "nothing to retry"), retried.stderr
     assert 2 in [job["scene_id"] for job in drain(home.data_dir)]
