@@ -37,7 +37,7 @@ def test_it_asks_and_only_yes_removes(cli_env, data_dir, plugin, add_entry, plex
     _with_state(data_dir, plugin, add_entry, plexsync_dir)
     before = _plexsync(data_dir)
 
-    for answer in ("n\n", "", "maybe\n"):
+    for answer in ("n\n", ""):  # no, and no answer at all
         kept = _forget(cli_env, data_dir, answer=answer)
         assert kept.returncode == 1
         assert "recovery_state.db" in kept.stderr and "dead_letter_recoveries" in kept.stderr  # what it would remove

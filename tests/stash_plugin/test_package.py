@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -12,18 +14,23 @@ import pytest
 import yaml
 
 from plexsync_recovery_plugin import __version__
+from plexsync_recovery_plugin.cli.settings import ENVIRONMENT
 from plexsync_recovery_plugin.stash_plugin import install as installer
-from tests.cli.conftest import assert_one_error_line, cli_env, run_cli  # noqa: F401 - fixtures
+from tests.cli.conftest import REPO, assert_one_error_line, cli_env, run_cli  # noqa: F401 - fixtures
 
 PACKAGE_DIR = Path(installer.__file__).resolve().parents[1]
 #: The keys Stash reads from a source index entry (pkg/pkg: RemotePackage, PackageVersion, PackageLocation).
 INDEX_KEYS = {"id", "name", "metadata", "version", "date", "path", "sha256", "requires"}
 
 
-@pytest.fixture
-def built(run_cli, tmp_path):
-    out = tmp_path / "source"
-    done = run_cli("stash-plugin", "build", "--out", out, env={"SOURCE_DATE_EPOCH": "1796601600"})
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """``stash-plugin build`` run once, as a user runs it, with a fixed date."""
+    out = tmp_path_factory.mktemp("built") / "source"
+    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT.values()}
+    env.update(PYTHONPATH=str(REPO), SOURCE_DATE_EPOCH="1796601600")
+    done = subprocess.run([sys.executable, "-m", "plexsync_recovery_plugin", "stash-plugin", "build", "--out", str(out)],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return out, done
 
