@@ -18,7 +18,7 @@ def test_each_outage_is_recovered_pending_or_failed_as_the_api_and_the_runs_say(
     world = build_world(tmp_path)
     source = OutageSource(world.data_dir)
     assert set(source.states().values()) == {"pending"}  # nobody has recovered anything yet
-    source.take_baseline()  # what the daemon's first start does
+    source.take_baseline(catch_up_days=0)  # what the daemon's first start does with the catch-up off
     daemon = WatchDaemon(None, lambda: None, WatchSettings(), data_dir=world.data_dir)  # type: ignore[arg-type,return-value]
     with RunJournal() as journal:
         status = StatusSource(daemon, None, journal).snapshot()
