@@ -11,8 +11,9 @@ One concept, in the order a pickle meets it:
 * **opcodes, stack and scan**: a walk over the opcodes that replays the unpickler's stack
   with a small record per value and refuses, before anything is built, a pickle past a
   limit (``check_pickle``);
-* **fast**: a quick yes for the common plain job, whose opcodes cannot reach a global or a
-  call, so the plain C unpickler may load it (``plainly_safe``);
+* **fast**: a quick yes, by a grammar of its opcodes, for the common plain job (lists of
+  dicts and repeated keys included), whose opcodes cannot reach a global or a call nor
+  build what the scan would refuse, so the plain C unpickler may load it (``plainly_safe``);
 * **loading**: ``safe_loads``, which checks, then loads with an unpickler that admits only
   plain builtin values.
 """
@@ -20,7 +21,6 @@ One concept, in the order a pickle meets it:
 from __future__ import annotations
 
 import builtins
-import functools
 import io
 import pickle
 import pickletools
@@ -512,33 +512,55 @@ _STEPS = _steps()
 
 
 # --- fast ------------------------------------------------------------
-# A quick yes for the pickles every PlexSync job is: small, flat, nothing shared, nothing hashed but scalars.
+# A quick yes for the pickles every PlexSync job is, read by one regular expression at C speed.
 #
-# The full structural check (the scan above) models the unpickler's stack and costs about
-# 45 us for a typical job. Almost every real row is a protocol 2-5 pickle of dicts, lists,
-# strings and numbers written by ``pickle.dumps``: it fetches nothing from the memo, builds no
-# tuple or set, and fits in a few kilobytes. For such a pickle nothing can go wrong in the C
-# unpickler: without memo fetches nothing is shared, without tuples and sets no container is
-# ever hashed, ints are at most 64 bits (so no two dozen keys share a hash), and at most 50
-# containers bound the nesting. ``plainly_safe`` recognises exactly those. Its opcode walk is
-# one regular expression (C speed, a few microseconds a job) that knows every opcode's
-# argument width, with strings under 256 bytes spelled out by length; a longer string
-# costs one Python step. Anything else, or anything it is unsure of, goes to the full check.
-# The one rule it cannot see from the opcodes (dict keys are str, bytes, int, bool or None)
-# ``plain_keys`` checks on the decoded value.
+# The full structural check (the scan above) models the unpickler's stack and costs 45 to
+# 150 us a job. Almost every real row is a protocol 2-5 pickle of dicts, lists, strings and
+# numbers written by ``pickle.dumps``, a few kilobytes long. ``plainly_safe`` recognises, by
+# a grammar of its opcodes, the pickles for which the plain C unpickler can do no harm and
+# builds a value the full check would accept; anything else, or anything it is unsure of,
+# goes to the full check. What the grammar allows, and why that is enough:
+#
+# * Only inert opcodes: strings and bytes, ints of at most 64 bits, None, True, False,
+#   floats, empty dicts and lists, MARK, APPEND(S), SETITEM(S), MEMOIZE, BINPUT (a 1-byte
+#   index) and memo fetches (BINGET, LONG_BINGET). None of them reaches ``find_class``, calls
+#   anything, or makes the memo table grow past the number of opcodes; no tuple, set or
+#   frozenset is built, so no container is ever hashed.
+# * Memo fetches only as the keys of a dict's SETITEMS block, right after its MARK: a
+#   repeated key (``"id"``, ``"name"`` in a list of dicts) is what Python pickles that way.
+#   Everything pushed there becomes a key of that dict or makes the load fail (SETITEM and
+#   APPEND cannot reach past the MARK, APPENDS cannot fill a dict), and a container as a key
+#   is unhashable: so a fetch never shares a container nor makes a cycle. Floats are never
+#   memoized, so a fetch never brings a float either.
+# * Floats only where a value stands: after an even number of values since the last MARK,
+#   container or fill (SETITEMS takes key, value, key, value ...), so never as a dict key.
+#   After a string longer than 255 bytes (read by Python, below) the count is lost, and no
+#   float is accepted until the next such anchor.
+# * At most ``FAST_MAX_BYTES`` bytes and ``FAST_MAX_CONTAINERS`` ``}``/``]`` bytes: within
+#   every other limit of the full check (see those constants).
+#
+# Strings under 256 bytes are spelled out by length in the expression; a longer one costs
+# one Python step. Measured on realistic jobs (performers and tags as lists of strings or
+# of ``{"id", "name"}`` dicts, up to 2 KB of details; ``bench --decode``), a quick yes costs
+# 2.5-3x what ``pickle.loads`` does; the full check costs 20-25x.
 
-#: Bytes a quick yes may have: every opcode is at least one byte, so it stays within the
-#: full check's 10,000 opcodes, and with ``FAST_MAX_CONTAINERS`` within all its other limits.
-FAST_MAX_BYTES = 10_000
-#: Lists, dicts and marks a quick yes may open: keeps nesting far under the full check's 100.
-FAST_MAX_CONTAINERS = 50
+#: Bytes a quick yes may have. Every opcode is at least one byte, so this stays within the
+#: full check's 10,000 opcodes and 8,000 containers. Fetched keys are counted in full each
+#: time by the full check (``max_work``, ``max_expanded``): a key of ``s`` bytes fetched
+#: ``n`` times costs ``s + 3n`` bytes here and ``n * (s + 64)`` there, at most
+#: ``(FAST_MAX_BYTES + 64)**2 / 12`` = 6.8 MB, under both 8 MiB and 16 MiB.
+FAST_MAX_BYTES = 9_000
+#: ``}`` and ``]`` bytes a quick yes may hold (inside strings too, a rare needless full check):
+#: at most that many containers, so nesting stays within the full check's 100.
+FAST_MAX_CONTAINERS = 100
 
 _STOP = ord(".")
-_OPENERS = b"}]("  # EMPTY_DICT, EMPTY_LIST, MARK
-_FLOAT = b"G"  # BINFLOAT: the one value a plain pickle holds that may not be a dict key
-#: Opcodes with a little-endian length before their payload -> the length's width. The
-#: expression spells out payloads under 256 bytes; a longer one is skipped by ``_skip_sized``.
-_SIZED = {ord("X"): 4, ord("B"): 4, 0x8D: 8}  # BINUNICODE, BINBYTES, BINUNICODE8
+_MEMOIZE, _BINPUT = 0x94, ord("q")
+#: Opcodes after which the grammar knows a key comes next: MARK, a new dict or list, a fill.
+_ANCHORS = frozenset(b"(}]uesa")
+#: Opcodes with a little-endian length before their payload -> the length's width: read in
+#: Python (Python's pickler writes strings under 256 bytes as SHORT_BINUNICODE, in the expression).
+_SIZED = {ord("X"): 4, ord("B"): 4, ord("C"): 1, 0x8D: 8}  # BINUNICODE, BINBYTES, SHORT_BINBYTES, BINUNICODE8
 
 
 def _payloads(width: int) -> bytes:
@@ -547,82 +569,68 @@ def _payloads(width: int) -> bytes:
     return b"(?:" + b"|".join(re.escape(bytes([size]) + pad) + b".{%d}" % size for size in range(256)) + b")"
 
 
-@functools.cache
-def _opcode_run() -> re.Pattern[bytes]:
-    """The longest run of opcodes a quick yes allows, each with its argument (compiled once, on first use)."""
-    opcode = (
-        rb"\x8c" + _payloads(1)  # SHORT_BINUNICODE: most of a job, so tried first
-        + rb"|[\x94}\](Naesu\x88\x89]"  # MEMOIZE, EMPTY_DICT/LIST, MARK, NONE, APPEND(S), SETITEM(S), TRUE, FALSE
-        + rb"|[qK].|M..|J.{4}|G.{8}|\x95.{8}"  # BINPUT (1-byte index), BININT1/2, BININT, BINFLOAT, FRAME
-        + rb"|C" + _payloads(1)  # SHORT_BINBYTES
-        + rb"|[XB]" + _payloads(4)  # BINUNICODE, BINBYTES under 256 bytes
-        + rb"|\x8a" + b"(?:" + b"|".join(re.escape(bytes([size])) + b".{%d}" % size for size in range(9)) + b")"  # LONG1, 64 bits
-    )
-    return re.compile(b"(?:" + opcode + b")*+", re.DOTALL)
+#: The compiled expressions by protocol (4 and 5, or 2 and 3), once used: a dict is the quickest look-up.
+_GRAMMARS: dict[bool, tuple[re.Pattern[bytes], re.Pattern[bytes]]] = {}
+
+
+def _grammar(protocol4: bool) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """The expressions of a quick yes: with parity known, and after a long string (compiled once each, on first use).
+
+    Protocols 4 and 5 memoize with MEMOIZE, 2 and 3 with BINPUT: one expression each, since
+    an optional two-byte opcode costs the expression a third of its speed. Each copy of the
+    256-way string alternation costs about 8 ms to compile: the grammar holds five.
+    """
+    memo = rb"\x94?" if protocol4 else rb"(?:q.)?"
+    # Strings under 256 bytes as each protocol writes them: SHORT_BINUNICODE, or BINUNICODE before protocol 4.
+    text = rb"\x8c" + _payloads(1) if protocol4 else rb"X" + _payloads(4)
+    long1 = rb"\x8a(?:" + b"|".join(re.escape(bytes([size])) + b".{%d}" % size for size in range(9)) + b")"
+    # A string; an int of at most 64 bits; None, True, False. Longer strings and bytes are read in Python.
+    scalar = b"(?:" + text + rb"|K.|M..|J.{4}|" + long1 + rb"|[N\x88\x89])" + memo
+    value = scalar + rb"|G.{8}"  # a float: never memoized
+    key = scalar + rb"|h.|j.{4}"  # BINGET, LONG_BINGET: keys of a SETITEMS block only
+    anchor = rb"[(}\]uesa]" + memo
+    # SETITEMS pairs right after a dict's MARK; the last key may await a container or a long string.
+    setitems_block = rb"\}" + memo + rb"\((?:(?:" + key + rb")(?:" + value + rb"|(?=[(}\]uesa.XBC\x8d])))*+"
+    body = b"(?:" + setitems_block + b"|" + scalar + b"(?:" + value + b")?+|" + anchor + b")*+"
+    after_long_string = b"(?:" + scalar + b")*+"
+    return re.compile(body, re.DOTALL), re.compile(after_long_string, re.DOTALL)
 
 
 def plainly_safe(data: bytes | bytearray | memoryview) -> bool:
-    """True when ``data`` is a small, flat, unshared protocol 2-5 pickle of plain values.
+    """True when ``data`` is a pickle the plain C unpickler may load: see the grammar above.
 
     False means "not known to be safe" (the full check decides), never "unsafe".
     """
-    view = bytes(data)
+    view = data if type(data) is bytes else bytes(data)
     end = len(view)
-    if end < 3 or end > FAST_MAX_BYTES or view[0] != 0x80 or view[1] < 2:
+    if end < 3 or end > FAST_MAX_BYTES or view[0] != 0x80 or not 2 <= view[1] <= 5:
         return False
-    if end - len(view.translate(None, _OPENERS)) > FAST_MAX_CONTAINERS:
-        return False  # counts such bytes inside strings too: a rare needless full check
-    run = _opcode_run().match
-    position = 2
+    if end - len(view.translate(None, b"}]")) > FAST_MAX_CONTAINERS:  # one pass; two ``count``s cost more
+        return False
+    protocol4 = view[1] >= 4
+    body, after_long_string = _GRAMMARS.get(protocol4) or _GRAMMARS.setdefault(protocol4, _grammar(protocol4))
+    position = 11 if view[2] == 0x95 else 2  # a FRAME only right after PROTO
+    parity_known = True
     while True:
-        found = run(view, position)
-        if found is None:  # never: a run may be empty
-            return False
-        position = found.end()
+        found = (body if parity_known else after_long_string).match(view, position)
+        position = found.end() if found is not None else position  # both match the empty string: never None
         if position >= end:
             return False  # truncated: no STOP
-        if view[position] == _STOP:
+        opcode = view[position]
+        if opcode == _STOP:
             return position + 1 == end
-        position = _skip_sized(view, position)
-        if position < 0:
-            return False  # a memo fetch, a tuple, a set, a global, protocol 0/1 text: the full check decides
-
-
-def _skip_sized(view: bytes, position: int) -> int:
-    """The position after a long string or bytes opcode at ``position``; -1 for any other opcode."""
-    width = _SIZED.get(view[position])
-    if width is None:
-        return -1
-    after = position + 1 + width + int.from_bytes(view[position + 1 : position + 1 + width], "little")
-    return after if after <= len(view) else -1  # a length past the end: truncated (or an 8-byte lie)
-
-
-def needs_key_check(data: bytes) -> bool:
-    """Whether a pickle that ``plainly_safe`` accepted may hold a float, the one key it cannot rule out."""
-    return _FLOAT in data
-
-
-#: What the full check allows as a dict key; the same rule here, so both paths agree.
-_KEY_TYPES = frozenset((str, bytes, int, bool, type(None)))
-
-
-def plain_keys(value: object) -> bool:
-    """Whether every dict key in a value decoded on the quick path is of a type the full check allows."""
-    pending = [value] if type(value) is dict or type(value) is list else []
-    pop, push, allowed = pending.pop, pending.append, _KEY_TYPES
-    while pending:
-        item = pop()
-        if type(item) is dict:
-            for key, inner in item.items():
-                if type(key) not in allowed:
-                    return False
-                if type(inner) is dict or type(inner) is list:
-                    push(inner)
-        else:
-            for inner in item:
-                if type(inner) is dict or type(inner) is list:
-                    push(inner)
-    return True
+        if not parity_known and opcode in _ANCHORS:
+            parity_known = True
+            continue
+        width = _SIZED.get(opcode)
+        if width is None:
+            return False  # a global, a call, a tuple, a fetch or a float out of place ...: the full check decides
+        position += 1 + width + int.from_bytes(view[position + 1 : position + 1 + width], "little")
+        if position < end and view[position] == (_MEMOIZE if protocol4 else _BINPUT):
+            position += 1 if protocol4 else 2
+        if position > end:
+            return False  # a length past the end: truncated (or an 8-byte lie)
+        parity_known = False
 
 
 # --- loading ------------------------------------------------------------
@@ -726,7 +734,7 @@ def safe_loads(
     size = data.nbytes if isinstance(data, memoryview) else len(data)
     if size > max_bytes:
         raise UnsafePickleError(f"pickle is {size} bytes, more than the {max_bytes}-byte limit")
-    blob = bytes(data)
+    blob = data if type(data) is bytes else bytes(data)  # a BLOB from SQLite is bytes: no copy
     quick = plainly_safe(blob)  # the common job takes the quick yes; anything else the full check
     if not quick:
         try:
@@ -741,8 +749,4 @@ def safe_loads(
         raise
     except Exception as error:  # any malformed input: truncated, wrong opcodes, bad encoding ...
         raise UnsafePickleError(f"not a valid pickle ({type(error).__name__}: {error})") from None
-    if quick and needs_key_check(blob) and not plain_keys(value):
-        raise UnsafePickleError(
-            "pickle uses a float as a dict key or set member; only str, bytes, int, bool and None may be"
-        )
     return value

@@ -18,6 +18,7 @@ from plexsync_recovery_plugin.decode import (
     plainly_safe,
     safe_loads,
 )
+from plexsync_recovery_plugin.dev.plexsync_data import realistic_jobs
 from tests import pickle_bombs
 
 
@@ -32,10 +33,21 @@ def test_real_jobs_take_the_quick_path_and_decode_as_pickle_does(protocol):
     assert safe_loads(heavy) == pickle.loads(heavy)
 
 
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_jobs_with_lists_of_dicts_take_the_quick_path_too(protocol):
+    """Stash's performers and tags as ``{"id", "name"}`` dicts: their repeated keys are memo fetches."""
+    jobs = realistic_jobs(40)
+    blobs = [pickle.dumps(job, protocol=protocol) for job in jobs]
+    assert any(b"h" in blob and isinstance(job["data"]["performers"][0], dict) for job, blob in zip(jobs, blobs))
+    for job, blob in zip(jobs, blobs):
+        assert plainly_safe(blob), job["data"]["performers"]
+        assert safe_loads(blob) == job
+
+
 @pytest.mark.parametrize("key", [1.5, float("nan")])
 def test_a_float_key_is_refused_on_either_path(key):
     blob = pickle.dumps({"job": {key: 1}})
-    assert plainly_safe(blob)  # the opcodes look plain: the decoded value is checked
+    assert not plainly_safe(blob)  # a float where a key stands never takes the quick path
     with pytest.raises(UnsafePickleError, match="float"):
         safe_loads(blob)
     with pytest.raises(PickleLimitError, match="float"):
@@ -64,6 +76,58 @@ def test_anything_hostile_or_unusual_goes_to_the_full_check(blob):
     assert not plainly_safe(blob)
 
 
+_SHARED = [1]
+_CYCLE: list[object] = []
+_CYCLE.append(_CYCLE)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": _SHARED, "b": _SHARED},  # a memo fetch where a value stands: it could share a container
+        [_SHARED, _SHARED],  # ... or a list's item
+        _CYCLE,  # ... or make a cycle
+        {"a": "same", "b": "same"},  # a repeated value string is declined too (fetched as a value)
+        [{"id": 1}, {"id": 2}],  # a one-item dict (SETITEM, no MARK): its fetched key is not in a block
+        {"k": {"n": 1}, 2.5: "x"},  # a float key after a nested container
+        {"x" * 300: 1, 2.5: "x"},  # a float key after a long string
+        {"k": "v", 2.5: "x"},
+    ],
+    ids=["shared-value", "shared-item", "cycle", "repeated-value", "one-item-dicts", "float-key-after-dict",
+         "float-key-after-long-key", "float-key"],
+)
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_memo_fetches_and_floats_out_of_their_place_go_to_the_full_check(value, protocol):
+    assert not plainly_safe(pickle.dumps(value, protocol=protocol))
+
+
+def _nested(rng: random.Random, depth: int = 0) -> object:
+    """A random plain value with repeated strings, shared containers, float and long keys."""
+    pool = ["id", "name", "x" * 300]
+    shared: list[object] = [[1], {"id": 1}]
+    roll = rng.random()
+    if depth < 4 and roll < 0.2:
+        keys = [rng.choice([*pool, rng.random(), rng.randint(0, 99), "L" * rng.randint(250, 300)]) for _ in range(rng.randint(0, 5))]
+        return {key: _nested(rng, depth + 1) for key in keys}
+    if depth < 4 and roll < 0.35:
+        return [_nested(rng, depth + 1) for _ in range(rng.randint(0, 5))]
+    if roll < 0.4:
+        return rng.choice(shared)
+    return rng.choice([*pool, rng.random(), rng.randint(-2**40, 2**40), None, True, b"b" * rng.randint(0, 300)])
+
+
+def test_a_quick_yes_of_any_plain_structure_is_a_yes_of_the_full_check():
+    """Random nested values, pickled in every protocol the quick path reads: it never accepts what the scan refuses."""
+    rng = random.Random(5)
+    accepted = 0
+    for _ in range(4000):
+        blob = pickle.dumps({"k": _nested(rng), rng.choice(["a", "b"]): _nested(rng)}, protocol=rng.choice([2, 3, 4, 5]))
+        if plainly_safe(blob):
+            accepted += 1
+            check_pickle(blob)
+    assert accepted > 500
+
+
 def _mutations(seeds: list[bytes], rng: random.Random, *, changes: tuple[int, int], count: int = 3000) -> Iterator[bytes]:
     """``count`` copies of random seeds, each with between ``changes[0]`` and ``changes[1]`` bytes set at random."""
     for _ in range(count):
@@ -76,6 +140,7 @@ def _mutations(seeds: list[bytes], rng: random.Random, *, changes: tuple[int, in
 def test_a_quick_yes_is_never_a_no_of_the_full_check():
     """Random mutations of real jobs: whatever the quick path accepts, the full check accepts too."""
     seeds = [pickle.dumps(pickle_bombs.plexsync_job(heavy=heavy), protocol=p) for p in (2, 4, 5) for heavy in (0, 1)]
+    seeds += [pickle.dumps(job, protocol=p) for job in realistic_jobs(4) for p in (2, 4, 5)]  # lists of dicts
     accepted = 0
     for blob in _mutations(seeds, random.Random(7), changes=(1, 4)):
         if plainly_safe(blob):
@@ -98,7 +163,7 @@ def test_a_quick_yes_is_never_a_no_of_the_full_check():
 _INERT_OPCODES = {
     "PROTO", "FRAME", "STOP", "MEMOIZE", "BINPUT", "EMPTY_DICT", "EMPTY_LIST", "MARK", "NONE", "NEWTRUE", "NEWFALSE",
     "APPEND", "APPENDS", "SETITEM", "SETITEMS", "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT",
-    "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINBYTES", "BINBYTES",
+    "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINBYTES", "BINBYTES", "BINGET", "LONG_BINGET",
 }
 
 
@@ -117,6 +182,7 @@ def test_a_quick_yes_holds_only_opcodes_that_never_reach_a_callable() -> None:
     """What lets a quick yes be loaded by the plain C unpickler: no opcode in it can name or call code."""
     seeds = [pickle.dumps(pickle_bombs.plexsync_job(heavy=heavy), protocol=p) for p in (2, 3, 4, 5) for heavy in (0, 1)]
     seeds += [pickle.dumps({"b": b"x" * 300, "t": "y" * 300, "n": [None, True, 2**40, 1.5]}, protocol=p) for p in (3, 4, 5)]
+    seeds += [pickle.dumps(job, protocol=p) for job in realistic_jobs(4) for p in (2, 4, 5)]
     accepted = 0
     for blob in _mutations(seeds, random.Random(11), changes=(0, 3)):
         if plainly_safe(blob):

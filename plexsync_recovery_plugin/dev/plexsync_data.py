@@ -22,9 +22,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from persistqueue.serializers import pickle as queue_pickle
 
 from ..sync_queue.dlq import DLQ_FILE_NAME
-from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, open_queue
+from ..sync_queue.operations import QUEUE_DIR_NAME, QUEUE_FILE_NAME, QUEUE_TABLE, make_job, open_queue
 
-__all__ = ['DLQ_COLUMNS', 'DLQ_SCHEMA', 'PLEXSYNC_DLQ_INDEXES', 'PlexSyncData', 'Stored', 'plexsync_timestamp', 'ACKED_HISTORY', 'SCATTER_SEED', 'WINDOW_SECONDS', 'WINDOW_START', 'Dataset', 'build_data_dir', 'failure_order']
+__all__ = ['DLQ_COLUMNS', 'DLQ_SCHEMA', 'PLEXSYNC_DLQ_INDEXES', 'PlexSyncData', 'Stored', 'plexsync_timestamp', 'ACKED_HISTORY', 'SCATTER_SEED', 'WINDOW_SECONDS', 'WINDOW_START', 'Dataset', 'build_data_dir', 'failure_order', 'realistic_jobs']
 
 
 # ==== plexsync data =============================================================================
@@ -330,6 +330,41 @@ def failure_order(entries: int, *, scattered: bool = True, seed: int = SCATTER_S
     if scattered:
         random.Random(seed).shuffle(order)
     return order
+
+
+#: Words of a scene's details text in :func:`realistic_jobs`.
+_WORDS = ("the", "scene", "studio", "performer", "night", "city", "light", "long", "story", "of", "a", "and", "in")
+
+
+def realistic_jobs(count: int, *, seed: int = SCATTER_SEED) -> list[dict[str, Any]]:
+    """``count`` jobs shaped as Stash2Plex's hook enqueues them, half with lists of dicts.
+
+    Each has a title, studio, date, rating and path, 0-2,048 bytes of details, 1-8 performers
+    and 3-30 tags. Every other job gives performers, tags and studio as lists of names with
+    their ids (strings only); the others as ``{"id", "name"}`` dicts, as Stash's GraphQL
+    answers them, whose repeated keys ``pickle`` writes as memo references. What
+    ``bench --decode`` times; the same every time for a seed.
+    """
+    rng = random.Random(seed)
+    jobs = []
+    for index in range(count):
+        scene_id = rng.randint(1, 200_000)
+        performers = [(str(rng.randint(1, 9_999)), f"Performer {rng.randint(1, 9_999)}") for _ in range(rng.randint(1, 8))]
+        tags = [(str(rng.randint(1, 999)), f"tag-{rng.randint(1, 999)}") for _ in range(rng.randint(3, 30))]
+        details = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(0, 400)))[: rng.randint(0, 2_048)]
+        data: dict[str, Any] = {"title": f"Scene {scene_id}", "details": details, "date": "2024-01-01",
+                                "rating100": rng.randint(0, 100), "path": f"/media/scenes/{scene_id}.mp4"}
+        if index % 2:
+            data.update(studio="Studio Name", studio_id="12", performers=[name for _, name in performers],
+                        performer_ids=[ident for ident, _ in performers], tags=[name for _, name in tags],
+                        tag_ids=[ident for ident, _ in tags])
+        else:
+            data.update(studio={"id": "12", "name": "Studio Name"},
+                        performers=[{"id": ident, "name": name} for ident, name in performers],
+                        tags=[{"id": ident, "name": name} for ident, name in tags])
+        data["poster_url"] = f"http://stash:9999/scene/{scene_id}/screenshot"
+        jobs.append(make_job(scene_id, "metadata", data, now=WINDOW_START + index))
+    return jobs
 
 
 def _row(scene_id: int, failed_at: float, error_type: str, title: str) -> tuple[Any, ...]:
