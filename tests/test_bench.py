@@ -277,3 +277,15 @@ def drained_scene_ids(data_dir: Path) -> list[int]:
                 conn.execute("SELECT data FROM ack_queue_default WHERE status = 1 ORDER BY _id")]
     finally:
         conn.close()
+
+
+def test_the_decode_bench_prints_safe_loads_against_pickle_loads(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--decode", "--entries", "40", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["jobs"] == 40 and report["quick"] == 40  # realistic jobs all take the quick path
+    assert set(report["groups"]) == {"lists of strings", "lists of dicts", "all"}
+    for group in report["groups"].values():
+        assert group["safe_us"] > 0 and group["pickle_us"] > 0
+        assert group["ratio"] == pytest.approx(group["safe_us"] / group["pickle_us"], rel=0.02)
+    assert main(["bench", "--decode", "--entries", "40"]) == 0
+    assert "ratio" in capsys.readouterr().out

@@ -82,7 +82,7 @@ def register_bench(subparsers: "argparse._SubParsersAction[argparse.ArgumentPars
             " recovery path from outage_ended to recovery_completed through the real stashapi and plexapi"
             " clients, each in its own process, with the seconds of each phase. --sizes repeats it per size"
             " for the slope of peak RSS; --window-query and --dedup time one read alone; --floor times the work no"
-            " recovery can skip."
+            " recovery can skip; --decode times safe decoding against plain pickle.loads."
         ),
         epilog=EXIT_STATUS["bench"],
     )
@@ -118,6 +118,8 @@ def register_bench(subparsers: "argparse._SubParsersAction[argparse.ArgumentPars
                         help="with --dedup: old acked rows in the queue (default 1000000)")
     parser.add_argument("--floor", action="store_true",
                         help="time the floor instead: read, safely decode and write --entries with no gates (3 runs)")
+    parser.add_argument("--decode", action="store_true",
+                        help="time safe_loads against plain pickle.loads on --entries realistic jobs instead")
     add_common_arguments(parser, only=LOG_FLAGS)
     parser.set_defaults(func=run_bench_command, log_level=logging.INFO)  # progress lines on stderr; -q silences them
 
@@ -129,7 +131,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         UsageError: ``--work-dir`` is not a directory, ``--window-rows`` exceeds ``--rows``,
             or ``--dlq-rows`` is below the entries of a run.
     """
-    from ..dev.bench import print_bench, print_dedup, print_floor, print_sizes, print_window_query
+    from ..dev.bench import print_bench, print_decode, print_dedup, print_floor, print_sizes, print_window_query
 
     out = args.out
     if args.work_dir is not None and not args.work_dir.is_dir():
@@ -138,6 +140,11 @@ def run_bench_command(args: argparse.Namespace) -> int:
         from ..dev import bench as bench_dedup
 
         print_dedup(out, bench_dedup.run_dedup_bench(args.acked_rows, work_dir=args.work_dir))
+        return 0
+    if args.decode:
+        from ..dev.bench import run_decode_bench
+
+        print_decode(out, run_decode_bench(max(2, args.entries)))
         return 0
     if args.floor:
         from ..dev.bench import run_floor_bench

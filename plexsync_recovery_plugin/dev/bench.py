@@ -7,12 +7,14 @@ clients on loopback servers, one process per path (``bench_worker``); ``run_size
 peak memory per size; ``run_floor_bench`` the time the same work takes with nothing but
 SQLite, pickle and one transaction (what "close to the floor" is measured against);
 ``run_window_query_bench`` the DLQ's window query on a large file; the dedup bench the
-live-queue gate on a queue holding every acked job ever. ``print_*`` show the reports as
+live-queue gate on a queue holding every acked job ever; ``run_decode_bench`` what decoding
+a realistic job safely costs against plain ``pickle.loads``. ``print_*`` show the reports as
 tables, or as JSON.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -30,7 +32,7 @@ from typing import Any, Iterator, Sequence
 from persistqueue import SQLiteAckQueue
 from persistqueue.serializers import pickle as queue_pickle
 
-from ..decode import safe_loads
+from ..decode import plainly_safe, safe_loads
 from ..sync_queue import operations as ledger
 from ..sync_queue.dlq import DLQ_FILE_NAME, FORMS, DeadLetterQueue
 from ..sync_queue.operations import (
@@ -42,9 +44,9 @@ from ..sync_queue.operations import (
 )
 from . import bench_worker
 from .bench_worker import PathRun
-from .plexsync_data import ACKED_HISTORY, Dataset, PlexSyncData, build_data_dir, plexsync_timestamp
+from .plexsync_data import ACKED_HISTORY, Dataset, PlexSyncData, build_data_dir, plexsync_timestamp, realistic_jobs
 
-__all__ = ['BENCH_PATHS', 'BenchReport', 'Dataset', 'PathRun', 'build_data_dir', 'run_bench', 'SizeRun', 'SizesReport', 'rss_slope', 'run_sizes', 'WindowQueryReport', 'build_window_query_dlq', 'run_window_query_bench', 'FLOOR_CHUNK', 'FloorReport', 'run_floor_bench', 'DedupReport', 'build_long_lived_queue', 'run_dedup_bench', 'print_bench', 'print_dedup', 'print_floor', 'print_sizes', 'print_window_query']
+__all__ = ['BENCH_PATHS', 'BenchReport', 'Dataset', 'PathRun', 'build_data_dir', 'run_bench', 'SizeRun', 'SizesReport', 'rss_slope', 'run_sizes', 'WindowQueryReport', 'build_window_query_dlq', 'run_window_query_bench', 'FLOOR_CHUNK', 'FloorReport', 'run_floor_bench', 'DedupReport', 'build_long_lived_queue', 'run_dedup_bench', 'print_bench', 'print_dedup', 'print_floor', 'print_sizes', 'print_window_query', 'DecodeReport', 'run_decode_bench', 'print_decode']
 
 
 # ==== bench =====================================================================================
@@ -674,6 +676,79 @@ def run_dedup_bench(acked_rows: int, *, runs: int = 3, work_dir: Path | None = N
     return DedupReport(acked_rows, build, size, seconds, len(snapshot.live), len(snapshot.acked))
 
 
+# ==== bench decode ==============================================================================
+# What decoding a DLQ job safely costs against plain ``pickle.loads`` (which would run any code).
+#
+# Why: every entry of a window is decoded once, so the decoder's cost per job is a floor of
+# every recovery. This pickles ``realistic_jobs`` (half with performers and tags as lists of
+# strings, half as lists of ``{"id", "name"}`` dicts, 0-2 KB of details) as PlexSync's
+# ``pickle.dumps`` does, then times ``safe_loads`` and ``pickle.loads`` over all of them in
+# alternating rounds with the collector paused (both build the same objects; a collection
+# would land on one or the other by chance). ``plexsync-recovery bench --decode`` prints it.
+
+#: Rounds of each decoder, alternating; the median round of each is reported.
+_DECODE_ROUNDS = 9
+
+
+@dataclass
+class DecodeReport:
+    """``safe_loads`` against ``pickle.loads`` on realistic jobs, microseconds a job.
+
+    Attributes:
+        jobs: Jobs decoded per round.
+        mean_bytes: Their mean pickled size.
+        quick: How many took ``safe_loads``'s quick path.
+        groups: Per group of jobs (``"lists of strings"``, ``"lists of dicts"``, ``"all"``):
+            ``{"pickle_us", "safe_us", "ratio"}``, medians over the rounds.
+    """
+
+    jobs: int
+    mean_bytes: float
+    quick: int
+    groups: dict[str, dict[str, float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return asdict(self)
+
+
+def _round_seconds(decode: Any, blobs: list[bytes]) -> float:
+    started = time.perf_counter()
+    for blob in blobs:
+        decode(blob)
+    return time.perf_counter() - started
+
+
+def run_decode_bench(jobs: int = 2_000, *, rounds: int = _DECODE_ROUNDS) -> DecodeReport:
+    """Time ``safe_loads`` and ``pickle.loads`` on ``jobs`` realistic jobs, ``rounds`` rounds each.
+
+    Raises:
+        ValueError: ``jobs`` is below 2 or ``rounds`` below 1.
+    """
+    if jobs < 2 or rounds < 1:
+        raise ValueError(f"decode bench needs at least 2 jobs and 1 round, got {jobs!r} and {rounds!r}")
+    blobs = [pickle.dumps(job) for job in realistic_jobs(jobs)]
+    parts = {"lists of strings": blobs[1::2], "lists of dicts": blobs[0::2], "all": blobs}
+    for blob in blobs:  # the first use compiles the quick path's expressions: not part of any round
+        safe_loads(blob)
+    timings: dict[str, dict[str, list[float]]] = {name: {"pickle": [], "safe": []} for name in parts}
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, part in parts.items():
+                timings[name]["pickle"].append(_round_seconds(pickle.loads, part) / len(part))
+                timings[name]["safe"].append(_round_seconds(safe_loads, part) / len(part))
+    finally:
+        if collecting:
+            gc.enable()
+    groups = {}
+    for name, seconds in timings.items():
+        plain, safe = (sorted(values)[len(values) // 2] * 1e6 for values in (seconds["pickle"], seconds["safe"]))
+        groups[name] = {"pickle_us": round(plain, 2), "safe_us": round(safe, 2), "ratio": round(safe / plain, 2)}
+    return DecodeReport(jobs, sum(map(len, blobs)) / len(blobs), sum(map(plainly_safe, blobs)), groups)
+
+
 # ==== bench output ==============================================================================
 # How ``plexsync-recovery bench`` prints its reports: tables for people, the report itself for ``--json``.
 #
@@ -694,6 +769,18 @@ def print_dedup(out: Any, report: "DedupReport") -> None:
              f" (built in {report.build_seconds:.1f} s)")
     out.line("read (live jobs + acked since the window): " + ", ".join(f"{s:.3f} s" for s in report.read_seconds))
     out.line(f"found {report.live_scenes} scenes with a live job, {report.recent_acked_scenes} acked since the window")
+
+
+def print_decode(out: Any, report: "DecodeReport") -> None:
+    """The ``--decode`` ratio: ``safe_loads`` against ``pickle.loads``, per kind of job."""
+    if out.json_mode:
+        out.json(report.as_dict())
+        return
+    out.line(f"{report.jobs} realistic jobs of {report.mean_bytes:.0f} bytes on average,"
+             f" {report.quick} on the quick path; microseconds a job, median of {_DECODE_ROUNDS} rounds")
+    rows = [[name, f"{group['pickle_us']:.2f}", f"{group['safe_us']:.2f}", f"{group['ratio']:.2f}x"]
+            for name, group in report.groups.items()]
+    out.table(["jobs", "pickle.loads", "safe_loads", "ratio"], rows)
 
 
 def print_bench(out: Any, report: "BenchReport") -> None:
