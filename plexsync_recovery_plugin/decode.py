@@ -608,7 +608,10 @@ def plainly_safe(data: bytes | bytearray | memoryview) -> bool:
     if end - len(view.translate(None, b"}]")) > FAST_MAX_CONTAINERS:  # one pass; two ``count``s cost more
         return False
     protocol4 = view[1] >= 4
-    body, after_long_string = _GRAMMARS.get(protocol4) or _GRAMMARS.setdefault(protocol4, _grammar(protocol4))
+    grammar = _GRAMMARS.get(protocol4)
+    if grammar is None:
+        grammar = _GRAMMARS[protocol4] = _grammar(protocol4)
+    body, after_long_string = grammar
     position = 11 if view[2] == 0x95 else 2  # a FRAME only right after PROTO
     parity_known = True
     while True:
@@ -729,12 +732,15 @@ def safe_loads(
             ``limits`` (nesting, size with shared parts counted
             in full, opcodes, ...); the message names the limit.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
+    if type(data) is bytes:  # a BLOB from SQLite: no copy
+        blob, size = data, len(data)
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        blob = b"" if size > max_bytes else bytes(data)  # never copied when too large
+    else:
         raise UnsafePickleError(f"expected pickled bytes, got {type(data).__name__}")
-    size = data.nbytes if isinstance(data, memoryview) else len(data)
     if size > max_bytes:
         raise UnsafePickleError(f"pickle is {size} bytes, more than the {max_bytes}-byte limit")
-    blob = data if type(data) is bytes else bytes(data)  # a BLOB from SQLite is bytes: no copy
     quick = plainly_safe(blob)  # the common job takes the quick yes; anything else the full check
     if not quick:
         try:
