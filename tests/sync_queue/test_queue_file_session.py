@@ -90,9 +90,11 @@ def test_a_session_copies_its_pages_back_within_the_budget_and_syncs_its_wal_onc
     real_fsync = queue_session.os.fsync
     monkeypatch.setattr(queue_session.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
     copies: list[int] = []
+    threads: list[str] = []
     real_copy = queue_session.QueueSession._copy_back
     monkeypatch.setattr(queue_session.QueueSession, "_copy_back",
-                        lambda self, conn: copies.append(real_copy(self, conn)) or copies[-1])
+                        lambda self, conn: threads.append(threading.current_thread().name)
+                        or copies.append(real_copy(self, conn)) or copies[-1])
     owner = QueueFile(queue.path)
     snapshot = owner.snapshot(None)
     plexsync = sqlite3.connect(owner.db_path)  # PlexSync keeps the file open: the WAL stays
@@ -116,6 +118,9 @@ def test_a_session_copies_its_pages_back_within_the_budget_and_syncs_its_wal_onc
         plexsync.close()
     assert 2 < len(copies) < 20  # every few chunks, not after each one
     assert max(copies[1:-1]) <= 12  # the first copy learns a chunk's size; the end copies what is left
+    # Between chunks the copies ran beside the run, on a thread of their own; the last one as the session ended.
+    assert all(name.startswith("plexsync-recovery-checkpoint") for name in threads[:-1])
+    assert threads[-1] == threading.current_thread().name
 
 
 def test_the_lock_time_counts_a_wait_for_plexsyncs_lock_and_no_collection(queue, monkeypatch) -> None:
@@ -165,3 +170,31 @@ def test_the_lock_time_counts_a_wait_for_plexsyncs_lock_and_no_collection(queue,
         gc.callbacks.remove(slow_collection)
     assert collected and took >= 0.3  # the slow collection ran within the call
     assert sum(owner.last_lock_seconds) < 0.25
+
+
+def _staged_entry(scene_id: int, dlq_id: int) -> StagedJob:
+    job = make_job(scene_id, "metadata", {})
+    return StagedJob((dlq_id, "2026-02-15 19:00:00"), 0.0, scene_id, job["job_id"], pickle.dumps(job))
+
+
+@pytest.mark.parametrize("order", ["by scene", "any order"])
+def test_a_later_chunk_points_at_the_scenes_job_of_this_run_and_asks_only_about_scenes_it_may_have(
+    queue, monkeypatch, order
+) -> None:
+    """The ledger is asked about a chunk's scenes only up to the highest scene this run queued: one boundary
+    scene a chunk when the window is read by scene, every scene otherwise; the records are the same either way."""
+    asked: list[list[int]] = []
+    real = ledger.run_jobs
+    monkeypatch.setattr(ledger, "run_jobs", lambda conn, run_id, scenes: asked.append(sorted(scenes)) or real(conn, run_id, scenes))
+    owner = QueueFile(queue.path)
+    snapshot = owner.snapshot(None)
+    first, second = ([1, 2, 3], [3, 4, 5]) if order == "by scene" else ([5, 2, 3], [3, 1, 4])
+    with owner.session():
+        owner.write_chunk([_staged_entry(scene, 100 + scene) for scene in first], [], snapshot, "run")
+        reasons = owner.write_chunk([_staged_entry(scene, 200 + scene) for scene in second], [((300, "x"), second[0])],
+                                    snapshot, "run")
+    assert reasons[0] == f"scene {second[0]} is queued by an earlier entry of this run"
+    assert reasons[1:] == [None, None]
+    records = {record["dlq_id"]: record for record in owner.all_ledger_records()}
+    assert records[300]["job_id"] == records[103]["job_id"] == records[203]["job_id"]  # scene 3's one job of the run
+    assert [scenes for scenes in asked if scenes] == ([[3, 3]] if order == "by scene" else [[1, 3, 3, 4]])
