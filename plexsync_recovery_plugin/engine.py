@@ -784,7 +784,8 @@ class ChunkRun:
             groups.setdefault(job.scene_id, []).append(job)
         leaders: dict[int, PendingJob] = {}
         for scene_id, jobs in groups.items():
-            jobs.sort(key=_newest_first)
+            if len(jobs) > 1:  # most scenes fail once in a window: their job leads as it is, unsorted, uncopied
+                jobs.sort(key=_newest_first)
             leader = jobs[0]
             reason = self.snapshot.covering_reason(scene_id, leader.failed_at)
             if reason is not None:
@@ -792,7 +793,9 @@ class ChunkRun:
                     self.c.writer.add_covered(job.identity, scene_id)
                     self.tally.count(job.entry, Outcome.ALREADY_QUEUED, reason, scene_id)
                 continue
-            leaders[scene_id] = leader._replace(followers=tuple((job.entry, job.identity) for job in jobs[1:]))
+            if len(jobs) > 1:
+                leader = leader._replace(followers=tuple((job.entry, job.identity) for job in jobs[1:]))
+            leaders[scene_id] = leader
         return leaders
 
     def _isolated(self, entry: Mapping[str, Any], check: Callable[[], bool]) -> bool:
