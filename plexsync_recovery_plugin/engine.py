@@ -622,9 +622,10 @@ def encode_job(job: PendingJob) -> StagedJob:
         ValueError: An id SQLite cannot hold, or a row the plugin could not read back as a
             job of the same scene (``queue_snapshot.read_scene_id``): this entry fails alone.
     """
-    for name, value in (("scene_id", job.scene_id), ("DLQ id", job.identity[0])):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_SCENE_ID:
-            raise ValueError(f"{name} {value!r} is not an id SQLite can hold")
+    if not _sqlite_id(job.scene_id):
+        raise ValueError(f"scene_id {job.scene_id!r} is not an id SQLite can hold")
+    if not _sqlite_id(job.identity[0]):
+        raise ValueError(f"DLQ id {job.identity[0]!r} is not an id SQLite can hold")
     queued = make_job(job.scene_id, job.update_type, job.data)
     blob = queue_pickle.dumps(queued)
     # A row of at most this many bytes has at most this many opcodes and holds values the DLQ
@@ -636,8 +637,13 @@ def encode_job(job: PendingJob) -> StagedJob:
             raise ValueError(f"its re-queued row would not be readable as a job ({error})") from None
         if scene_id != job.scene_id:
             raise ValueError(f"its re-queued row reads as scene {scene_id}, not {job.scene_id}")
-    followers = tuple(identity for _, identity in job.followers)
+    followers = tuple(identity for _, identity in job.followers) if job.followers else ()
     return StagedJob(job.identity, job.failed_at, job.scene_id, queued["job_id"], blob, followers)
+
+
+def _sqlite_id(value: Any) -> bool:
+    """Whether ``value`` is an id SQLite's INTEGER can hold (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_SCENE_ID
 
 
 class PerJobWriter(_StagingWriter):

@@ -63,6 +63,8 @@ ENTRY_COLUMNS = (
 )
 
 
+#: A row's DLQ id, its first column (an ``itemgetter``, as it runs once a row).
+_row_id: Callable[[tuple[Any, ...]], int] = itemgetter(0)
 #: A selected row's place in a window: (normalized time, id). An ``itemgetter``: it runs once a row.
 row_order: Callable[[tuple[Any, ...]], tuple[str, int]] = itemgetter(KEY, 0)
 #: Sort key inside a page: index second first, then (time, id).
@@ -576,8 +578,9 @@ class DlqWindow(Sequence[dict[str, Any]]):
             found: dict[int, tuple[Any, ...]] = {}
             for start in range(0, len(ids), _IDS_PER_STATEMENT):
                 part = ids[start : start + _IDS_PER_STATEMENT]
-                found.update((row[0], row) for row in conn.execute(f"{select}({', '.join('?' * len(part))})", part))
-            yield from (found[row_id] for row_id in ids if row_id in found)
+                rows = conn.execute(f"{select}({', '.join('?' * len(part))})", part).fetchall()
+                found.update(zip(map(_row_id, rows), rows))
+            yield from filter(None, map(found.get, ids))  # in the page's order; a row deleted meanwhile is skipped
 
     def _params(self, conn: sqlite3.Connection) -> dict[str, Any]:
         """Named parameters shared by every statement: the exact keys, the seconds, the types."""
