@@ -170,14 +170,18 @@ def _license() -> bytes | None:
     return None
 
 
+#: Subpackages Stash never runs: the benchmark, the demo and its loopback servers, the test kit.
+_LEFT_OUT = ("dev", "testing")
+
+
 def plugin_files() -> list[PluginFile]:
-    """Every file of the plugin, sorted by name: manifest, launcher, license, this package's source."""
+    """Every file of the plugin, sorted by name: manifest, launcher, license, this package's source (not ``_LEFT_OUT``)."""
     files = [PluginFile(MANIFEST_NAME, _shipped(MANIFEST_NAME)), PluginFile(LAUNCHER_NAME, _shipped(LAUNCHER_NAME))]
     license_text = _license()
     if license_text is not None:
         files.append(PluginFile("LICENSE", license_text))
     for path in sorted(_PACKAGE_DIR.rglob("*")):
-        if "__pycache__" in path.parts or not path.is_file():
+        if "__pycache__" in path.parts or not path.is_file() or path.relative_to(_PACKAGE_DIR).parts[0] in _LEFT_OUT:
             continue
         if path.suffix in _SHIPPED_SUFFIXES or path.name in _SHIPPED_NAMES:
             relative = path.relative_to(_PACKAGE_DIR).as_posix()

@@ -60,11 +60,13 @@ def test_the_zip_holds_the_manifest_the_launcher_and_this_package_only(built):
     names = _zip_names(out / "PlexSyncRecovery.zip")
     ours = sorted(f"plexsync_recovery_plugin/{path.relative_to(PACKAGE_DIR).as_posix()}"
                   for path in PACKAGE_DIR.rglob("*")
-                  if path.is_file() and "__pycache__" not in path.parts and (path.suffix == ".py" or path.name == "py.typed"))
+                  if path.is_file() and "__pycache__" not in path.parts and (path.suffix == ".py" or path.name == "py.typed")
+                  and path.relative_to(PACKAGE_DIR).parts[0] not in ("dev", "testing"))  # Stash never runs those
     assert names == sorted(names)
     assert [name for name in names if not name.startswith("plexsync_recovery_plugin/")] == [
         "LICENSE", "PlexSyncRecovery.yml", "plexsync_recovery_launcher.py"]
     assert [name for name in names if name.startswith("plexsync_recovery_plugin/")] == ours
+    assert "plexsync_recovery_plugin/engine.py" in names and not any("/dev/" in name or "/testing/" in name for name in names)
     assert [name for name in names if name.endswith(".yml")] == ["PlexSyncRecovery.yml"]  # Stash loads every .yml
     with zipfile.ZipFile(out / "PlexSyncRecovery.zip") as archive:
         manifest = archive.read("PlexSyncRecovery.yml").decode()
