@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +59,10 @@ class NotifyEndpoint:
 
     def __exit__(self, *exc_info: object) -> None:
         self._release.set()
+        try:  # wakes serve_forever at once (an accept on it then fails, which it ignores) instead of at its next poll
+            self._server.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)

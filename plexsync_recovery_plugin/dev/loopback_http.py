@@ -33,7 +33,8 @@ __all__ = ['LOGGER', 'LoopbackHTTPService', 'QuietRequestHandler']
 
 LOGGER = logging.getLogger("plexsync_recovery_plugin.dev")
 
-# How often the accept loop checks for shutdown; bounds how long going "down" takes.
+# How often the accept loop checks for shutdown when nothing wakes it (stopping wakes it at once,
+# see _wake_accept_loop).
 _POLL_INTERVAL = 0.05
 # Longest wait for one connection thread to finish after its socket was shut down.
 _JOIN_TIMEOUT = 5.0
@@ -67,6 +68,20 @@ class _TrackingHTTPServer(ThreadingHTTPServer):
         """Log at DEBUG instead of printing a traceback (clients hanging up is routine here)."""
         LOGGER.debug("%s: connection from %s ended with an error", self.service, client_address,
                      exc_info=True)
+
+
+def _wake_accept_loop(httpd: ThreadingHTTPServer) -> None:
+    """Make ``serve_forever`` notice a ``shutdown()`` now rather than at its next poll.
+
+    Shutting the listening socket down wakes the loop's ``select`` (an ``accept`` then fails,
+    which the loop ignores), so ``shutdown()`` returns at once instead of after up to
+    ``_POLL_INTERVAL``: stopping a server costs a test nothing. The socket is closed right
+    after; a connection not yet accepted is refused either way.
+    """
+    try:
+        httpd.socket.shutdown(socket.SHUT_RDWR)
+    except OSError:  # not connected on this platform, or already closed: the poll still ends the loop
+        pass
 
 
 class LoopbackHTTPService:
@@ -245,6 +260,7 @@ class LoopbackHTTPService:
         httpd, thread = self._httpd, self._accept_thread
         if httpd is not None and thread is not None:
             self._httpd = self._accept_thread = None
+            _wake_accept_loop(httpd)
             httpd.shutdown()
             thread.join()
             httpd.server_close()  # closes the listening socket
