@@ -952,8 +952,22 @@ class QueueFile:
 QUEUE_DIR_NAME = "queue"
 QUEUE_TABLE = "ack_queue_default"
 
+#: Job ids count up from the microsecond this process started, so two processes do not share them.
 _job_ids = itertools.count(time.time_ns() // 1000)
 _job_ids_lock = threading.Lock()
+
+
+def _restart_job_ids() -> None:
+    """In a forked child: count from the fork's microsecond, as a freshly started process would.
+
+    Without it every child forked from one parent (a pre-forking server that imported the
+    plugin first) would hand out the parent's next ids, the same ones in each child.
+    """
+    global _job_ids, _job_ids_lock
+    _job_ids, _job_ids_lock = itertools.count(time.time_ns() // 1000), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_restart_job_ids)
 
 
 def _next_job_id() -> int:

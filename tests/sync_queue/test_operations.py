@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import sqlite3
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from persistqueue import SQLiteAckQueue
 
@@ -15,6 +19,8 @@ from plexsync_recovery_plugin.sync_queue.operations import (
     make_job,
 )
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_job_has_plexsyncs_keys():
     job = make_job(7, "metadata", {"title": "T"}, now=123.5)
@@ -23,6 +29,28 @@ def test_job_has_plexsyncs_keys():
         7, "metadata", {"title": "T"}, 123.5, "scene_7",
     )
     assert make_job(7, "metadata", {})["job_id"] != make_job(7, "metadata", {})["job_id"]
+
+
+_FORKING_PARENT = """
+import os
+from plexsync_recovery_plugin.sync_queue.operations import make_job
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        print(make_job(7, "metadata", {})["job_id"], flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+
+
+def test_children_forked_from_one_parent_give_out_their_own_job_ids():
+    """A pre-forking server imports the plugin once, then forks workers: each worker's ids are its own."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", _FORKING_PARENT], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": path})
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.split()
+    assert first != second
 
 
 def test_pending_and_in_progress_are_queued_but_acked_and_failed_acks_are_not(queue):
