@@ -1,6 +1,6 @@
 """Crash safety: a recovery killed with SIGKILL at random moments never loses or doubles a job.
 
-A 5,000-entry recovery runs in a subprocess (``recovery_worker.py``: the real DLQ, the real
+A 5,000-entry recovery runs in a process of its own (``recovery_worker.py``, forked: the real DLQ, the real
 ``SQLiteAckQueue``, ``StashConnection`` to a StashTestServer, ``RECOVERY_CHUNK = 100`` so a
 run is 50 transactions) and is killed 20 times in a row: at its very first write, just before
 a random one of its write statements (inside a transaction or between two), and after it
@@ -16,9 +16,6 @@ import os
 import pickle
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,6 +25,7 @@ import pytest
 from plexsync_recovery_plugin.sync_queue.operations import enqueue, open_queue
 from plexsync_recovery_plugin.testing import StashTestServer
 from tests.conftest import WINDOW_END, WINDOW_START
+from tests.reliability import recovery_worker
 from tests.reliability.helpers import (
     assert_ledger_matches_queue,
     dlq_rows,
@@ -38,7 +36,6 @@ from tests.reliability.helpers import (
 
 pytestmark = pytest.mark.slow
 
-WORKER = Path(__file__).with_name("recovery_worker.py")
 ENTRIES = 5000
 KILLS = 20
 CHUNK = 100
@@ -81,38 +78,31 @@ def _build_dlq(data_dir: Path) -> tuple[set[int], set[int], set[int]]:
     return eligible, pre_queued, deleted
 
 
-def _start(data_dir: Path, stash_url: str, **env: str) -> subprocess.Popen[str]:
-    args = [sys.executable, str(WORKER), str(data_dir), repr(WINDOW_START), repr(WINDOW_END), str(CHUNK), stash_url]
-    process = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
+def _start(data_dir: Path, stash_url: str, **env: str) -> recovery_worker.Run:
+    run = recovery_worker.start([str(data_dir), repr(WINDOW_START), repr(WINDOW_END), str(CHUNK), stash_url], **env)
+    line = run.readline()
     if line != "started\n":
-        process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"recovery worker did not start: {line!r} {err}")
-    return process
+        run.kill()
+        pytest.fail(f"recovery worker did not start: {line!r} {run.rest()}")
+    return run
 
 
 def _run_to_end(data_dir: Path, stash_url: str) -> dict[str, int]:
     """Run the worker uninterrupted; return its counts (with the number of write statements it sent)."""
-    process = _start(data_dir, stash_url, COUNT_WRITES="1")
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
-    return json.loads(out)
+    run = _start(data_dir, stash_url, COUNT_WRITES="1")
+    line = run.readline()
+    assert run.wait(60) == 0, line + run.rest()
+    return json.loads(line)
 
 
 def _run_until_paused(data_dir: Path, stash_url: str, kill_at: int) -> bool:
     """Run the worker until it stops before its ``kill_at``-th write, kill it; False if it finished first."""
-    process = _start(data_dir, stash_url, KILL_AT=str(kill_at))
-    assert process.stdout is not None
-    line = process.stdout.readline()  # "paused ..." or the counts of a run that ended first
-    process.send_signal(signal.SIGKILL)
-    _, err = process.communicate(timeout=60)
+    run = _start(data_dir, stash_url, KILL_AT=str(kill_at))
+    line = run.readline()  # "paused ..." or the counts of a run that ended first
+    run.kill()
     if line.startswith("paused "):
         return True
-    assert line.startswith("{"), f"worker said {line!r}: {err}"
+    assert line.startswith("{"), f"worker said {line!r}"
     return False
 
 

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,29 +23,26 @@ from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 
 from tests.conftest import WINDOW_END, WINDOW_START
+from tests.reliability import recovery_worker
 from tests.reliability.helpers import insert_dlq_rows
 
 pytestmark = pytest.mark.slow
 
-WORKER = Path(__file__).with_name("recovery_worker.py")
 ENTRIES = 150
 TRIALS = 8
 CHUNK = 20
 DELETED = {scene_id for scene_id in range(1, ENTRIES + 1) if scene_id % 9 == 0}
 
 
-def _start(data_dir: Path, **env: str) -> subprocess.Popen[str]:
-    args = [sys.executable, str(WORKER), str(data_dir), repr(WINDOW_START), repr(WINDOW_END), str(CHUNK),
+def _start(data_dir: Path, **env: str) -> recovery_worker.Run:
+    args = [str(data_dir), repr(WINDOW_START), repr(WINDOW_END), str(CHUNK),
             "plain:" + ",".join(map(str, sorted(DELETED))), "per-job"]
-    process = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
+    run = recovery_worker.start(args, **env)
+    line = run.readline()
     if line != "started\n":
-        process.kill()
-        pytest.fail(f"recovery worker did not start: {line!r} {process.communicate()[1]}")
-    return process
+        run.kill()
+        pytest.fail(f"recovery worker did not start: {line!r} {run.rest()}")
+    return run
 
 
 def _sync_and_clear(data_dir: Path, synced: Counter[int]) -> None:
@@ -76,17 +70,15 @@ def test_sigkill_on_the_per_job_path_never_sends_a_scene_twice(data_dir, dlq):
     paused = 0
     for _ in range(TRIALS):
         # A job is a few write statements (claim, job, done): the pick lands between any two of them.
-        process = _start(data_dir, KILL_AT=str(rng.randint(1, 4 * ENTRIES // TRIALS)))
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        process.send_signal(signal.SIGKILL)
-        _, err = process.communicate()
-        assert line.startswith(("paused ", "{")), f"worker said {line!r}: {err}"
+        run = _start(data_dir, KILL_AT=str(rng.randint(1, 4 * ENTRIES // TRIALS)))
+        line = run.readline()
+        run.kill()
+        assert line.startswith(("paused ", "{")), f"worker said {line!r}: {run.rest()}"
         paused += line.startswith("paused ")
         _sync_and_clear(data_dir, synced)
     final = _start(data_dir)
-    _, err = final.communicate(timeout=120)
-    assert final.returncode == 0, err
+    code = final.wait(120)
+    assert code == 0, final.rest()
     _sync_and_clear(data_dir, synced)
 
     assert paused >= TRIALS - 1, f"only {paused} of {TRIALS} runs were stopped mid-run (seed {seed})"
