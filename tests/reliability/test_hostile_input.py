@@ -25,6 +25,7 @@ from plexsync_recovery_plugin.state import PendingWindows
 from plexsync_recovery_plugin.sync_queue.dlq import DeadLetterQueue, DlqUnavailable, DlqWindow
 from plexsync_recovery_plugin.sync_queue.dlq_recovery import get_outage_dlq_entries
 from plexsync_recovery_plugin.sync_queue.operations import get_queued_scene_ids, make_job
+from plexsync_recovery_plugin.worker import outage_history
 from plexsync_recovery_plugin.worker.outage_history import OutageHistory
 from tests.conftest import WINDOW_END, WINDOW_START, drain
 from tests.reliability.helpers import PlainStash, SwitchablePlex, dlq_rows, insert_dlq_rows
@@ -360,7 +361,9 @@ def test_file_locked_by_a_writer_for_two_seconds_is_waited_for(plugin, data_dir,
         b'[{"started_at": "yesterday"}]',
     ],
 )
-def test_broken_outage_history_is_kept_aside_and_started_fresh(data_dir, caplog, content):
+def test_broken_outage_history_is_kept_aside_and_started_fresh(data_dir, caplog, monkeypatch, content):
+    # Not this test's subject: the re-reads a torn history gets (an empty one waits them all out, twice).
+    monkeypatch.setattr(outage_history, "REREAD_PAUSES", (0.0,) * len(outage_history.REREAD_PAUSES))
     path = data_dir / "outage_history.json"
     path.write_bytes(content)
     history = OutageHistory(data_dir)
