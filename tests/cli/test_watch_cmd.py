@@ -5,7 +5,6 @@ Time budget: each subprocess test runs about 1 s (probe interval 0.2 s), 5 s at 
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -14,6 +13,7 @@ from plexsync_recovery_plugin.cli.commands import SignalSafeEvent
 from plexsync_recovery_plugin.outages import DetectedOutages
 from plexsync_recovery_plugin.testing import PlexTestServer, StashTestServer
 from tests.cli.conftest import Daemon
+from tests.conftest import wait_until
 
 
 def test_sigterm_stops_the_daemon_cleanly(cli_env, data_dir):
@@ -51,15 +51,24 @@ def test_bad_interval_is_a_usage_error(run_cli, data_dir):
 def test_signal_safe_event_wakes_a_waiter_from_a_signal_handler():
     event = SignalSafeEvent()
     previous = signal.signal(signal.SIGUSR1, lambda signum, frame: event.set())
+    rescued = threading.Event()
+
+    def rescue() -> None:  # a hang guard, never the proof: had the signal not woken the waiter, this would
+        rescued.set()
+        event.set()
+
+    watchdog = threading.Timer(60.0, rescue)
+    # To the main thread, where the waiter sleeps (a signal sent to the process may land on any thread).
+    sender = threading.Timer(0.05, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
     try:
-        timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1))
-        timer.start()
-        started = time.monotonic()
-        assert event.wait(5.0) is True
-        assert time.monotonic() - started < 2.0
+        watchdog.start()
+        sender.start()
+        assert event.wait() is True  # no timeout: only a wake-up ends this wait
+        assert not rescued.is_set(), "the signal handler's set() did not wake the waiter"
         assert event.is_set()
-        timer.join()
+        sender.join()
     finally:
+        watchdog.cancel()
         signal.signal(signal.SIGUSR1, previous)
         event.close()
 
@@ -105,7 +114,8 @@ def test_a_rejected_token_is_reported_once_and_is_no_outage(cli_env, data_dir, d
         daemon = Daemon(cli_env, data_dir, "--plex-url", plex.url, "--plex-token", "not-the-token",
                         "--stash-url", stash.url, "--fail-threshold", "1")
         daemon.wait_for("rejected the token")
-        time.sleep(1.0)  # about five more probes
+        probed = plex.request_count
+        assert wait_until(lambda: plex.request_count >= probed + 5), daemon.stderr  # five more probes, all rejected
         code = daemon.stop(signal.SIGTERM)
     assert code == 0
     errors = [line for line in daemon.stderr.splitlines() if "rejected the token" in line]
