@@ -312,6 +312,10 @@ class StatusServer:
     def stop(self) -> None:
         """Stop serving and hearing runs (a request under way is finished first)."""
         if self._thread is not None:
+            try:  # wakes serve_forever now (the accept then fails, which it ignores), not at its next poll (0.5 s)
+                self._httpd.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._httpd.shutdown()
             self._thread.join(CONNECTION_TIMEOUT)
             self._thread = None

@@ -342,9 +342,9 @@ class Status:
 class StatusSource:
     """Gathers ``Status`` snapshots for a running ``WatchDaemon`` and runs the page's actions.
 
-    Snapshots are cached for ``max_age`` seconds and built by one thread at a time, so a page
-    and a scrape arriving together read the files once. Nothing here runs on the daemon's
-    thread.
+    Snapshots are cached for ``max_age`` seconds, or until the journal hears a run, and built
+    by one thread at a time, so a page and a scrape arriving together read the files once and a
+    run shows at once. Nothing here runs on the daemon's thread.
 
     Args:
         daemon: The daemon (its plugin is None until PlexSync has created ``dlq.db``).
@@ -374,7 +374,7 @@ class StatusSource:
         self.data_dir = Path(daemon.data_dir)
         self._lock = threading.Lock()
         self._action_lock = threading.Lock()
-        self._cached: tuple[float, Status] | None = None
+        self._cached: tuple[float, int, Status] | None = None  # (built at, runs heard then, snapshot)
         self._stash: tuple[float, bool] | None = None
         self._preview: LastPreview | None = None
         self._last_action: ActionOutcome | None = None
@@ -383,12 +383,14 @@ class StatusSource:
     # -- reading -----------------------------------------------------------------------------
 
     def snapshot(self, *, fresh: bool = False) -> Status:
-        """The current snapshot (one at most ``max_age`` seconds old unless ``fresh``)."""
+        """The current snapshot (unless ``fresh``: one at most ``max_age`` seconds old, built since the last run)."""
         with self._lock:
-            if not fresh and self._cached is not None and time.monotonic() - self._cached[0] <= self.max_age:
-                return self._cached[1]
+            heard = sum(self.journal.totals().runs.values())
+            if not fresh and self._cached is not None and self._cached[1] == heard \
+                    and time.monotonic() - self._cached[0] <= self.max_age:
+                return self._cached[2]
             status = self._gather()
-            self._cached = (time.monotonic(), status)
+            self._cached = (time.monotonic(), heard, status)
             return status
 
     def _gather(self) -> Status:

@@ -31,6 +31,19 @@ def test_each_outage_is_recovered_pending_or_failed_as_the_api_and_the_runs_say(
     assert failed.runs[0].error == "disk full" and failed.totals.runs["failed"] == 1
 
 
+def test_a_snapshot_is_reused_until_a_run_is_heard(tmp_path):
+    world = build_world(tmp_path)
+    daemon = WatchDaemon(None, lambda: None, WatchSettings(), data_dir=world.data_dir)  # type: ignore[arg-type,return-value]
+    with RunJournal() as journal:
+        source = StatusSource(daemon, None, journal, max_age=3600.0)
+        first = source.snapshot()
+        assert source.snapshot() is first  # a page and a scrape arriving together read the files once
+        recovery_completed.send("test", result=RecoveryResult(total_dlq_entries=1, recovered=1), start=1.0, end=2.0)
+        after = source.snapshot()
+    assert after is not first and after.totals.runs["completed"] == 1  # the run shows at once, not max_age later
+    assert source.snapshot() is after
+
+
 def test_the_journal_counts_real_runs_and_leaves_out_dry_runs():
     result = RecoveryResult(total_dlq_entries=5, recovered=3, skipped_already_queued=1, skipped_stash_error=1,
                             deferred=True)
