@@ -13,7 +13,7 @@ from plexsync_recovery_plugin.cli import main
 
 
 def test_demo_recovers_and_skips_and_exits_zero(capsys):
-    assert main(["demo", "--json"]) == 0
+    assert main(["demo", "--json", "--interval", "0.05"]) == 0  # the README command itself: the next test
     report = json.loads(capsys.readouterr().out)
     result = report["result"]
     assert report["signals"] == ["outage_started", "outage_ended", "recovery_completed"]
