@@ -75,7 +75,9 @@ def test_an_outside_author_uses_the_kit_through_its_entry_point(tmp_path):
     project = tmp_path / "my-subscriber"
     project.mkdir()
     (project / "test_my_subscriber.py").write_text(textwrap.dedent(AUTHOR_TESTS))
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+    # The author's own run: none of this suite's options, nor the variables of the xdist worker it runs in.
+    env = {key: value for key, value in os.environ.items()
+           if key != "PYTEST_ADDOPTS" and not key.startswith("PYTEST_XDIST_")}
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(REPO)])
     done = subprocess.run(
         # Warnings are errors, as in the author's strict project; another installed plugin's deprecation of
