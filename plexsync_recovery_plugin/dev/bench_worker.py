@@ -179,15 +179,15 @@ def time_window(plugin: Any, clock: PhaseClock) -> None:
 
 def time_decoding(clock: PhaseClock) -> Callable[[], None]:
     """Time the engine's ``decode_entry_job`` (in this process); return what undoes it."""
-    from .. import engine as recovery_engine
+    from .. import engine
 
-    original = getattr(recovery_engine, "decode_entry_job", None)
+    original = getattr(engine, "decode_entry_job", None)
     if original is None:  # the engine no longer decodes through this name: decoding counts as "other"
         return lambda: None
-    recovery_engine.decode_entry_job = clock.timed("decode", original)  # type: ignore[attr-defined]
+    engine.decode_entry_job = clock.timed("decode", original)  # type: ignore[attr-defined]
 
     def undo() -> None:
-        recovery_engine.decode_entry_job = original  # type: ignore[attr-defined]
+        engine.decode_entry_job = original  # type: ignore[attr-defined]
 
     return undo
 
